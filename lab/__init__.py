@@ -1,0 +1,16 @@
+"""Throwaway real hosts for testing the qmail formula.
+
+The lab builds Debian 12 images with debootstrap (no registry needed), runs
+them as podman containers that boot systemd, and drives their salt-minions
+from a real salt-master started with pytest-salt-factories.
+
+Modules:
+    config   -- paths and constants (lab dir, Salt version, network names)
+    podman   -- a podman wrapper with its own storage and containers.conf
+    hoststate-- snapshot/restore of the machine state podman/netavark touch
+    image    -- build and cache the ``base`` and ``sendmail`` images
+    host     -- one throwaway host (a container booting systemd)
+    lab      -- the lab network and a set of hosts
+    master   -- a salt-master for the hosts, with a tiny API
+    demo     -- ``python -m lab demo``
+"""

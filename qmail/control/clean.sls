@@ -1,0 +1,13 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+# Remove the control files this formula manages; others stay.
+{%- set tplroot = tpldir.split("/")[0] %}
+{%- from tplroot ~ "/map.jinja" import qmail with context %}
+
+{%- for name in qmail.control_managed | sort %}
+
+qmail-control-clean-file-absent-{{ name }}:
+  qmail_control.absent:
+    - name: {{ name }}
+    - home: {{ qmail.lookup.home }}
+{%- endfor %}

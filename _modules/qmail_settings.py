@@ -14,7 +14,14 @@ from salt.exceptions import SaltInvocationError
 
 __virtualname__ = "qmail_settings"
 
-ROLES = ("spool", "client")
+# Each concern checks its own pillar keys (and may add what its states need)
+# in a ``check_settings(settings)`` of its execution module; all of them run
+# before anything changes. A module that is not installed is skipped.
+SECTION_CHECKS = (
+    "qmail_build.check_settings",
+    "qmail_sendmail.check_settings",
+    "qmail_service.check_settings",
+)
 
 
 def __virtual__():
@@ -117,6 +124,9 @@ def merge(defaults, os_family=None, pillar=None):
     _check_lookup(settings["lookup"])
     settings["me"] = settings["me"] or __grains__.get("fqdn") or __grains__["id"]
     _derive_control(settings)
+    for check in SECTION_CHECKS:
+        if check in __salt__:
+            settings = __salt__[check](settings) or settings
     return settings
 
 

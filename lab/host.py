@@ -1,0 +1,126 @@
+"""One throwaway host: a podman container that boots systemd."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import time
+from typing import Sequence
+
+from .podman import Podman
+
+
+class HostError(RuntimeError):
+    """A command in a host failed or the host did not come up."""
+
+
+class Host:
+    """A lab host, named by its FQDN, on the lab network.
+
+    Attributes:
+        fqdn: the host's fully qualified name (also its minion id).
+        short: the first label of the FQDN.
+        ip: its fixed address on the lab network.
+        name: the podman container name.
+        image: the image reference it was started from.
+    """
+
+    def __init__(self, podman: Podman, name: str, fqdn: str, ip: str, image: str):
+        self.podman = podman
+        self.name = name
+        self.fqdn = fqdn
+        self.short = fqdn.split(".", 1)[0]
+        self.ip = ip
+        self.image = image
+
+    def __repr__(self) -> str:
+        return f"<Host {self.fqdn} {self.ip} ({self.name})>"
+
+    @property
+    def minion_id(self) -> str:
+        """The salt minion id of this host (its FQDN)."""
+        return self.fqdn
+
+    def run(self, cmd: str | Sequence[str], check: bool = False, input: str | None = None,
+            timeout: float | None = 600, user: str | None = None,
+            ) -> subprocess.CompletedProcess:
+        """Run ``cmd`` in the host (a string goes through ``sh -c``).
+
+        Returns the CompletedProcess (text stdout/stderr); raises HostError on a
+        non-zero exit status when ``check`` is true.
+        """
+        argv = ["sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+        opts = ["-i"] if input is not None else []
+        if user:
+            opts += ["--user", user]
+        proc = self.podman("exec", *opts, self.name, *argv, check=False, input=input,
+                           timeout=timeout)
+        if check and proc.returncode != 0:
+            raise HostError(f"{self.fqdn}: {cmd!r} -> {proc.returncode}\n"
+                            f"{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def put_file(self, path: str, content: str | bytes, mode: int = 0o644,
+                 owner: str = "root:root") -> None:
+        """Write ``content`` to ``path`` in the host (parents are created)."""
+        data = content.encode() if isinstance(content, str) else content
+        q = shlex.quote(path)
+        proc = subprocess.run(
+            self.podman.argv("exec", "-i", self.name, "sh", "-c",
+                             f"mkdir -p $(dirname {q}) && cat > {q} && "
+                             f"chmod {mode:o} {q} && chown {owner} {q}"),
+            env=self.podman.env, input=data, capture_output=True)
+        if proc.returncode != 0:
+            raise HostError(f"{self.fqdn}: cannot write {path}: {proc.stderr.decode()}")
+
+    def read_file(self, path: str) -> str:
+        """Return the text of ``path`` in the host."""
+        return self.run(["cat", path], check=True).stdout
+
+    def exists(self, path: str) -> bool:
+        """True if ``path`` exists in the host."""
+        return self.run(["test", "-e", path]).returncode == 0
+
+    def wait_booted(self, timeout: float = 60) -> str:
+        """Wait until systemd is up (running or degraded); return its state."""
+        deadline = time.monotonic() + timeout
+        state = ""
+        while time.monotonic() < deadline:
+            proc = self.run(["systemctl", "is-system-running"], timeout=30)
+            state = proc.stdout.strip()
+            if state in ("running", "degraded"):
+                return state
+            time.sleep(0.2)
+        raise HostError(f"{self.fqdn}: systemd not up after {timeout} s (state {state!r})")
+
+    def service_active(self, unit: str) -> bool:
+        """True if the systemd ``unit`` is active."""
+        return self.run(["systemctl", "is-active", "--quiet", unit]).returncode == 0
+
+    def reboot(self, timeout: float = 60) -> None:
+        """Restart the container (a cold boot) and wait for systemd."""
+        self.podman("restart", "--time", "10", self.name, timeout=timeout)
+        self.wait_booted(timeout)
+
+    def stats(self) -> dict:
+        """podman stats of the host (memory usage etc.)."""
+        data = self.podman.json("stats", "--no-stream", "--no-reset", "--format", "json",
+                                self.name)
+        return data[0] if data else {}
+
+    def memory_bytes(self) -> int:
+        """Memory charged to the host's cgroup, in bytes (from podman stats)."""
+        return int(self.stats().get("mem_usage", 0))
+
+    def stop(self) -> None:
+        """Stop the container (it can be started again with ``start``)."""
+        self.podman("stop", "--time", "5", self.name, check=False)
+
+    def start(self, timeout: float = 60) -> None:
+        """Start a stopped container and wait for systemd."""
+        self.podman("start", self.name)
+        self.wait_booted(timeout)
+
+    def remove(self) -> None:
+        """Remove the container and everything in it."""
+        self.podman("rm", "-f", "--time", "2", self.name, check=False)

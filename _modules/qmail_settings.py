@@ -100,6 +100,14 @@ def _derive_control(settings):
     )
     settings["control_managed"] = {n: v for n, v in files.items() if v is not None}
     settings["control_absent"] = sorted(n for n, v in files.items() if v is None)
+    # Which of these files' changes qmail must be told of, and how: the
+    # service states watch the control states named here.
+    reload = {"hup": [], "restart": [], "newmrh": []}
+    for name in sorted(files):
+        action = __salt__["qmail_control.reload_action"](name)
+        if action:
+            reload[action].append(name)
+    settings["control_reload"] = reload
 
 
 def merge(defaults, os_family=None, pillar=None):
@@ -110,7 +118,9 @@ def merge(defaults, os_family=None, pillar=None):
 
     - ``me``: pillar ``qmail:me`` or the minion's ``fqdn`` grain;
     - ``control_managed``: control file -> value for the host's role;
-    - ``control_absent``: control files to remove.
+    - ``control_absent``: control files to remove;
+    - ``control_reload``: ``hup``/``restart``/``newmrh`` -> the files among
+      them whose change needs that (for the service states' requisites).
 
     Raises SaltInvocationError naming the pillar key on bad input.
 

@@ -83,6 +83,9 @@ rm -rf /var/lib/apt/lists/*
 
 VARIANTS = ("base", "sendmail")
 
+# A clean environment in the chroot: the host's PIP_* etc. must not leak in.
+CHROOT_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8"
+
 
 def _recipe(variant: str) -> dict:
     base = {
@@ -125,7 +128,7 @@ def _chroot(root: pathlib.Path, script: str, binds: dict[str, str] | None = None
     for src, dst in (binds or {}).items():
         (root / dst.lstrip("/")).mkdir(parents=True, exist_ok=True)
         mounts.append(f"mount --bind {src} {root}/{dst.lstrip('/')}")
-    outer = " && ".join(mounts) + f" && exec chroot {root} /bin/sh -c \"$0\""
+    outer = " && ".join(mounts) + f" && exec chroot {root} env -i {CHROOT_ENV} /bin/sh -c \"$0\""
     _run(["unshare", "--mount", "--propagation", "private", "sh", "-c", outer, script])
 
 

@@ -1,0 +1,174 @@
+"""The lab: a podman network of its own and the hosts on it.
+
+Each ``Lab`` gets a fresh bridge network with a /24 of its own and DNS
+(aardvark-dns) that answers for every host's FQDN and short name (given as
+network aliases): qmail-remote resolves ``smtproutes`` relays through DNS
+only, never /etc/hosts. Hosts get fixed addresses, so every host's
+/etc/hosts can list all the others from the first boot on (sendmail is slow
+to start when it cannot resolve its own name).
+
+A tiny "anchor" container keeps the bridge (and thus the gateway address the
+salt-master listens on) up while hosts come and go.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+import time
+from typing import Iterable
+
+from . import config, hoststate, image
+from .host import Host
+from .podman import Podman
+
+SUBNET_POOL = ipaddress.ip_network("10.213.0.0/16")
+
+
+class Lab:
+    """A lab network and its hosts. Use as a context manager or call up()/down()."""
+
+    def __init__(self, podman: Podman | None = None, session: str | None = None):
+        self.podman = podman or Podman()
+        self.session = session or secrets.token_hex(3)
+        self.network = f"{config.CONTAINER_PREFIX}-{self.session}"
+        self.subnet: ipaddress.IPv4Network | None = None
+        self.hosts: dict[str, Host] = {}
+        self._next_ip = 10
+
+    # -- life cycle ---------------------------------------------------------
+    def __enter__(self) -> "Lab":
+        return self.up()
+
+    def __exit__(self, *exc) -> None:
+        self.down()
+
+    @property
+    def gateway(self) -> str:
+        """The bridge address on the host (where the salt-master listens)."""
+        assert self.subnet is not None, "lab is not up"
+        return str(self.subnet.network_address + 1)
+
+    def up(self) -> "Lab":
+        """Record the machine state, create the network and its anchor."""
+        with hoststate.locked(self.podman.base) as state:
+            hoststate.record(state)
+        self.subnet = self._create_network()
+        anchor = image.build("base", self.podman)
+        self.podman("run", "-d", "--name", f"{self.network}-anchor",
+                    "--label", config.LABEL, "--label", f"qmail-lab-session={self.session}",
+                    "--network", self.network, "--ip", str(self.subnet.network_address + 2),
+                    "--systemd=false", anchor, "sleep", "infinity")
+        return self
+
+    def _create_network(self) -> ipaddress.IPv4Network:
+        used = set()
+        for net in self.podman.networks():
+            for sub in net.get("subnets") or []:
+                used.add(ipaddress.ip_network(sub["subnet"]))
+        for subnet in SUBNET_POOL.subnets(new_prefix=24):
+            if subnet in used:
+                continue
+            proc = self.podman("network", "create", "--subnet", str(subnet),
+                               "--label", config.LABEL, self.network, check=False)
+            if proc.returncode == 0:
+                return subnet
+            if "already" not in proc.stderr:
+                raise RuntimeError(f"podman network create failed: {proc.stderr}")
+        raise RuntimeError("no free /24 left in the lab's subnet pool")
+
+    def down(self) -> list[str]:
+        """Remove this lab's hosts and network; restore the machine if last out."""
+        for ctr in self.podman.containers():
+            if ctr.get("Labels", {}).get("qmail-lab-session") == self.session:
+                self.podman("rm", "-f", "--time", "2", ctr["Id"], check=False)
+        self.hosts.clear()
+        self.podman("network", "rm", "-f", self.network, check=False)
+        return restore_machine_if_idle(self.podman)
+
+    # -- hosts ---------------------------------------------------------------
+    def create_hosts(self, fqdns: Iterable[str], image_variant: str = "base",
+                     files: dict[str, dict[str, str]] | None = None) -> list[Host]:
+        """Create and boot hosts named ``fqdns`` from the image ``image_variant``.
+
+        ``files`` maps an FQDN to {path: content} written into the container
+        before it boots (e.g. /etc/salt/minion). Returns the booted hosts.
+        """
+        assert self.subnet is not None, "lab is not up"
+        ref = image.build(image_variant, self.podman)
+        new = []
+        for fqdn in fqdns:
+            if fqdn in self.hosts:
+                raise ValueError(f"{fqdn} is already in the lab; remove it first")
+            ip = str(self.subnet.network_address + self._next_ip)
+            self._next_ip += 1
+            name = f"{self.network}-{fqdn.split('.', 1)[0]}-{self._next_ip}"
+            new.append(Host(self.podman, name, fqdn, ip, ref))
+        everyone = list(self.hosts.values()) + new
+        for host in new:
+            args = ["create", "--name", host.name, "--hostname", host.fqdn,
+                    "--label", config.LABEL, "--label", f"qmail-lab-session={self.session}",
+                    "--network", self.network, "--ip", host.ip,
+                    "--network-alias", host.fqdn, "--network-alias", host.short,
+                    "--systemd=always", "--stop-signal", "SIGRTMIN+3"]
+            for other in everyone:
+                args += ["--add-host", f"{other.fqdn}:{other.ip}",
+                         "--add-host", f"{other.short}:{other.ip}"]
+            self.podman(*args, host.image, "/sbin/init")
+            for path, content in (files or {}).get(host.fqdn, {}).items():
+                self._copy_in(host, path, content)
+            self.podman("start", host.name)
+        for host in new:
+            host.wait_booted()
+        for old in self.hosts.values():
+            lines = "".join(f"{h.ip}\t{h.fqdn} {h.short}\n" for h in new)
+            old.run("cat >> /etc/hosts", input=lines)
+        self.hosts.update((h.fqdn, h) for h in new)
+        return new
+
+    def _copy_in(self, host: Host, path: str, content: str) -> None:
+        """Copy a file into a created (not yet started) container."""
+        tmp = self.podman.base / "run" / f"copy-{secrets.token_hex(4)}"
+        tmp.write_text(content)
+        try:
+            self.podman("cp", str(tmp), f"{host.name}:{path}")
+        finally:
+            tmp.unlink()
+
+    def remove_hosts(self, hosts: Iterable[Host]) -> None:
+        """Remove ``hosts`` from the lab."""
+        names = []
+        for host in hosts:
+            self.hosts.pop(host.fqdn, None)
+            names.append(host.name)
+        if names:
+            self.podman("rm", "-f", "--time", "2", *names, check=False)
+
+
+def restore_machine_if_idle(podman: Podman) -> list[str]:
+    """If no lab container or network is left, restore the machine state."""
+    with hoststate.locked(podman.base) as state:
+        if podman.containers():
+            return []
+        if any(n.get("name", "").startswith(config.CONTAINER_PREFIX + "-")
+               for n in podman.networks()):
+            return []
+        return hoststate.restore(state)
+
+
+def clean(podman: Podman | None = None, images: bool = False) -> list[str]:
+    """Remove every lab container and network (all sessions); maybe the images."""
+    podman = podman or Podman()
+    ids = [c["Id"] for c in podman.containers()]
+    if ids:
+        podman("rm", "-f", "--time", "2", *ids, check=False)
+    for net in podman.networks():
+        if net.get("name", "").startswith(config.CONTAINER_PREFIX + "-"):
+            podman("network", "rm", "-f", net["name"], check=False)
+    done = [f"removed {len(ids)} containers"]
+    if images:
+        podman("system", "reset", "--force", check=False)
+        done.append("removed the lab's podman storage (images)")
+    done += restore_machine_if_idle(podman)
+    time.sleep(0)
+    return done

@@ -1,0 +1,84 @@
+"""
+One-host fixtures: ``salt-call --local`` on this machine, with a temporary
+root_dir, this checkout as file_roots and a pillar written per test. The
+qmail home is pointed into a temporary folder through ``qmail:lookup:home``,
+so /etc/salt and /var/qmail are never touched.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+SALT_CALL = pathlib.Path(sys.executable).with_name("salt-call")
+
+
+class SaltCall:
+    """A masterless minion driven through the ``salt-call`` command."""
+
+    def __init__(self, root, minion_id="hostname.cla.kobe-u.ac.jp"):
+        self.root = root
+        self.pillar_dir = root / "pillar"
+        self.pillar_dir.mkdir(parents=True, exist_ok=True)
+        (self.pillar_dir / "top.sls").write_text("base:\n  '*':\n    - qmail\n")
+        config = {
+            "id": minion_id,
+            "root_dir": str(root),
+            "file_client": "local",
+            "file_roots": {"base": [str(REPO)]},
+            "pillar_roots": {"base": [str(self.pillar_dir)]},
+            "log_level_logfile": "info",
+        }
+        (root / "minion").write_text(yaml.safe_dump(config))
+        self.set_pillar({})
+
+    def set_pillar(self, pillar):
+        """Replace the minion's whole pillar (a dict, e.g. ``{"qmail": {...}}``)."""
+        (self.pillar_dir / "qmail.sls").write_text(yaml.safe_dump(pillar))
+
+    def run(self, *args, check=True):
+        """Run ``salt-call --local ARGS``; return the parsed ``local`` value."""
+        cmd = [str(SALT_CALL), "--local", "-c", str(self.root), "--out=json", "-l", "quiet",
+               *args]
+        env = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning")
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        try:
+            data = json.loads(proc.stdout)["local"]
+        except (ValueError, KeyError):
+            raise AssertionError(f"{cmd} gave no JSON:\n{proc.stdout}\n{proc.stderr}") from None
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{cmd} exited {proc.returncode}:\n{proc.stdout}")
+        return data
+
+    def apply(self, sls, test=False, check=True):
+        """``state.apply SLS``; returns the state return dict (or render errors)."""
+        args = ["state.apply", sls]
+        if test:
+            args.append("test=True")
+        return self.run(*args, check=check)
+
+
+def changed(ret):
+    """The IDs of the states in a ``state.apply`` return that changed something."""
+    return sorted(v["__id__"] for v in ret.values() if v["changes"])
+
+
+@pytest.fixture(scope="session")
+def salt_call_synced(tmp_path_factory):
+    """A masterless minion with the formula's modules synced once."""
+    minion = SaltCall(tmp_path_factory.mktemp("salt-call"))
+    minion.run("saltutil.sync_all")
+    return minion
+
+
+@pytest.fixture
+def salt_call(salt_call_synced, tmp_path):
+    """The synced minion, its pillar reset, and a fresh qmail home for this test."""
+    salt_call_synced.home = tmp_path / "qmail"
+    salt_call_synced.set_pillar({})
+    return salt_call_synced

@@ -1,0 +1,62 @@
+"""Loader-level fixtures: the formula's modules loaded by Salt's own loader."""
+
+import pathlib
+
+import pytest
+import salt.config
+from saltfactories.utils.functional import Loaders
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def minion_opts(tmp_path_factory):
+    """Masterless minion options whose file_roots are this checkout."""
+    root = tmp_path_factory.mktemp("minion")
+    opts = salt.config.minion_config(None)
+    opts.update(
+        id="hostname.cla.kobe-u.ac.jp",
+        root_dir=str(root),
+        cachedir=str(root / "cache"),
+        pki_dir=str(root / "pki"),
+        sock_dir=str(root / "sock"),
+        extension_modules=str(root / "extmods"),
+        file_client="local",
+        file_roots={"base": [str(REPO)]},
+        pillar_roots={"base": [str(root / "pillar")]},
+        log_file=str(root / "minion.log"),
+    )
+    return opts
+
+
+@pytest.fixture(scope="session")
+def loaders(minion_opts):
+    return Loaders(minion_opts)
+
+
+@pytest.fixture(autouse=True)
+def _reset_loaders(loaders):
+    yield
+    loaders.reset_state()
+
+
+@pytest.fixture
+def modules(loaders):
+    return loaders.modules
+
+
+@pytest.fixture
+def states(loaders):
+    return loaders.states
+
+
+@pytest.fixture
+def home(tmp_path):
+    """A scratch qmail home."""
+    return tmp_path / "qmail"
+
+
+@pytest.fixture(params=[False, True], ids=["apply", "test-mode"])
+def test_mode(request):
+    """Run a state case twice: pass ``test=test_mode`` to the state call."""
+    return request.param

@@ -270,10 +270,11 @@ def _integer(spec, value, key):
             raise SaltInvocationError(f"{key}: {value!r} is not a whole number")
         value = int(value.strip())
     if value < spec["min"] or (spec["max"] is not None and value > spec["max"]):
-        upper = spec["max"] if spec["max"] is not None else "any"
-        raise SaltInvocationError(
-            f"{key}: {value} is out of range ({spec['min']} to {upper})"
-        )
+        if spec["max"] is None:
+            allowed = f"at least {spec['min']}"
+        else:
+            allowed = f"from {spec['min']} to {spec['max']}"
+        raise SaltInvocationError(f"{key}: {value} is out of range ({allowed})")
     return value
 
 

@@ -12,6 +12,13 @@ import os
 
 from salt.exceptions import SaltInvocationError
 
+try:  # Salt >= 3008 masks pillar values in output; the formula needs them plain.
+    from salt.utils.secret import expose as _plain
+except ImportError:  # pragma: no cover - older Salt has no masking
+
+    def _plain(value):
+        return value
+
 __virtualname__ = "qmail_settings"
 
 # Each concern checks its own pillar keys (and may add what its states need)
@@ -128,7 +135,7 @@ def merge(defaults, os_family=None, pillar=None):
 
         salt '*' qmail_settings.merge "{'role': 'spool', ...}"
     """
-    pillar = pillar if pillar is not None else {}
+    pillar = _plain(pillar) if pillar is not None else {}
     _check_shape(defaults, pillar, "qmail")
     settings = _merge(_merge(defaults, os_family or {}), pillar)
     _check_lookup(settings["lookup"])
@@ -158,5 +165,5 @@ def show(pillar=None):
     defaults = _yaml("defaults.yaml")
     os_family = _yaml(f"os_family/{__grains__['os_family']}.yaml")
     if pillar is None:
-        pillar = __salt__["pillar.get"]("qmail", {})
+        pillar = __salt__["pillar.get"]("qmail", {}, unmask=True)
     return merge(defaults, os_family, pillar)

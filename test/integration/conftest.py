@@ -55,17 +55,17 @@ class SaltCall:
             raise AssertionError(f"{cmd} exited {proc.returncode}:\n{proc.stdout}")
         return data
 
+    @staticmethod
+    def changed(ret):
+        """The IDs of the states in a ``state.apply`` return that changed something."""
+        return sorted(v["__id__"] for v in ret.values() if v["changes"])
+
     def apply(self, sls, test=False, check=True):
         """``state.apply SLS``; returns the state return dict (or render errors)."""
         args = ["state.apply", sls]
         if test:
             args.append("test=True")
         return self.run(*args, check=check)
-
-
-def changed(ret):
-    """The IDs of the states in a ``state.apply`` return that changed something."""
-    return sorted(v["__id__"] for v in ret.values() if v["changes"])
 
 
 @pytest.fixture(scope="session")

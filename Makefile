@@ -5,11 +5,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: venv lint test unit integration e2e demo demo-clean images bench clean
+.PHONY: deps venv lint test unit integration e2e demo demo-clean images bench clean
+
+deps:
+	bin/host-packages
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt | deps
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements.txt

@@ -1,4 +1,12 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
-# Filled in by issue #5.
-{}
+# Remove the alias files the formula manages; the Maildirs keep their mail.
+{%- set tplroot = tpldir.split("/")[0] %}
+{%- from tplroot ~ "/map.jinja" import qmail with context %}
+
+{%- for name in qmail.aliases_files | sort %}
+
+qmail-aliases-clean-qmail-{{ name }}-file-absent:
+  file.absent:
+    - name: {{ qmail.lookup.home }}/alias/.qmail-{{ name }}
+{%- endfor %}

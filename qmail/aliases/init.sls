@@ -1,4 +1,48 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
-# Filled in by issue #5.
-{}
+# ~alias/.qmail-root, .qmail-postmaster, .qmail-mailer-daemon (INSTALL.alias)
+# with their targets from pillar qmail:aliases; the Maildirs they deliver to.
+{%- set tplroot = tpldir.split("/")[0] %}
+{%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- set alias_home = qmail.lookup.home ~ "/alias" %}
+
+include:
+  - {{ tplroot }}.build
+
+{%- for maildir in qmail.aliases_maildirs %}
+{%-   for sub in ["", "/cur", "/new", "/tmp"] %}
+
+qmail-aliases-maildir-file-directory-{{ maildir }}{{ sub }}:
+  file.directory:
+    - name: {{ maildir }}{{ sub }}
+    - user: {{ qmail.lookup.users.alias }}
+    - group: {{ qmail.lookup.groups.nofiles }}
+    - mode: '0700'
+    - makedirs: true
+    - require:
+      - qmail_build: qmail-build-tree-qmail_build-installed
+{%-   endfor %}
+{%- endfor %}
+
+{%- for name, lines in qmail.aliases_files | dictsort %}
+{%-   if lines is none %}
+
+qmail-aliases-qmail-{{ name }}-file-absent:
+  file.absent:
+    - name: {{ alias_home }}/.qmail-{{ name }}
+{%-   else %}
+
+qmail-aliases-qmail-{{ name }}-file-managed:
+  file.managed:
+    - name: {{ alias_home }}/.qmail-{{ name }}
+    - contents: {{ lines | json }}
+    - user: root
+    - group: {{ qmail.lookup.rootgroup }}
+    - mode: '0644'
+    - require:
+      - qmail_build: qmail-build-tree-qmail_build-installed
+{%-     for maildir in qmail.aliases_maildirs %}
+      - file: qmail-aliases-maildir-file-directory-{{ maildir }}/tmp
+{%-     endfor %}
+{%-   endif %}
+{%- endfor %}

@@ -1,4 +1,21 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
-# Filled in by issue #5.
-{}
+# Only when pillar qmail:clean:remove_install asks for it: remove what the
+# build installed (bin, boot, doc, man, rc, the build record and workdir).
+# queue/, control/, users/ and alias/ stay: mail is never removed silently.
+{%- set tplroot = tpldir.split("/")[0] %}
+{%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- if qmail.clean.remove_install %}
+
+{%-   for path in qmail.build_remove %}
+
+qmail-build-clean-file-absent-{{ path }}:
+  file.absent:
+    - name: {{ path }}
+{%-   endfor %}
+{%- else %}
+
+qmail-build-clean-kept-test-nop:
+  test.nop:
+    - name: qmail installed tree kept in {{ qmail.lookup.home }} (qmail:clean:remove_install is false)
+{%- endif %}

@@ -1,4 +1,39 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
-# Filled in by issue #5.
-{}
+# qmail from a verified source tarball: conf-*, make setup, make check
+# (qmail_build.installed), or the builder's tree when the fleet shares one;
+# then <home>/rc, the script that starts qmail with the default delivery.
+{%- set tplroot = tpldir.split("/")[0] %}
+{%- from tplroot ~ "/map.jinja" import qmail with context %}
+
+include:
+  - {{ tplroot }}.users
+
+qmail-build-tree-qmail_build-installed:
+  qmail_build.installed:
+    - name: {{ qmail.lookup.home }}
+    - source: {{ qmail.build_source | json }}
+    - conf: {{ qmail.build_conf | json }}
+    - workdir: {{ qmail.build.workdir }}
+    - share: {{ qmail.build.share | json }}
+    - require:
+{%- for group in qmail.accounts_groups %}
+      - group: qmail-users-group-present-{{ group.key }}
+{%- endfor %}
+{%- for user in qmail.accounts_users %}
+      - user: qmail-users-user-present-{{ user.key }}
+{%- endfor %}
+
+qmail-build-rc-file-managed:
+  file.managed:
+    - name: {{ qmail.lookup.home }}/rc
+    - source: salt://{{ tplroot }}/files/build/rc.jinja
+    - template: jinja
+    - context:
+        home: {{ qmail.lookup.home }}
+        delivery_arg: {{ qmail.delivery_arg | json }}
+    - user: root
+    - group: {{ qmail.lookup.rootgroup }}
+    - mode: '0755'
+    - require:
+      - qmail_build: qmail-build-tree-qmail_build-installed

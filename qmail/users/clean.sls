@@ -1,4 +1,31 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
-# Filled in by issue #5.
-{}
+# The accounts own the installed tree and the queue: they go only with the
+# tree, when pillar qmail:clean:remove_install asks for it.
+{%- set tplroot = tpldir.split("/")[0] %}
+{%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- if qmail.clean.remove_install %}
+
+{%-   for user in qmail.accounts_users %}
+
+qmail-users-clean-user-absent-{{ user.key }}:
+  user.absent:
+    - name: {{ user.name }}
+{%-   endfor %}
+
+{%-   for group in qmail.accounts_groups %}
+
+qmail-users-clean-group-absent-{{ group.key }}:
+  group.absent:
+    - name: {{ group.name }}
+    - require:
+{%-     for user in qmail.accounts_users %}
+      - user: qmail-users-clean-user-absent-{{ user.key }}
+{%-     endfor %}
+{%-   endfor %}
+{%- else %}
+{#- Nothing to do: the accounts stay with the installed tree. #}
+qmail-users-clean-kept-test-nop:
+  test.nop:
+    - name: qmail accounts kept (qmail:clean:remove_install is false)
+{%- endif %}

@@ -1,4 +1,35 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
-# Filled in by issue #5.
-{}
+# The accounts of qmail's INSTALL.ids, before anything is built (qmail-1.03
+# bakes their ids into its binaries).
+{%- set tplroot = tpldir.split("/")[0] %}
+{%- from tplroot ~ "/map.jinja" import qmail with context %}
+
+{%- for group in qmail.accounts_groups %}
+
+qmail-users-group-present-{{ group.key }}:
+  group.present:
+    - name: {{ group.name }}
+    - system: true
+{%-   if group.gid %}
+    - gid: {{ group.gid }}
+{%-   endif %}
+{%- endfor %}
+
+{%- for user in qmail.accounts_users %}
+
+qmail-users-user-present-{{ user.key }}:
+  user.present:
+    - name: {{ user.name }}
+    - gid: {{ user.group }}
+    - home: {{ user.home }}
+    - createhome: false
+    - shell: {{ qmail.lookup.nologin_shell }}
+    - system: true
+    - usergroup: false
+{%-   if user.uid %}
+    - uid: {{ user.uid }}
+{%-   endif %}
+    - require:
+      - group: qmail-users-group-present-{{ user.group_key }}
+{%- endfor %}

@@ -1,0 +1,911 @@
+"""
+Build and install qmail from a verified source tarball, once per fleet.
+
+The steps of the seed's manual install, each a function of its own:
+``fetch`` (download or cache, then verify the hash: nothing is extracted
+before it matches), ``extract``, ``write_conf`` (the ``conf-*`` files),
+``make`` (``make setup`` into a staging tree, logged), ``install_tree``
+(the staged tree into the qmail home, never touching the queue's contents,
+``control/`` or ``alias/``), ``make check`` (qmail's own ``instcheck``
+on the live home) and the ``record`` of what is installed, which makes a
+second apply a no-op. ``build`` runs them in order.
+
+Releases that look their accounts up at run time (notqmail >= 1.07) build a
+tree that any host of the same OS, architecture, source and ``conf-*`` can
+install: the host named ``qmail:build:share:builder`` compiles, packs the
+staged tree and ``cp.push``-es it to the master; the master's ``minionfs``
+file server backend serves it to the other hosts as
+``salt://<builder>/qmail-build/<build id>.tar.gz`` (see the README).
+
+``check_settings`` validates the pillar keys ``source``, ``build``,
+``aliases``, ``delivery``, ``clean`` and the account ids of ``lookup``, and
+derives what the SLS files of ``qmail.users``, ``qmail.build`` and
+``qmail.aliases`` need.
+"""
+
+import grp
+import hashlib
+import json
+import os
+import pwd
+import re
+import shlex
+import shutil
+import stat
+import tarfile
+import time
+
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+__virtualname__ = "qmail_build"
+
+# Known releases. ``runtime_ids``: the binaries look accounts up at run time,
+# so the staged tree (DESTDIR) is portable between hosts; ``errno_fix``:
+# error.h declares ``extern int errno``, which does not link on glibc.
+PRESETS = {
+    "notqmail-1.09": {
+        "url": "https://github.com/notqmail/notqmail/releases/download/"
+        "notqmail-1.09/notqmail-1.09.tar.xz",
+        "hash": "sha256=e921891e7c2d84e30b6b52c02c251f61eb4a6255a922620a99a337f46fa32c52",
+        "runtime_ids": True,
+        "errno_fix": False,
+    },
+    "netqmail-1.06": {
+        "url": "https://www.qmail.org/netqmail-1.06.tar.gz",
+        "hash": "sha256=8e7d98d15211fc9f9c28109e942e2268f42a6672d68df92a42f2afa90ff00532",
+        "runtime_ids": False,
+        "errno_fix": False,
+    },
+    "qmail-1.03": {
+        "url": "https://cr.yp.to/software/qmail-1.03.tar.gz",
+        "hash": "sha256=21ed6c562cbb55092a66197c35c8222b84115d1acab0854fdb1ad1f301626f88",
+        "runtime_ids": False,
+        "errno_fix": True,
+    },
+}
+
+# INSTALL.ids: user -> (primary group key, home below the qmail home).
+ACCOUNTS = {
+    "alias": ("nofiles", "alias"),
+    "qmaild": ("nofiles", ""),
+    "qmaill": ("nofiles", ""),
+    "qmailp": ("nofiles", ""),
+    "qmailq": ("qmail", ""),
+    "qmailr": ("qmail", ""),
+    "qmails": ("qmail", ""),
+}
+GROUPS = ("qmail", "nofiles")
+# conf-users order: alias, daemon, log, owner of the files, passwd, queue,
+# remote, send.
+CONF_USERS = ("alias", "qmaild", "qmaill", None, "qmailp", "qmailq", "qmailr", "qmails")
+
+# What the formula's install puts into the qmail home besides queue/,
+# control/, users/ and alias/ (whose contents belong to the mail system).
+INSTALLED_DIRS = ("bin", "boot", "doc", "man")
+RECORD_NAME = ".qmail-build.json"
+SHARE_DIR = "qmail-build"  # below salt://<builder>/ (minionfs)
+POLL_SECONDS = 3
+ANNOUNCE_GRACE = 60  # seconds a host waits for a builder that has not said "building"
+
+_HASH_RE = re.compile(r"^(?:(sha256|sha512)[=:])?([0-9a-fA-F]+)$")
+_URL_RE = re.compile(r"^(https?|ftp|salt|file)://\S+$")
+_ALIAS_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+def __virtual__():
+    return __virtualname__
+
+
+# --------------------------------------------------------------------------
+# Settings (called by qmail_settings.merge while map.jinja renders)
+# --------------------------------------------------------------------------
+def _bad(key, message):
+    raise SaltInvocationError(f"{key}: {message}")
+
+
+def _single_line(key, value):
+    if not isinstance(value, str) or not value.strip():
+        _bad(key, f"expected a non-empty string, got {value!r}")
+    if any(c in value for c in "\n\r\0"):
+        _bad(key, f"{value!r} contains a line break or NUL")
+    return value.strip()
+
+
+def parse_hash(value, key="qmail:source:hash"):
+    """
+    Split a hash given as ``sha256=HEX``, ``sha256:HEX`` or a bare hex digest
+    (its length says sha256 or sha512) into ``(algorithm, hexdigest)``.
+
+    CLI Example::
+
+        salt '*' qmail_build.parse_hash sha256=e921891e...
+    """
+    match = _HASH_RE.match(value.strip()) if isinstance(value, str) else None
+    if not match:
+        _bad(key, f"{value!r} is not sha256=<hex> or sha512=<hex>")
+    algo, digest = match.group(1), match.group(2).lower()
+    lengths = {"sha256": 64, "sha512": 128}
+    algo = algo or {64: "sha256", 128: "sha512"}.get(len(digest))
+    if algo is None or len(digest) != lengths[algo]:
+        _bad(key, f"{value!r}: a sha256 digest has 64 hex digits, a sha512 128")
+    return algo, digest
+
+
+def _check_source(source):
+    preset_name = source["preset"]
+    if preset_name not in PRESETS:
+        _bad("qmail:source:preset", f"{preset_name!r} is not one of " + ", ".join(PRESETS))
+    preset = PRESETS[preset_name]
+    url = source["url"].strip() or preset["url"]
+    if url != preset["url"] and not source["hash"].strip():
+        _bad("qmail:source:hash", "required: a source other than the preset's needs its hash")
+    if any(c in url for c in "\n\r\0") or not (_URL_RE.match(url) or os.path.isabs(url)):
+        _bad("qmail:source:url",
+             f"{url!r} is not an https://, http://, ftp://, salt:// URL or an absolute path")
+    algo, digest = parse_hash(source["hash"].strip() or preset["hash"])
+    return {
+        "preset": preset_name,
+        "url": url,
+        "hash": f"{algo}={digest}",
+        "runtime_ids": preset["runtime_ids"],
+        "errno_fix": preset["errno_fix"],
+    }
+
+
+def _check_conf(conf):
+    for name in ("cc", "ld"):
+        _single_line(f"qmail:build:conf:{name}", conf[name])
+    if not 1 <= conf["spawn"] <= 255:
+        _bad("qmail:build:conf:spawn", f"{conf['spawn']} is not between 1 and 255")
+    if not 1 <= conf["split"] <= 1000:
+        _bad("qmail:build:conf:split", f"{conf['split']} is not between 1 and 1000")
+    if not re.match(r"^[0-7]{3}$", str(conf["patrn"])):
+        _bad("qmail:build:conf:patrn", f"{conf['patrn']!r} is not three octal digits")
+    brk = conf["break"]
+    if not isinstance(brk, str) or len(brk) != 1 or brk.isspace() or brk in "/\0":
+        _bad("qmail:build:conf:break", f"{brk!r} is not one character")
+
+
+def _check_accounts(lookup):
+    names = {}
+    for kind, known in (("users", ACCOUNTS), ("groups", GROUPS)):
+        for key in known:
+            name = lookup[kind].get(key)
+            where = f"qmail:lookup:{kind}:{key}"
+            if not isinstance(name, str) or not re.match(r"^[a-z_][a-z0-9_-]*$", name):
+                _bad(where, f"{name!r} is not an account name")
+            names[(kind, key)] = name
+        for key in lookup[kind]:
+            if key not in known:
+                _bad(f"qmail:lookup:{kind}:{key}", "unknown account; known: " + ", ".join(known))
+    if names[("groups", "nofiles")] in ("nogroup", "nobody"):
+        _bad("qmail:lookup:groups:nofiles",
+             "must not be nogroup or nobody (INSTALL.ids: it must own no files)")
+    for kind, known in (("uids", ACCOUNTS), ("gids", GROUPS)):
+        for key, number in (lookup.get(kind) or {}).items():
+            where = f"qmail:lookup:{kind}:{key}"
+            if key not in known:
+                _bad(where, "unknown account; known: " + ", ".join(known))
+            if number is not None and (
+                isinstance(number, bool) or not isinstance(number, int) or number < 1
+            ):
+                _bad(where, f"{number!r} is not a positive number")
+
+
+def _check_aliases(aliases):
+    files = {}
+    for name, lines in aliases.items():
+        where = f"qmail:aliases:{name}"
+        if not _ALIAS_NAME_RE.match(name):
+            _bad(where, "not an alias name (lower case letters, digits, . _ -)")
+        if lines is None:
+            files[name] = None
+            continue
+        if not lines:
+            _bad(where, "empty: give at least one delivery line, or null to remove the file")
+        for i, line in enumerate(lines):
+            _single_line(f"{where}[{i}]", line)
+        files[name] = [line.strip() for line in lines]
+    return files
+
+
+def _maildirs(home, files):
+    """The Maildirs below ~alias that the alias files deliver to."""
+    found = set()
+    for lines in files.values():
+        for line in lines or ():
+            if line.startswith("./") and line.endswith("/"):
+                found.add(os.path.normpath(os.path.join(home, "alias", line)))
+    return sorted(found)
+
+
+def _check_delivery(delivery):
+    line = _single_line("qmail:delivery", delivery)
+    if not (line.startswith(("./", "/", "|", "&")) or "@" in line):
+        _bad("qmail:delivery",
+             f"{line!r} is not a .qmail delivery (./Maildir/, ./Mailbox, |command, &address)")
+    return shlex.quote(line)
+
+
+def conf_files(home, users, groups, conf):
+    """
+    The contents of the ``conf-*`` files for a qmail home, the account names
+    (INSTALL.ids keys -> names) and ``qmail:build:conf``.
+
+    CLI Example::
+
+        salt '*' qmail_build.conf_files /var/qmail "{alias: alias, ...}" "{qmail: qmail, ...}" \
+            "{cc: 'cc -O2', ...}"
+    """
+    return {
+        "conf-qmail": home,
+        "conf-users": "\n".join(users[k] if k else "root" for k in CONF_USERS),
+        "conf-groups": "\n".join(groups[k] for k in GROUPS),
+        "conf-cc": conf["cc"],
+        "conf-ld": conf["ld"],
+        "conf-spawn": str(conf["spawn"]),
+        "conf-split": str(conf["split"]),
+        "conf-patrn": str(conf["patrn"]),
+        "conf-break": conf["break"],
+    }
+
+
+def check_settings(settings):
+    """
+    Check the pillar keys of the build concern (``source``, ``build``,
+    ``aliases``, ``delivery``, ``clean``, the accounts of ``lookup``) and add
+    what the SLS files need:
+
+    - ``build_source``: preset, url, hash (``algo=hex``) and the release's traits;
+    - ``build_conf``: conf-* file -> contents;
+    - ``build_remove``: what ``qmail.build.clean`` removes when asked to;
+    - ``accounts_groups``/``accounts_users``: for group.present/user.present;
+    - ``aliases_files``: alias -> lines (None: remove), ``aliases_maildirs``;
+    - ``delivery_arg``: qmail-start's first argument, quoted for the shell.
+
+    Raises SaltInvocationError naming the pillar key.
+
+    CLI Example::
+
+        salt '*' qmail_build.check_settings "$(salt-call --out=json qmail_settings.show)"
+    """
+    lookup = settings["lookup"]
+    home = lookup["home"].rstrip("/") or "/"
+    _check_accounts(lookup)
+    source = _check_source(settings["source"])
+    build = settings["build"]
+    _check_conf(build["conf"])
+    workdir = build["workdir"]
+    if not os.path.isabs(workdir) or os.path.normpath(workdir) in ("/", home):
+        _bad("qmail:build:workdir", f"{workdir!r} is not an absolute path of its own")
+    share = build["share"]
+    if share["builder"]:
+        _single_line("qmail:build:share:builder", share["builder"])
+        if not source["runtime_ids"]:
+            _bad("qmail:build:share:builder",
+                 f"{source['preset']} bakes account ids into its binaries: "
+                 "its builds cannot be shared; leave builder empty")
+    if share["wait"] < 0:
+        _bad("qmail:build:share:wait", f"{share['wait']} is negative")
+    settings["build_source"] = source
+    settings["build_conf"] = conf_files(home, lookup["users"], lookup["groups"], build["conf"])
+    settings["build_remove"] = [os.path.join(home, d) for d in INSTALLED_DIRS] + [
+        os.path.join(home, "rc"), os.path.join(home, RECORD_NAME), workdir,
+    ]
+    uids, gids = lookup.get("uids") or {}, lookup.get("gids") or {}
+    settings["accounts_groups"] = [
+        {"key": k, "name": lookup["groups"][k], "gid": gids.get(k)} for k in GROUPS
+    ]
+    settings["accounts_users"] = [
+        {
+            "key": k,
+            "name": lookup["users"][k],
+            "group": lookup["groups"][group],
+            "group_key": group,
+            "home": os.path.join(home, sub) if sub else home,
+            "uid": uids.get(k),
+        }
+        for k, (group, sub) in ACCOUNTS.items()
+    ]
+    files = _check_aliases(settings["aliases"])
+    settings["aliases_files"] = files
+    settings["aliases_maildirs"] = _maildirs(home, files)
+    settings["delivery_arg"] = _check_delivery(settings["delivery"])
+    return settings
+
+
+# --------------------------------------------------------------------------
+# The record of what is installed
+# --------------------------------------------------------------------------
+def _record_path(home):
+    return os.path.join(home, RECORD_NAME)
+
+
+def record(home="/var/qmail"):
+    """
+    What the formula installed into ``home``: preset, source hash, conf-*
+    values, how it got there (compiled here or a builder's shared tree) and
+    when. Empty when nothing is recorded.
+
+    CLI Example::
+
+        salt '*' qmail_build.record /var/qmail
+    """
+    try:
+        with open(_record_path(home), encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_atomic(path, data, mode=0o644):
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def _write_record(home, data):
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    _write_atomic(_record_path(home), text.encode())
+
+
+def wanted(source, conf):
+    """
+    The part of the record that decides whether to build: preset, source
+    hash and conf-* contents.
+
+    CLI Example::
+
+        salt '*' qmail_build.wanted "{preset: notqmail-1.09, hash: sha256=...}" "{conf-qmail: ...}"
+    """
+    return {"preset": source["preset"], "hash": source["hash"], "conf": dict(conf)}
+
+
+def check_changes(home, source, conf):
+    """
+    Compare what is installed in ``home`` with ``source`` and ``conf``.
+    Returns {} when they agree and the tree is there, else
+    ``{"old": <record or None>, "new": <wanted>}``.
+
+    CLI Example::
+
+        salt '*' qmail_build.check_changes /var/qmail "$source" "$conf"
+    """
+    want = wanted(source, conf)
+    have = record(home)
+    current = {k: have.get(k) for k in want} if have else None
+    if current == want and os.path.isfile(os.path.join(home, "bin", "qmail-queue")):
+        return {}
+    return {"old": current, "new": want}
+
+
+def queue_is_empty(home):
+    """
+    True when no message waits in ``home``/queue (queue/mess holds one file
+    per message).
+
+    CLI Example::
+
+        salt '*' qmail_build.queue_is_empty /var/qmail
+    """
+    for _dirpath, _dirs, files in os.walk(os.path.join(home, "queue", "mess")):
+        if files:
+            return False
+    return True
+
+
+def build_id(source, conf):
+    """
+    The name of a shareable build: a digest of what makes two builds the
+    same (OS, release and architecture of the minion, preset, source hash,
+    conf-* contents).
+
+    CLI Example::
+
+        salt '*' qmail_build.build_id "$source" "$conf"
+    """
+    key = {
+        "os": __grains__.get("osfinger") or __grains__.get("os"),
+        "osarch": __grains__.get("osarch") or __grains__.get("cpuarch"),
+        **wanted(source, conf),
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+    return f"{source['preset']}-{digest[:16]}"
+
+
+# --------------------------------------------------------------------------
+# Steps
+# --------------------------------------------------------------------------
+def _file_hash(path, algo):
+    digest = hashlib.new(algo)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fetch(url, hash):  # pylint: disable=redefined-builtin
+    """
+    Get the source tarball ``url`` (an absolute path on the minion, or a
+    salt://, https://, http:// or ftp:// URL, cached by Salt's file client)
+    and verify it against ``hash`` (``sha256=HEX``). Returns the local path.
+    On a mismatch a downloaded copy is deleted and nothing else happens.
+
+    CLI Example::
+
+        salt '*' qmail_build.fetch /srv/notqmail-1.09.tar.xz sha256=712e6d61...
+    """
+    algo, digest = parse_hash(hash)
+    downloaded = False
+    if url.startswith("file://"):
+        url = url[len("file://"):]
+    if os.path.isabs(url):
+        path = url
+        if not os.path.isfile(path):
+            raise CommandExecutionError(f"qmail:source:url: {path} does not exist")
+    else:
+        path = __salt__["cp.cache_file"](url)
+        if not path:
+            raise CommandExecutionError(f"qmail:source:url: cannot fetch {url}")
+        downloaded = True
+    actual = _file_hash(path, algo)
+    if actual != digest:
+        if downloaded:
+            os.unlink(path)
+        raise CommandExecutionError(
+            f"qmail:source:hash: {url} has {algo} {actual}, expected {digest}; "
+            "nothing was extracted"
+        )
+    return path
+
+
+def _safe_members(archive, dest):
+    """Refuse members that would land outside ``dest`` or are devices."""
+    root = os.path.realpath(dest)
+    for member in archive.getmembers():
+        target = os.path.realpath(os.path.join(root, member.name))
+        if os.path.commonpath([root, target]) != root or member.isdev():
+            raise CommandExecutionError(f"unsafe member {member.name!r} in the tarball")
+        if member.islnk() or member.issym():
+            link = os.path.join(os.path.dirname(target), member.linkname)
+            if member.islnk():
+                link = os.path.join(root, member.linkname)
+            if os.path.commonpath([root, os.path.realpath(link)]) != root:
+                raise CommandExecutionError(f"unsafe link {member.name!r} in the tarball")
+        yield member
+
+
+def extract(tarball, dest):
+    """
+    Extract ``tarball`` (.tar, .tar.gz, .tar.xz, .tar.bz2) into a fresh
+    ``dest`` and return the source directory (the one holding the Makefile).
+
+    CLI Example::
+
+        salt '*' qmail_build.extract /srv/notqmail-1.09.tar.xz /var/cache/qmail-build/src
+    """
+    shutil.rmtree(dest, ignore_errors=True)
+    os.makedirs(dest, mode=0o700)
+    try:
+        with tarfile.open(tarball) as archive:
+            archive.extractall(dest, members=_safe_members(archive, dest))
+    except tarfile.TarError as exc:
+        raise CommandExecutionError(f"cannot extract {tarball}: {exc}") from exc
+    if os.path.isfile(os.path.join(dest, "Makefile")):
+        return dest
+    subdirs = [e.path for e in os.scandir(dest) if e.is_dir()]
+    if len(subdirs) == 1 and os.path.isfile(os.path.join(subdirs[0], "Makefile")):
+        return subdirs[0]
+    raise CommandExecutionError(f"{tarball} holds no source tree with a Makefile")
+
+
+def fix_errno(srcdir):
+    """
+    qmail-1.03's error.h declares ``extern int errno``, which clashes with
+    glibc's thread-local errno; include <errno.h> instead (harmless
+    elsewhere). Returns True when error.h was changed.
+
+    CLI Example::
+
+        salt '*' qmail_build.fix_errno /var/cache/qmail-build/src/qmail-1.03
+    """
+    path = os.path.join(srcdir, "error.h")
+    try:
+        with open(path, encoding="latin-1") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return False
+    fixed = text.replace("extern int errno;", "#include <errno.h>")
+    if fixed == text:
+        return False
+    with open(path, "w", encoding="latin-1") as handle:
+        handle.write(fixed)
+    return True
+
+
+def write_conf(srcdir, conf):
+    """
+    Write the ``conf-*`` files (conf-* name -> contents) into ``srcdir``;
+    qmail reads the first line (conf-users/groups: the first lines).
+
+    CLI Example::
+
+        salt '*' qmail_build.write_conf /var/cache/qmail-build/src "{conf-qmail: /var/qmail}"
+    """
+    for name, value in conf.items():
+        if not re.match(r"^conf-[a-z]+$", name):
+            raise SaltInvocationError(f"{name!r} is not a conf-* file name")
+        with open(os.path.join(srcdir, name), "w", encoding="utf-8") as handle:
+            handle.write(f"{value}\n")
+    return sorted(conf)
+
+
+def log_tail(log, lines=20):
+    """
+    The last ``lines`` lines of a build log.
+
+    CLI Example::
+
+        salt '*' qmail_build.log_tail /var/cache/qmail-build/build.log
+    """
+    try:
+        with open(log, encoding="utf-8", errors="replace") as handle:
+            return "".join(handle.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def make(srcdir, targets, log, destdir=None):
+    """
+    Run ``make TARGETS`` in ``srcdir`` (with ``DESTDIR`` when given),
+    appending its output to ``log``. Raises CommandExecutionError with the
+    log's tail when make fails, or when ``instcheck`` warns.
+
+    CLI Example::
+
+        salt "*" qmail_build.make /var/cache/qmail-build/src "[setup]" /tmp/build.log
+    """
+    env = {"DESTDIR": destdir} if destdir else {}
+    cmd = ["make", *targets]
+    started = time.monotonic()
+    res = __salt__["cmd.run_all"](
+        cmd, cwd=srcdir, env=env, python_shell=False, redirect_stderr=True,
+        output_loglevel="quiet", ignore_retcode=True,
+    )
+    output = res.get("stdout", "")
+    with open(log, "a", encoding="utf-8") as handle:
+        handle.write(f"### {' '.join(cmd)}{' DESTDIR=' + destdir if destdir else ''}"
+                     f" (in {srcdir})\n{output}\n")
+        handle.write(f"### exit {res['retcode']} after {time.monotonic() - started:.1f} s\n")
+    warned = [line for line in output.splitlines() if line.startswith("instcheck: warning")]
+    if res["retcode"] != 0 or warned:
+        what = f"exit status {res['retcode']}" if res["retcode"] else "instcheck warnings"
+        raise CommandExecutionError(
+            f"make {' '.join(targets)} failed ({what}); last lines of {log}:\n"
+            + log_tail(log)
+        )
+    return True
+
+
+def _copy_file(src, dst, st):
+    tmp = os.path.join(os.path.dirname(dst), f".{os.path.basename(dst)}.qmail-build")
+    shutil.copyfile(src, tmp)
+    os.chown(tmp, st.st_uid, st.st_gid)  # chown first: it would clear setuid bits
+    os.chmod(tmp, stat.S_IMODE(st.st_mode))
+    os.replace(tmp, dst)  # a running binary keeps its old inode
+
+
+def _same_file(src, dst, st):
+    try:
+        dst_st = os.lstat(dst)
+    except FileNotFoundError:
+        return False
+    if (dst_st.st_mode, dst_st.st_uid, dst_st.st_gid, dst_st.st_size) != (
+        st.st_mode, st.st_uid, st.st_gid, st.st_size
+    ):
+        return False
+    with open(src, "rb") as a, open(dst, "rb") as b:
+        return a.read() == b.read()
+
+
+def install_tree(stage, home):
+    """
+    Install the staged qmail home ``stage`` into ``home`` with the staged
+    owners and modes, the way qmail's ``make setup`` would, but safely on a
+    live system: directories are created or re-moded, never emptied; files
+    are replaced by rename (a running qmail-send keeps its binary); files
+    that already exist under queue/ (lock/tcpto, lock/sendmutex,
+    lock/trigger) are kept, so the queue survives. control/ and alias/ are
+    only directories in the stage: their files are never touched. Returns
+    the number of files written.
+
+    CLI Example::
+
+        salt '*' qmail_build.install_tree /var/cache/qmail-build/destdir/var/qmail /var/qmail
+    """
+    written = 0
+    for dirpath, dirnames, filenames in os.walk(stage):
+        dirnames.sort()
+        rel = os.path.relpath(dirpath, stage)
+        target_dir = os.path.normpath(os.path.join(home, rel))
+        st = os.lstat(dirpath)
+        os.makedirs(target_dir, mode=0o700, exist_ok=True)
+        os.chown(target_dir, st.st_uid, st.st_gid)
+        os.chmod(target_dir, stat.S_IMODE(st.st_mode))
+        in_queue = rel == "queue" or rel.startswith("queue" + os.sep)
+        for name in sorted(filenames):
+            src, dst = os.path.join(dirpath, name), os.path.join(target_dir, name)
+            st = os.lstat(src)
+            if in_queue and os.path.lexists(dst):
+                os.chown(dst, st.st_uid, st.st_gid, follow_symlinks=False)
+                if not stat.S_ISLNK(st.st_mode):
+                    os.chmod(dst, stat.S_IMODE(st.st_mode))
+                continue
+            if stat.S_ISFIFO(st.st_mode):
+                os.mkfifo(dst, 0o600)
+                os.chown(dst, st.st_uid, st.st_gid)
+                os.chmod(dst, stat.S_IMODE(st.st_mode))
+            elif stat.S_ISLNK(st.st_mode):
+                tmp = dst + ".qmail-build"
+                if os.path.lexists(tmp):
+                    os.unlink(tmp)
+                os.symlink(os.readlink(src), tmp)
+                os.replace(tmp, dst)
+            elif stat.S_ISREG(st.st_mode):
+                if _same_file(src, dst, st):
+                    continue
+                _copy_file(src, dst, st)
+            else:
+                continue
+            written += 1
+    return written
+
+
+def _owner_names(tarinfo):
+    """Store owners by name: the accounts may have other ids on other hosts."""
+    try:
+        tarinfo.uname = pwd.getpwuid(tarinfo.uid).pw_name
+        tarinfo.gname = grp.getgrgid(tarinfo.gid).gr_name
+    except KeyError:
+        pass
+    return tarinfo
+
+
+def pack(stage, tarball):
+    """
+    Pack the staged qmail home ``stage`` into ``tarball`` (gzip), owners by
+    name, paths relative to the qmail home; returns its sha256.
+
+    CLI Example::
+
+        salt '*' qmail_build.pack /var/cache/qmail-build/destdir/var/qmail /tmp/qmail.tar.gz
+    """
+    os.makedirs(os.path.dirname(tarball), mode=0o700, exist_ok=True)
+    tmp = tarball + ".tmp"
+    with tarfile.open(tmp, "w:gz", format=tarfile.PAX_FORMAT) as archive:
+        archive.add(stage, arcname=".", filter=_owner_names)
+    os.replace(tmp, tarball)
+    return _file_hash(tarball, "sha256")
+
+
+def unpack(tarball, stage):
+    """
+    Extract a packed qmail home into a fresh ``stage``; owners are mapped by
+    name to this host's accounts (run as root).
+
+    CLI Example::
+
+        salt '*' qmail_build.unpack /var/cache/salt/minion/files/base/x/qmail.tar.gz /tmp/stage
+    """
+    shutil.rmtree(stage, ignore_errors=True)
+    os.makedirs(stage, mode=0o700)
+    try:
+        with tarfile.open(tarball) as archive:
+            archive.extractall(stage, members=_safe_members(archive, stage))
+    except tarfile.TarError as exc:
+        raise CommandExecutionError(f"cannot extract {tarball}: {exc}") from exc
+    return stage
+
+
+# --------------------------------------------------------------------------
+# Sharing through the master (cp.push + minionfs)
+# --------------------------------------------------------------------------
+def _can_share():
+    return __opts__.get("file_client") == "remote" and not __opts__.get("local")
+
+
+def shared_url(builder, bid, ext):
+    """
+    Where the master serves ``builder``'s pushed file ``<bid>.<ext>``
+    (minionfs: ``salt://<minion id>/<upload path>``).
+
+    CLI Example::
+
+        salt '*' qmail_build.shared_url build1.example.org notqmail-1.09-0123abcd json
+    """
+    return f"salt://{builder}/{SHARE_DIR}/{bid}.{ext}"
+
+
+def _shared_json(builder, bid, ext):
+    text = __salt__["cp.get_file_str"](shared_url(builder, bid, ext))
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None  # still being pushed
+    return data if isinstance(data, dict) else None
+
+
+def find_shared(builder, bid, wait=0):
+    """
+    Look for ``builder``'s published tree ``bid``; return its manifest or
+    None. With ``wait`` > 0, keep looking while the builder says it is
+    building (its ``.building`` note is younger than ``wait`` seconds), for
+    up to ``wait`` seconds.
+
+    CLI Example::
+
+        salt '*' qmail_build.find_shared build1.example.org notqmail-1.09-0123abcd
+    """
+    started = time.time()
+    while True:
+        manifest = _shared_json(builder, bid, "json")
+        if manifest and manifest.get("id") == bid:
+            return manifest
+        waited = time.time() - started
+        if waited >= wait:
+            return None
+        note = _shared_json(builder, bid, "building") or {}
+        building = time.time() - note.get("started", 0) < wait
+        # A fleet's highstates start together: give the builder a little
+        # while to reach its build state and say so, but no longer.
+        if not building and waited >= min(wait, ANNOUNCE_GRACE):
+            return None
+        time.sleep(POLL_SECONDS)
+
+
+def _push(path, upload):
+    try:
+        return bool(__salt__["cp.push"](path, upload_path=upload))
+    except Exception:  # pylint: disable=broad-except
+        return False
+
+
+def publish(stage, workdir, bid, record_data):
+    """
+    Pack the staged tree and push it with its manifest to the master
+    (``cp.push``; the master needs ``file_recv: True`` and the ``minionfs``
+    file server backend). Returns True when both arrived.
+
+    CLI Example::
+
+        salt 'build1*' qmail_build.publish /var/cache/qmail-build/destdir/var/qmail \
+            /var/cache/qmail-build notqmail-1.09-0123abcd "{...}"
+    """
+    shared = os.path.join(workdir, "shared")
+    tarball = os.path.join(shared, f"{bid}.tar.gz")
+    digest = pack(stage, tarball)
+    manifest = os.path.join(shared, f"{bid}.json")
+    data = {"id": bid, "sha256": digest, "builder": __grains__["id"], "record": record_data}
+    _write_atomic(manifest, (json.dumps(data, sort_keys=True) + "\n").encode(), 0o600)
+    # The tree first, its manifest last: a reader that sees the manifest
+    # finds the whole tarball, and checks it against the manifest's hash.
+    return _push(tarball, f"{SHARE_DIR}/{bid}.tar.gz") and _push(
+        manifest, f"{SHARE_DIR}/{bid}.json"
+    )
+
+
+def _announce(workdir, bid):
+    note = os.path.join(workdir, "shared", f"{bid}.building")
+    os.makedirs(os.path.dirname(note), mode=0o700, exist_ok=True)
+    _write_atomic(note, json.dumps({"id": bid, "started": time.time()}).encode(), 0o600)
+    _push(note, f"{SHARE_DIR}/{bid}.building")
+
+
+def _install_shared(builder, manifest, workdir, home):
+    bid = manifest["id"]
+    path = __salt__["cp.cache_file"](shared_url(builder, bid, "tar.gz"))
+    if not path or _file_hash(path, "sha256") != manifest.get("sha256"):
+        return None
+    stage = unpack(path, os.path.join(workdir, "stage"))
+    written = install_tree(stage, home)
+    shutil.rmtree(stage, ignore_errors=True)
+    return written
+
+
+# --------------------------------------------------------------------------
+# The whole build
+# --------------------------------------------------------------------------
+def _compile(source, conf, workdir, home, log, tarball):
+    """Extract, conf-*, make setup (staged when the release allows), install, make check."""
+    srcdir = extract(tarball, os.path.join(workdir, "src"))
+    if source.get("errno_fix") and fix_errno(srcdir):
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write("### error.h: extern int errno -> #include <errno.h> (glibc)\n")
+    write_conf(srcdir, conf)
+    if not source.get("runtime_ids"):
+        # Ids are baked in and there is no DESTDIR: qmail installs itself.
+        make(srcdir, ["setup", "check"], log)
+        return None, None
+    destdir = os.path.join(workdir, "destdir")
+    shutil.rmtree(destdir, ignore_errors=True)
+    make(srcdir, ["setup"], log, destdir=destdir)
+    stage = os.path.join(destdir, home.lstrip("/"))
+    written = install_tree(stage, home)
+    make(srcdir, ["check"], log)  # instcheck on the live home
+    return stage, written
+
+
+def build(home, source, conf, workdir="/var/cache/qmail-build", share=None):
+    """
+    Make ``home`` hold the qmail built from ``source`` with ``conf`` (the
+    conf-* contents): unless the record says it already does, install the
+    builder's shared tree when there is one, else fetch and verify the
+    source, extract it, write conf-*, ``make setup`` (into a staging tree when
+    the release supports it), install, ``make check``, and record. The
+    builder (``share:builder`` = this minion) publishes its tree. Raises
+    CommandExecutionError (with the build log's tail) on failure; the record
+    is written only after a complete install, so the next run tries again.
+
+    Returns {"record": ..., "compiled": bool, "from": "compiled" or
+    "shared:<builder>", "published": bool, "files": n, "log": path}, or {}
+    when nothing had to be done.
+
+    CLI Example::
+
+        salt '*' qmail_build.build /var/qmail "{preset: notqmail-1.09, url: ..., hash: ...}" \
+            "{conf-qmail: /var/qmail, ...}"
+    """
+    share = share or {}
+    if not check_changes(home, source, conf):
+        return {}
+    previous = record(home)
+    if (
+        previous.get("conf", {}).get("conf-split") not in (None, conf.get("conf-split"))
+        and not queue_is_empty(home)
+    ):
+        raise CommandExecutionError(
+            "qmail:build:conf:split: the queue in "
+            f"{home}/queue holds messages; conf-split can change only with an empty queue"
+        )
+    want = wanted(source, conf)
+    bid = build_id(source, conf)
+    builder = share.get("builder") or ""
+    me = __grains__["id"]
+    result = {"compiled": False, "published": False, "files": 0, "id": bid}
+    if builder and source.get("runtime_ids") and _can_share():
+        manifest = find_shared(builder, bid, 0 if builder == me else share.get("wait", 600))
+        if manifest:
+            os.makedirs(workdir, mode=0o700, exist_ok=True)
+            written = _install_shared(builder, manifest, workdir, home)
+            if written is not None:
+                result.update(files=written, **{"from": f"shared:{builder}"})
+                data = dict(want, installed_from=result["from"], id=bid, time=time.time())
+                _write_record(home, data)
+                result["record"] = data
+                return result
+    tarball = fetch(source["url"], source["hash"])  # verified before anything else
+    os.makedirs(workdir, mode=0o700, exist_ok=True)
+    log = os.path.join(workdir, "build.log")
+    with open(log, "w", encoding="utf-8") as handle:
+        handle.write(f"### qmail build {bid} of {source['url']} ({source['hash']})\n")
+    sharing = builder == me and source.get("runtime_ids") and _can_share()
+    if sharing:
+        _announce(workdir, bid)
+    stage, written = _compile(source, conf, workdir, home, log, tarball)
+    result.update(compiled=True, files=written, log=log, **{"from": "compiled"})
+    data = dict(want, installed_from="compiled", id=bid, time=time.time())
+    if sharing:
+        result["published"] = publish(stage, workdir, bid, want)
+    _write_record(home, data)
+    result["record"] = data
+    # Keep the log (and a builder's shared tarball); drop the build trees.
+    for tree in ("src", "destdir"):
+        shutil.rmtree(os.path.join(workdir, tree), ignore_errors=True)
+    return result

@@ -1,0 +1,92 @@
+"""
+Install qmail built from a verified source tarball.
+
+.. code-block:: yaml
+
+    qmail-build-tree-qmail_build-installed:
+      qmail_build.installed:
+        - name: /var/qmail
+        - source:
+            preset: notqmail-1.09
+            url: salt://qmail-src/notqmail-1.09.tar.xz
+            hash: sha256=e921891e7c2d84e30b6b52c02c251f61eb4a6255a922620a99a337f46fa32c52
+            runtime_ids: true
+        - conf:
+            conf-qmail: /var/qmail
+            conf-split: '23'
+        - workdir: /var/cache/qmail-build
+        - share:
+            builder: build1.example.org
+            wait: 600
+
+Nothing is fetched or built when the record in the qmail home says the same
+source and conf-* are installed. Otherwise ``changes`` says what was
+installed (``installed``: old/new record), how (``compiled`` true/false,
+``from``), and whether the tree was published for the fleet: a service
+state can restart qmail-send with ``onchanges``.
+"""
+
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+__virtualname__ = "qmail_build"
+
+
+def __virtual__():
+    if "qmail_build.build" in __salt__:
+        return __virtualname__
+    return (False, "the qmail_build execution module is not available")
+
+
+def installed(name, source, conf, workdir="/var/cache/qmail-build", share=None):
+    """
+    Make the qmail home ``name`` hold qmail built from ``source`` with the
+    ``conf`` (conf-* file -> contents) values.
+
+    name
+        The qmail home (conf-qmail).
+    source
+        ``preset``, ``url``, ``hash`` (``sha256=HEX``) and the release's traits
+        ``runtime_ids`` and ``errno_fix``, as ``qmail_build.check_settings``
+        derives them (``build_source``).
+    conf
+        conf-* file name -> contents (``build_conf``).
+    workdir
+        Where sources are extracted and built and the build log is kept.
+    share
+        ``builder`` (the minion that compiles for the fleet) and ``wait``
+        (seconds the others wait for its tree).
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    try:
+        predicted = __salt__["qmail_build.check_changes"](name, source, conf)
+    except (SaltInvocationError, CommandExecutionError) as exc:
+        ret.update(result=False, comment=str(exc))
+        return ret
+    if not predicted:
+        ret["comment"] = f"qmail {source['preset']} ({source['hash']}) is installed in {name}"
+        return ret
+    if __opts__["test"]:
+        ret.update(
+            result=None,
+            changes={"installed": predicted},
+            comment=f"qmail {source['preset']} would be built and installed in {name}",
+        )
+        return ret
+    try:
+        done = __salt__["qmail_build.build"](name, source, conf, workdir, share or {})
+    except (SaltInvocationError, CommandExecutionError, OSError) as exc:
+        ret.update(result=False, comment=str(exc))
+        return ret
+    ret["changes"] = {
+        "installed": {"old": predicted["old"], "new": done["record"]},
+        "compiled": done["compiled"],
+        "from": done["from"],
+        "files": done["files"],
+    }
+    if done.get("published"):
+        ret["changes"]["published"] = done["id"]
+    how = "compiled" if done["compiled"] else f"installed from {done['from']}"
+    ret["comment"] = f"qmail {source['preset']} {how} into {name}"
+    if done.get("log"):
+        ret["comment"] += f" (build log: {done['log']})"
+    return ret

@@ -14,7 +14,6 @@ venv: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt | deps
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements.txt
 	touch $@
 

@@ -1,4 +1,30 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
-# Filled in by issue #4.
-{}
+# Give sendmail back exactly as it was, from what qmail.sendmail saved:
+# links, alternatives, mailer.conf, the binary with its mode, the boot
+# setting; sendmail is started again if it ran before.
+{%- set tplroot = tpldir.split("/")[0] %}
+{%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- set sendmail = qmail.sendmail %}
+
+qmail-sendmail-clean-qmail_sendmail-restored:
+  qmail_sendmail.restored:
+    - name: {{ sendmail.record }}
+
+{%- for package in sendmail.mta_package %}
+
+qmail-sendmail-clean-mta-package-cmd-run-purge:
+  cmd.run:
+    - name: dpkg --purge {{ package.name }}
+    - onlyif: dpkg-query -W -f '${Status}' {{ package.name }} | grep -q ' installed$'
+    - require:
+      - qmail_sendmail: qmail-sendmail-clean-qmail_sendmail-restored
+
+qmail-sendmail-clean-mta-package-file-absent-dir:
+  file.absent:
+    - name: {{ package.dir }}
+
+qmail-sendmail-clean-mta-package-file-absent-deb:
+  file.absent:
+    - name: {{ package.deb }}
+{%- endfor %}

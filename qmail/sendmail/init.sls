@@ -1,4 +1,112 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
-# Filled in by issue #4.
-{}
+# Seed §2: stop sendmail, keep it from starting at boot, chmod 0 its binary
+# and keep it as sendmail.bak; §3: qmail's front end in its place. Each step
+# saves what it changes (lookup:sendmail_record) for qmail.sendmail.clean.
+{%- set tplroot = tpldir.split("/")[0] %}
+{%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- set sendmail = qmail.sendmail %}
+
+qmail-sendmail-processes-qmail_sendmail-stopped:
+  qmail_sendmail.stopped:
+    - name: sendmail
+    - services: {{ qmail.lookup.sendmail_services | json }}
+    - paths: {{ qmail.lookup.sendmail_paths | json }}
+    - ports: {{ qmail.lookup.sendmail_ports | json }}
+    - frontend: {{ sendmail.frontend }}
+    - record: {{ sendmail.record }}
+
+qmail-sendmail-boot-qmail_sendmail-boot_disabled:
+  qmail_sendmail.boot_disabled:
+    - name: sendmail
+    - method: {{ qmail.lookup.sendmail_boot }}
+    - services: {{ qmail.lookup.sendmail_services | json }}
+    - path: {{ sendmail.boot_path | json }}
+    - record: {{ sendmail.record }}
+    - require:
+      - qmail_sendmail: qmail-sendmail-processes-qmail_sendmail-stopped
+
+{%- for path in qmail.lookup.sendmail_paths %}
+
+qmail-sendmail-binary-qmail_sendmail-neutralised-{{ path }}:
+  qmail_sendmail.neutralised:
+    - name: {{ path }}
+    - frontend: {{ sendmail.frontend }}
+    - record: {{ sendmail.record }}
+    - require:
+      - qmail_sendmail: qmail-sendmail-processes-qmail_sendmail-stopped
+{%- endfor %}
+
+{%- for alt in sendmail.alternatives %}
+
+qmail-sendmail-alternative-qmail_sendmail-alternative-{{ alt.name }}:
+  qmail_sendmail.alternative:
+    - name: {{ alt.name }}
+    - link: {{ alt.link }}
+    - frontend: {{ sendmail.frontend }}
+    - priority: {{ alt.priority }}
+    - slaves: {{ alt.slaves | json }}
+    - record: {{ sendmail.record }}
+    - require:
+      - qmail_sendmail: qmail-sendmail-binary-*
+{%- endfor %}
+
+{%- for path in qmail.lookup.sendmail_links %}
+
+qmail-sendmail-link-qmail_sendmail-frontend_linked-{{ path }}:
+  qmail_sendmail.frontend_linked:
+    - name: {{ path }}
+    - frontend: {{ sendmail.frontend }}
+    - record: {{ sendmail.record }}
+    - require:
+      - qmail_sendmail: qmail-sendmail-binary-*
+{%- endfor %}
+
+{%- for path in sendmail.mailer_conf %}
+
+qmail-sendmail-mailer-conf-qmail_sendmail-mailer_conf:
+  qmail_sendmail.mailer_conf:
+    - name: {{ path }}
+    - frontend: {{ sendmail.frontend }}
+    - qread: {{ sendmail.qread }}
+    - record: {{ sendmail.record }}
+    - require:
+      - qmail_sendmail: qmail-sendmail-binary-*
+{%- endfor %}
+
+{#- Debian: a package that provides mail-transport-agent, built with
+    dpkg-deb (no equivs needed), so apt pulls in no other MTA. #}
+{%- for package in sendmail.mta_package %}
+
+qmail-sendmail-mta-package-file-managed-control:
+  file.managed:
+    - name: {{ package.dir }}/DEBIAN/control
+    - makedirs: true
+    - mode: '0644'
+    - contents: |
+        Package: {{ package.name }}
+        Version: 1.0
+        Section: mail
+        Priority: optional
+        Architecture: all
+        Maintainer: qmail Salt formula <root@localhost>
+        Provides: mail-transport-agent
+        Description: qmail, installed from source, is this host's MTA
+         Installed by the qmail Salt formula: it provides mail-transport-agent
+         so that apt pulls in no other MTA for packages that need one.
+         qmail itself lives in {{ qmail.lookup.home }}, outside dpkg.
+
+qmail-sendmail-mta-package-cmd-run-build:
+  cmd.run:
+    - name: dpkg-deb --root-owner-group --build {{ package.dir }} {{ package.deb }}
+    - unless: test {{ package.deb }} -nt {{ package.dir }}/DEBIAN/control
+    - require:
+      - file: qmail-sendmail-mta-package-file-managed-control
+
+qmail-sendmail-mta-package-cmd-run-install:
+  cmd.run:
+    - name: dpkg --install {{ package.deb }}
+    - unless: dpkg-query -W -f '${Status}' {{ package.name }} | grep -qx 'install ok installed'
+    - require:
+      - cmd: qmail-sendmail-mta-package-cmd-run-build
+{%- endfor %}

@@ -1,0 +1,967 @@
+"""
+Neutralise the OS's sendmail and put qmail's front end in its place (the
+seed's §2 and §3), reversibly.
+
+Every step first saves what it is about to change in a record on the host (a
+JSON file, written atomically; lookup ``sendmail_record``), then changes it:
+
+- ``stop``: stop sendmail's processes, through the service manager and then
+  by signal (Debian's init script can leave ``sendmail-mta`` running);
+- ``boot_disable``: keep it from starting at boot (``rcconf``: FreeBSD's
+  /etc/rc.conf; ``sysconfig``: /etc/sysconfig/sendmail ``DAEMON=NO``;
+  ``irix``: /etc/config/sendmail ``off``; ``chkconfig``: ``chkconfig --del``;
+  ``systemd``/``sysv``: Salt's service module, which handles Debian's SysV
+  script too);
+- ``neutralise``: ``chmod 0`` the real binary behind a path (symlinks and
+  alternatives resolved) and rename it to ``<binary>.bak``, never overwriting
+  an existing ``.bak``;
+- ``alternative``: register and select qmail in an alternatives group
+  (RedHat's ``mta``);
+- ``link_frontend``: point a path (``/usr/sbin/sendmail``,
+  ``/usr/lib/sendmail``) to qmail's ``bin/sendmail``;
+- ``mailer_conf``: FreeBSD's /etc/mail/mailer.conf entries.
+
+``restore`` undoes all of it from the record. Every function takes
+``test=True`` to predict its changes without touching anything.
+"""
+
+import hashlib
+import json
+import os
+import re
+import signal
+import time
+
+import salt.utils.path
+import salt.utils.systemd
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+__virtualname__ = "qmail_sendmail"
+
+BOOT_METHODS = ("systemd", "sysv", "chkconfig", "rcconf", "sysconfig", "irix")
+# FreeBSD rc.conf knobs that start a sendmail daemon (seed §2 and rc.conf(5)).
+RC_CONF_KEYS = (
+    "sendmail_enable",
+    "sendmail_submit_enable",
+    "sendmail_outbound_enable",
+    "sendmail_msp_queue_enable",
+)
+# mailer.conf(5) entries qmail takes over, and the qmail program for each.
+MAILER_CONF_ENTRIES = (("sendmail", "sendmail"), ("send-mail", "sendmail"),
+                       ("mailq", "qmail-qread"))
+_ASSIGN_RE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=")
+_SERVICE_RE = re.compile(r"^[A-Za-z0-9@._-]+$")
+_DEB_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+_ALT_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+# How long a sendmail process gets to exit after SIGTERM.
+STOP_TIMEOUT = 10
+# Where the record of what was changed lives unless told otherwise.
+DEFAULT_RECORD = "/var/lib/qmail-formula/sendmail.json"
+
+
+def __virtual__():
+    return __virtualname__
+
+
+# --------------------------------------------------------------------------
+# Settings
+# --------------------------------------------------------------------------
+def _check_path(value, key, empty_ok=False):
+    if empty_ok and value == "":
+        return
+    if (not isinstance(value, str) or not os.path.isabs(value)
+            or os.path.normpath(value) != value or any(c in value for c in "\n\0")):
+        raise SaltInvocationError(f"{key}: {value!r} is not a plain absolute path")
+
+
+def _check_alternative(alt, key):
+    if not isinstance(alt, dict):
+        raise SaltInvocationError(f"{key}: expected a mapping, got {alt!r}")
+    missing = {"name", "link", "priority"} - set(alt)
+    if missing:
+        raise SaltInvocationError(f"{key}: {sorted(missing)[0]} is missing")
+    unknown = set(alt) - {"name", "link", "priority", "slaves"}
+    if unknown:
+        raise SaltInvocationError(f"{key}: unknown key {sorted(unknown)[0]!r}")
+    if not isinstance(alt["name"], str) or not _ALT_NAME_RE.match(alt["name"]):
+        raise SaltInvocationError(f"{key}:name: {alt['name']!r} is not a group name")
+    _check_path(alt["link"], f"{key}:link")
+    prio = alt["priority"]
+    if isinstance(prio, bool) or not isinstance(prio, int) or prio < 0:
+        raise SaltInvocationError(f"{key}:priority: {prio!r} is not a number >= 0")
+    slaves = alt.get("slaves") or []
+    if not isinstance(slaves, list):
+        raise SaltInvocationError(f"{key}:slaves: expected a list")
+    for i, slave in enumerate(slaves):
+        where = f"{key}:slaves[{i}]"
+        if not isinstance(slave, dict) or set(slave) != {"name", "link", "program"}:
+            raise SaltInvocationError(f"{where}: expected name, link and program")
+        if not _ALT_NAME_RE.match(str(slave["name"])):
+            raise SaltInvocationError(f"{where}:name: {slave['name']!r} is not a name")
+        _check_path(slave["link"], f"{where}:link")
+        if not _ALT_NAME_RE.match(str(slave["program"])):
+            raise SaltInvocationError(
+                f"{where}:program: {slave['program']!r} is not a qmail program name")
+    return dict(alt, slaves=slaves)
+
+
+def check_settings(settings):
+    """
+    Check the ``qmail:lookup:sendmail_*`` keys and add ``sendmail``: what the
+    SLS files need (``frontend``, ``qread``, ``record``, ``boot_path``: the
+    file the boot method edits, and lists that are empty where the OS has no
+    such thing: ``mailer_conf``, ``alternatives``, ``mta_package``).
+    Raises SaltInvocationError naming the pillar key.
+
+    CLI Example::
+
+        salt '*' qmail_sendmail.check_settings "$(salt-call --out=json qmail_settings.show)"
+    """
+    lookup = settings["lookup"]
+    key = "qmail:lookup"
+    if not lookup["sendmail_paths"]:
+        raise SaltInvocationError(
+            f"{key}:sendmail_paths: list where this OS keeps sendmail (at least one path)")
+    for name in ("sendmail_paths", "sendmail_links"):
+        for i, path in enumerate(lookup[name]):
+            _check_path(path, f"{key}:{name}[{i}]")
+    if lookup["sendmail_boot"] not in BOOT_METHODS:
+        raise SaltInvocationError(
+            f"{key}:sendmail_boot: {lookup['sendmail_boot']!r} is not one of "
+            + ", ".join(BOOT_METHODS))
+    for i, service in enumerate(lookup["sendmail_services"]):
+        if not isinstance(service, str) or not _SERVICE_RE.match(service):
+            raise SaltInvocationError(
+                f"{key}:sendmail_services[{i}]: {service!r} is not a service name")
+    for i, port in enumerate(lookup["sendmail_ports"]):
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise SaltInvocationError(
+                f"{key}:sendmail_ports[{i}]: {port!r} is not a port number")
+    for name in ("sendmail_rc_conf", "sendmail_sysconfig", "sendmail_irix_config",
+                 "sendmail_record"):
+        _check_path(lookup[name], f"{key}:{name}")
+    _check_path(lookup["sendmail_mailer_conf"], f"{key}:sendmail_mailer_conf", empty_ok=True)
+    package = lookup["sendmail_mta_package"]
+    if package and not _DEB_NAME_RE.match(package):
+        raise SaltInvocationError(
+            f"{key}:sendmail_mta_package: {package!r} is not a Debian package name")
+    alternatives = [_check_alternative(alt, f"{key}:sendmail_alternatives[{i}]")
+                    for i, alt in enumerate(lookup["sendmail_alternatives"])]
+    boot = lookup["sendmail_boot"]
+    boot_path = {"rcconf": lookup["sendmail_rc_conf"], "sysconfig": lookup["sendmail_sysconfig"],
+                 "irix": lookup["sendmail_irix_config"]}.get(boot)
+    home = lookup["home"]
+    state_dir = os.path.dirname(lookup["sendmail_record"])
+    settings["sendmail"] = {
+        "frontend": os.path.join(home, "bin", "sendmail"),
+        "qread": os.path.join(home, "bin", "qmail-qread"),
+        "record": lookup["sendmail_record"],
+        "mailer_conf": [lookup["sendmail_mailer_conf"]] if lookup["sendmail_mailer_conf"] else [],
+        "boot_path": boot_path,
+        "alternatives": [
+            dict(a, slaves=[dict(s, target=os.path.join(home, "bin", s["program"]))
+                            for s in a["slaves"]])
+            for a in alternatives
+        ],
+        "mta_package": [{
+            "name": package,
+            "dir": os.path.join(state_dir, package),
+            "deb": os.path.join(state_dir, f"{package}.deb"),
+        }] if package else [],
+    }
+    return settings
+
+
+# --------------------------------------------------------------------------
+# The record of what was changed, for restore
+# --------------------------------------------------------------------------
+def _atomic_write(path, data, mode=0o644, like=None):
+    """Write bytes ``data`` to ``path`` via a temporary file, fsync and rename.
+    ``like``: an os.stat_result whose mode and owner the new file takes."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            if like is not None:
+                os.fchown(handle.fileno(), like.st_uid, like.st_gid)
+                os.fchmod(handle.fileno(), like.st_mode & 0o7777)
+            else:
+                os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory):
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_record(record):
+    """
+    Return what the formula saved before changing sendmail (an empty record
+    when nothing was saved).
+
+    CLI Example::
+
+        salt '*' qmail_sendmail.read_record /var/lib/qmail-formula/sendmail.json
+    """
+    try:
+        with open(record, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        data = {}
+    except ValueError as exc:
+        raise CommandExecutionError(f"{record} is not valid JSON: {exc}") from exc
+    for section in ("binaries", "links", "boot", "alternatives", "mailer_conf", "stopped"):
+        data.setdefault(section, {})
+    return data
+
+
+def _save(record, section, key, value):
+    """Add ``value`` under ``section``/``key`` unless something is saved there
+    already: the first saved state is the original and is never replaced."""
+    data = read_record(record)
+    if key in data[section]:
+        return data[section][key]
+    data[section][key] = value
+    data["version"] = 1
+    _atomic_write(record, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(),
+                  mode=0o600)
+    return value
+
+
+def _forget(record, section, key):
+    data = read_record(record)
+    if data[section].pop(key, None) is None:
+        return
+    if any(data[s] for s in ("binaries", "links", "boot", "alternatives", "mailer_conf",
+                             "stopped")):
+        _atomic_write(record, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(),
+                      mode=0o600)
+    else:
+        os.unlink(record)
+
+
+# --------------------------------------------------------------------------
+# Processes and ports
+# --------------------------------------------------------------------------
+def _proc_exe(pid):
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None
+    return exe.removesuffix(" (deleted)")
+
+
+def _proc_comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+def _pids():
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def _binaries(paths, record, frontend):
+    """Every file a sendmail process may run from: the real files behind
+    ``paths``, the binaries saved in the record, and their ``.bak``."""
+    front = os.path.realpath(frontend) if frontend else None
+    found = set()
+    for path in paths:
+        real = os.path.realpath(path)
+        if real != front:
+            found.update((real, real + ".bak"))
+    for real in read_record(record)["binaries"] if record else ():
+        found.update((real, real + ".bak"))
+    return found
+
+
+def _listening_inodes(ports):
+    """Socket inode -> port for TCP sockets listening on one of ``ports``."""
+    inodes = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, encoding="ascii") as handle:
+                next(handle)
+                for line in handle:
+                    fields = line.split()
+                    port = int(fields[1].rsplit(":", 1)[1], 16)
+                    if fields[3] == "0A" and port in ports:
+                        inodes[fields[9]] = port
+        except OSError:
+            continue
+    return inodes
+
+
+def listeners(ports=(25, 587)):
+    """
+    Return the processes listening on TCP ``ports``: a list of
+    ``{port, pid, comm, exe}`` (Linux /proc).
+
+    CLI Example::
+
+        salt '*' qmail_sendmail.listeners '[25, 587]'
+    """
+    inodes = _listening_inodes(set(ports))
+    found = []
+    if not inodes:
+        return found
+    for pid in _pids():
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                found.append({"port": inodes[target[8:-1]], "pid": pid,
+                              "comm": _proc_comm(pid), "exe": _proc_exe(pid)})
+    return sorted(found, key=lambda x: (x["port"], x["pid"]))
+
+
+def processes(paths, ports=(25, 587), record=None, frontend=None):
+    """
+    Return the running sendmail processes: those running one of the files
+    behind ``paths`` (or their saved ``.bak``), and those named ``sendmail*``
+    that listen on ``ports``. A list of ``{pid, comm, exe}``.
+
+    CLI Example::
+
+        salt '*' qmail_sendmail.processes '[/usr/sbin/sendmail, /usr/lib/sendmail]'
+    """
+    binaries = _binaries(paths, record, frontend)
+    found = {}
+    if os.path.isdir("/proc/self"):
+        for pid in _pids():
+            exe = _proc_exe(pid)
+            if exe and exe in binaries:
+                found[pid] = {"pid": pid, "comm": _proc_comm(pid), "exe": exe}
+        for entry in listeners(ports):
+            if entry["comm"].startswith("sendmail"):
+                found.setdefault(entry["pid"], {k: entry[k] for k in ("pid", "comm", "exe")})
+    else:
+        # No /proc (FreeBSD, IRIX): go by the command name.
+        out = __salt__["cmd.run_stdout"]("ps -axo pid=,comm=", python_shell=False,
+                                         ignore_retcode=True)
+        for line in out.splitlines():
+            pid, _, comm = line.strip().partition(" ")
+            if pid.isdigit() and os.path.basename(comm.strip()).startswith("sendmail"):
+                found[int(pid)] = {"pid": int(pid), "comm": comm.strip(), "exe": None}
+    return [found[pid] for pid in sorted(found)]
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie has exited; only its parent has not reaped it yet.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def stop(services, paths, ports=(25, 587), record=DEFAULT_RECORD, frontend=None, test=False):
+    """
+    Stop every sendmail process: ask the service manager to stop
+    ``services`` first, then send SIGTERM to what is left, SIGKILL after
+    STOP_TIMEOUT seconds. Whether sendmail ran is saved in ``record`` (so
+    that ``restore`` starts it again). Returns the changes (empty when
+    nothing ran).
+
+    CLI Example::
+
+        salt '*' qmail_sendmail.stop '[sendmail]' '[/usr/sbin/sendmail]'
+    """
+    running = processes(paths, ports, record, frontend)
+    if not running:
+        return {}
+    changes = {"processes": {"old": [f"{p['pid']} {p['comm']}" for p in running],
+                             "new": []}}
+    if test:
+        return changes
+    if record:
+        _save(record, "stopped", "services", list(services))
+    for service in services:
+        if _service_available(service):
+            try:
+                __salt__["service.stop"](service)
+            except CommandExecutionError:
+                pass  # the processes are checked below in any case
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        left = [p["pid"] for p in processes(paths, ports, record, frontend)]
+        for pid in left:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while left and time.monotonic() < deadline:
+            left = [pid for pid in left if _alive(pid)]
+            time.sleep(0.1)
+        if not left:
+            break
+    left = processes(paths, ports, record, frontend)
+    if left:
+        raise CommandExecutionError(
+            "sendmail still runs after SIGKILL: "
+            + ", ".join(f"{p['pid']} {p['comm']}" for p in left))
+    return changes
+
+
+# --------------------------------------------------------------------------
+# Boot
+# --------------------------------------------------------------------------
+def _service_available(service):
+    try:
+        return bool(__salt__["service.available"](service))
+    except (KeyError, CommandExecutionError):
+        return False
+
+
+def _read_bytes(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read().decode("latin-1")
+    except FileNotFoundError:
+        return None
+
+
+def _write_text(path, text):
+    try:
+        like = os.stat(path)
+    except FileNotFoundError:
+        like = None
+    _atomic_write(path, text.encode("latin-1"), mode=0o644, like=like)
+
+
+def _assignments(lines, key):
+    return [i for i, line in enumerate(lines)
+            if (m := _ASSIGN_RE.match(line)) and m.group(1) == key]
+
+
+def set_keys(text, wanted):
+    """
+    Return ``text`` (a shell-style ``key=value`` file such as rc.conf) with
+    every assignment of each key in ``wanted`` (key -> whole line, without
+    newline) replaced by that line, or the line appended when the key is not
+    set; every other line is kept byte for byte. Also returns, per key, the
+    lines it replaced.
+
+    CLI Example::
+
+        salt '*' qmail_sendmail.set_keys 'sendmail_enable="YES"' \\
+            '{sendmail_enable: sendmail_enable="NO"}'
+    """
+    lines = (text or "").splitlines(keepends=True)
+    originals = {}
+    for key, line in wanted.items():
+        where = _assignments(lines, key)
+        originals[key] = [lines[i].rstrip("\n") for i in where]
+        for i in where:
+            lines[i] = line + "\n"
+        if not where:
+            if lines and not lines[-1].endswith("\n"):
+                lines[-1] += "\n"
+            lines.append(line + "\n")
+    return "".join(lines), originals
+
+
+def _unset_keys(text, wanted, originals):
+    """Undo ``set_keys``: the lines it wrote go back to the saved ones
+    (removed where it appended); lines changed since are left alone."""
+    lines = text.splitlines(keepends=True)
+    drop = set()
+    for key, line in wanted.items():
+        saved = originals.get(key, [])
+        where = [i for i in _assignments(lines, key) if lines[i].rstrip("\n") == line]
+        if saved:
+            for i, original in zip(where, saved, strict=False):
+                lines[i] = original + "\n"
+        else:
+            drop.update(where)
+    return "".join(line for i, line in enumerate(lines) if i not in drop)
+
+
+def _keyvalue_wanted(method):
+    if method == "rcconf":
+        return {key: f'{key}="NO"' for key in RC_CONF_KEYS}
+    return {"DAEMON": "DAEMON=NO"}
+
+
+def _boot_disable_file(method, path, record, test):
+    old = _read_bytes(path)
+    if method == "irix":
+        new = "off\n"
+        if old is not None and old.split() == ["off"]:
+            return {}
+        saved = {"method": method, "content": old}
+    else:
+        wanted = _keyvalue_wanted(method)
+        new, originals = set_keys(old, wanted)
+        if new == old:
+            return {}
+        saved = {"method": method, "existed": old is not None, "keys": originals}
+    changes = {path: {"old": old, "new": new}}
+    if not test:
+        _save(record, "boot", path, saved)
+        _write_text(path, new)
+    return changes
+
+
+def _systemd_booted():
+    return salt.utils.systemd.booted(__context__)
+
+
+def _chkconfig_registered(service):
+    return __salt__["cmd.retcode"](["chkconfig", "--list", service], python_shell=False,
+                                   ignore_retcode=True, output_loglevel="quiet") == 0
+
+
+def boot_disable(method, services=(), path=None, record=DEFAULT_RECORD, test=False):
+    """
+    Keep sendmail from starting at boot, the way ``method`` says:
+
+    - ``rcconf``: ``path`` (/etc/rc.conf) gets ``sendmail_enable``,
+      ``sendmail_submit_enable``, ``sendmail_outbound_enable`` and
+      ``sendmail_msp_queue_enable`` = ``"NO"``; other lines stay as they are
+      (/etc/defaults/rc.conf is never edited);
+    - ``sysconfig``: ``path`` (/etc/sysconfig/sendmail) ``DAEMON=NO``;
+    - ``irix``: ``path`` (/etc/config/sendmail) ``off``;
+    - ``chkconfig``: ``chkconfig --del`` each of ``services``;
+    - ``systemd``, ``sysv``: disable each of ``services`` through Salt's
+      service module (systemd units, or SysV scripts via update-rc.d);
+      where systemd does not run, ``systemd`` falls back to ``chkconfig``.
+
+    What was there is saved in ``record`` first. Returns the changes.
+
+    CLI Example::
+
+        salt '*' qmail_sendmail.boot_disable rcconf path=/etc/rc.conf
+        salt '*' qmail_sendmail.boot_disable systemd '[sendmail, sm-client]'
+    """
+    if method not in BOOT_METHODS:
+        raise SaltInvocationError(f"boot method {method!r} is not one of {BOOT_METHODS}")
+    if method in ("rcconf", "sysconfig", "irix"):
+        return _boot_disable_file(method, path, record, test)
+    if method == "systemd" and not _systemd_booted() and salt.utils.path.which("chkconfig"):
+        method = "chkconfig"
+    changes = {}
+    for service in services:
+        if method == "chkconfig":
+            if not _chkconfig_registered(service):
+                continue
+            changes[service] = {"old": "registered", "new": "deleted (chkconfig --del)"}
+            if not test:
+                _save(record, "boot", service, {"method": "chkconfig", "enabled": True})
+                __salt__["cmd.run_all"](["chkconfig", "--del", service], python_shell=False)
+            continue
+        if not _service_available(service) or not __salt__["service.enabled"](service):
+            continue
+        changes[service] = {"old": "enabled", "new": "disabled"}
+        if not test:
+            _save(record, "boot", service, {"method": "service", "enabled": True})
+            if not __salt__["service.disable"](service):
+                raise CommandExecutionError(f"could not disable service {service}")
+    return changes
+
+
+# --------------------------------------------------------------------------
+# The binary and the front end
+# --------------------------------------------------------------------------
+def _is_qmail(path, frontend):
+    real = os.path.realpath(path)
+    return real == os.path.realpath(frontend) or real.startswith(
+        os.path.realpath(os.path.dirname(frontend)) + os.sep)
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 16), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def neutralise(path, frontend, record=DEFAULT_RECORD, test=False):
+    """
+    ``chmod 0`` the sendmail binary behind ``path`` (symlinks and
+    alternatives resolved to the real file) and rename it to
+    ``<real file>.bak``, as the seed does. Nothing happens when ``path``
+    leads to qmail (``frontend``) already, when only the ``.bak`` is left
+    (done before), or when there is no sendmail there. An existing ``.bak``
+    is never overwritten: that is an error to settle by hand. The file's
+    mode, owner and sha256 are saved in ``record`` first.
+
+    CLI Example::
+
+        salt '*' qmail_sendmail.neutralise /usr/sbin/sendmail /var/qmail/bin/sendmail
+    """
+    if _is_qmail(path, frontend):
+        return {}
+    real = os.path.realpath(path)
+    bak = real + ".bak"
+    if not os.path.lexists(real):
+        return {}
+    if not os.path.isfile(real):
+        raise CommandExecutionError(f"{path} leads to {real}, which is not a regular file")
+    if os.path.basename(real) == "mailwrapper":
+        raise CommandExecutionError(
+            f"{path} is mailwrapper(8), not sendmail: list the real sendmail in "
+            "qmail:lookup:sendmail_paths and let mailer.conf point to qmail")
+    if os.path.lexists(bak):
+        raise CommandExecutionError(
+            f"both {real} and {bak} exist; the .bak is never overwritten: "
+            "compare them and remove one by hand")
+    st = os.stat(real)
+    changes = {real: {"old": {"path": real, "mode": f"{st.st_mode & 0o7777:04o}"},
+                      "new": {"path": bak, "mode": "0000"}}}
+    if test:
+        return changes
+    _save(record, "binaries", real, {
+        "mode": f"{st.st_mode & 0o7777:04o}", "uid": st.st_uid, "gid": st.st_gid,
+        "size": st.st_size, "sha256": _sha256(real), "path": path,
+    })
+    os.chmod(real, 0)
+    os.rename(real, bak)
+    _fsync_dir(os.path.dirname(real))
+    return changes
+
+
+def _symlink(target, path):
+    """Make ``path`` a symlink to ``target``, atomically (rename over it)."""
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    os.symlink(target, tmp)
+    os.rename(tmp, path)
+    _fsync_dir(os.path.dirname(path))
+
+
+def link_frontend(path, frontend, record=DEFAULT_RECORD, test=False):
+    """
+    Make ``path`` (e.g. /usr/sbin/sendmail) a symlink to qmail's front end
+    ``frontend``. A path that leads there already (also through
+    alternatives) is left alone; a regular file is never replaced (neutralise
+    it first). The old link target (or its absence) is saved in ``record``.
+
+    CLI Example::
+
+        salt '*' qmail_sendmail.link_frontend /usr/lib/sendmail /var/qmail/bin/sendmail
+    """
+    if os.path.lexists(path) and _is_qmail(path, frontend):
+        return {}
+    if os.path.lexists(path) and not os.path.islink(path):
+        raise CommandExecutionError(
+            f"{path} is a file, not a link; not replacing it (list it in "
+            "qmail:lookup:sendmail_paths so that it is kept as .bak first)")
+    if not os.path.isdir(os.path.dirname(path)):
+        raise CommandExecutionError(f"{os.path.dirname(path)} does not exist")
+    old = os.readlink(path) if os.path.islink(path) else None
+    changes = {path: {"old": old, "new": frontend}}
+    if not test:
+        _save(record, "links", path, {"target": old})
+        _symlink(frontend, path)
+    return changes
+
+
+# --------------------------------------------------------------------------
+# Alternatives (RedHat's mta)
+# --------------------------------------------------------------------------
+def _alternatives_cmd():
+    for cmd in ("update-alternatives", "alternatives"):
+        path = salt.utils.path.which(cmd)
+        if path:
+            return path
+    raise CommandExecutionError("neither update-alternatives nor alternatives is installed")
+
+
+def alternative_status(name):
+    """
+    Return the alternatives group ``name``'s ``mode`` (auto/manual) and
+    ``current`` choice, or None when the group does not exist.
+
+    CLI Example::
+
+        salt '*' qmail_sendmail.alternative_status mta
+    """
+    proc = __salt__["cmd.run_all"]([_alternatives_cmd(), "--display", name],
+                                   python_shell=False, ignore_retcode=True,
+                                   output_loglevel="quiet")
+    if proc["retcode"] != 0:
+        return None
+    first, _, rest = proc["stdout"].partition("\n")
+    current = None
+    for line in rest.splitlines():
+        if "currently points to" in line:
+            current = line.split("currently points to", 1)[1].strip()
+    return {"mode": "manual" if "manual" in first else "auto", "current": current}
+
+
+def alternative(name, link, frontend, priority, slaves=(), record=DEFAULT_RECORD, test=False):
+    """
+    Register qmail's ``frontend`` in alternatives group ``name`` (master
+    ``link``, ``slaves`` a list of ``{name, link, target}``) and select it.
+    The group's mode and choice before are saved in ``record``.
+
+    CLI Example::
+
+        salt '*' qmail_sendmail.alternative mta /usr/sbin/sendmail /var/qmail/bin/sendmail 120
+    """
+    status = alternative_status(name)
+    if status and status["current"] == frontend and status["mode"] == "manual":
+        return {}
+    changes = {name: {"old": status, "new": {"mode": "manual", "current": frontend}}}
+    if test:
+        return changes
+    _save(record, "alternatives", name, {"status": status, "path": frontend})
+    cmd = [_alternatives_cmd(), "--install", link, name, frontend, str(priority)]
+    for slave in slaves:
+        cmd += ["--slave", slave["link"], slave["name"], slave["target"]]
+    for argv in (cmd, [_alternatives_cmd(), "--set", name, frontend]):
+        proc = __salt__["cmd.run_all"](argv, python_shell=False)
+        if proc["retcode"] != 0:
+            raise CommandExecutionError(f"{' '.join(argv)}: {proc['stderr']}")
+    return changes
+
+
+# --------------------------------------------------------------------------
+# FreeBSD mailer.conf
+# --------------------------------------------------------------------------
+def _mailer_conf_text(text, frontend, qread):
+    targets = {"sendmail": frontend, "qmail-qread": qread}
+    lines = (text or "").splitlines(keepends=True)
+    seen = set()
+    for i, line in enumerate(lines):
+        m = re.match(r"^(\s*(\S+)\s+)(\S+)(.*)$", line, re.DOTALL)
+        if not m or m.group(2).startswith("#"):
+            continue
+        for entry, program in MAILER_CONF_ENTRIES:
+            if m.group(2) == entry:
+                lines[i] = m.group(1) + targets[program] + m.group(4)
+                seen.add(entry)
+    for entry, program in MAILER_CONF_ENTRIES:
+        if entry not in seen:
+            if lines and not lines[-1].endswith("\n"):
+                lines[-1] += "\n"
+            lines.append(f"{entry}\t{targets[program]}\n")
+    return "".join(lines)
+
+
+def mailer_conf(path, frontend, qread, record=DEFAULT_RECORD, test=False):
+    """
+    Point mailer.conf(5)'s ``sendmail`` and ``send-mail`` to qmail's
+    ``frontend`` and ``mailq`` to ``qread`` (qmail-qread); other lines stay
+    byte for byte. The file as it was is saved in ``record``.
+
+    CLI Example::
+
+        salt '*' qmail_sendmail.mailer_conf /etc/mail/mailer.conf \\
+            /var/qmail/bin/sendmail /var/qmail/bin/qmail-qread
+    """
+    old = _read_bytes(path)
+    new = _mailer_conf_text(old, frontend, qread)
+    if new == old:
+        return {}
+    changes = {path: {"old": old, "new": new}}
+    if not test:
+        _save(record, "mailer_conf", path, {"content": old})
+        _write_text(path, new)
+    return changes
+
+
+# --------------------------------------------------------------------------
+# Undo
+# --------------------------------------------------------------------------
+def _restore_links(record, data, test):
+    changes = {}
+    for path, saved in sorted(data["links"].items()):
+        target = saved["target"]
+        current = os.readlink(path) if os.path.islink(path) else None
+        if os.path.lexists(path) and current is None:
+            raise CommandExecutionError(f"{path} is no longer a link; not replacing it")
+        if current != target:
+            changes[path] = {"old": current, "new": target}
+            if not test:
+                if target is None:
+                    os.unlink(path)
+                else:
+                    _symlink(target, path)
+        if not test:
+            _forget(record, "links", path)
+    return changes
+
+
+def _restore_alternatives(record, data, test):
+    changes = {}
+    for name, saved in sorted(data["alternatives"].items()):
+        before = saved["status"]
+        now = alternative_status(name)
+        changes[name] = {"old": now, "new": before}
+        if not test:
+            argv = [_alternatives_cmd(), "--remove", name, saved["path"]]
+            __salt__["cmd.run_all"](argv, python_shell=False, ignore_retcode=True)
+            if before and before["mode"] == "manual" and before["current"]:
+                __salt__["cmd.run_all"]([_alternatives_cmd(), "--set", name, before["current"]],
+                                        python_shell=False)
+            _forget(record, "alternatives", name)
+    return changes
+
+
+def _restore_mailer_conf(record, data, test):
+    changes = {}
+    for path, saved in sorted(data["mailer_conf"].items()):
+        old = _read_bytes(path)
+        if old != saved["content"]:
+            changes[path] = {"old": old, "new": saved["content"]}
+            if not test:
+                if saved["content"] is None:
+                    os.unlink(path)
+                else:
+                    _write_text(path, saved["content"])
+        if not test:
+            _forget(record, "mailer_conf", path)
+    return changes
+
+
+def _restore_binaries(record, data, test):
+    changes = {}
+    for real, saved in sorted(data["binaries"].items()):
+        bak = real + ".bak"
+        if os.path.lexists(real):
+            if not test:
+                _forget(record, "binaries", real)
+            continue  # back already (e.g. the package was reinstalled)
+        if not os.path.isfile(bak):
+            raise CommandExecutionError(f"{bak} is missing: cannot restore {real}")
+        changes[real] = {"old": {"path": bak, "mode": f"{os.stat(bak).st_mode & 0o7777:04o}"},
+                         "new": {"path": real, "mode": saved["mode"]}}
+        if test:
+            continue
+        # Owner first: chown clears set-id bits that chmod then sets again.
+        os.chown(bak, saved["uid"], saved["gid"])
+        os.chmod(bak, int(saved["mode"], 8))
+        os.rename(bak, real)
+        _fsync_dir(os.path.dirname(real))
+        _forget(record, "binaries", real)
+    return changes
+
+
+def _restore_boot(record, data, test):
+    changes = {}
+    for key, saved in sorted(data["boot"].items()):
+        method = saved["method"]
+        if method in ("rcconf", "sysconfig", "irix"):
+            old = _read_bytes(key)
+            if method == "irix":
+                new = saved["content"]
+            else:
+                new = _unset_keys(old or "", _keyvalue_wanted(method), saved["keys"])
+                if not saved["existed"] and not new:
+                    new = None
+            if new != old:
+                changes[key] = {"old": old, "new": new}
+                if not test:
+                    if new is None:
+                        if old is not None:
+                            os.unlink(key)
+                    else:
+                        _write_text(key, new)
+        elif method == "chkconfig":
+            changes[key] = {"old": "deleted", "new": "registered (chkconfig --add)"}
+            if not test:
+                __salt__["cmd.run_all"](["chkconfig", "--add", key], python_shell=False)
+        else:
+            if not __salt__["service.enabled"](key):
+                changes[key] = {"old": "disabled", "new": "enabled"}
+                if not test and not __salt__["service.enable"](key):
+                    raise CommandExecutionError(f"could not enable service {key}")
+        if not test:
+            _forget(record, "boot", key)
+    return changes
+
+
+def _restart(record, data, test):
+    services = data["stopped"].get("services")
+    if services is None:
+        return {}
+    changes = {}
+    for service in services:
+        if not _service_available(service):
+            continue
+        if __salt__["service.status"](service):
+            continue
+        changes[service] = {"old": "stopped", "new": "started"}
+        if not test:
+            __salt__["service.start"](service)
+    if not test:
+        _forget(record, "stopped", "services")
+    return changes
+
+
+def restore(record=DEFAULT_RECORD, test=False):
+    """
+    Undo what the formula did to sendmail, from ``record``, in reverse
+    order: the links, the alternatives choice, mailer.conf, the binary (from
+    ``.bak``, with its mode and owner), the boot setting, then start the
+    services that ran before. The record is removed once everything is
+    back. Returns the changes by step.
+
+    CLI Example::
+
+        salt '*' qmail_sendmail.restore /var/lib/qmail-formula/sendmail.json
+    """
+    data = read_record(record)
+    changes = {}
+    for step, func in (("links", _restore_links), ("alternatives", _restore_alternatives),
+                       ("mailer_conf", _restore_mailer_conf), ("binaries", _restore_binaries),
+                       ("boot", _restore_boot), ("services", _restart)):
+        step_changes = func(record, data, test)
+        if step_changes:
+            changes[step] = step_changes
+    return changes
+
+
+def status(paths=("/usr/sbin/sendmail", "/usr/lib/sendmail"), ports=(25, 587),
+           frontend="/var/qmail/bin/sendmail", record=None):
+    """
+    What a sysadmin checks: where each of ``paths`` leads, the running
+    sendmail processes, what listens on ``ports``, and the saved record.
+
+    CLI Example::
+
+        salt '*' qmail_sendmail.status
+    """
+    return {
+        "paths": {p: {"leads_to": os.path.realpath(p), "qmail": _is_qmail(p, frontend)}
+                  for p in paths},
+        "processes": processes(paths, ports, record, frontend),
+        "listeners": listeners(ports),
+        "record": read_record(record) if record else None,
+    }

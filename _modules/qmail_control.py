@@ -237,10 +237,14 @@ def normalize(name, value, key=None):
     return _normalize_single(spec, value, key) + "\n"
 
 
+_CONTROL_CHAR_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _reject_control_chars(text, key):
-    if "\n" in text or "\r" in text:
-        raise SaltInvocationError(f"{key}: {text!r} contains a line break")
-    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+    # A newline inside one entry would smuggle in a second one (rcpthosts!).
+    if _CONTROL_CHAR_RE.search(text):
+        if "\n" in text or "\r" in text:
+            raise SaltInvocationError(f"{key}: {text!r} contains a line break")
         raise SaltInvocationError(f"{key}: {text!r} contains a control character")
 
 
@@ -598,6 +602,10 @@ def derive(role, me, spool=None, overrides=None, key="qmail"):
             raise SaltInvocationError(f"{where}: not a control file name")
         _spec(name, where)
         wanted[name] = value
+    if wanted["me"] is None:
+        raise SaltInvocationError(
+            f"{key}:control:me: qmail cannot run without control/me; it cannot be removed"
+        )
     if role == "spool" and wanted.get("rcpthosts") is None:
         raise SaltInvocationError(
             f"{key}:control:rcpthosts: a spool runs qmail-smtpd, which relays for "

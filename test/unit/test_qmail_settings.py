@@ -1,0 +1,71 @@
+"""qmail_settings.merge: the parameters per os_family, pillar over them, and the checks."""
+
+import pathlib
+
+import pytest
+import yaml
+from salt.exceptions import SaltInvocationError
+
+PARAMETERS = pathlib.Path(__file__).resolve().parents[2] / "qmail" / "parameters"
+FAMILIES = sorted(p.stem for p in (PARAMETERS / "os_family").glob("*.yaml"))
+PILLAR = {"role": "spool", "me": "ccs.cla.kobe-u.ac.jp"}
+
+
+def load(path):
+    return yaml.safe_load((PARAMETERS / path).read_text()) or {}
+
+
+@pytest.fixture
+def merge(modules):
+    def _merge(family, pillar):
+        return modules.qmail_settings.merge(
+            load("defaults.yaml"), load(f"os_family/{family}.yaml"), pillar)
+    return _merge
+
+
+def test_the_families_the_formula_names_have_parameters():
+    assert {"Debian", "RedHat", "Suse", "FreeBSD", "IRIX"} <= set(FAMILIES)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_merges_and_keeps_the_home(merge, family):
+    settings = merge(family, PILLAR)
+    assert settings["lookup"]["home"] == "/var/qmail"
+    assert settings["control_managed"]["me"] == "ccs.cla.kobe-u.ac.jp"
+
+
+def test_os_family_values_win_over_defaults(merge):
+    freebsd = merge("FreeBSD", PILLAR)["lookup"]
+    assert freebsd["groups"]["nofiles"] == "qnofiles"
+    assert freebsd["rootgroup"] == "wheel"
+    assert merge("Debian", PILLAR)["lookup"]["groups"]["nofiles"] == "nofiles"
+
+
+def test_pillar_lookup_wins_over_os_family(merge):
+    pillar = {**PILLAR, "lookup": {"home": "/opt/qmail", "groups": {"nofiles": "nogroup2"}}}
+    lookup = merge("FreeBSD", pillar)["lookup"]
+    assert lookup["home"] == "/opt/qmail"
+    assert lookup["groups"] == {"qmail": "qmail", "nofiles": "nogroup2"}
+
+
+def test_control_reload_groups_the_managed_files(merge):
+    settings = merge("Debian", {**PILLAR, "control": {"concurrencyremote": 40,
+                                                      "virtualdomains": None}})
+    assert settings["control_reload"] == {
+        "hup": ["locals", "virtualdomains"],
+        "restart": ["concurrencyremote", "me"],
+        "newmrh": [],
+    }
+    assert settings["control_absent"] == ["virtualdomains"]
+
+
+@pytest.mark.parametrize(("pillar", "message"), [
+    ({"rolle": "spool"}, "qmail:rolle: unknown key"),
+    ({"lookup": {"users": {"qmaild": 5}}}, "qmail:lookup:users:qmaild: expected a string"),
+    ({"lookup": {"sendmail_paths": "/usr/sbin/sendmail"}},
+     "qmail:lookup:sendmail_paths: expected a list"),
+    ({"control": {"me": None}}, "qmail:control:me"),
+])
+def test_bad_pillar_names_the_key(merge, pillar, message):
+    with pytest.raises(SaltInvocationError, match=f"^{message}"):
+        merge("Debian", {**PILLAR, **pillar})

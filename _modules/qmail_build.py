@@ -469,7 +469,7 @@ def _safe_members(archive, dest):
     root = os.path.realpath(dest)
     for member in archive.getmembers():
         target = os.path.realpath(os.path.join(root, member.name))
-        if os.path.commonpath([root, target]) != root or member.isdev():
+        if os.path.commonpath([root, target]) != root or member.ischr() or member.isblk():
             raise CommandExecutionError(f"unsafe member {member.name!r} in the tarball")
         if member.islnk() or member.issym():
             link = os.path.join(os.path.dirname(target), member.linkname)

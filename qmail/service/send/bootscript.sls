@@ -7,6 +7,7 @@
 {%- set paths = qmail.lookup.service %}
 
 include:
+  - {{ tplroot }}.build
   - {{ tplroot }}.control
   - .run
 
@@ -42,6 +43,7 @@ qmail-service-send-start-module-run:
     - require:
       - file: qmail-service-send-run-file-managed
       - file: qmail-service-send-bootscript-file-blockreplace
+      - file: qmail-build-rc-file-managed
       - qmail_control: me
 
 qmail-service-send-restart-module-run:
@@ -53,6 +55,7 @@ qmail-service-send-restart-module-run:
       - module: qmail-service-send-start-module-run
     - onchanges:
       - file: qmail-service-send-run-file-managed
+      - file: qmail-build-rc-file-managed
 {%- for name in qmail.control_reload.restart %}
       - qmail_control: {{ name }}
 {%- endfor %}

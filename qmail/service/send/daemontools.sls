@@ -8,6 +8,7 @@
 {%- set paths = qmail.lookup.service %}
 
 include:
+  - {{ tplroot }}.build
   - {{ tplroot }}.control
   - .run
 
@@ -46,6 +47,7 @@ qmail-service-send-link-file-symlink:
     - require:
       - file: qmail-service-send-run-file-managed
       - service: qmail-service-svscan-service-running
+      - file: qmail-build-rc-file-managed
       - qmail_control: me
 
 qmail-service-send-start-module-run:
@@ -69,6 +71,7 @@ qmail-service-send-restart-module-run:
       - module: qmail-service-send-start-module-run
     - onchanges:
       - file: qmail-service-send-run-file-managed
+      - file: qmail-build-rc-file-managed
 {%- for name in qmail.control_reload.restart %}
       - qmail_control: {{ name }}
 {%- endfor %}

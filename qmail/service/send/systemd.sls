@@ -6,6 +6,7 @@
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
 
 include:
+  - {{ tplroot }}.build
   - {{ tplroot }}.control
   - .run
 
@@ -29,6 +30,7 @@ qmail-service-send-service-running:
     - watch:
       - file: qmail-service-send-unit-file-managed
       - file: qmail-service-send-run-file-managed
+      - file: qmail-build-rc-file-managed
 {%- for name in qmail.control_reload.restart %}
       - qmail_control: {{ name }}
 {%- endfor %}

@@ -607,7 +607,7 @@ def _sha256(path):
     return digest.hexdigest()
 
 
-def neutralise(path, frontend, record=DEFAULT_RECORD, test=False):
+def neutralise(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), test=False):
     """
     ``chmod 0`` the sendmail binary behind ``path`` (symlinks and
     alternatives resolved to the real file) and rename it to
@@ -615,7 +615,9 @@ def neutralise(path, frontend, record=DEFAULT_RECORD, test=False):
     leads to qmail (``frontend``) already, when only the ``.bak`` is left
     (done before), or when there is no sendmail there. An existing ``.bak``
     is never overwritten: that is an error to settle by hand. The file's
-    mode, owner and sha256 are saved in ``record`` first.
+    mode, owner and sha256 are saved in ``record`` first. In test mode, a
+    file that a path listed before ``path`` in ``sendmail_paths`` leads to
+    counts as moved already.
 
     CLI Example::
 
@@ -626,6 +628,10 @@ def neutralise(path, frontend, record=DEFAULT_RECORD, test=False):
     real = os.path.realpath(path)
     bak = real + ".bak"
     if not os.path.lexists(real):
+        return {}
+    earlier = list(sendmail_paths)[:list(sendmail_paths).index(path)] if (
+        path in sendmail_paths) else []
+    if test and any(os.path.realpath(p) == real for p in earlier):
         return {}
     if not os.path.isfile(real):
         raise CommandExecutionError(f"{path} leads to {real}, which is not a regular file")
@@ -664,12 +670,31 @@ def _symlink(target, path):
     _fsync_dir(os.path.dirname(path))
 
 
-def link_frontend(path, frontend, record=DEFAULT_RECORD, test=False):
+def _would_lead_to_qmail(path, frontend, linked_before):
+    """Test mode: would ``path`` lead to qmail once the links listed before
+    it are made? Follows the link chain by hand."""
+    linked_before = {os.path.abspath(p) for p in linked_before}
+    current = os.path.abspath(path)
+    for _ in range(40):
+        if current in linked_before:
+            return True
+        if not os.path.islink(current):
+            return os.path.lexists(current) and _is_qmail(current, frontend)
+        current = os.path.normpath(os.path.join(os.path.dirname(current),
+                                                os.readlink(current)))
+    return False
+
+
+def link_frontend(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), links=(),
+                  test=False):
     """
     Make ``path`` (e.g. /usr/sbin/sendmail) a symlink to qmail's front end
     ``frontend``. A path that leads there already (also through
     alternatives) is left alone; a regular file is never replaced (neutralise
     it first). The old link target (or its absence) is saved in ``record``.
+    In test mode, a file behind one of ``sendmail_paths`` counts as moved
+    away already, as ``neutralise`` would do it first, and the ``links``
+    listed before ``path`` as made.
 
     CLI Example::
 
@@ -677,6 +702,14 @@ def link_frontend(path, frontend, record=DEFAULT_RECORD, test=False):
     """
     if os.path.lexists(path) and _is_qmail(path, frontend):
         return {}
+    links = list(links)
+    if test and path in links and _would_lead_to_qmail(path, frontend,
+                                                       links[:links.index(path)]):
+        return {}
+    to_neutralise = {os.path.realpath(p) for p in sendmail_paths}
+    if test and os.path.isfile(path) and not os.path.islink(path) and (
+            os.path.realpath(path) in to_neutralise):
+        return {path: {"old": None, "new": frontend}}
     if os.path.lexists(path) and not os.path.islink(path):
         raise CommandExecutionError(
             f"{path} is a file, not a link; not replacing it (list it in "

@@ -110,25 +110,36 @@ def boot_disabled(name, method, services=(), path=None, record=DEFAULT_RECORD):
                   method, services=services, path=path, record=record)
 
 
-def neutralised(name, frontend, record=DEFAULT_RECORD):
+def neutralised(name, frontend, sendmail_paths=(), record=DEFAULT_RECORD):
     """
     The sendmail binary behind ``name`` has mode 0 and sits at
     ``<real file>.bak`` (seed: ``chmod 0``, ``mv sendmail sendmail.bak``).
     A path that leads to qmail's ``frontend`` is left alone; an existing
     ``.bak`` is never overwritten.
+
+    sendmail_paths
+        All the paths handled, in order (for exact predictions in test mode
+        when several lead to the same file).
     """
     return _apply(name, "neutralise", f"No sendmail binary behind {name}",
                   f"The sendmail binary behind {name} would be kept as .bak, mode 0",
                   f"The sendmail binary behind {name} is kept as .bak, mode 0",
-                  name, frontend, record=record)
+                  name, frontend, record=record, sendmail_paths=sendmail_paths)
 
 
-def frontend_linked(name, frontend, record=DEFAULT_RECORD):
+def frontend_linked(name, frontend, sendmail_paths=(), links=(), record=DEFAULT_RECORD):
     """
     ``name`` is a symlink to qmail's front end ``frontend`` (or leads there
     through alternatives). While qmail is not installed yet (no
     ``frontend``), nothing is linked and the state says so: sendmail is
     neutralised in any case, and the next run after the build links.
+
+    sendmail_paths
+        The paths ``neutralised`` handles: in test mode their files count as
+        moved to .bak already.
+    links
+        All the paths linked, in order: in test mode those before ``name``
+        count as linked already.
     """
     if not os.path.exists(frontend):
         return {"name": name, "result": True, "changes": {},
@@ -136,7 +147,8 @@ def frontend_linked(name, frontend, record=DEFAULT_RECORD):
                            f"{name} will be linked once it is"}
     return _apply(name, "link_frontend", f"{name} leads to {frontend}",
                   f"{name} would be linked to {frontend}", f"{name} linked to {frontend}",
-                  name, frontend, record=record)
+                  name, frontend, record=record, sendmail_paths=sendmail_paths,
+                  links=links)
 
 
 def alternative(name, link, frontend, priority, slaves=(), record=DEFAULT_RECORD):

@@ -32,6 +32,7 @@ qmail-sendmail-binary-qmail_sendmail-neutralised-{{ path }}:
   qmail_sendmail.neutralised:
     - name: {{ path }}
     - frontend: {{ sendmail.frontend }}
+    - sendmail_paths: {{ qmail.lookup.sendmail_paths | json }}
     - record: {{ sendmail.record }}
     - require:
       - qmail_sendmail: qmail-sendmail-processes-qmail_sendmail-stopped
@@ -57,6 +58,8 @@ qmail-sendmail-link-qmail_sendmail-frontend_linked-{{ path }}:
   qmail_sendmail.frontend_linked:
     - name: {{ path }}
     - frontend: {{ sendmail.frontend }}
+    - sendmail_paths: {{ qmail.lookup.sendmail_paths | json }}
+    - links: {{ qmail.lookup.sendmail_links | json }}
     - record: {{ sendmail.record }}
     - require:
       - qmail_sendmail: qmail-sendmail-binary-*

@@ -343,7 +343,10 @@ def processes(paths, ports=(25, 587), record=None, frontend=None):
     """
     Return the running sendmail processes: those running one of the files
     behind ``paths`` (or their saved ``.bak``), and those named ``sendmail*``
-    that listen on ``ports``. A list of ``{pid, comm, exe}``.
+    whose program cannot be read (a set-id program such as Debian's
+    setgid sendmail is not dumpable: without CAP_SYS_PTRACE, e.g. in a
+    container, even root cannot read its /proc/PID/exe) or that listen on
+    ``ports``. A list of ``{pid, comm, exe}`` (exe None when unreadable).
 
     CLI Example::
 
@@ -354,8 +357,9 @@ def processes(paths, ports=(25, 587), record=None, frontend=None):
     if os.path.isdir("/proc/self"):
         for pid in _pids():
             exe = _proc_exe(pid)
-            if exe and exe in binaries:
-                found[pid] = {"pid": pid, "comm": _proc_comm(pid), "exe": exe}
+            comm = _proc_comm(pid)
+            if ((exe in binaries) if exe else comm.startswith("sendmail")) and _alive(pid):
+                found[pid] = {"pid": pid, "comm": comm, "exe": exe}
         for entry in listeners(ports):
             if entry["comm"].startswith("sendmail"):
                 found.setdefault(entry["pid"], {k: entry[k] for k in ("pid", "comm", "exe")})
@@ -737,8 +741,11 @@ def _alternatives_cmd():
 
 def alternative_status(name):
     """
-    Return the alternatives group ``name``'s ``mode`` (auto/manual) and
-    ``current`` choice, or None when the group does not exist.
+    Return the alternatives group ``name`` as ``--display`` shows it (the
+    same on Debian and RedHat): ``mode`` (auto/manual), ``current`` choice,
+    master ``link``, ``slave_links`` (slave name -> link), and
+    ``alternatives`` (path -> ``{priority, slaves: {name: path}}``); None
+    when the group does not exist.
 
     CLI Example::
 
@@ -750,11 +757,34 @@ def alternative_status(name):
     if proc["retcode"] != 0:
         return None
     first, _, rest = proc["stdout"].partition("\n")
-    current = None
+    status = {"mode": "manual" if "manual" in first else "auto", "current": None,
+              "link": None, "slave_links": {}, "alternatives": {}}
+    entry = None
     for line in rest.splitlines():
-        if "currently points to" in line:
-            current = line.split("currently points to", 1)[1].strip()
-    return {"mode": "manual" if "manual" in first else "auto", "current": current}
+        text = line.strip()
+        if m := re.match(r"^(/\S+) - priority (-?\d+)$", line):
+            entry = status["alternatives"][m.group(1)] = {"priority": int(m.group(2)),
+                                                           "slaves": {}}
+        elif entry is not None and (m := re.match(r"^slave (\S+): (\S+)$", text)):
+            entry["slaves"][m.group(1)] = m.group(2)
+        elif "currently points to" in text:
+            status["current"] = text.split("currently points to", 1)[1].strip()
+        elif m := re.match(r"^link (\S+) is (\S+)$", text):
+            status["link"] = m.group(2)
+        elif m := re.match(r"^slave (\S+) is (\S+)$", text):
+            status["slave_links"][m.group(1)] = m.group(2)
+    return status
+
+
+def _choice(status):
+    return {"mode": status["mode"], "current": status["current"]} if status else None
+
+
+def _run_alternatives(*args):
+    argv = [_alternatives_cmd(), *args]
+    proc = __salt__["cmd.run_all"](argv, python_shell=False, ignore_retcode=True)
+    if proc["retcode"] != 0:
+        raise CommandExecutionError(f"{' '.join(argv)}: {proc['stderr']}")
 
 
 def alternative(name, link, frontend, priority, slaves=(), record=DEFAULT_RECORD, test=False):
@@ -770,17 +800,19 @@ def alternative(name, link, frontend, priority, slaves=(), record=DEFAULT_RECORD
     status = alternative_status(name)
     if status and status["current"] == frontend and status["mode"] == "manual":
         return {}
-    changes = {name: {"old": status, "new": {"mode": "manual", "current": frontend}}}
+    changes = {name: {"old": _choice(status), "new": {"mode": "manual", "current": frontend}}}
     if test:
         return changes
-    _save(record, "alternatives", name, {"status": status, "path": frontend})
-    cmd = [_alternatives_cmd(), "--install", link, name, frontend, str(priority)]
+    # The whole group is saved: once sendmail's file is moved away,
+    # update-alternatives drops its entry, and restore installs it again.
+    _save(record, "alternatives", name, {
+        "status": status, "path": frontend, "link": link,
+        "slave_links": {s["name"]: s["link"] for s in slaves}})
+    install = ["--install", link, name, frontend, str(priority)]
     for slave in slaves:
-        cmd += ["--slave", slave["link"], slave["name"], slave["target"]]
-    for argv in (cmd, [_alternatives_cmd(), "--set", name, frontend]):
-        proc = __salt__["cmd.run_all"](argv, python_shell=False)
-        if proc["retcode"] != 0:
-            raise CommandExecutionError(f"{' '.join(argv)}: {proc['stderr']}")
+        install += ["--slave", slave["link"], slave["name"], slave["target"]]
+    _run_alternatives(*install)
+    _run_alternatives("--set", name, frontend)
     return changes
 
 
@@ -856,14 +888,30 @@ def _restore_alternatives(record, data, test):
     for name, saved in sorted(data["alternatives"].items()):
         before = saved["status"]
         now = alternative_status(name)
-        changes[name] = {"old": now, "new": before}
-        if not test:
-            argv = [_alternatives_cmd(), "--remove", name, saved["path"]]
-            __salt__["cmd.run_all"](argv, python_shell=False, ignore_retcode=True)
-            if before and before["mode"] == "manual" and before["current"]:
-                __salt__["cmd.run_all"]([_alternatives_cmd(), "--set", name, before["current"]],
-                                        python_shell=False)
-            _forget(record, "alternatives", name)
+        if _choice(now) != _choice(before) or (now and saved["path"] in now["alternatives"]):
+            changes[name] = {"old": _choice(now), "new": _choice(before)}
+        if test:
+            continue
+        if now and saved["path"] in now["alternatives"]:
+            _run_alternatives("--remove", name, saved["path"])
+        if before:
+            now = alternative_status(name)
+            present = now["alternatives"] if now else {}
+            slave_links = dict(saved.get("slave_links", {}), **before["slave_links"])
+            for path, entry in sorted(before["alternatives"].items()):
+                if path in present or not os.path.exists(path):
+                    continue
+                install = ["--install", before["link"] or saved["link"], name, path,
+                           str(entry["priority"])]
+                for slave, target in sorted(entry["slaves"].items()):
+                    if slave in slave_links:
+                        install += ["--slave", slave_links[slave], slave, target]
+                _run_alternatives(*install)
+            if before["mode"] == "manual" and before["current"]:
+                _run_alternatives("--set", name, before["current"])
+            else:
+                _run_alternatives("--auto", name)
+        _forget(record, "alternatives", name)
     return changes
 
 
@@ -961,9 +1009,10 @@ def _restart(record, data, test):
 def restore(record=DEFAULT_RECORD, test=False):
     """
     Undo what the formula did to sendmail, from ``record``, in reverse
-    order: the links, the alternatives choice, mailer.conf, the binary (from
-    ``.bak``, with its mode and owner), the boot setting, then start the
-    services that ran before. The record is removed once everything is
+    order: the links, mailer.conf, the binary (from ``.bak``, with its mode
+    and owner), the alternatives group (qmail out, sendmail's entry back,
+    the old mode and choice), the boot setting, then start the services
+    that ran before. The record is removed once everything is
     back. Returns the changes by step.
 
     CLI Example::
@@ -972,8 +1021,9 @@ def restore(record=DEFAULT_RECORD, test=False):
     """
     data = read_record(record)
     changes = {}
-    for step, func in (("links", _restore_links), ("alternatives", _restore_alternatives),
-                       ("mailer_conf", _restore_mailer_conf), ("binaries", _restore_binaries),
+    # The binaries come back before the alternatives that point to them.
+    for step, func in (("links", _restore_links), ("mailer_conf", _restore_mailer_conf),
+                       ("binaries", _restore_binaries), ("alternatives", _restore_alternatives),
                        ("boot", _restore_boot), ("services", _restart)):
         step_changes = func(record, data, test)
         if step_changes:

@@ -78,7 +78,9 @@ qmail-sendmail-mailer-conf-qmail_sendmail-mailer_conf:
 {%- endfor %}
 
 {#- Debian: a package that provides mail-transport-agent, built with
-    dpkg-deb (no equivs needed), so apt pulls in no other MTA. #}
+    dpkg-deb (no equivs needed), so apt pulls in no other MTA. While an
+    installed package provides it already (sendmail-bin, which also
+    conflicts with any other provider), it is built but not installed. #}
 {%- for package in sendmail.mta_package %}
 
 qmail-sendmail-mta-package-file-managed-control:
@@ -109,7 +111,9 @@ qmail-sendmail-mta-package-cmd-run-build:
 qmail-sendmail-mta-package-cmd-run-install:
   cmd.run:
     - name: dpkg --install {{ package.deb }}
-    - unless: dpkg-query -W -f '${Status}' {{ package.name }} | grep -qx 'install ok installed'
+    - unless: >-
+        dpkg-query -W -f '${db:Status-Abbrev} ${Package}, ${Provides},\n'
+        | grep -Eq '^ii +.*[ ,]mail-transport-agent[ ,(]'
     - require:
       - cmd: qmail-sendmail-mta-package-cmd-run-build
 {%- endfor %}

@@ -306,3 +306,15 @@ def test_processes_and_listeners_find_a_sendmail_binary(modules, tmp_path):
         proc.kill()
         proc.wait()
     assert modules.qmail_sendmail.processes([str(binary)], ports=[port]) == []
+
+
+def test_alternative_status_reads_a_real_group(modules):
+    """This machine's awk group, read with update-alternatives --display."""
+    status = modules.qmail_sendmail.alternative_status("awk")
+    assert status["link"] == "/usr/bin/awk"
+    assert status["current"] == os.path.realpath("/etc/alternatives/awk")
+    assert status["current"] in status["alternatives"]
+    assert status["slave_links"]["nawk"] == "/usr/bin/nawk"
+    entry = status["alternatives"][status["current"]]
+    assert isinstance(entry["priority"], int) and "nawk" in entry["slaves"]
+    assert modules.qmail_sendmail.alternative_status("qmail-test-no-such-group") is None

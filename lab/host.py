@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import shlex
 import subprocess
 import time
@@ -109,8 +110,13 @@ class Host:
         return data[0] if data else {}
 
     def memory_bytes(self) -> int:
-        """Memory charged to the host's cgroup, in bytes (from podman stats)."""
-        return int(self.stats().get("mem_usage", 0))
+        """Memory charged to the host's cgroup (v1 memory controller), in bytes."""
+        path = self.podman("inspect", "--format", "{{.State.CgroupPath}}",
+                           self.name).stdout.strip()
+        usage = pathlib.Path(f"/sys/fs/cgroup/memory{path}/memory.usage_in_bytes")
+        if not usage.exists():  # cgroups v2
+            usage = pathlib.Path(f"/sys/fs/cgroup{path}/memory.current")
+        return int(usage.read_text())
 
     def stop(self) -> None:
         """Stop the container (it can be started again with ``start``)."""

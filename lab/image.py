@@ -208,7 +208,7 @@ def build(variant: str, podman: Podman | None = None, force: bool = False) -> st
                            stdout=subprocess.PIPE)
     try:
         proc = subprocess.run(
-            podman.argv("import", "--change", "CMD=/sbin/init",
+            podman.argv("import", "--quiet", "--change", "CMD=/sbin/init",
                         "--change", "STOPSIGNAL=SIGRTMIN+3", "-", ref),
             env=podman.env, stdin=tar.stdout, stdout=subprocess.DEVNULL, check=True)
     finally:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
-import time
 from typing import Iterable
 
 from . import config, hoststate, image
@@ -51,14 +50,16 @@ class Lab:
 
     def up(self) -> "Lab":
         """Record the machine state, create the network and its anchor."""
+        anchor = image.build("base", self.podman)
+        # Under the lock, so that a session leaving now cannot see an idle
+        # machine and restore it under our feet.
         with hoststate.locked(self.podman.base) as state:
             hoststate.record(state)
-        self.subnet = self._create_network()
-        anchor = image.build("base", self.podman)
-        self.podman("run", "-d", "--name", f"{self.network}-anchor",
-                    "--label", config.LABEL, "--label", f"qmail-lab-session={self.session}",
-                    "--network", self.network, "--ip", str(self.subnet.network_address + 2),
-                    "--systemd=false", anchor, "sleep", "infinity")
+            self.subnet = self._create_network()
+            self.podman("run", "-d", "--name", f"{self.network}-anchor",
+                        "--label", config.LABEL, "--label", f"qmail-lab-session={self.session}",
+                        "--network", self.network, "--ip", str(self.subnet.network_address + 2),
+                        "--systemd=false", anchor, "sleep", "infinity")
         return self
 
     def _create_network(self) -> ipaddress.IPv4Network:
@@ -170,5 +171,4 @@ def clean(podman: Podman | None = None, images: bool = False) -> list[str]:
         podman("system", "reset", "--force", check=False)
         done.append("removed the lab's podman storage (images)")
     done += restore_machine_if_idle(podman)
-    time.sleep(0)
     return done

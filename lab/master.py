@@ -1,0 +1,263 @@
+"""A real salt-master for the lab hosts, started with pytest-salt-factories.
+
+The master runs on this machine and listens on the lab bridge's gateway
+address, so only the lab's hosts can reach it. Keys are accepted
+automatically (``auto_accept`` + ``open_mode``: a host re-created under the
+same FQDN brings a new key). ``file_roots`` is a temporary directory (top.sls
+and test files) followed by the repository checkout root (the formula at
+<repo>/qmail, custom modules at <repo>/_modules, _states, _utils);
+``pillar_roots`` is a temporary directory whose top.sls gives every minion a
+pillar file of its own (see ``set_pillar``).
+
+Salt commands go through the master's ``salt`` CLI with ``--out=json
+--static``, exactly as a user would type them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Iterable, Sequence
+
+import yaml
+
+from . import config
+from .host import Host
+from .lab import Lab
+
+
+class SaltError(RuntimeError):
+    """A salt command failed or minions did not answer."""
+
+
+def _minion_sls_name(minion_id: str) -> str:
+    return "minions." + minion_id.replace(".", "_").replace("-", "_")
+
+
+class LabMaster:
+    """A salt-master daemon for a ``Lab`` (see the module docstring).
+
+    Args:
+        lab: the lab whose gateway address the master listens on (must be up).
+        factories: a ``saltfactories.manager.FactoriesManager``; the pytest
+            ``salt_factories`` fixture gives one. Without it a private manager
+            (with its own log server and event listener) is made.
+        top: the initial top.sls data of the file roots.
+    """
+
+    def __init__(self, lab: Lab, factories=None, top: dict | None = None):
+        self.lab = lab
+        self.tmp = pathlib.Path(tempfile.mkdtemp(prefix="qmail-lab-master-"))
+        self.file_root = self.tmp / "file_root"
+        self.pillar_root = self.tmp / "pillar_root"
+        (self.pillar_root / "minions").mkdir(parents=True)
+        self.file_root.mkdir()
+        self.pillars: dict[str, dict] = {}
+        self._write_pillar_top()
+        self.set_top(top if top is not None else {"base": {"*": ["qmail"]}})
+        self._own = []  # things to stop when we made the factories manager
+        self.factories = factories or self._make_factories()
+        self.daemon = self.factories.salt_master_daemon(
+            f"qmail-lab-{lab.session}",
+            overrides={
+                "interface": lab.gateway,
+                "auto_accept": True,
+                "open_mode": True,
+                "file_roots": {"base": [str(self.file_root), str(config.REPO_ROOT)]},
+                "pillar_roots": {"base": [str(self.pillar_root)]},
+                "timeout": 30,
+                "gather_job_timeout": 15,
+                "log_level_logfile": "info",
+            },
+        )
+
+    def _make_factories(self):
+        """A FactoriesManager for use outside pytest (demo, benchmarks)."""
+        from saltfactories.manager import FactoriesManager
+        from saltfactories.plugins.event_listener import EventListener
+        from saltfactories.plugins.log_server import LogServer
+
+        log_server = LogServer(log_host="127.0.0.1", log_level="error")
+        log_server.start()
+        listener = EventListener()
+        listener.start()
+        self._own = [listener, log_server]
+        return FactoriesManager(
+            root_dir=self.tmp / "factories", log_server_host="127.0.0.1",
+            log_server_port=log_server.log_port, log_server_level="error",
+            event_listener=listener,
+        )
+
+    # -- life cycle ---------------------------------------------------------
+    def start(self) -> "LabMaster":
+        """Start the master daemon (3-5 s)."""
+        self.daemon.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the master (and our private helpers) and remove its temp dir."""
+        self.daemon.terminate()
+        for thing in self._own:
+            thing.stop()
+        subprocess.run(["rm", "-rf", str(self.tmp)], check=False)
+
+    def __enter__(self) -> "LabMaster":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def config_dir(self) -> str:
+        """The master's configuration directory (for ``salt -c``)."""
+        return str(self.daemon.config_dir)
+
+    def minion_config(self, minion_id: str) -> str:
+        """Return /etc/salt/minion for a host with ``minion_id``."""
+        conf = {
+            "master": self.lab.gateway,
+            "master_port": self.daemon.config["ret_port"],
+            "publish_port": self.daemon.config["publish_port"],
+            "id": minion_id,
+            "acceptance_wait_time": 1,
+            "acceptance_wait_time_max": 2,
+            "random_reauth_delay": 0,
+            "auth_timeout": 10,
+            "master_tries": -1,
+            "log_level_logfile": "info",
+        }
+        return yaml.safe_dump(conf, default_flow_style=False)
+
+    # -- hosts ---------------------------------------------------------------
+    def start_hosts(self, fqdns: Sequence[str], image: str = "base",
+                    pillars: dict[str, dict] | None = None, timeout: float = 90,
+                    ) -> list[Host]:
+        """Boot hosts named ``fqdns`` whose minions talk to this master.
+
+        ``pillars`` ({fqdn: data}) is in place before the minions start.
+        Returns the hosts once every minion answers ``test.ping``.
+        """
+        for fqdn in fqdns:
+            self._forget_keys([fqdn])
+        if pillars:
+            self.set_pillar(pillars, refresh=False)
+        files = {f: {"/etc/salt/minion": self.minion_config(f)} for f in fqdns}
+        hosts = self.lab.create_hosts(fqdns, image, files=files)
+        self.wait_minions([h.fqdn for h in hosts], timeout=timeout)
+        return hosts
+
+    def remove_hosts(self, hosts: Iterable[Host]) -> None:
+        """Remove hosts and their keys (so that ``salt '*'`` does not wait for them)."""
+        hosts = list(hosts)
+        self.lab.remove_hosts(hosts)
+        self._forget_keys([h.fqdn for h in hosts])
+
+    def _forget_keys(self, ids: Iterable[str]) -> None:
+        for minion_id in ids:
+            self._cli("salt-key", "-y", "-d", minion_id)
+
+    def wait_minions(self, ids: Sequence[str], timeout: float = 90) -> None:
+        """Wait until every minion in ``ids`` answers ``test.ping``."""
+        deadline = time.monotonic() + timeout
+        missing = set(ids)
+        while missing:
+            try:
+                ret = self.salt(sorted(missing), "test.ping", timeout=3, check=False)
+            except SaltError:
+                ret = {}
+            missing -= {m for m, v in ret.items() if v is True}
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise SaltError(f"minions not up after {timeout} s: {sorted(missing)}")
+            time.sleep(0.5)
+
+    # -- salt commands -----------------------------------------------------
+    def _cli(self, name: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        script = pathlib.Path(sys.executable).parent / name
+        env = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning")
+        return subprocess.run([str(script), "-c", self.config_dir, *args], env=env,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def salt(self, target: str | Sequence[str], fun: str, *args, tgt_type: str = "glob",
+             timeout: float = 300, check: bool = True, **kwargs) -> dict:
+        """Run ``salt TARGET FUN ARGS KWARGS`` and return {minion_id: return}.
+
+        ``target`` may be a glob (default), a list of minion ids (``-L``), or
+        an expression of ``tgt_type`` list, pcre, grain, compound or pillar.
+        Keyword arguments become ``key=value`` (non-strings as JSON, e.g.
+        ``pillar={...}``, ``test=True``). With ``check``, raise SaltError when a
+        targeted minion gives no answer or the command cannot be run.
+        """
+        if not isinstance(target, str):
+            target, tgt_type = ",".join(target), "list"
+        flags = {"glob": [], "list": ["-L"], "pcre": ["-E"], "grain": ["-G"],
+                 "compound": ["-C"], "pillar": ["-I"]}[tgt_type]
+        argv = ["--out=json", "--static", f"--timeout={int(timeout)}", *flags, target, fun]
+        argv += [a if isinstance(a, str) else json.dumps(a) for a in args]
+        argv += [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in kwargs.items()]
+        proc = self._cli("salt", *argv, timeout=timeout + 60)
+        try:
+            data = json.loads(proc.stdout) if proc.stdout.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise SaltError(f"salt {' '.join(argv)}: no JSON\n{proc.stdout}\n{proc.stderr}") from exc
+        if check:
+            expected = set(target.split(",")) if tgt_type == "list" else set()
+            silent = [m for m in expected if m not in data]
+            silent += [m for m, v in data.items()
+                       if isinstance(v, str) and v.startswith("Minion did not return")]
+            if silent or (not data and proc.returncode not in (0, 1)):
+                raise SaltError(f"salt {' '.join(argv)}: no answer from {silent or 'anyone'}"
+                                f" (rc {proc.returncode})\n{proc.stderr}")
+        return data
+
+    # -- files and pillar --------------------------------------------------
+    def set_top(self, top: dict) -> None:
+        """Write the state top.sls (e.g. {"base": {"*": ["qmail"]}})."""
+        (self.file_root / "top.sls").write_text(yaml.safe_dump(top))
+
+    @contextlib.contextmanager
+    def temporary_top(self, top: dict):
+        """Use ``top`` as the state top.sls inside the ``with`` block."""
+        path = self.file_root / "top.sls"
+        saved = path.read_text()
+        self.set_top(top)
+        try:
+            yield
+        finally:
+            path.write_text(saved)
+
+    def put_file(self, relpath: str, content: str | bytes) -> str:
+        """Put a file into the temporary file root; return its salt:// URL."""
+        path = self.file_root / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            path.write_text(content)
+        else:
+            path.write_bytes(content)
+        return f"salt://{relpath}"
+
+    def _write_pillar_top(self) -> None:
+        top = {"base": {m: [_minion_sls_name(m)] for m in sorted(self.pillars)}}
+        if not self.pillars:
+            top = {"base": {}}
+        (self.pillar_root / "top.sls").write_text(yaml.safe_dump(top))
+
+    def set_pillar(self, pillars: dict[str, dict], refresh: bool = True) -> None:
+        """Give each minion in ``pillars`` exactly that pillar data.
+
+        With ``refresh``, run ``saltutil.refresh_pillar`` on those minions.
+        """
+        for minion_id, data in pillars.items():
+            self.pillars[minion_id] = data
+            name = _minion_sls_name(minion_id).replace(".", "/") + ".sls"
+            (self.pillar_root / name).write_text(yaml.safe_dump(data or {}))
+        self._write_pillar_top()
+        if refresh and pillars:
+            self.salt(sorted(pillars), "saltutil.refresh_pillar", wait=True)

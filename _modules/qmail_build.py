@@ -464,6 +464,21 @@ def fetch(url, hash):  # pylint: disable=redefined-builtin
     return path
 
 
+def verify_source(home, source, conf):
+    """
+    Fetch and verify the source tarball unless ``home`` already holds this
+    build (then nothing is fetched). Returns the verified local path, or ""
+    when there was nothing to verify. Raises on a mismatch (see ``fetch``).
+
+    CLI Example::
+
+        salt '*' qmail_build.verify_source /var/qmail "$source" "$conf"
+    """
+    if not check_changes(home, source, conf):
+        return ""
+    return fetch(source["url"], source["hash"])
+
+
 def _safe_members(archive, dest):
     """Refuse members that would land outside ``dest`` or are devices."""
     root = os.path.realpath(dest)

@@ -19,6 +19,10 @@ Install qmail built from a verified source tarball.
             builder: build1.example.org
             wait: 600
 
+``qmail_build.source_verified`` (same arguments but ``workdir`` and
+``share``) checks the tarball first, so that a wrong hash fails before any
+other state changes the host.
+
 Nothing is fetched or built when the record in the qmail home says the same
 source and conf-* are installed. Otherwise ``changes`` says what was
 installed (``installed``: old/new record), how (``compiled`` true/false,
@@ -35,6 +39,32 @@ def __virtual__():
     if "qmail_build.build" in __salt__:
         return __virtualname__
     return (False, "the qmail_build execution module is not available")
+
+
+def source_verified(name, source, conf):
+    """
+    Check the source tarball against its hash before anything else of the
+    build changes the host (the accounts ``require`` this state): a mismatch
+    fails here, and a downloaded copy is deleted. Nothing is fetched when
+    ``name`` (the qmail home) already holds this build. Verifying is no
+    change: ``changes`` stays empty, in test mode too.
+
+    name
+        The qmail home.
+    source, conf
+        As for ``installed``.
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    try:
+        path = __salt__["qmail_build.verify_source"](name, source, conf)
+    except (SaltInvocationError, CommandExecutionError, OSError) as exc:
+        ret.update(result=False, comment=str(exc))
+        return ret
+    if path:
+        ret["comment"] = f"{source['url']} matches {source['hash']}"
+    else:
+        ret["comment"] = f"qmail {source['preset']} is installed in {name}: nothing to verify"
+    return ret
 
 
 def installed(name, source, conf, workdir="/var/cache/qmail-build", share=None):

@@ -9,6 +9,20 @@
 include:
   - {{ tplroot }}.users
 
+# First of all (the accounts wait for it): a wrong hash changes nothing.
+qmail-build-source-qmail_build-source_verified:
+  qmail_build.source_verified:
+    - name: {{ qmail.lookup.home }}
+    - source: {{ qmail.build_source | json }}
+    - conf: {{ qmail.build_conf | json }}
+    - require_in:
+{%- for group in qmail.accounts_groups %}
+      - group: qmail-users-group-present-{{ group.key }}
+{%- endfor %}
+{%- for user in qmail.accounts_users %}
+      - user: qmail-users-user-present-{{ user.key }}
+{%- endfor %}
+
 qmail-build-tree-qmail_build-installed:
   qmail_build.installed:
     - name: {{ qmail.lookup.home }}
@@ -17,6 +31,7 @@ qmail-build-tree-qmail_build-installed:
     - workdir: {{ qmail.build.workdir }}
     - share: {{ qmail.build.share | json }}
     - require:
+      - qmail_build: qmail-build-source-qmail_build-source_verified
 {%- for group in qmail.accounts_groups %}
       - group: qmail-users-group-present-{{ group.key }}
 {%- endfor %}

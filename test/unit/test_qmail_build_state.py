@@ -177,3 +177,21 @@ def test_split_change_refused_with_a_full_queue(fx):
     assert ret.result is False
     assert ret.comment.startswith("qmail:build:conf:split:")
     assert fx.compiles == 1
+
+
+def test_source_verified(fx, test_mode):
+    verify = fx.states.qmail_build.source_verified
+    ret = verify(name=str(fx.home), source=fx.source(), conf=fx.conf, test=test_mode)
+    assert ret.result is True and ret.changes == {} and "matches" in ret.comment
+    bad = verify(name=str(fx.home), source=fx.source(hash="sha256=" + "2" * 64), conf=fx.conf,
+                 test=test_mode)
+    assert bad.result is False and bad.comment.startswith("qmail:source:hash:")
+    assert bad.changes == {} and fx.tree() is None and not fx.workdir.exists()
+
+
+def test_source_verified_fetches_nothing_once_installed(fx):
+    fx.apply()
+    fx.tarball.unlink()  # the source is gone: only an installed build passes
+    ret = fx.states.qmail_build.source_verified(name=str(fx.home), source=fx.source(),
+                                                conf=fx.conf)
+    assert ret.result is True and "nothing to verify" in ret.comment

@@ -582,7 +582,10 @@ def boot_disable(method, services=(), path=None, record=DEFAULT_RECORD, test=Fal
             changes[service] = {"old": "registered", "new": "deleted (chkconfig --del)"}
             if not test:
                 _save(record, "boot", service, {"method": "chkconfig", "enabled": True})
-                __salt__["cmd.run_all"](["chkconfig", "--del", service], python_shell=False)
+                proc = __salt__["cmd.run_all"](["chkconfig", "--del", service],
+                                               python_shell=False)
+                if proc["retcode"] != 0:
+                    raise CommandExecutionError(f"chkconfig --del {service}: {proc['stderr']}")
             continue
         if not _service_available(service) or not __salt__["service.enabled"](service):
             continue
@@ -975,10 +978,14 @@ def _restore_boot(record, data, test):
                     else:
                         _write_text(key, new)
         elif method == "chkconfig":
-            changes[key] = {"old": "deleted", "new": "registered (chkconfig --add)"}
-            if not test:
-                __salt__["cmd.run_all"](["chkconfig", "--add", key], python_shell=False)
-        else:
+            if not _chkconfig_registered(key):
+                changes[key] = {"old": "deleted", "new": "registered (chkconfig --add)"}
+                if not test:
+                    proc = __salt__["cmd.run_all"](["chkconfig", "--add", key],
+                                                   python_shell=False)
+                    if proc["retcode"] != 0:
+                        raise CommandExecutionError(f"chkconfig --add {key}: {proc['stderr']}")
+        elif _service_available(key):  # a service removed since has nothing to enable
             if not __salt__["service.enabled"](key):
                 changes[key] = {"old": "disabled", "new": "enabled"}
                 if not test and not __salt__["service.enable"](key):

@@ -6,7 +6,7 @@ import pathlib
 import shlex
 import subprocess
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from .podman import Podman
 

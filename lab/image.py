@@ -84,7 +84,8 @@ rm -rf /var/lib/apt/lists/*
 VARIANTS = ("base", "sendmail")
 
 # A clean environment in the chroot: the host's PIP_* etc. must not leak in.
-CHROOT_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8"
+CHROOT_ENV = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "
+              "HOME=/root LANG=C.UTF-8")
 
 
 def _recipe(variant: str) -> dict:
@@ -189,12 +190,17 @@ def _build_sendmail_tree(dest: pathlib.Path) -> None:
     tmp.rename(dest)
 
 
-def build(variant: str, podman: Podman | None = None, force: bool = False) -> str:
-    """Build (or reuse) the image ``variant``; return its reference."""
+def build(variant: str, podman: Podman | None = None, force: bool = False,
+          verbose: bool = False) -> str:
+    """Build (or reuse) the image ``variant``; return its reference.
+
+    Progress goes to stderr; a cached image is only reported when ``verbose``.
+    """
     podman = podman or Podman()
     ref = tag(variant)
     if podman.image_exists(ref) and not force:
-        _log(f"{variant}: cached as {ref}")
+        if verbose:
+            _log(f"{variant}: cached as {ref}")
         return ref
     t0 = time.monotonic()
     _log(f"{variant}: building {ref}")
@@ -222,7 +228,7 @@ def build(variant: str, podman: Podman | None = None, force: bool = False) -> st
 def build_all(podman: Podman | None = None) -> dict[str, str]:
     """Build every variant; return {variant: image reference}."""
     podman = podman or Podman()
-    return {variant: build(variant, podman) for variant in VARIANTS}
+    return {variant: build(variant, podman, verbose=True) for variant in VARIANTS}
 
 
 def prune(podman: Podman | None = None) -> None:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
-from typing import Iterable
+import shutil
+from collections.abc import Iterable
 
 from . import config, hoststate, image
 from .host import Host
@@ -36,7 +37,7 @@ class Lab:
         self._next_ip = 10
 
     # -- life cycle ---------------------------------------------------------
-    def __enter__(self) -> "Lab":
+    def __enter__(self) -> Lab:
         return self.up()
 
     def __exit__(self, *exc) -> None:
@@ -48,7 +49,7 @@ class Lab:
         assert self.subnet is not None, "lab is not up"
         return str(self.subnet.network_address + 1)
 
-    def up(self) -> "Lab":
+    def up(self) -> Lab:
         """Record the machine state, create the network and its anchor."""
         anchor = image.build("base", self.podman)
         # Under the lock, so that a session leaving now cannot see an idle
@@ -157,18 +158,25 @@ def restore_machine_if_idle(podman: Podman) -> list[str]:
         return hoststate.restore(state)
 
 
-def clean(podman: Podman | None = None, images: bool = False) -> list[str]:
-    """Remove every lab container and network (all sessions); maybe the images."""
+def clean(podman: Podman | None = None, all_: bool = False) -> list[str]:
+    """Remove every lab container and network (all sessions).
+
+    With ``all_`` also remove the lab's images, image build trees and
+    wheelhouse (the next run rebuilds them). Then restore the machine state.
+    """
     podman = podman or Podman()
     ids = [c["Id"] for c in podman.containers()]
     if ids:
         podman("rm", "-f", "--time", "2", *ids, check=False)
+    done = [f"removed {len(ids)} lab containers"]
     for net in podman.networks():
         if net.get("name", "").startswith(config.CONTAINER_PREFIX + "-"):
             podman("network", "rm", "-f", net["name"], check=False)
-    done = [f"removed {len(ids)} containers"]
-    if images:
-        podman("system", "reset", "--force", check=False)
-        done.append("removed the lab's podman storage (images)")
+            done.append(f"removed network {net['name']}")
+    if all_:
+        podman("rmi", "-a", "-f", check=False)
+        for sub in ("rootfs", "wheels"):
+            shutil.rmtree(config.lab_dir() / sub, ignore_errors=True)
+        done.append("removed the lab images, build trees and wheelhouse")
     done += restore_machine_if_idle(podman)
     return done

@@ -1,0 +1,46 @@
+"""Command line: ``python -m lab images|demo|clean``.
+
+images           build (or reuse) the base and sendmail images
+demo [--keep]    run the formula on a spool and two clients; see lab/demo.py
+clean [--all]    remove every lab container and network and restore the
+                 machine (ip_forward, nft tables); --all also removes the
+                 images, build trees and wheelhouse
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import image, lab, podman
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the command."""
+    parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("images", help="build the lab images (cached)")
+    demo = sub.add_parser("demo", help="run the demo")
+    demo.add_argument("--keep", action="store_true", help="wait for Enter before teardown")
+    clean = sub.add_parser("clean", help="remove lab containers and networks")
+    clean.add_argument("--all", action="store_true", help="also remove images and caches")
+    args = parser.parse_args(argv)
+    reason = podman.available()
+    if reason:
+        print(f"the lab cannot run here: {reason}", file=sys.stderr)
+        return 2
+    if args.command == "images":
+        for variant, ref in image.build_all().items():
+            print(f"{variant}: {ref}")
+        return 0
+    if args.command == "demo":
+        from . import demo as demo_mod
+        return demo_mod.run(keep=args.keep)
+    for line in lab.clean(all_=args.all):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -429,6 +429,16 @@ def _file_hash(path, algo):
     return digest.hexdigest()
 
 
+def _forget_download(path):
+    """Delete a rejected download and the cache folders made for it alone."""
+    os.unlink(path)
+    top = os.path.realpath(__opts__["cachedir"])
+    folder = os.path.dirname(os.path.realpath(path))
+    while folder.startswith(top + os.sep) and not os.listdir(folder):
+        os.rmdir(folder)
+        folder = os.path.dirname(folder)
+
+
 def fetch(url, hash):  # pylint: disable=redefined-builtin
     """
     Get the source tarball ``url`` (an absolute path on the minion, or a
@@ -456,7 +466,7 @@ def fetch(url, hash):  # pylint: disable=redefined-builtin
     actual = _file_hash(path, algo)
     if actual != digest:
         if downloaded:
-            os.unlink(path)
+            _forget_download(path)
         raise CommandExecutionError(
             f"qmail:source:hash: {url} has {algo} {actual}, expected {digest}; "
             "nothing was extracted"

@@ -11,6 +11,8 @@ like qmail's where the formula relies on it. It is NOT qmail.
   ``bin/conf.txt`` with every conf-* file it was given;
 - ``check`` warns like instcheck when the live ``bin/qmail-queue`` is not
   setuid;
+- ``prog.c`` uses errno through ``error.h``: qmail-1.03's declaration
+  (``old_errno``) does not link on glibc, as with the real thing;
 - ``setup`` fails while the file ``fail_flag`` exists (for the retry test),
   ``check`` warns while ``<fail_flag>-check`` exists.
 """
@@ -49,17 +51,25 @@ check:
 
 PROG = """\
 #include <stdio.h>
-int main(void) { puts("orchestration fixture, not qmail"); return 0; }
+#include "error.h"
+int main(void) { printf("orchestration fixture, not qmail (%d)\\n", errno); return 0; }
 """
+# qmail-1.03's error.h declares errno itself, which does not link on glibc.
+ERROR_H_OLD = "extern int errno;\n"
+ERROR_H = "#include <errno.h>\n"
 
 
-def make_tarball(directory, fail_flag, compiles, name="fixture-1.0"):
-    """Write ``<directory>/<name>.tar.gz``; return (path, "sha256=<hex>")."""
+def make_tarball(directory, fail_flag, compiles, name="fixture-1.0", old_errno=False):
+    """
+    Write ``<directory>/<name>.tar.gz``; return (path, "sha256=<hex>"). With
+    ``old_errno`` its error.h is qmail-1.03's (``extern int errno``).
+    """
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     files = {
         "Makefile": MAKEFILE.format(fail_flag=fail_flag, compiles=compiles),
         "prog.c": PROG,
+        "error.h": ERROR_H_OLD if old_errno else ERROR_H,
         "conf-qmail": "/var/qmail\n",
         "conf-cc": "cc -O2\n",
     }

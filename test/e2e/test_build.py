@@ -216,6 +216,32 @@ def test_conf_change_rebuilds_keeping_queue_and_control(share_master, spool, pil
     assert "silent concurrency limit: 100." in out
 
 
+def test_clean_removes_the_tree_only_when_asked_and_never_the_queue(share_master, spool,
+                                                                     pillar_for):
+    host = spool["host"]
+    queued = host.run("cd /var/qmail/queue && find mess info remote -type f | sort",
+                      check=True).stdout
+    assert queued
+    sls = "qmail.aliases.clean,qmail.build.clean,qmail.users.clean"
+    ret = share_master.salt(SPOOL, "state.apply", sls)[SPOOL]
+    assert not failures(ret), failures(ret)
+    assert not host.exists("/var/qmail/alias/.qmail-root")  # the formula's alias files go
+    for kept in ("/var/qmail/bin/qmail-queue", "/var/qmail/rc", "/var/qmail/alias/Maildir"):
+        assert host.exists(kept), kept
+    host.run(["getent", "passwd", "qmailq"], check=True)
+    share_master.set_pillar({SPOOL: pillar_for(clean={"remove_install": True})})
+    ret = share_master.salt(SPOOL, "state.apply", sls)[SPOOL]
+    assert not failures(ret), failures(ret)
+    for gone in ("bin", "boot", "doc", "man", "rc", ".qmail-build.json"):
+        assert not host.exists(f"/var/qmail/{gone}"), gone
+    assert not host.exists("/var/cache/qmail-build")
+    assert host.run(["getent", "passwd", "qmailq"]).returncode == 2
+    # The mail stays: the queue, the control files, the alias Maildir.
+    assert host.run("cd /var/qmail/queue && find mess info remote -type f | sort").stdout == queued
+    assert host.read_file("/var/qmail/control/me") == "ccs.cla.kobe-u.ac.jp\n"
+    assert host.exists("/var/qmail/alias/Maildir/new")
+
+
 @pytest.fixture(scope="module")
 def clients(hosts, pillar_for):
     shared = pillar_for(build={"share": {"builder": CLIENT1, "wait": 300}})

@@ -29,12 +29,13 @@ CONF = {
 class Fixture:
     """A generated source tarball, a scratch home and workdir, and a state call."""
 
-    def __init__(self, states, tmp_path):
+    def __init__(self, states, tmp_path, old_errno=False):
         self.states = states
         self.tmp = tmp_path
         self.fail_flag = tmp_path / "fail-setup"
         self.compiles_log = tmp_path / "compiles.log"
-        self.tarball, self.hash = make_tarball(tmp_path / "dl", self.fail_flag, self.compiles_log)
+        self.tarball, self.hash = make_tarball(tmp_path / "dl", self.fail_flag, self.compiles_log,
+                                               old_errno=old_errno)
         self.home = tmp_path / "qmail"
         self.workdir = tmp_path / "work"
         self.conf = dict(CONF, **{"conf-qmail": str(self.home)})
@@ -195,3 +196,23 @@ def test_source_verified_fetches_nothing_once_installed(fx):
     ret = fx.states.qmail_build.source_verified(name=str(fx.home), source=fx.source(),
                                                 conf=fx.conf)
     assert ret.result is True and "nothing to verify" in ret.comment
+
+
+def test_qmail_103_gets_the_errno_fix_and_installs_in_place(states, tmp_path):
+    fx = Fixture(states, tmp_path, old_errno=True)
+    ret = fx.apply(preset="qmail-1.03", runtime_ids=False, errno_fix=True)
+    assert ret.result is True, ret.comment
+    log = (fx.workdir / "build.log").read_text()
+    assert "### error.h: extern int errno -> #include <errno.h>" in log
+    assert "### make setup check (in " in log and "DESTDIR" not in log  # no staging
+    assert stat.S_IMODE((fx.home / "bin" / "qmail-queue").stat().st_mode) == 0o4711
+    again = fx.apply(preset="qmail-1.03", runtime_ids=False, errno_fix=True)
+    assert again.result is True and again.changes == {}
+
+
+def test_qmail_103_without_the_errno_fix_does_not_link(states, tmp_path):
+    fx = Fixture(states, tmp_path, old_errno=True)
+    ret = fx.apply(preset="qmail-1.03", runtime_ids=False, errno_fix=False)
+    assert ret.result is False
+    assert "make setup check failed" in ret.comment and "errno" in ret.comment
+    assert not (fx.home / ".qmail-build.json").exists()

@@ -121,6 +121,11 @@ class LabMaster:
     def stop(self) -> None:
         """Stop the master (and our private helpers) and remove its temp dir."""
         self.daemon.terminate()
+        try:  # hand salt's deferred log records over now, not at exit to a closed stderr
+            from salt._logging.impl import shutdown_temp_handler
+            shutdown_temp_handler()
+        except ImportError:
+            pass
         for thing in self._own:
             thing.stop()
         subprocess.run(["rm", "-rf", str(self.tmp)], check=False)

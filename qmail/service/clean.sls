@@ -16,6 +16,11 @@ qmail-service-clean-send-service-dead:
   service.dead:
     - name: qmail-send
     - enable: False
+    - onlyif:
+      # absent unit: nothing to stop (and test mode predicts nothing)
+      - fun: service.available
+        args:
+          - qmail-send
     - require:
       - service: qmail-service-smtpd-service-dead
 
@@ -36,6 +41,11 @@ qmail-service-clean-svscan-service-dead:
   service.dead:
     - name: qmail-svscan
     - enable: False
+    - onlyif:
+      # absent unit: nothing to stop (and test mode predicts nothing)
+      - fun: service.available
+        args:
+          - qmail-svscan
     - require:
       - cmd: qmail-service-clean-send-supervise-cmd-run
 

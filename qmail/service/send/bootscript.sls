@@ -56,6 +56,7 @@ qmail-service-send-restart-module-run:
     - onchanges:
       - file: qmail-service-send-run-file-managed
       - file: qmail-build-rc-file-managed
+      - qmail_build: qmail-build-tree-qmail_build-installed
 {%- for name in qmail.control_reload.restart %}
       - qmail_control: {{ name }}
 {%- endfor %}

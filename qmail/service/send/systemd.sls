@@ -31,6 +31,7 @@ qmail-service-send-service-running:
       - file: qmail-service-send-unit-file-managed
       - file: qmail-service-send-run-file-managed
       - file: qmail-build-rc-file-managed
+      - qmail_build: qmail-build-tree-qmail_build-installed
 {%- for name in qmail.control_reload.restart %}
       - qmail_control: {{ name }}
 {%- endfor %}

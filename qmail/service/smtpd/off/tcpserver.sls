@@ -10,6 +10,11 @@ qmail-service-smtpd-service-dead:
   service.dead:
     - name: qmail-smtpd
     - enable: False
+    - onlyif:
+      # absent unit: nothing to stop (and test mode predicts nothing)
+      - fun: service.available
+        args:
+          - qmail-smtpd
 
 qmail-service-smtpd-link-file-absent:
   file.absent:

@@ -57,6 +57,9 @@ _ALT_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 STOP_TIMEOUT = 10
 # Where the record of what was changed lives unless told otherwise.
 DEFAULT_RECORD = "/var/lib/qmail-formula/sendmail.json"
+# The record's sections; "groups" holds alternatives groups as they were
+# before a file of theirs was moved away.
+SECTIONS = ("binaries", "links", "boot", "alternatives", "groups", "mailer_conf", "stopped")
 
 
 def __virtual__():
@@ -152,8 +155,9 @@ def check_settings(settings):
                  "irix": lookup["sendmail_irix_config"]}.get(boot)
     home = lookup["home"]
     state_dir = os.path.dirname(lookup["sendmail_record"])
+    frontend = os.path.join(home, "bin", "sendmail")
     settings["sendmail"] = {
-        "frontend": os.path.join(home, "bin", "sendmail"),
+        "frontend": frontend,
         "qread": os.path.join(home, "bin", "qmail-qread"),
         "record": lookup["sendmail_record"],
         "mailer_conf": [lookup["sendmail_mailer_conf"]] if lookup["sendmail_mailer_conf"] else [],
@@ -163,6 +167,9 @@ def check_settings(settings):
                             for s in a["slaves"]])
             for a in alternatives
         ],
+        # Links that the alternatives steps point to qmail's sendmail.
+        "alternative_links": [a["link"] for a in alternatives] + [
+            s["link"] for a in alternatives for s in a["slaves"] if s["program"] == "sendmail"],
         "mta_package": [{
             "name": package,
             "dir": os.path.join(state_dir, package),
@@ -226,7 +233,7 @@ def read_record(record):
         data = {}
     except ValueError as exc:
         raise CommandExecutionError(f"{record} is not valid JSON: {exc}") from exc
-    for section in ("binaries", "links", "boot", "alternatives", "mailer_conf", "stopped"):
+    for section in SECTIONS:
         data.setdefault(section, {})
     return data
 
@@ -248,8 +255,7 @@ def _forget(record, section, key):
     data = read_record(record)
     if data[section].pop(key, None) is None:
         return
-    if any(data[s] for s in ("binaries", "links", "boot", "alternatives", "mailer_conf",
-                             "stopped")):
+    if any(data[s] for s in SECTIONS):
         _atomic_write(record, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(),
                       mode=0o600)
     else:
@@ -655,6 +661,7 @@ def neutralise(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), test=Fa
                       "new": {"path": bak, "mode": "0000"}}}
     if test:
         return changes
+    _save_groups(path, record)
     _save(record, "binaries", real, {
         "mode": f"{st.st_mode & 0o7777:04o}", "uid": st.st_uid, "gid": st.st_gid,
         "size": st.st_size, "sha256": _sha256(real), "path": path,
@@ -663,6 +670,32 @@ def neutralise(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), test=Fa
     os.rename(real, bak)
     _fsync_dir(os.path.dirname(real))
     return changes
+
+
+def _alternatives_groups(path):
+    """The alternatives groups whose link ``path``'s symlink chain passes
+    through (``.../alternatives/<name>``)."""
+    groups = []
+    current = os.path.abspath(path)
+    for _ in range(40):
+        if not os.path.islink(current):
+            break
+        if os.path.basename(os.path.dirname(current)) == "alternatives":
+            groups.append(os.path.basename(current))
+        current = os.path.normpath(os.path.join(os.path.dirname(current),
+                                                os.readlink(current)))
+    return groups
+
+
+def _save_groups(path, record):
+    """Save the alternatives groups ``path`` goes through, before its file
+    moves: update-alternatives forgets an entry whose file is missing."""
+    if not any(salt.utils.path.which(c) for c in ("update-alternatives", "alternatives")):
+        return
+    for group in _alternatives_groups(path):
+        status = alternative_status(group)
+        if status:  # a slave's name is no group
+            _save(record, "groups", group, status)
 
 
 def _symlink(target, path):
@@ -693,7 +726,7 @@ def _would_lead_to_qmail(path, frontend, linked_before):
 
 
 def link_frontend(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), links=(),
-                  test=False):
+                  alternative_links=(), test=False):
     """
     Make ``path`` (e.g. /usr/sbin/sendmail) a symlink to qmail's front end
     ``frontend``. A path that leads there already (also through
@@ -701,7 +734,8 @@ def link_frontend(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), link
     it first). The old link target (or its absence) is saved in ``record``.
     In test mode, a file behind one of ``sendmail_paths`` counts as moved
     away already, as ``neutralise`` would do it first, and the ``links``
-    listed before ``path`` as made.
+    listed before ``path`` and the ``alternative_links`` (set to qmail by
+    the ``alternative`` step) as made.
 
     CLI Example::
 
@@ -710,8 +744,8 @@ def link_frontend(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), link
     if os.path.lexists(path) and _is_qmail(path, frontend):
         return {}
     links = list(links)
-    if test and path in links and _would_lead_to_qmail(path, frontend,
-                                                       links[:links.index(path)]):
+    made_before = links[:links.index(path)] if path in links else []
+    if test and _would_lead_to_qmail(path, frontend, made_before + list(alternative_links)):
         return {}
     to_neutralise = {os.path.realpath(p) for p in sendmail_paths}
     if test and os.path.isfile(path) and not os.path.islink(path) and (
@@ -889,7 +923,8 @@ def _restore_links(record, data, test):
 def _restore_alternatives(record, data, test):
     changes = {}
     for name, saved in sorted(data["alternatives"].items()):
-        before = saved["status"]
+        # The group before anything was moved, else as qmail found it.
+        before = data["groups"].get(name) or saved["status"]
         now = alternative_status(name)
         if _choice(now) != _choice(before) or (now and saved["path"] in now["alternatives"]):
             changes[name] = {"old": _choice(now), "new": _choice(before)}
@@ -915,6 +950,9 @@ def _restore_alternatives(record, data, test):
             else:
                 _run_alternatives("--auto", name)
         _forget(record, "alternatives", name)
+    if not test:
+        for group in data["groups"]:
+            _forget(record, "groups", group)
     return changes
 
 

@@ -127,7 +127,8 @@ def neutralised(name, frontend, sendmail_paths=(), record=DEFAULT_RECORD):
                   name, frontend, record=record, sendmail_paths=sendmail_paths)
 
 
-def frontend_linked(name, frontend, sendmail_paths=(), links=(), record=DEFAULT_RECORD):
+def frontend_linked(name, frontend, sendmail_paths=(), links=(), alternative_links=(),
+                    record=DEFAULT_RECORD):
     """
     ``name`` is a symlink to qmail's front end ``frontend`` (or leads there
     through alternatives). While qmail is not installed yet (no
@@ -140,6 +141,9 @@ def frontend_linked(name, frontend, sendmail_paths=(), links=(), record=DEFAULT_
     links
         All the paths linked, in order: in test mode those before ``name``
         count as linked already.
+    alternative_links
+        Links that an ``alternative`` state points to qmail: in test mode
+        they count as done.
     """
     if not os.path.exists(frontend):
         return {"name": name, "result": True, "changes": {},
@@ -148,7 +152,7 @@ def frontend_linked(name, frontend, sendmail_paths=(), links=(), record=DEFAULT_
     return _apply(name, "link_frontend", f"{name} leads to {frontend}",
                   f"{name} would be linked to {frontend}", f"{name} linked to {frontend}",
                   name, frontend, record=record, sendmail_paths=sendmail_paths,
-                  links=links)
+                  links=links, alternative_links=alternative_links)
 
 
 def alternative(name, link, frontend, priority, slaves=(), record=DEFAULT_RECORD):

@@ -60,6 +60,7 @@ qmail-sendmail-link-qmail_sendmail-frontend_linked-{{ path }}:
     - frontend: {{ sendmail.frontend }}
     - sendmail_paths: {{ qmail.lookup.sendmail_paths | json }}
     - links: {{ qmail.lookup.sendmail_links | json }}
+    - alternative_links: {{ sendmail.alternative_links | json }}
     - record: {{ sendmail.record }}
     - require:
       - qmail_sendmail: qmail-sendmail-binary-*

@@ -52,6 +52,9 @@ def test_settings_redhat_alternative_slaves_point_into_home(modules):
         "/usr/lib/sendmail": "/opt/qmail/bin/sendmail",
         "/usr/bin/mailq": "/opt/qmail/bin/qmail-qread",
     }
+    # What the mta group points to qmail's sendmail (mailq goes to qmail-qread).
+    assert settings["sendmail"]["alternative_links"] == ["/usr/sbin/sendmail",
+                                                         "/usr/lib/sendmail"]
 
 
 def test_settings_debian_package_lives_next_to_the_record(modules):

@@ -321,3 +321,40 @@ def test_alternative_status_reads_a_real_group(modules):
     entry = status["alternatives"][status["current"]]
     assert isinstance(entry["priority"], int) and "nawk" in entry["slaves"]
     assert modules.qmail_sendmail.alternative_status("qmail-test-no-such-group") is None
+
+
+def test_neutralise_saves_the_alternatives_group_it_goes_through(modules, tmp_path):
+    """A path whose chain passes through .../alternatives/<group>: the group
+    is saved before the file moves (update-alternatives drops entries whose
+    file is missing). This machine's awk group stands for RedHat's mta; it
+    is only read."""
+    real = tmp_path / "usr/bin/mawk"
+    real.parent.mkdir(parents=True)
+    real.write_bytes(b"an awk")
+    (tmp_path / "etc/alternatives").mkdir(parents=True)
+    (tmp_path / "etc/alternatives/awk").symlink_to(real)
+    (tmp_path / "usr/bin/awk").symlink_to(tmp_path / "etc/alternatives/awk")
+    record = tmp_path / "sendmail.json"
+    modules.qmail_sendmail.neutralise(str(tmp_path / "usr/bin/awk"), "/q/bin/sendmail",
+                                      record=str(record))
+    saved = json.loads(record.read_text())["groups"]
+    assert saved == {"awk": modules.qmail_sendmail.alternative_status("awk")}
+    modules.qmail_sendmail.restore(str(record))
+    assert real.read_bytes() == b"an awk"
+    assert not record.exists()
+
+
+def test_status_tells_where_each_path_leads(modules, tmp_path):
+    frontend = tmp_path / "qmail/bin/sendmail"
+    frontend.parent.mkdir(parents=True)
+    frontend.write_text("#!/bin/sh\n")
+    (tmp_path / "sendmail").symlink_to(frontend)
+    other = tmp_path / "other"
+    other.write_text("x")
+    status = modules.qmail_sendmail.status(
+        paths=[str(tmp_path / "sendmail"), str(other)], ports=[], frontend=str(frontend))
+    assert status["paths"] == {
+        str(tmp_path / "sendmail"): {"leads_to": str(frontend), "qmail": True},
+        str(other): {"leads_to": str(other), "qmail": False},
+    }
+    assert status["processes"] == [] and status["record"] is None

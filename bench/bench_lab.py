@@ -38,10 +38,12 @@ def bench_start(master: LabMaster) -> None:
         seconds, hosts = _timed(master.start_hosts, names, image="base")
         time.sleep(3)  # let the minions settle before measuring memory
         mem = statistics.mean(h.memory_bytes() for h in hosts) / 2**20
+        rss = statistics.mean(h.memory_rss_bytes() for h in hosts) / 2**20
         base = base or seconds
         print(f"  {n} host(s) to ready minions: {seconds:6.1f} s "
               f"(x{seconds / base:.2f} of 1 host, {seconds / n:.1f} s per host); "
-              f"memory per idle host {mem:.0f} MiB", flush=True)
+              f"memory per idle host {mem:.0f} MiB ({rss:.0f} MiB resident, rest page cache)",
+              flush=True)
         master.remove_hosts(hosts)
 
 

@@ -109,14 +109,25 @@ class Host:
                                 self.name)
         return data[0] if data else {}
 
-    def memory_bytes(self) -> int:
-        """Memory charged to the host's cgroup (v1 memory controller), in bytes."""
+    def _memory_cgroup(self) -> pathlib.Path:
         path = self.podman("inspect", "--format", "{{.State.CgroupPath}}",
                            self.name).stdout.strip()
-        usage = pathlib.Path(f"/sys/fs/cgroup/memory{path}/memory.usage_in_bytes")
-        if not usage.exists():  # cgroups v2
-            usage = pathlib.Path(f"/sys/fs/cgroup{path}/memory.current")
-        return int(usage.read_text())
+        v1 = pathlib.Path(f"/sys/fs/cgroup/memory{path}")
+        return v1 if v1.exists() else pathlib.Path(f"/sys/fs/cgroup{path}")
+
+    def memory_bytes(self) -> int:
+        """Memory charged to the host's cgroup (page cache included), in bytes."""
+        cgroup = self._memory_cgroup()
+        for name in ("memory.usage_in_bytes", "memory.current"):
+            if (cgroup / name).exists():
+                return int((cgroup / name).read_text())
+        return 0
+
+    def memory_rss_bytes(self) -> int:
+        """Resident (anonymous) memory of the host's processes, in bytes."""
+        stats = dict(line.split() for line in
+                     (self._memory_cgroup() / "memory.stat").read_text().splitlines())
+        return int(stats.get("total_rss", stats.get("anon", 0)))
 
     def stop(self) -> None:
         """Stop the container (it can be started again with ``start``)."""

@@ -1,11 +1,13 @@
 """Snapshot and restore the bits of the machine that podman/netavark change.
 
 netavark switches ``net.ipv4.ip_forward`` on and leaves the nft tables
-``ip nat``/``ip filter`` behind; podman and runc may create directories under
-/run. The first lab session on a machine records how things were (in a JSON
-file under the lab dir); the last one to leave puts them back: it removes only
-tables and directories that did not exist before, and never touches
-/run/containers or /run/libpod if they were there already.
+``ip nat``/``ip filter`` behind; podman, netavark and runc create
+directories under /run. The first lab session on the machine records how
+things were (in /run, so the record is per boot and shared by every lab
+directory); the last one to leave puts them back: it removes only tables and
+directories that did not exist before (so /run/containers or /run/libpod that
+were there already stay), and only once no podman bridge is left on the
+machine (anyone's: a running podman network still needs forwarding and NAT).
 """
 
 from __future__ import annotations
@@ -13,12 +15,17 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import pathlib
 import shutil
 import subprocess
 
 IP_FORWARD = pathlib.Path("/proc/sys/net/ipv4/ip_forward")
 RUN_DIRS = ["/run/containers", "/run/libpod", "/run/runc", "/run/netns", "/run/crun"]
+STATE = pathlib.Path("/run/qmail-lab-machine-state.json")
+# Locked with flock(2) (a directory can be locked), so no lock file is left behind.
+LOCK_DIR = "/run/lock" if os.path.isdir("/run/lock") else "/run"
+NETAVARK_TABLES = ("ip nat", "ip filter", "ip6 nat", "ip6 filter")
 
 
 def nft_tables() -> list[str]:
@@ -31,6 +38,14 @@ def nft_tables() -> list[str]:
     return [line.removeprefix("table ").strip() for line in out.splitlines() if line.strip()]
 
 
+def podman_bridges() -> list[str]:
+    """Names of the podman bridges (``podman<N>``) on the machine."""
+    out = subprocess.run(["ip", "-j", "link", "show", "type", "bridge"], capture_output=True,
+                         text=True, check=False).stdout
+    return [link["ifname"] for link in json.loads(out or "[]")
+            if link["ifname"].startswith("podman")]
+
+
 def snapshot() -> dict:
     """Return the current machine state the lab may change."""
     return {
@@ -41,32 +56,33 @@ def snapshot() -> dict:
 
 
 @contextlib.contextmanager
-def locked(state_dir: pathlib.Path):
-    """Hold an exclusive lock on the lab's machine-state file while inside."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with open(state_dir / "machine-state.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield state_dir / "machine-state.json"
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+def locked():
+    """Hold the machine-wide lab lock while inside; yield the record's path."""
+    fd = os.open(LOCK_DIR, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield STATE
+    finally:
+        os.close(fd)
 
 
-def record(path: pathlib.Path) -> None:
+def record(path: pathlib.Path = STATE) -> None:
     """Record the machine state unless an earlier session already did."""
     if not path.exists():
         path.write_text(json.dumps(snapshot(), indent=1))
 
 
-def restore(path: pathlib.Path) -> list[str]:
-    """Put the recorded machine state back; return what was done."""
-    if not path.exists():
+def restore(path: pathlib.Path = STATE) -> list[str]:
+    """Put the recorded machine state back; return what was done.
+
+    Does nothing while a podman bridge exists (some network is still up).
+    """
+    if not path.exists() or podman_bridges():
         return []
     before = json.loads(path.read_text())
     done = []
     for table in nft_tables():
-        if table not in before["nft_tables"] and table in ("ip nat", "ip filter",
-                                                           "ip6 nat", "ip6 filter"):
+        if table not in before["nft_tables"] and table in NETAVARK_TABLES:
             subprocess.run(["nft", "delete", "table", *table.split()], check=False)
             done.append(f"deleted nft table {table}")
     if IP_FORWARD.read_text().strip() != before["ip_forward"]:

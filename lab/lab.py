@@ -54,7 +54,7 @@ class Lab:
         anchor = image.build("base", self.podman)
         # Under the lock, so that a session leaving now cannot see an idle
         # machine and restore it under our feet.
-        with hoststate.locked(self.podman.base) as state:
+        with hoststate.locked() as state:
             hoststate.record(state)
             self.subnet = self._create_network()
             self.podman("run", "-d", "--name", f"{self.network}-anchor",
@@ -149,7 +149,7 @@ class Lab:
 
 def restore_machine_if_idle(podman: Podman) -> list[str]:
     """If no lab container or network is left, restore the machine state."""
-    with hoststate.locked(podman.base) as state:
+    with hoststate.locked() as state:
         if podman.containers():
             return []
         if any(n.get("name", "").startswith(config.CONTAINER_PREFIX + "-")

@@ -1,7 +1,9 @@
 """qmail_service (execution): settings checks, relay rules, queue parsing."""
 
 import importlib.util
+import os
 import pathlib
+import signal
 import subprocess
 
 import pytest
@@ -222,3 +224,24 @@ def test_control_settings_are_the_effective_ones(modules, home):
     assert got["concurrencylocal"] == {"value": 10, "default": True}
     assert got["bouncehost"] == {"value": "ccs.cla.kobe-u.ac.jp", "default": True}
     assert got["rcpthosts"]["open_relay"] is True
+
+
+# -- signalling: only once the process handles the signal ---------------------
+def test_catches_reads_the_signal_handlers_of_a_real_process():
+    module = _module()
+    # Python handles SIGINT itself and leaves SIGHUP at its default (death).
+    assert module._catches(os.getpid(), signal.SIGINT) is True
+    assert module._catches(os.getpid(), signal.SIGHUP) is False
+
+
+def test_wait_ready_gives_up_on_a_process_that_would_die_of_the_signal():
+    with pytest.raises(CommandExecutionError) as exc:
+        _module()._wait_ready(os.getpid(), signal.SIGHUP, timeout=0.3)
+    assert "does not handle signal" in str(exc.value)
+
+
+def test_a_process_is_found_by_its_command_name():
+    with open(f"/proc/{os.getpid()}/comm", encoding="utf-8") as handle:
+        comm = handle.read().strip()
+    assert os.getpid() in _module()._pids_named(comm)
+    assert _module()._pids_named("no-such-command-here") == []

@@ -399,8 +399,8 @@ def stop(services, paths, ports=(25, 587), record=DEFAULT_RECORD, frontend=None,
     """
     Stop every sendmail process: ask the service manager to stop
     ``services`` first, then send SIGTERM to what is left, SIGKILL after
-    STOP_TIMEOUT seconds. Whether sendmail ran is saved in ``record`` (so
-    that ``restore`` starts it again). Returns the changes (empty when
+    STOP_TIMEOUT seconds. The services that ran are saved in ``record`` (so
+    that ``restore`` starts them again). Returns the changes (empty when
     nothing ran).
 
     CLI Example::
@@ -414,14 +414,17 @@ def stop(services, paths, ports=(25, 587), record=DEFAULT_RECORD, frontend=None,
                              "new": []}}
     if test:
         return changes
+    available = [s for s in services if _service_available(s)]
     if record:
-        _save(record, "stopped", "services", list(services))
-    for service in services:
-        if _service_available(service):
-            try:
-                __salt__["service.stop"](service)
-            except CommandExecutionError:
-                pass  # the processes are checked below in any case
+        # What restore starts again: the services that were active, else (a
+        # daemon started by hand) the first one, the main daemon.
+        active = [s for s in available if __salt__["service.status"](s)]
+        _save(record, "stopped", "services", active or available[:1])
+    for service in available:
+        try:
+            __salt__["service.stop"](service)
+        except CommandExecutionError:
+            pass  # the processes are checked below in any case
     for sig in (signal.SIGTERM, signal.SIGKILL):
         left = [p["pid"] for p in processes(paths, ports, record, frontend)]
         for pid in left:

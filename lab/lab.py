@@ -13,6 +13,7 @@ salt-master listens on) up while hosts come and go.
 
 from __future__ import annotations
 
+import concurrent.futures
 import ipaddress
 import secrets
 import shutil
@@ -107,7 +108,8 @@ class Lab:
             name = f"{self.network}-{fqdn.split('.', 1)[0]}-{self._next_ip}"
             new.append(Host(self.podman, name, fqdn, ip, ref))
         everyone = list(self.hosts.values()) + new
-        for host in new:
+
+        def boot(host: Host) -> None:
             args = ["create", "--name", host.name, "--hostname", host.fqdn,
                     "--label", config.LABEL, "--label", f"qmail-lab-session={self.session}",
                     "--network", self.network, "--ip", host.ip,
@@ -120,8 +122,11 @@ class Lab:
             for path, content in (files or {}).get(host.fqdn, {}).items():
                 self._copy_in(host, path, content)
             self.podman("start", host.name)
-        for host in new:
             host.wait_booted()
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            for future in [pool.submit(boot, host) for host in new]:
+                future.result()
         for old in self.hosts.values():
             lines = "".join(f"{h.ip}\t{h.fqdn} {h.short}\n" for h in new)
             old.run("cat >> /etc/hosts", input=lines)

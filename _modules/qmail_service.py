@@ -205,8 +205,24 @@ def _run(argv):
     return proc.stdout
 
 
+def _alive(pid):
+    """Whether ``pid`` runs: it exists and is not a zombie waiting for its parent."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
+            return handle.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _pids_named(name):
-    """PIDs of the processes whose command name is ``name`` (from /proc or ps)."""
+    """PIDs of the running processes whose command name is ``name`` (/proc or ps)."""
     pids = []
     if os.path.isdir("/proc/self"):
         for entry in os.listdir("/proc"):
@@ -214,15 +230,15 @@ def _pids_named(name):
                 continue
             try:
                 with open(f"/proc/{entry}/comm", encoding="utf-8") as handle:
-                    if handle.read().strip() == name:
+                    if handle.read().strip() == name and _alive(int(entry)):
                         pids.append(int(entry))
             except OSError:
                 continue
         return sorted(pids)
-    out = _run(["ps", "-axo", "pid=,comm="])
+    out = _run(["ps", "-axo", "pid=,stat=,comm="])
     for line in out.splitlines():
-        pid, _, comm = line.strip().partition(" ")
-        if os.path.basename(comm.strip()) == name:
+        pid, stat, comm = (line.split(None, 2) + ["", ""])[:3]
+        if os.path.basename(comm.strip()) == name and not stat.startswith("Z"):
             pids.append(int(pid))
     return sorted(pids)
 
@@ -328,9 +344,7 @@ def flush(supervisor=None, service_dir=None):
 def _wait_gone(pid, timeout):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _alive(pid):
             return True
         time.sleep(0.1)
     return False
@@ -377,11 +391,10 @@ def start(supervisor=None, home=None, service_dir=None):
         _run([_daemontools_bin("svc"), "-u", path])
     else:
         run = os.path.join(home or _config("lookup:home", DEFAULT_HOME), "supervise", SEND, "run")
-        with open(os.devnull, "r+b") as null:
-            subprocess.Popen(  # pylint: disable=consider-using-with
-                ["/bin/sh", run], stdin=null, stdout=null, stderr=null,
-                start_new_session=True, close_fds=True,
-            )
+        # As the boot script does: `run &` from a shell that exits at once, so
+        # qmail-send's parent becomes init (which reaps it), not this minion.
+        subprocess.run(["/bin/sh", "-c", f"/bin/sh {run} </dev/null >/dev/null 2>&1 &"],
+                       check=True, start_new_session=True, close_fds=True)
     return _wait_new_pid(None, supervisor, service_dir, 30)
 
 

@@ -95,7 +95,7 @@ def parent_command(host, pid):
 
 
 @pytest.fixture(scope="module")
-def lab(lab_master, lab_hosts_module, qmail_source):
+def supervised(lab_master, lab_hosts_module, qmail_source):
     url = lab_master.put_file(f"sources/{qmail_source.path.name}",
                               qmail_source.path.read_bytes())
     hosts = lab_hosts_module([SPOOL, CLIENT], image="base")
@@ -108,24 +108,25 @@ def lab(lab_master, lab_hosts_module, qmail_source):
     return the_lab
 
 
-def test_daemontools_supervises_the_spool(lab):
-    spool = lab.spool
+def test_daemontools_supervises_the_spool(supervised):
+    spool = supervised.spool
     assert spool.service_active("qmail-svscan")
     assert not spool.service_active("qmail-send")  # no systemd unit of its own
-    pid = wait_until(lambda: lab.call(SPOOL, "qmail_service.send_pid"), 30, what="qmail-send")
-    assert f"up (pid {pid})" in lab.svstat("qmail-send")
+    pid = wait_until(lambda: supervised.call(SPOOL, "qmail_service.send_pid"), 30,
+                     what="qmail-send")
+    assert f"up (pid {pid})" in supervised.svstat("qmail-send")
     assert parent_command(spool, pid) == "supervise"
-    assert ": up (pid" in lab.svstat("qmail-smtpd")
+    assert ": up (pid" in supervised.svstat("qmail-smtpd")
     # supervise brings a killed qmail-send back.
     spool.run(["kill", "-KILL", str(pid)], check=True)
-    new = wait_until(lambda: (p := lab.call(SPOOL, "qmail_service.send_pid")) != pid and p,
+    new = wait_until(lambda: (p := supervised.call(SPOOL, "qmail_service.send_pid")) != pid and p,
                      30, what="qmail-send back under supervise")
     assert parent_command(spool, new) == "supervise"
 
 
-def test_boot_script_starts_qmail_on_the_client(lab):
-    client = lab.client
-    pid = lab.call(CLIENT, "qmail_service.send_pid", supervisor="bootscript")
+def test_boot_script_starts_qmail_on_the_client(supervised):
+    client = supervised.client
+    pid = supervised.call(CLIENT, "qmail_service.send_pid", supervisor="bootscript")
     assert pid
     script = client.read_file("/etc/rc.local")
     assert script.startswith("#!/bin/sh\n")
@@ -134,33 +135,34 @@ def test_boot_script_starts_qmail_on_the_client(lab):
     assert not client.run(["pgrep", "-x", "tcpserver"]).stdout  # a client takes no mail
 
 
-def test_mail_from_the_boot_script_client_reaches_the_daemontools_spool(lab):
+def test_mail_from_the_boot_script_client_reaches_the_daemontools_spool(supervised):
     subject = f"via-supervisors {uuid.uuid4().hex}"
-    proc = lab.client.run("/usr/sbin/sendmail someone", input=f"Subject: {subject}\n\nhi\n")
+    proc = supervised.client.run("/usr/sbin/sendmail someone", input=f"Subject: {subject}\n\nhi\n")
     assert proc.returncode == 0, proc.stderr
-    wait_until(lambda: lab.spool.run(
+    wait_until(lambda: supervised.spool.run(
         f"grep -l -r -F {shlex.quote('Subject: ' + subject)} {MAILDIR}/new").stdout,
         60, what="delivery to the spool")
 
 
-def test_control_changes_signal_through_each_supervisor(lab):
-    spool_pid = lab.call(SPOOL, "qmail_service.send_pid")
-    client_pid = lab.call(CLIENT, "qmail_service.send_pid", supervisor="bootscript")
-    lab.set_spool_control(locals=["localhost.cla.kobe-u.ac.jp", SPOOL, "mx.cla.kobe-u.ac.jp"])
-    ret = lab.apply(target=[SPOOL])
+def test_control_changes_signal_through_each_supervisor(supervised):
+    spool_pid = supervised.call(SPOOL, "qmail_service.send_pid")
+    client_pid = supervised.call(CLIENT, "qmail_service.send_pid", supervisor="bootscript")
+    supervised.set_spool_control(
+        locals=["localhost.cla.kobe-u.ac.jp", SPOOL, "mx.cla.kobe-u.ac.jp"])
+    ret = supervised.apply(target=[SPOOL])
     assert "qmail-service-send-hup-module-run" in changed(ret)[SPOOL]
-    assert lab.call(SPOOL, "qmail_service.send_pid") == spool_pid
+    assert supervised.call(SPOOL, "qmail_service.send_pid") == spool_pid
 
-    lab.set_spool_control(concurrencyremote=30)
-    ret = lab.apply(target=[SPOOL])
+    supervised.set_spool_control(concurrencyremote=30)
+    ret = supervised.apply(target=[SPOOL])
     assert "qmail-service-send-restart-module-run" in changed(ret)[SPOOL]
-    assert lab.call(SPOOL, "qmail_service.send_pid") not in (None, spool_pid)
+    assert supervised.call(SPOOL, "qmail_service.send_pid") not in (None, spool_pid)
 
     # The boot-script client: restart through qmail_service (TERM, wait, start).
-    new = lab.call(CLIENT, "qmail_service.restart", supervisor="bootscript")
+    new = supervised.call(CLIENT, "qmail_service.restart", supervisor="bootscript")
     assert new and new != client_pid
-    assert lab.call(CLIENT, "qmail_service.send_pid", supervisor="bootscript") == new
-    assert lab.call(CLIENT, "qmail_service.hup", supervisor="bootscript") == new
+    assert supervised.call(CLIENT, "qmail_service.send_pid", supervisor="bootscript") == new
+    assert supervised.call(CLIENT, "qmail_service.hup", supervisor="bootscript") == new
 
 
 def smtp_greeting(host, ip):
@@ -168,11 +170,11 @@ def smtp_greeting(host, ip):
     return host.run(["python3", "-c", script])
 
 
-def test_no_rcpthosts_no_mail(lab):
-    spool = lab.spool
+def test_no_rcpthosts_no_mail(supervised):
+    spool = supervised.spool
     spool.run(["rm", "/var/qmail/control/rcpthosts"], check=True)
     # Running: every connection is turned away.
-    out = smtp_greeting(lab.client, spool.ip)
+    out = smtp_greeting(supervised.client, spool.ip)
     assert out.stdout.strip() == "421", out
     # Restarted: it does not come up at all.
     spool.run(["svc", "-t", "/etc/service/qmail-smtpd"], check=True)
@@ -184,22 +186,22 @@ def test_no_rcpthosts_no_mail(lab):
         with smtplib.SMTP(spool.ip, 25, timeout=5):
             pass
     # The formula puts rcpthosts back, and qmail-smtpd comes up again.
-    ret = lab.apply(target=[SPOOL])
+    ret = supervised.apply(target=[SPOOL])
     assert "qmail-control-file-managed-rcpthosts" in changed(ret)[SPOOL]
-    wait_until(lambda: smtp_greeting(lab.client, spool.ip).stdout.strip() == "220", 30,
+    wait_until(lambda: smtp_greeting(supervised.client, spool.ip).stdout.strip() == "220", 30,
                what="qmail-smtpd back")
 
 
-def test_second_apply_changes_nothing(lab):
-    assert changed(lab.apply()) == {SPOOL: [], CLIENT: []}
+def test_second_apply_changes_nothing(supervised):
+    assert changed(supervised.apply()) == {SPOOL: [], CLIENT: []}
 
 
-def test_clean_stops_every_supervisor(lab):
-    lab.apply("qmail.clean")
-    for host in (lab.spool, lab.client):
+def test_clean_stops_every_supervisor(supervised):
+    supervised.apply("qmail.clean")
+    for host in (supervised.spool, supervised.client):
         for name in ("qmail-send", "supervise", "svscan", "tcpserver"):
             assert not host.run(["pgrep", "-x", name]).stdout, (host.fqdn, name)
         assert host.exists("/var/qmail/queue/mess")
-    assert not lab.spool.exists("/etc/service/qmail-send")
-    assert not lab.spool.exists("/etc/systemd/system/qmail-svscan.service")
-    assert "qmail-send" not in lab.client.read_file("/etc/rc.local")
+    assert not supervised.spool.exists("/etc/service/qmail-send")
+    assert not supervised.spool.exists("/etc/systemd/system/qmail-svscan.service")
+    assert "qmail-send" not in supervised.client.read_file("/etc/rc.local")

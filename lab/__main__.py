@@ -2,9 +2,10 @@
 
 images           build (or reuse) the base and sendmail images
 demo [--keep]    run the formula on a spool and two clients; see lab/demo.py
-clean [--all]    remove every lab container and network and restore the
-                 machine (ip_forward, nft tables); --all also removes the
-                 images, build trees and wheelhouse
+clean [--all]    remove every lab container and network (of every session
+                 using this lab dir) and restore the machine (ip_forward, nft
+                 tables, /run dirs); --all also removes the lab dir: images,
+                 build trees, wheelhouse, podman storage
 """
 
 from __future__ import annotations

@@ -103,6 +103,8 @@ class Host:
         self.podman("restart", "--time", "10", self.name, timeout=timeout)
         self.wait_booted(timeout)
 
+    restart = reboot
+
     def stats(self) -> dict:
         """podman stats of the host (memory usage etc.)."""
         data = self.podman.json("stats", "--no-stream", "--no-reset", "--format", "json",

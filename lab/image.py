@@ -182,7 +182,7 @@ def _build_sendmail_tree(dest: pathlib.Path) -> None:
     _log(f"copying the base tree to {tmp}")
     _run(["cp", "-a", str(base), str(tmp)])
     shutil.copy("/etc/resolv.conf", tmp / "etc/resolv.conf")
-    _log("installing sendmail (about 1-2 minutes: it generates TLS certificates)")
+    _log("installing sendmail with apt-get in the chroot")
     t0 = time.monotonic()
     _chroot(tmp, SENDMAIL_SETUP)
     (tmp / "etc/resolv.conf").unlink()

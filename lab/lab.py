@@ -180,8 +180,14 @@ def clean(podman: Podman | None = None, all_: bool = False) -> list[str]:
             done.append(f"removed network {net['name']}")
     if all_:
         podman("rmi", "-a", "-f", check=False)
-        for sub in ("rootfs", "wheels"):
-            shutil.rmtree(config.lab_dir() / sub, ignore_errors=True)
-        done.append("removed the lab images, build trees and wheelhouse")
     done += restore_machine_if_idle(podman)
+    if all_:
+        root = config.lab_dir()
+        mounts = [line.split()[4] for line in open("/proc/self/mountinfo")
+                  if line.split()[4].startswith(str(root) + "/")]
+        if mounts:
+            done.append(f"kept {root}: still mounted: {', '.join(mounts)}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+            done.append(f"removed {root} (images, build trees, wheelhouse, podman storage)")
     return done

@@ -176,6 +176,12 @@ class LabMaster:
         self.wait_minions([h.fqdn for h in hosts], timeout=timeout, since=since)
         return hosts
 
+    def restart_host(self, host: Host, timeout: float = 90) -> None:
+        """Reboot ``host`` (container restart) and wait for systemd and its minion."""
+        since = time.time()
+        host.reboot()
+        self.wait_minions([host.fqdn], timeout=timeout, since=since)
+
     def remove_hosts(self, hosts: Iterable[Host]) -> None:
         """Remove hosts and their keys (so that ``salt '*'`` does not wait for them)."""
         hosts = list(hosts)

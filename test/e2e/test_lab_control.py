@@ -239,3 +239,13 @@ def test_test_mode_changes_nothing_on_a_fresh_host(request, lab_master, lab_host
     diff = {p: (before.get(p), after.get(p)) for p in before.keys() | after.keys()
             if before.get(p) != after.get(p)}
     assert diff == {}
+
+
+def test_control_files_survive_a_reboot(lab_master, pair):
+    """A rebooted spool comes back with its minion and unchanged control files."""
+    spool = pair["spool"]
+    before = control_listing(spool)
+    lab_master.restart_host(spool)
+    assert control_listing(spool) == before
+    again = lab_master.salt(SPOOL, "state.apply", "qmail.control")
+    assert changed(state_results(again, SPOOL)) == {}

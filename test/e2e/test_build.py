@@ -266,6 +266,19 @@ def test_wrong_hash_fails_and_leaves_no_trace(share_master, clients, pillar_for)
     assert client1.run(["getent", "group", "nofiles"]).returncode == 2
 
 
+def test_test_mode_on_a_fresh_host_changes_nothing(share_master, clients):
+    client2 = clients[1]
+    ret = share_master.salt([CLIENT2], "state.apply", SLS, tgt_type="list", test=True,
+                            check=False)[CLIENT2]
+    assert {k: r["comment"] for k, r in ret.items() if r["result"] is False} == {}
+    assert ret[BUILD]["result"] is None
+    assert ret[BUILD]["changes"]["installed"]["old"] is None
+    assert ret[VERIFY]["result"] is True  # the hash is checked in a dry run too
+    for path in ("/var/qmail", "/var/cache/qmail-build"):
+        assert not client2.exists(path), path
+    assert client2.run(["getent", "passwd", "qmailq"]).returncode == 2
+
+
 def test_fleet_of_two_installs_with_one_compile(share_master, clients, pillar_for):
     client1, client2 = clients
     # Other account ids on the second host: the shared tree maps owners by name.

@@ -66,8 +66,9 @@ HIER = {
 
 
 @pytest.fixture(scope="module")
-def share_master(lab):
-    """A master of this module's own, with file_recv and minionfs."""
+def share_master(qmail_source, lab):
+    """A master of this module's own, with file_recv and minionfs (skips first
+    when there is no QMAIL_SOURCE)."""
     master = LabMaster(lab)  # its own factories: another master id and root
     extra = pathlib.Path(master.config_dir) / "master.d"
     extra.mkdir(exist_ok=True)

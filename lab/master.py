@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import pathlib
 import subprocess
@@ -101,6 +102,8 @@ class LabMaster:
         from saltfactories.plugins.event_listener import EventListener
         from saltfactories.plugins.log_server import LogServer
 
+        # FactoriesManager logs its own repr as a warning; nobody needs it on a terminal.
+        logging.getLogger("saltfactories.manager").setLevel(logging.ERROR)
         log_server = LogServer(log_host="127.0.0.1", log_level="error")
         log_server.start()
         listener = EventListener()

@@ -11,6 +11,22 @@ refuses ``pytest_plugins`` outside the root conftest). Fixtures:
 ``lab_hosts_module`` module: the same factory, hosts live until the module ends.
 ``qmail_source``   session: a ``QmailSource`` (path, sha256, salt_hash) from
                    $QMAIL_SOURCE, or the test is skipped.
+
+Example (a module sharing two hosts; see test/e2e/test_lab_control.py)::
+
+    pytestmark = pytest.mark.lab
+
+    @pytest.fixture(scope="module")
+    def spool(lab_master, lab_hosts_module):
+        fqdn = "ccs.cla.kobe-u.ac.jp"
+        (host,) = lab_hosts_module([fqdn], image="sendmail",
+                                   pillars={fqdn: {"qmail": {"role": "spool"}}})
+        lab_master.salt(fqdn, "saltutil.sync_all")
+        return host
+
+    def test_something(lab_master, spool):
+        ret = lab_master.salt(spool.fqdn, "state.apply", "qmail.control")
+        assert spool.read_file("/var/qmail/control/me") == spool.fqdn + "\n"
 """
 
 from __future__ import annotations

@@ -928,6 +928,7 @@ def build(home, source, conf, workdir="/var/cache/qmail-build", share=None):
     data = dict(want, installed_from="compiled", id=bid, time=time.time())
     if sharing:
         result["published"] = publish(stage, workdir, bid, want)
+        result["sharing"] = True
     _write_record(home, data)
     result["record"] = data
     # Keep the log (and a builder's shared tarball); drop the build trees.

@@ -115,6 +115,12 @@ def installed(name, source, conf, workdir="/var/cache/qmail-build", share=None):
     }
     if done.get("published"):
         ret["changes"]["published"] = done["id"]
+    elif done.get("sharing"):
+        # Installed all the same; the other hosts will compile for themselves.
+        ret["warnings"] = [
+            "could not publish the tree for the fleet: the master needs "
+            "file_recv: True and minionfs in fileserver_backend"
+        ]
     how = "compiled" if done["compiled"] else f"installed from {done['from']}"
     ret["comment"] = f"qmail {source['preset']} {how} into {name}"
     if done.get("log"):

@@ -116,7 +116,8 @@ def test_daemontools_supervises_the_spool(supervised):
                      what="qmail-send")
     assert f"up (pid {pid})" in supervised.svstat("qmail-send")
     assert parent_command(spool, pid) == "supervise"
-    assert ": up (pid" in supervised.svstat("qmail-smtpd")
+    # svscan looks for new service directories every 5 s.
+    wait_until(lambda: ": up (pid" in supervised.svstat("qmail-smtpd"), 15, what="smtpd up")
     # supervise brings a killed qmail-send back.
     spool.run(["kill", "-KILL", str(pid)], check=True)
     new = wait_until(lambda: (p := supervised.call(SPOOL, "qmail_service.send_pid")) != pid and p,

@@ -326,3 +326,29 @@ def test_smtpd_never_runs_as_an_open_relay(smtpd, smtpd_home):
     assert "rcpthosts is missing" in again.proc.stdout.read()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+
+
+def test_spool_under_inetd_gets_its_line_and_inetd_is_told(salt_call, etc):
+    """The seed's way: one qmail-smtpd line, through tcp-env and the wrapper."""
+    (etc / "inetd.conf").write_text(INETD)
+    salt_call.set_pillar(pillar(salt_call.home, etc, me=SPOOL,
+                                service={"supervisor": "bootscript", "smtpd": "inetd"}))
+    ret = salt_call.apply("qmail.service.smtpd.inetd", check=False)
+    home = salt_call.home
+    line = (f"smtp stream tcp nowait nobody {home}/bin/tcp-env tcp-env "
+            f"/bin/sh {home}/supervise/qmail-smtpd/smtpd")
+    assert (etc / "inetd.conf").read_text().splitlines() == [
+        "# /etc/inetd.conf",
+        "ftp\tstream\ttcp\tnowait\troot\t/usr/sbin/tcpd\t/usr/sbin/in.ftpd",
+        line,
+        "#smtp stream tcp nowait qmaild /var/qmail/bin/tcp-env tcp-env "
+        "/var/qmail/bin/qmail-smtpd",
+    ]
+    assert (home / "supervise/qmail-smtpd/smtpd").stat().st_mode & 0o777 == 0o755
+    # No inetd runs here: the formula says so instead of pretending.
+    reload = next(v for v in ret.values()
+                  if v["__id__"] == "qmail-service-smtpd-inetd-reload-module-run")
+    assert reload["result"] is False
+    assert "no inetd is running" in reload["comment"]
+    # The line is in place: nothing to change, nothing to tell inetd.
+    assert changed(ok(salt_call.apply("qmail.service.smtpd.inetd"))) == []

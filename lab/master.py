@@ -34,6 +34,19 @@ from .host import Host
 from .lab import Lab
 
 
+def loopback_event_listener():
+    """A saltfactories EventListener bound to 127.0.0.1 (its default is 0.0.0.0).
+
+    The master runs on this machine, so loopback is all it needs.
+    """
+    from saltfactories.plugins.event_listener import EventListener
+
+    listener = EventListener()
+    listener.host = "127.0.0.1"
+    listener.address = f"tcp://127.0.0.1:{listener.port}"
+    return listener
+
+
 class SaltError(RuntimeError):
     """A salt command failed or minions did not answer."""
 
@@ -99,14 +112,13 @@ class LabMaster:
     def _make_factories(self):
         """A FactoriesManager for use outside pytest (demo, benchmarks)."""
         from saltfactories.manager import FactoriesManager
-        from saltfactories.plugins.event_listener import EventListener
         from saltfactories.plugins.log_server import LogServer
 
         # FactoriesManager logs its own repr as a warning; nobody needs it on a terminal.
         logging.getLogger("saltfactories.manager").setLevel(logging.ERROR)
         log_server = LogServer(log_host="127.0.0.1", log_level="error")
         log_server.start()
-        listener = EventListener()
+        listener = loopback_event_listener()
         listener.start()
         self._own = [listener, log_server]
         return FactoriesManager(

@@ -41,10 +41,17 @@ import pytest
 
 from . import podman as lab_podman
 from .lab import Lab
-from .master import LabMaster
+from .master import LabMaster, loopback_event_listener
 
-__all__ = ["lab", "lab_master", "lab_hosts", "lab_hosts_module", "qmail_source",
+__all__ = ["event_listener", "lab", "lab_master", "lab_hosts", "lab_hosts_module", "qmail_source",
            "QmailSource"]
+
+
+@pytest.fixture(scope="session")
+def event_listener():
+    """saltfactories' event listener, on loopback only (overrides its fixture)."""
+    with loopback_event_listener() as listener:
+        yield listener
 
 
 @pytest.fixture(scope="session")

@@ -83,6 +83,8 @@ CONF_USERS = ("alias", "qmaild", "qmaill", None, "qmailp", "qmailq", "qmailr", "
 # control/, users/ and alias/ (whose contents belong to the mail system).
 INSTALLED_DIRS = ("bin", "boot", "doc", "man")
 RECORD_NAME = ".qmail-build.json"
+SHARED_DIRS = ("/", "/var", "/var/cache", "/var/tmp", "/var/lib", "/tmp", "/usr", "/usr/local",
+               "/usr/local/src", "/usr/src", "/opt", "/srv", "/root", "/home", "/etc")
 SHARE_DIR = "qmail-build"  # below salt://<builder>/ (minionfs)
 POLL_SECONDS = 3
 ANNOUNCE_GRACE = 60  # seconds a host waits for a builder that has not said "building"
@@ -276,7 +278,8 @@ def check_settings(settings):
     build = settings["build"]
     _check_conf(build["conf"])
     workdir = build["workdir"]
-    if not os.path.isabs(workdir) or os.path.normpath(workdir) in ("/", home):
+    # qmail.build.clean deletes the workdir: it must be a folder of its own.
+    if not os.path.isabs(workdir) or os.path.normpath(workdir) in SHARED_DIRS + (home,):
         _bad("qmail:build:workdir", f"{workdir!r} is not an absolute path of its own")
     share = build["share"]
     if share["builder"]:

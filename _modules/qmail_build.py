@@ -273,6 +273,8 @@ def check_settings(settings):
     """
     lookup = settings["lookup"]
     home = lookup["home"].rstrip("/") or "/"
+    if home in SHARED_DIRS:  # bin, boot, doc, man go there (and away on clean)
+        _bad("qmail:lookup:home", f"{home!r} is a system folder, not a qmail home of its own")
     _check_accounts(lookup)
     source = _check_source(settings["source"])
     build = settings["build"]

@@ -119,6 +119,7 @@ def test_aliases_forward_and_removal(modules):
     ({"build": {"conf": {"cc": "cc\nrm -rf /"}}}, "qmail:build:conf:cc"),
     ({"build": {"workdir": "relative"}}, "qmail:build:workdir"),
     ({"build": {"workdir": "/var/cache"}}, "qmail:build:workdir"),
+    ({"lookup": {"home": "/usr"}}, "qmail:lookup:home"),
     ({"lookup": {"home": "/opt/qmail"}, "build": {"workdir": "/opt/qmail"}},
      "qmail:build:workdir"),
     ({"build": {"share": {"wait": -1}}}, "qmail:build:share:wait"),

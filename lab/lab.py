@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import ipaddress
+import os
 import secrets
 import shutil
 from collections.abc import Iterable
@@ -53,16 +54,22 @@ class Lab:
     def up(self) -> Lab:
         """Record the machine state, create the network and its anchor."""
         anchor = image.build("base", self.podman)
+        reap_orphans(self.podman)
         # Under the lock, so that a session leaving now cannot see an idle
         # machine and restore it under our feet.
         with hoststate.locked() as state:
             hoststate.record(state)
             self.subnet = self._create_network()
             self.podman("run", "-d", "--name", f"{self.network}-anchor",
-                        "--label", config.LABEL, "--label", f"qmail-lab-session={self.session}",
+                        *self._labels(),
                         "--network", self.network, "--ip", str(self.subnet.network_address + 2),
                         "--systemd=false", anchor, "sleep", "infinity")
         return self
+
+    def _labels(self) -> list[str]:
+        """podman --label options naming this lab session and its owner process."""
+        return ["--label", config.LABEL, "--label", f"qmail-lab-session={self.session}",
+                "--label", f"qmail-lab-owner={os.getpid()}@{_boot_id()}"]
 
     def _create_network(self) -> ipaddress.IPv4Network:
         used = set()
@@ -111,7 +118,7 @@ class Lab:
 
         def boot(host: Host) -> None:
             args = ["create", "--name", host.name, "--hostname", host.fqdn,
-                    "--label", config.LABEL, "--label", f"qmail-lab-session={self.session}",
+                    *self._labels(),
                     "--network", self.network, "--ip", host.ip,
                     "--network-alias", host.fqdn, "--network-alias", host.short,
                     "--systemd=always", "--stop-signal", "SIGRTMIN+3"]
@@ -150,6 +157,36 @@ class Lab:
             names.append(host.name)
         if names:
             self.podman("rm", "-f", "--time", "2", *names, check=False)
+
+
+def _boot_id() -> str:
+    return open("/proc/sys/kernel/random/boot_id").read().strip()
+
+
+def reap_orphans(podman: Podman) -> list[str]:
+    """Remove the containers and networks of lab sessions whose process is gone.
+
+    A test run killed hard leaves its hosts behind; the next lab cleans up.
+    Sessions of a live process (or without an owner label) are left alone.
+    """
+    dead = set()
+    for ctr in podman.containers():
+        labels = ctr.get("Labels") or {}
+        owner = labels.get("qmail-lab-owner", "")
+        pid, _, boot = owner.partition("@")
+        if not pid.isdigit():
+            continue
+        alive = boot == _boot_id() and os.path.exists(f"/proc/{pid}")
+        if not alive:
+            dead.add(labels.get("qmail-lab-session"))
+    done = []
+    for session in sorted(dead):
+        ids = [c["Id"] for c in podman.containers()
+               if (c.get("Labels") or {}).get("qmail-lab-session") == session]
+        podman("rm", "-f", "--time", "2", *ids, check=False)
+        podman("network", "rm", "-f", f"{config.CONTAINER_PREFIX}-{session}", check=False)
+        done.append(f"removed orphaned lab session {session} ({len(ids)} containers)")
+    return done
 
 
 def restore_machine_if_idle(podman: Podman) -> list[str]:

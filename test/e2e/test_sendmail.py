@@ -140,8 +140,7 @@ def test_debian_sendmail_neutralised_survives_reboot_and_comes_back(lab_master,
 
     assert changed(apply(master, host, "qmail.sendmail")) == []
 
-    host.reboot()
-    master.wait_minions([host.fqdn])
+    master.restart_host(host)
     time.sleep(5)  # sendmail, if enabled, would have started by now
     assert sendmail_processes(host) == []
     assert listening(host) == []

@@ -128,9 +128,9 @@ def test_debian_sendmail_neutralised_survives_reboot_and_comes_back(lab_master,
     # test=True predicted all of it (the dummy MTA package is not installed
     # while sendmail-bin, which conflicts with it, provides one).
     assert "qmail-sendmail-mta-package-cmd-run-install" not in changed(ret)
-    assert changed(predicted) == changed(ret)
-    assert sendmail_processes(host) == []
-    assert listening(host) == []
+    assert changed(predicted) == changed(ret), (predicted, ret)
+    assert sendmail_processes(host) == [], (sh(host, "ps -ef"), ret)
+    assert listening(host) == [], sh(host, "ss -ltn")
     after = file_state(host, *paths)
     assert after[REAL] == "absent"
     assert after[REAL + ".bak"] == "0 root:smmsp " + before[REAL].split()[2]
@@ -138,12 +138,13 @@ def test_debian_sendmail_neutralised_survives_reboot_and_comes_back(lab_master,
         assert sh(host, f"readlink -f {path}").strip() == FRONTEND
     assert host.run("systemctl is-enabled sendmail").stdout.strip() == "disabled"
 
-    assert changed(apply(master, host, "qmail.sendmail")) == []
+    again = apply(master, host, "qmail.sendmail")
+    assert changed(again) == [], again
 
     master.restart_host(host)
     time.sleep(5)  # sendmail, if enabled, would have started by now
-    assert sendmail_processes(host) == []
-    assert listening(host) == []
+    assert sendmail_processes(host) == [], sh(host, "ps -ef")
+    assert listening(host) == [], sh(host, "ss -ltn")
 
     cleaned = apply(master, host, "qmail.sendmail.clean")
     assert not failed(cleaned), cleaned

@@ -53,6 +53,7 @@ _ASSIGN_RE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=")
 _SERVICE_RE = re.compile(r"^[A-Za-z0-9@._-]+$")
 _DEB_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 _ALT_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+_PROGRAM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # a file in <home>/bin
 # How long a sendmail process gets to exit after SIGTERM.
 STOP_TIMEOUT = 10
 # Where the record of what was changed lives unless told otherwise.
@@ -102,7 +103,7 @@ def _check_alternative(alt, key):
         if not _ALT_NAME_RE.match(str(slave["name"])):
             raise SaltInvocationError(f"{where}:name: {slave['name']!r} is not a name")
         _check_path(slave["link"], f"{where}:link")
-        if not _ALT_NAME_RE.match(str(slave["program"])):
+        if not _PROGRAM_RE.match(str(slave["program"])):
             raise SaltInvocationError(
                 f"{where}:program: {slave['program']!r} is not a qmail program name")
     return dict(alt, slaves=slaves)

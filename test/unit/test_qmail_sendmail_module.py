@@ -89,6 +89,9 @@ BAD_LOOKUPS = [
                                  "slaves": [{"name": "x", "link": "/x",
                                              "program": "../bin/sh"}]}]},
      "qmail:lookup:sendmail_alternatives[0]:slaves[0]:program"),
+    ({"sendmail_alternatives": [{"name": "mta", "link": "/usr/sbin/sendmail", "priority": 1,
+                                 "slaves": [{"name": "x", "link": "/x", "program": ".."}]}]},
+     "qmail:lookup:sendmail_alternatives[0]:slaves[0]:program"),
 ]
 
 

@@ -279,6 +279,18 @@ def test_control_changes_hup_or_restart_without_losing_queued_mail(mail):
     wait_until(lambda: mail.queue(SPOOL)["messages"] == 0, 30, what="spool queue empty")
 
 
+def test_morercpthosts_takes_effect_through_qmail_newmrh(mail):
+    assert smtp_rcpt(None, mail.spool.ip, "someone@lists.example.org") == 553
+    mail.set_spool_control(morercpthosts=["lists.example.org"])
+    ret = mail.apply(target=[SPOOL])
+    assert changed(ret)[SPOOL] == ["qmail-control-file-managed-morercpthosts",
+                                   "qmail-service-morercpthosts-newmrh-cmd-run"]
+    assert mail.spool.exists("/var/qmail/control/morercpthosts.cdb")
+    # qmail-smtpd reads the .cdb per connection: accepted at once.
+    assert smtp_rcpt(None, mail.spool.ip, "someone@lists.example.org") == 250
+    assert changed(mail.apply(target=[SPOOL]))[SPOOL] == []  # not rebuilt again
+
+
 def test_second_apply_changes_nothing_anywhere(mail):
     assert changed(mail.apply()) == {SPOOL: [], CLIENT1: [], CLIENT2: []}
     predicted = mail.apply(test=True)

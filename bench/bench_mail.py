@@ -1,0 +1,126 @@
+"""
+Mail throughput on lab hosts: a spool and two clients from the sendmail
+image after ``salt '*' state.apply qmail`` (qmail built from $QMAIL_SOURCE).
+1,000 messages (500 per client, through /usr/sbin/sendmail) are queued on
+the clients while their qmail-send is stopped; then both qmail-sends start
+at once and the clock runs until the last message is in the spool's Maildir
+and both client queues are empty: the rate at which clients hand mail to
+the spool. First with the formula's defaults (the baseline), then with
+``concurrencyremote`` raised on the clients by pillar (and the spool's
+``smtpd_concurrency`` raised to match: with more connections than
+tcpserver's -c and its listen backlog, the extra ones hang half-open until
+qmail-remote's timeoutremote, 20 minutes). Printed, never asserted.
+
+Env: BENCH_MESSAGES (default 1000), BENCH_CONCURRENCY (default 60; conf-spawn
+caps it at 120).
+"""
+
+import concurrent.futures
+import hashlib
+import os
+import pathlib
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from lab import image  # noqa: E402
+from lab.lab import Lab  # noqa: E402
+from lab.master import LabMaster  # noqa: E402
+
+MESSAGES = int(os.environ.get("BENCH_MESSAGES", "1000"))
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "60"))
+SPOOL = "ccs.cla.kobe-u.ac.jp"
+CLIENTS = ["hostname.cla.kobe-u.ac.jp", "client2.cla.kobe-u.ac.jp"]
+
+
+def pillars(hosts, source, raised=False):
+    relay = [f"{hosts[c].ip}/32" for c in CLIENTS]
+    spool = {"role": "spool", "source": source, "relay_clients": relay}
+    client = {"role": "client", "spool": SPOOL, "source": source}
+    if raised:
+        client["control"] = {"concurrencyremote": CONCURRENCY}
+        spool["service"] = {"smtpd_concurrency": CONCURRENCY * len(CLIENTS) + 10}
+    return {SPOOL: {"qmail": spool}, **{c: {"qmail": dict(client)} for c in CLIENTS}}
+
+
+def apply(master):
+    ret = master.salt("*", "state.apply", "qmail", timeout=1800)
+    for minion, states in ret.items():
+        bad = [k for k, v in states.items() if v["result"] is False] if isinstance(
+            states, dict) else [str(states)[:300]]
+        if bad:
+            raise SystemExit(f"state.apply qmail failed on {minion}: {bad}")
+
+
+def queued(host):
+    out = host.run("/var/qmail/bin/qmail-qstat", check=True).stdout
+    return sum(int(line.rsplit(":", 1)[1]) for line in out.splitlines())
+
+
+def in_parallel(fn, items):
+    with concurrent.futures.ThreadPoolExecutor(len(items)) as pool:
+        return list(pool.map(fn, items))
+
+
+def run_round(hosts, user):
+    """Queue MESSAGES for ``user`` on the clients; seconds for the spool to get them."""
+    spool = hosts[SPOOL]
+    maildir = f"/home/{user}/Maildir"
+    spool.run(f"useradd -m {user} && su {user} -s /bin/sh -c "
+              f"'mkdir -p {maildir}/cur {maildir}/new {maildir}/tmp'", check=True)
+    per_client = MESSAGES // len(CLIENTS)
+    total = per_client * len(CLIENTS)
+
+    def inject(fqdn):
+        hosts[fqdn].run("systemctl stop qmail-send", check=True)
+        script = (f"i=0; while [ $i -lt {per_client} ]; do i=$((i+1)); "
+                  f"printf 'Subject: bench %s\\n\\nbench\\n' $i | "
+                  f"/usr/sbin/sendmail {user} || exit 1; done")
+        hosts[fqdn].run(script, check=True, timeout=1800)
+
+    t0 = time.monotonic()
+    in_parallel(inject, CLIENTS)
+    injection = time.monotonic() - t0
+    t0 = time.monotonic()
+    in_parallel(lambda fqdn: hosts[fqdn].run("systemctl start qmail-send", check=True),
+                CLIENTS)
+    while True:
+        count = int(spool.run(f"find {maildir}/new -type f | wc -l").stdout)
+        if count >= total and all(queued(hosts[c]) == 0 for c in CLIENTS):
+            break
+        if time.monotonic() - t0 > 1800:
+            raise SystemExit(f"only {count} of {total} messages arrived in 30 min")
+        time.sleep(0.2)
+    return time.monotonic() - t0, injection, total
+
+
+def main():
+    source = os.environ.get("QMAIL_SOURCE", "")
+    if not source or not os.path.isfile(source):
+        print("  skipped: QMAIL_SOURCE does not name a qmail source tarball", flush=True)
+        return
+    path = pathlib.Path(source)
+    image.build_all()
+    with Lab() as lab, LabMaster(lab) as master:
+        url = master.put_file(f"src/{path.name}", path.read_bytes())
+        qsource = {"url": url, "hash": "sha256=" + hashlib.sha256(path.read_bytes()).hexdigest()}
+        hosts = {h.fqdn: h for h in master.start_hosts([SPOOL, *CLIENTS], image="sendmail")}
+        master.set_pillar(pillars(hosts, qsource))
+        master.salt("*", "saltutil.sync_all")
+        apply(master)
+        base, injection, total = run_round(hosts, "bench1")
+        print(f"  defaults (concurrencyremote 20, smtpd_concurrency 40): {total} messages "
+              f"in {base:.1f} s = {total / base:.0f} msg/s [baseline] "
+              f"(queued beforehand in {injection:.1f} s)", flush=True)
+        master.set_pillar(pillars(hosts, qsource, raised=True))
+        apply(master)
+        raised, injection, total = run_round(hosts, "bench2")
+        print(f"  concurrencyremote {CONCURRENCY} per client, smtpd_concurrency "
+              f"{CONCURRENCY * len(CLIENTS) + 10}: {total} messages in {raised:.1f} s = "
+              f"{total / raised:.0f} msg/s, x{base / raised:.2f} the baseline's rate",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()

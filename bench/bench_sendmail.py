@@ -50,7 +50,7 @@ def _salt_call(root, *args):
     env = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning")
     start = time.perf_counter()
     subprocess.run([str(SALT_CALL), "--local", "-c", str(root), "-l", "quiet", "--out=quiet",
-                    *args], check=True, env=env)
+                    *args], check=True, env=env, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 

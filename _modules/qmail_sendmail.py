@@ -371,9 +371,10 @@ def processes(paths, ports=(25, 587), record=None, frontend=None):
             if entry["comm"].startswith("sendmail"):
                 found.setdefault(entry["pid"], {k: entry[k] for k in ("pid", "comm", "exe")})
     else:
-        # No /proc (FreeBSD, IRIX): go by the command name.
-        out = __salt__["cmd.run_stdout"]("ps -axo pid=,comm=", python_shell=False,
-                                         ignore_retcode=True)
+        # No /proc (FreeBSD, IRIX): go by the command name. POSIX ps: -A is
+        # every process on both (FreeBSD's -e would mean "environment").
+        out = __salt__["cmd.run_stdout"](["ps", "-A", "-o", "pid=", "-o", "comm="],
+                                         python_shell=False, ignore_retcode=True)
         for line in out.splitlines():
             pid, _, comm = line.strip().partition(" ")
             if pid.isdigit() and os.path.basename(comm.strip()).startswith("sendmail"):

@@ -87,6 +87,12 @@ class LabMaster:
                 "open_mode": True,
                 "file_roots": {"base": [str(self.file_root), str(self.formula_root)]},
                 "pillar_roots": {"base": [str(self.pillar_root)]},
+                # No file list cache: checkout edits show at once, and there is
+                # no race between minions rebuilding and reading the cache
+                # (saltstack/salt#61407; seen here as a sporadic "No matching
+                # sls found" when two minions sync at once). The formula view
+                # is small, so walking it per request is cheap.
+                "fileserver_list_cache_time": 0,
                 "timeout": 30,
                 "gather_job_timeout": 15,
                 "log_level_logfile": "info",

@@ -345,13 +345,7 @@ def record(home="/var/qmail"):
 
 
 def _write_atomic(path, data, mode=0o644):
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    __utils__["qmail_files.atomic_write"](path, data, mode=mode)
 
 
 def _write_record(home, data):

@@ -416,33 +416,6 @@ def _diff(name, old, new):
     return "".join(lines)
 
 
-def _atomic_write(path, text):
-    """Write ``path`` so readers see the old or the new file, never a part."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o755, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fchmod(handle.fileno(), 0o644)
-            os.fchown(handle.fileno(), 0, -1)
-            os.fsync(handle.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def write(name, value, home=None):
     """
     Check and write control file ``name`` atomically (mode 0644, owner
@@ -457,7 +430,9 @@ def write(name, value, home=None):
     changes = _changes(name, text, home)
     if changes:
         try:
-            _atomic_write(_path(name, home), text)
+            __utils__["qmail_files.atomic_write"](
+                _path(name, home), text.encode("utf-8"), mode=0o644, uid=0
+            )
         except OSError as exc:
             raise CommandExecutionError(f"cannot write {_path(name, home)}: {exc}") from exc
     return changes

@@ -184,38 +184,18 @@ def check_settings(settings):
 # The record of what was changed, for restore
 # --------------------------------------------------------------------------
 def _atomic_write(path, data, mode=0o644, like=None):
-    """Write bytes ``data`` to ``path`` via a temporary file, fsync and rename.
-    ``like``: an os.stat_result whose mode and owner the new file takes."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o755, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            if like is not None:
-                os.fchown(handle.fileno(), like.st_uid, like.st_gid)
-                os.fchmod(handle.fileno(), like.st_mode & 0o7777)
-            else:
-                os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(directory)
+    """Write bytes ``data`` to ``path`` atomically. ``like``: an
+    os.stat_result whose mode and owner the new file takes."""
+    if like is None:
+        __utils__["qmail_files.atomic_write"](path, data, mode=mode)
+    else:
+        __utils__["qmail_files.atomic_write"](
+            path, data, mode=like.st_mode & 0o7777, uid=like.st_uid, gid=like.st_gid
+        )
 
 
 def _fsync_dir(directory):
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    __utils__["qmail_files.fsync_dir"](directory)
 
 
 def read_record(record):

@@ -105,14 +105,16 @@ class LabMaster:
         ``qmail/`` and the ``_modules``-style directories only: serving the
         checkout root itself makes the master walk .venv and .git (15,000+
         files) for every file list, and ``saltutil.sync_all`` then takes a
-        minute instead of seconds. Symlinks keep edits in the checkout live.
+        minute instead of seconds. Symlinks keep edits in the checkout live;
+        directories added later (a new ``_utils``) are linked by ``salt``.
         """
         view = self.tmp / "formula"
-        view.mkdir()
+        view.mkdir(exist_ok=True)
         for entry in sorted(config.REPO_ROOT.iterdir()):
             if entry.is_dir() and (entry.name == "qmail" or (
                     entry.name.startswith("_") and entry.name != "__pycache__")):
-                (view / entry.name).symlink_to(entry)
+                if not (view / entry.name).is_symlink():
+                    (view / entry.name).symlink_to(entry)
         return view
 
     def _make_factories(self):
@@ -258,6 +260,7 @@ class LabMaster:
         """
         if not isinstance(target, str):
             target, tgt_type = ",".join(target), "list"
+        self._formula_view()
         flags = {"glob": [], "list": ["-L"], "pcre": ["-E"], "grain": ["-G"],
                  "compound": ["-C"], "pillar": ["-I"]}[tgt_type]
         argv = ["--out=json", "--static", f"--timeout={int(timeout)}", *flags, target, fun]

@@ -90,7 +90,24 @@ def restore(path: pathlib.Path = STATE) -> list[str]:
         done.append(f"net.ipv4.ip_forward = {before['ip_forward']}")
     for directory, existed in before["run_dirs"].items():
         if not existed and pathlib.Path(directory).exists():
-            shutil.rmtree(directory, ignore_errors=True)
-            done.append(f"removed {directory}")
+            done.append(_remove_dir(directory))
     path.unlink()
     return done
+
+
+def _mountpoints() -> set[str]:
+    with open("/proc/self/mountinfo") as fh:
+        return {line.split()[4] for line in fh}
+
+
+def _remove_dir(directory: str) -> str:
+    """Remove a directory podman/netavark created; unmount it first if it is an
+    (empty) mount point, as netavark leaves /run/netns bind-mounted on itself."""
+    if directory in _mountpoints():
+        if os.listdir(directory):
+            return f"kept {directory}: a mount point with entries"
+        subprocess.run(["umount", directory], check=False)
+        if directory in _mountpoints():
+            return f"kept {directory}: cannot unmount it"
+    shutil.rmtree(directory, ignore_errors=True)
+    return f"removed {directory}"

@@ -12,5 +12,10 @@ Modules:
     host     -- one throwaway host (a container booting systemd)
     lab      -- the lab network and a set of hosts
     master   -- a salt-master for the hosts, with a tiny API
-    demo     -- ``python -m lab demo``
+    pytest_plugin -- fixtures: lab, lab_master, lab_hosts, lab_hosts_module,
+                qmail_source (see its docstring for an example)
+    demo     -- ``python -m lab demo``; ``python -m lab images|clean`` (__main__)
+
+Everything lives under $QMAIL_LAB_DIR (default /var/tmp/qmail-lab), outside
+the repository; ``python -m lab clean --all`` removes it.
 """

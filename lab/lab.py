@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import ipaddress
+import json
 import os
 import secrets
 import shutil
+import subprocess
 from collections.abc import Iterable
 
 from . import config, hoststate, image
@@ -76,8 +78,9 @@ class Lab:
         for net in self.podman.networks():
             for sub in net.get("subnets") or []:
                 used.add(ipaddress.ip_network(sub["subnet"]))
+        used |= _routed_networks()  # other lab dirs, the system's podman, VPNs...
         for subnet in SUBNET_POOL.subnets(new_prefix=24):
-            if subnet in used:
+            if any(subnet.overlaps(other) for other in used):
                 continue
             proc = self.podman("network", "create", "--subnet", str(subnet),
                                "--label", config.LABEL, self.network, check=False)
@@ -157,6 +160,18 @@ class Lab:
             names.append(host.name)
         if names:
             self.podman("rm", "-f", "--time", "2", *names, check=False)
+
+
+def _routed_networks() -> set[ipaddress.IPv4Network]:
+    """IPv4 networks this machine already routes (except the default route)."""
+    out = subprocess.run(["ip", "-j", "-4", "route", "show", "table", "all"],
+                         capture_output=True, text=True, check=False).stdout
+    nets = set()
+    for route in json.loads(out or "[]"):
+        dst = route.get("dst", "default")
+        if dst != "default" and route.get("type", "unicast") == "unicast":
+            nets.add(ipaddress.ip_network(dst, strict=False))
+    return nets
 
 
 def _boot_id() -> str:

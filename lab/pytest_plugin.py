@@ -36,6 +36,8 @@ import dataclasses
 import hashlib
 import os
 import pathlib
+import shutil
+import tempfile
 
 import pytest
 
@@ -43,8 +45,20 @@ from . import podman as lab_podman
 from .lab import Lab
 from .master import LabMaster, loopback_event_listener
 
-__all__ = ["event_listener", "lab", "lab_master", "lab_hosts", "lab_hosts_module", "qmail_source",
-           "QmailSource"]
+__all__ = ["salt_factories_default_root_dir", "event_listener", "lab", "lab_master",
+           "lab_hosts", "lab_hosts_module", "qmail_source", "QmailSource"]
+
+
+@pytest.fixture(scope="session")
+def salt_factories_default_root_dir():
+    """A root dir of this session's own for saltfactories (overrides its fixture).
+
+    Its default is /tmp itself, where concurrent test runs rewrite each
+    other's generated CLI scripts (/tmp/scripts) while they run.
+    """
+    root = pathlib.Path(tempfile.mkdtemp(prefix="qmail-lab-sf-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

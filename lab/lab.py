@@ -7,6 +7,12 @@ only, never /etc/hosts. Hosts get fixed addresses, so every host's
 /etc/hosts can list all the others from the first boot on (sendmail is slow
 to start when it cannot resolve its own name).
 
+The network is ``--internal``: hosts reach each other and this machine (the
+gateway address, where the salt-master listens) but have no route out, so
+nothing a test runs can talk to the Internet (a formula default pointing at an
+official download URL fails at once instead of fetching); netavark then adds
+no NAT rules either.
+
 A tiny "anchor" container keeps the bridge (and thus the gateway address the
 salt-master listens on) up while hosts come and go.
 """
@@ -82,7 +88,7 @@ class Lab:
         for subnet in SUBNET_POOL.subnets(new_prefix=24):
             if any(subnet.overlaps(other) for other in used):
                 continue
-            proc = self.podman("network", "create", "--subnet", str(subnet),
+            proc = self.podman("network", "create", "--internal", "--subnet", str(subnet),
                                "--label", config.LABEL, self.network, check=False)
             if proc.returncode == 0:
                 return subnet

@@ -23,9 +23,11 @@ import concurrent.futures
 import ipaddress
 import json
 import os
+import pathlib
 import secrets
 import shutil
 import subprocess
+import time
 from collections.abc import Iterable
 
 from . import config, hoststate, image
@@ -210,8 +212,34 @@ def reap_orphans(podman: Podman) -> list[str]:
     return done
 
 
+def _wait_podman_quiet(podman: Podman, timeout: float = 20) -> None:
+    """Wait for conmon and ``podman container cleanup`` of our storage to exit.
+
+    They tear the container networks down after ``podman rm`` has returned
+    (and recreate /run/containers/networks while doing so).
+    """
+    marker = str(podman.root).encode()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = False
+        for proc in pathlib.Path("/proc").iterdir():
+            if proc.name.isdigit() and proc.name != str(os.getpid()):
+                try:
+                    busy = marker in (proc / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                if busy:
+                    break
+        if not busy:
+            return
+        time.sleep(0.2)
+
+
 def restore_machine_if_idle(podman: Podman) -> list[str]:
     """If no lab container or network is left, restore the machine state."""
+    if podman.containers():
+        return []
+    _wait_podman_quiet(podman)
     with hoststate.locked() as state:
         if podman.containers():
             return []

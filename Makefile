@@ -32,7 +32,7 @@ e2e: venv
 	$(PY) -m pytest test/e2e
 
 test: lint
-	$(PY) -m pytest test
+	$(PY) -m pytest -rs test
 
 bench: venv
 	$(PY) -m bench

@@ -32,8 +32,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the lab cannot run here: {reason}", file=sys.stderr)
         return 2
     if args.command == "images":
-        for variant, ref in image.build_all().items():
+        engine = podman.Podman()
+        for variant, ref in image.build_all(engine).items():
             print(f"{variant}: {ref}")
+        lab.restore_machine_if_idle(engine)
         return 0
     if args.command == "demo":
         from . import demo as demo_mod

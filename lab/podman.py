@@ -14,7 +14,7 @@ import pathlib
 import shutil
 import subprocess
 
-from . import config
+from . import config, hoststate
 
 CONTAINERS_CONF = """\
 # Written by the qmail lab (lab/podman.py); do not edit.
@@ -61,6 +61,9 @@ class Podman:
             # runroot/tmp_dir must not survive a reboot (podman expects tmpfs).
             shutil.rmtree(self.run_dir, ignore_errors=True)
         marker.write_text(boot_id + "\n")
+        # Before the first podman command: any of them creates /run/containers.
+        with hoststate.locked() as state:
+            hoststate.record(state)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.conf.write_text(
             CONTAINERS_CONF.format(run=self.run_dir, root=self.root, base=self.base)

@@ -35,7 +35,7 @@ import stat
 import tarfile
 import time
 
-from salt.exceptions import CommandExecutionError, SaltInvocationError
+from salt.exceptions import CommandExecutionError, MinionError, SaltInvocationError
 
 __virtualname__ = "qmail_build"
 
@@ -458,7 +458,11 @@ def fetch(url, hash):  # pylint: disable=redefined-builtin
         if not os.path.isfile(path):
             raise CommandExecutionError(f"qmail:source:url: {path} does not exist")
     else:
-        path = __salt__["cp.cache_file"](url)
+        try:
+            path = __salt__["cp.cache_file"](url)
+        except (MinionError, OSError) as exc:
+            # An unreachable URL is bad input, not a crash: say which and why.
+            raise CommandExecutionError(f"qmail:source:url: cannot fetch {url}: {exc}") from exc
         if not path:
             raise CommandExecutionError(f"qmail:source:url: cannot fetch {url}")
         downloaded = True

@@ -162,6 +162,13 @@ def test_fetch_missing_file(modules, tmp_path):
         modules.qmail_build.fetch(str(tmp_path / "nope.tar.xz"), OFFICIAL_109)
 
 
+def test_fetch_unreachable_url_is_a_clean_error(modules):
+    # Port 9 (discard) on loopback: nothing listens, the connection is refused.
+    url = "http://127.0.0.1:9/notqmail-1.09.tar.xz"
+    with pytest.raises(CommandExecutionError, match=f"^qmail:source:url: cannot fetch {url}"):
+        modules.qmail_build.fetch(url, OFFICIAL_109)
+
+
 def test_extract_finds_the_source_dir(modules, tmp_path):
     path, _ = make_tarball(tmp_path, tmp_path / "fail", tmp_path / "compiles")
     src = modules.qmail_build.extract(str(path), str(tmp_path / "src"))

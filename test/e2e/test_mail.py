@@ -18,10 +18,11 @@ The tests share one mail system and run in this file's order.
 import concurrent.futures
 import shlex
 import smtplib
-import time
 import uuid
 
 import pytest
+
+from lab.wait import wait_until
 
 # Real hosts: the lab fixture fails with the reason when podman cannot run.
 pytestmark = pytest.mark.lab
@@ -30,17 +31,6 @@ SPOOL = "ccs.cla.kobe-u.ac.jp"
 CLIENT1 = "hostname.cla.kobe-u.ac.jp"
 CLIENT2 = "client2.cla.kobe-u.ac.jp"
 MAILDIR = "/home/someone/Maildir"
-
-
-def wait_until(check, timeout=120, interval=0.5, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met after {timeout} s (last: {value!r})")
-        time.sleep(interval)
 
 
 class MailLab:

@@ -26,6 +26,8 @@ import time
 
 import pytest
 
+from lab.wait import wait_until
+
 pytestmark = pytest.mark.lab
 
 FRONTEND = "/var/qmail/bin/sendmail"
@@ -77,15 +79,6 @@ def listening(host, ports=(25, 587)):
                   & set(ports))
 
 
-def wait_for(check, timeout=120, step=1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
-
-
 def smtp_banner(host, port=25):
     return host.run(f"printf 'QUIT\\r\\n' | nc -w 10 127.0.0.1 {port}").stdout
 
@@ -112,7 +105,7 @@ def test_debian_sendmail_neutralised_survives_reboot_and_comes_back(lab_master,
                                                                     host_factory):
     master = lab_master
     host = host_factory("smx1", image="sendmail")
-    assert wait_for(lambda: listening(host) == [25, 587]), "sendmail did not start"
+    wait_until(lambda: listening(host) == [25, 587], interval=1.0, what="sendmail listening")
     lay_frontend(host)
     paths = ("/usr/sbin/sendmail", "/usr/lib/sendmail", REAL, REAL + ".bak")
     before = file_state(host, *paths)
@@ -150,7 +143,8 @@ def test_debian_sendmail_neutralised_survives_reboot_and_comes_back(lab_master,
     assert not failed(cleaned), cleaned
     assert file_state(host, *paths) == before
     assert host.run("systemctl is-enabled sendmail").stdout.strip() == "enabled"
-    assert wait_for(lambda: listening(host) == [25, 587]), "sendmail did not come back"
+    wait_until(lambda: listening(host) == [25, 587], interval=1.0,
+               what="sendmail listening again")
     assert "220 " in smtp_banner(host) and "Sendmail" in smtp_banner(host)
     assert changed(apply(master, host, "qmail.sendmail.clean")) == []
 

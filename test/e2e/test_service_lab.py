@@ -19,23 +19,15 @@ import uuid
 
 import pytest
 
+from lab.wait import wait_until
+
 # Real hosts: the lab fixture fails with the reason when podman cannot run.
 pytestmark = pytest.mark.lab
+
 
 SPOOL = "ccs.cla.kobe-u.ac.jp"
 CLIENT = "client3.cla.kobe-u.ac.jp"
 MAILDIR = "/home/someone/Maildir"
-
-
-def wait_until(check, timeout=60, interval=0.5, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met after {timeout} s (last: {value!r})")
-        time.sleep(interval)
 
 
 class Hosts:

@@ -508,6 +508,17 @@ def _safe_members(archive, dest):
         yield member
 
 
+def _extract_into(tarball, dest):
+    """Unpack ``tarball`` into an emptied, private ``dest`` (no member may leave it)."""
+    shutil.rmtree(dest, ignore_errors=True)
+    os.makedirs(dest, mode=0o700)
+    try:
+        with tarfile.open(tarball) as archive:
+            archive.extractall(dest, members=_safe_members(archive, dest))
+    except tarfile.TarError as exc:
+        raise CommandExecutionError(f"cannot extract {tarball}: {exc}") from exc
+
+
 def extract(tarball, dest):
     """
     Extract ``tarball`` (.tar, .tar.gz, .tar.xz, .tar.bz2) into a fresh
@@ -517,13 +528,7 @@ def extract(tarball, dest):
 
         salt '*' qmail_build.extract /srv/notqmail-1.09.tar.xz /var/cache/qmail-build/src
     """
-    shutil.rmtree(dest, ignore_errors=True)
-    os.makedirs(dest, mode=0o700)
-    try:
-        with tarfile.open(tarball) as archive:
-            archive.extractall(dest, members=_safe_members(archive, dest))
-    except tarfile.TarError as exc:
-        raise CommandExecutionError(f"cannot extract {tarball}: {exc}") from exc
+    _extract_into(tarball, dest)
     if os.path.isfile(os.path.join(dest, "Makefile")):
         return dest
     subdirs = [e.path for e in os.scandir(dest) if e.is_dir()]
@@ -730,13 +735,7 @@ def unpack(tarball, stage):
 
         salt '*' qmail_build.unpack /var/cache/salt/minion/files/base/x/qmail.tar.gz /tmp/stage
     """
-    shutil.rmtree(stage, ignore_errors=True)
-    os.makedirs(stage, mode=0o700)
-    try:
-        with tarfile.open(tarball) as archive:
-            archive.extractall(stage, members=_safe_members(archive, stage))
-    except tarfile.TarError as exc:
-        raise CommandExecutionError(f"cannot extract {tarball}: {exc}") from exc
+    _extract_into(tarball, stage)
     return stage
 
 

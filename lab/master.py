@@ -314,6 +314,17 @@ class LabMaster:
             top = {"base": {}}
         (self.pillar_root / "top.sls").write_text(yaml.safe_dump(top))
 
+    def apply_ok(self, target: str | Sequence[str], sls: str = "qmail", test: bool = False,
+                 timeout: float = 900) -> dict:
+        """``salt TARGET state.apply SLS``; every state on every minion must
+        succeed (a render error or a failed state raises AssertionError)."""
+        ret = self.salt(target, "state.apply", sls, test=test, timeout=timeout)
+        for minion, states in ret.items():
+            assert isinstance(states, dict), f"{minion}: {states}"
+            failed = {k: v["comment"] for k, v in states.items() if v["result"] is False}
+            assert not failed, f"{minion}: {failed}"
+        return ret
+
     def set_pillar(self, pillars: dict[str, dict], refresh: bool = True) -> None:
         """Give each minion in ``pillars`` exactly that pillar data.
 

@@ -60,12 +60,8 @@ class Hosts:
         self.master.set_pillar(self.pillars())
 
     def apply(self, sls="qmail", target="*", test=False):
-        ret = self.master.salt(target, "state.apply", sls, test=test, timeout=900)
-        for minion, states in ret.items():
-            assert isinstance(states, dict), f"{minion}: {states}"
-            failed = {k: v["comment"] for k, v in states.items() if v["result"] is False}
-            assert not failed, f"{minion}: {failed}"
-        return ret
+        """``salt TARGET state.apply SLS``; every state must succeed."""
+        return self.master.apply_ok(target, sls, test=test)
 
     def call(self, fqdn, fun, *args, **kwargs):
         return self.master.salt(fqdn, fun, *args, **kwargs)[fqdn]

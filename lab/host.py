@@ -99,9 +99,14 @@ class Host:
         return self.run(["systemctl", "is-active", "--quiet", unit]).returncode == 0
 
     def reboot(self, timeout: float = 60) -> None:
-        """Restart the container (a cold boot) and wait for systemd."""
-        self.podman("restart", "--time", "10", self.name, timeout=timeout)
-        self.wait_booted(timeout)
+        """Shut the host down cleanly, boot it again and wait for systemd.
+
+        Not ``podman restart``: when systemd finishes its shutdown just as the
+        stop timeout expires, podman's fallback SIGKILL hits a stopped
+        container and the restart fails although nothing is wrong.
+        """
+        self.stop(grace=30)
+        self.start(timeout)
 
     restart = reboot
 
@@ -131,9 +136,25 @@ class Host:
                      (self._memory_cgroup() / "memory.stat").read_text().splitlines())
         return int(stats.get("total_rss", stats.get("anon", 0)))
 
-    def stop(self) -> None:
-        """Stop the container (it can be started again with ``start``)."""
-        self.podman("stop", "--time", "5", self.name, check=False)
+    def running(self) -> bool:
+        """True while the container runs."""
+        proc = self.podman("inspect", "--format", "{{.State.Running}}", self.name,
+                           check=False)
+        return proc.stdout.strip() == "true"
+
+    def stop(self, grace: int = 5) -> None:
+        """Stop the container (it can be started again with ``start``).
+
+        systemd gets ``grace`` seconds to shut down; a container still running
+        after that is killed, and an error of podman's about a container that
+        stopped meanwhile is ignored: only the outcome counts.
+        """
+        self.podman("stop", "--time", str(grace), self.name, check=False,
+                    timeout=grace + 60)
+        if self.running():
+            self.podman("kill", self.name, check=False)
+        if self.running():
+            raise HostError(f"{self.fqdn}: container {self.name} does not stop")
 
     def start(self, timeout: float = 60) -> None:
         """Start a stopped container and wait for systemd."""

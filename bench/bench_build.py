@@ -1,5 +1,5 @@
 """
-qmail.build on lab hosts, with the notqmail tarball from $QMAIL_SOURCE:
+qmail.build on lab hosts, with the qmail source of lab.source ($QMAIL_SOURCE):
 
 1. the first ``state.apply qmail.aliases`` (accounts, verify, make setup,
    install, make check, rc, aliases) on a fresh host, against a bare
@@ -10,12 +10,11 @@ qmail.build on lab hosts, with the notqmail tarball from $QMAIL_SOURCE:
    time with one builder (cp.push + minionfs), and with every host compiling.
 
 Printed as ratios against baselines measured in the same run; never asserted.
-Env: QMAIL_SOURCE (required), BENCH_BUILD_SIZES (default "1,3,8"),
+Env: QMAIL_SOURCE (else the official tarball, see lab.source), BENCH_BUILD_SIZES (default "1,3,8"),
 BENCH_ROUNDS (default 3), BENCH_BUILD_UNSHARED (default 1: also time fleets
 without a builder).
 """
 
-import hashlib
 import os
 import pathlib
 import statistics
@@ -25,6 +24,7 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from lab import image  # noqa: E402
+from lab import source as lab_source  # noqa: E402
 from lab.lab import Lab  # noqa: E402
 from lab.master import LabMaster  # noqa: E402
 
@@ -112,14 +112,13 @@ def bench_fleet(master, pillar, shared):
 
 
 def main():
-    """Run the build benchmarks (needs QMAIL_SOURCE)."""
-    source = os.environ.get("QMAIL_SOURCE", "")
-    if not source or not pathlib.Path(source).is_file():
-        print("  skipped: QMAIL_SOURCE does not name a local notqmail tarball "
-              "(the official URL is not reachable here)")
+    """Run the build benchmarks (needs a qmail source, see lab.source)."""
+    try:
+        source = lab_source.locate()
+    except lab_source.SourceUnavailable as exc:
+        print(f"  skipped: {exc}", flush=True)
         return
-    tarball = pathlib.Path(source)
-    digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
+    tarball, digest = source.path, source.sha256
     image.build_all()
     with Lab() as lab:
         master = _master(lab)

@@ -1,6 +1,7 @@
 """
 Mail throughput on lab hosts: a spool and two clients from the sendmail
-image after ``salt '*' state.apply qmail`` (qmail built from $QMAIL_SOURCE).
+image after ``salt '*' state.apply qmail`` (qmail built from the source
+lab.source finds: $QMAIL_SOURCE, else the official tarball).
 1,000 messages (500 per client, through /usr/sbin/sendmail) are queued on
 the clients while their qmail-send is stopped; then both qmail-sends start
 at once and the clock runs until the last message is in the spool's Maildir
@@ -16,7 +17,6 @@ caps it at 120).
 """
 
 import concurrent.futures
-import hashlib
 import os
 import pathlib
 import sys
@@ -25,6 +25,7 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from lab import image  # noqa: E402
+from lab import source as lab_source  # noqa: E402
 from lab.lab import Lab  # noqa: E402
 from lab.master import LabMaster  # noqa: E402
 
@@ -96,15 +97,15 @@ def run_round(hosts, user):
 
 
 def main():
-    source = os.environ.get("QMAIL_SOURCE", "")
-    if not source or not os.path.isfile(source):
-        print("  skipped: QMAIL_SOURCE does not name a qmail source tarball", flush=True)
+    try:
+        source = lab_source.locate()
+    except lab_source.SourceUnavailable as exc:
+        print(f"  skipped: {exc}", flush=True)
         return
-    path = pathlib.Path(source)
     image.build_all()
     with Lab() as lab, LabMaster(lab) as master:
-        url = master.put_file(f"src/{path.name}", path.read_bytes())
-        qsource = {"url": url, "hash": "sha256=" + hashlib.sha256(path.read_bytes()).hexdigest()}
+        url = master.put_file(f"src/{source.path.name}", source.read_bytes())
+        qsource = {"url": url, "hash": source.salt_hash}
         hosts = {h.fqdn: h for h in master.start_hosts([SPOOL, *CLIENTS], image="sendmail")}
         master.set_pillar(pillars(hosts, qsource))
         master.salt("*", "saltutil.sync_all")

@@ -2,25 +2,24 @@
 
 A spool ``ccs.cla.kobe-u.ac.jp`` and two clients (sendmail image, i.e. the
 legacy machines), one salt-master; ``salt '*' saltutil.sync_all`` then
-``salt '*' state.apply qmail``, a second apply, and a short report. With
-$QMAIL_SOURCE (a local qmail/notqmail tarball) qmail is built on every host
-and a message goes from a client through /usr/sbin/sendmail to the spool's
-Maildir; without it the build (and with it the SLS files that need qmail's
-binaries) is skipped and the demo says so.
+``salt '*' state.apply qmail``, a second apply, and a short report. With a
+qmail source ($QMAIL_SOURCE, a local qmail/notqmail tarball, or else the
+official notqmail release when it can be downloaded) qmail is built on every
+host and a message goes from a client through /usr/sbin/sendmail to the
+spool's Maildir; without one the build (and with it the SLS files that need
+qmail's binaries) is skipped and the demo says why.
 
 The demo tears the lab down at the end; ``--keep`` leaves it up until Enter.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import pathlib
 import shlex
 import sys
 import time
 
 from . import image
+from . import source as lab_source
 from .lab import Lab
 from .master import LabMaster
 
@@ -95,20 +94,25 @@ def run(keep: bool = False) -> int:
     say("== qmail formula demo on throwaway podman hosts ==")
     say("Images (built once, then cached):")
     image.build_all()
-    source = os.environ.get("QMAIL_SOURCE", "")
+    try:
+        source = lab_source.locate()
+        skipped = ""
+    except lab_source.SourceUnavailable as exc:
+        source, skipped = None, str(exc)
+    except lab_source.SourceError as exc:
+        say(f"qmail source: {exc}")
+        return 2
     ok = True
     with Lab() as lab, LabMaster(lab) as master:
         say(f"\nsalt-master listening on {lab.gateway} (lab network {lab.network})")
         source_url = source_hash = None
         if source:
-            path = pathlib.Path(source)
-            source_hash = "sha256=" + hashlib.sha256(path.read_bytes()).hexdigest()
-            source_url = master.put_file(f"src/{path.name}", path.read_bytes())
-            say(f"qmail source: {path} -> {source_url} ({source_hash[:19]}...)")
+            source_hash = source.salt_hash
+            source_url = master.put_file(f"src/{source.path.name}", source.read_bytes())
+            say(f"qmail source: {source.path} -> {source_url} ({source_hash[:19]}...)")
             sls = "qmail"
         else:
-            say("QMAIL_SOURCE is not set: the qmail build is SKIPPED (its official URL is "
-                "not reachable here; set QMAIL_SOURCE to a local notqmail/qmail tarball).\n"
+            say(f"The qmail build is SKIPPED: {skipped}.\n"
                 "Without qmail's binaries only the control files are applied "
                 "(state.apply qmail.control).")
             sls = "qmail.control"

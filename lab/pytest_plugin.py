@@ -9,8 +9,9 @@ refuses ``pytest_plugins`` outside the root conftest). Fixtures:
 ``lab_hosts``      function: factory ``lab_hosts(fqdns, image="base", pillars=None)
                    -> list[Host]``; the hosts (and their keys) go away after the test.
 ``lab_hosts_module`` module: the same factory, hosts live until the module ends.
-``qmail_source``   session: a ``QmailSource`` (path, sha256, salt_hash) from
-                   $QMAIL_SOURCE, or the test is skipped.
+``qmail_source``   session: a ``QmailSource`` (path, sha256, salt_hash): $QMAIL_SOURCE,
+                   else the official release downloaded once; the test is
+                   skipped, with the download's error, when neither is there.
 
 Example (a module sharing two hosts; see test/e2e/test_lab_control.py)::
 
@@ -32,9 +33,6 @@ Example (a module sharing two hosts; see test/e2e/test_lab_control.py)::
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import hashlib
-import os
 import pathlib
 import shutil
 import tempfile
@@ -42,8 +40,10 @@ import tempfile
 import pytest
 
 from . import podman as lab_podman
+from . import source as lab_source
 from .lab import Lab
 from .master import LabMaster, loopback_event_listener
+from .source import QmailSource
 
 __all__ = ["salt_factories_default_root_dir", "event_listener", "lab", "lab_master",
            "lab_hosts", "lab_hosts_module", "qmail_source", "QmailSource"]
@@ -116,27 +116,12 @@ def lab_hosts_module(lab_master):
         yield start
 
 
-@dataclasses.dataclass(frozen=True)
-class QmailSource:
-    """A local qmail source tarball."""
-
-    path: pathlib.Path
-    sha256: str
-
-    @property
-    def salt_hash(self) -> str:
-        """The hash in Salt's notation: ``sha256=<hex>``."""
-        return f"sha256={self.sha256}"
-
-
 @pytest.fixture(scope="session")
 def qmail_source():
-    """The qmail source tarball from $QMAIL_SOURCE, or skip."""
-    value = os.environ.get("QMAIL_SOURCE", "")
-    if not value:
-        pytest.skip("QMAIL_SOURCE is not set: it must name a local qmail/notqmail source "
-                    "tarball (the official download URL is not reachable from here)")
-    path = pathlib.Path(value)
-    if not path.is_file():
-        pytest.fail(f"QMAIL_SOURCE={value} is not a file", pytrace=False)
-    return QmailSource(path, hashlib.sha256(path.read_bytes()).hexdigest())
+    """The real qmail source (lab.source.locate), or skip saying why there is none."""
+    try:
+        return lab_source.locate()
+    except lab_source.SourceUnavailable as exc:
+        pytest.skip(str(exc))
+    except lab_source.SourceError as exc:
+        pytest.fail(str(exc), pytrace=False)

@@ -4,11 +4,11 @@ is not systemd, so the supervisors themselves are proven on lab hosts, in
 test/e2e): what the states render for each supervisor and role, the relay
 rules compiled by the real tcprules only when they change, the client's
 inetd.conf, and the spool's qmail-smtpd under the real tcpserver on
-loopback, built from ``QMAIL_SOURCE``: it relays for ``relay_clients``
-only, and without ``rcpthosts`` it neither starts nor takes mail.
+loopback, built from the real qmail source (``QMAIL_SOURCE``, see
+lab.source): it relays for ``relay_clients`` only, and without
+``rcpthosts`` it neither starts nor takes mail.
 """
 
-import os
 import pathlib
 import shutil
 import smtplib
@@ -18,6 +18,8 @@ import tempfile
 import time
 
 import pytest
+
+from lab import source as lab_source
 
 SPOOL = "ccs.cla.kobe-u.ac.jp"
 CLIENT = "hostname.cla.kobe-u.ac.jp"
@@ -210,11 +212,12 @@ def test_client_without_inetd_conf_is_fine(salt_call, etc):
 def smtpd_home():
     """
     A qmail home that the unprivileged SMTP account (nobody here) can read,
-    with a real qmail-smtpd built from QMAIL_SOURCE for that home.
+    with a real qmail-smtpd built from the qmail source (lab.source) for that home.
     """
-    source = os.environ.get("QMAIL_SOURCE")
-    if not source or not os.path.isfile(source):
-        pytest.skip("QMAIL_SOURCE does not name a qmail source tarball")
+    try:
+        source = lab_source.locate().path
+    except lab_source.SourceUnavailable as exc:
+        pytest.skip(str(exc))
     if not (TCPSERVER and TCPRULES):
         pytest.skip("ucspi-tcp (tcpserver, tcprules) is not installed")
     if not shutil.which("cc"):

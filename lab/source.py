@@ -1,0 +1,105 @@
+"""The real qmail source for the tests, the demo and the benchmarks.
+
+``$QMAIL_SOURCE`` (a local tarball) when set; otherwise the formula's default
+release (the ``notqmail-1.09`` preset of ``_modules/qmail_build.py``: its URL
+and sha256), downloaded once into the lab directory and verified. When
+neither is available, ``SourceUnavailable`` says why, with the error of the
+download: callers skip (tests) or say so (demo, benchmarks).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import os
+import pathlib
+import urllib.error
+import urllib.request
+
+from . import config
+
+DEFAULT_PRESET = "notqmail-1.09"
+
+
+class SourceUnavailable(Exception):
+    """No qmail source here: QMAIL_SOURCE unset and the official URL unreachable."""
+
+
+class SourceError(Exception):
+    """A qmail source that is there but wrong (not a file, bad download)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class QmailSource:
+    """A local qmail source tarball."""
+
+    path: pathlib.Path
+    sha256: str
+
+    @property
+    def salt_hash(self) -> str:
+        """The hash in Salt's notation: ``sha256=<hex>``."""
+        return f"sha256={self.sha256}"
+
+    def read_bytes(self) -> bytes:
+        return self.path.read_bytes()
+
+
+def _sha256(path: pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def official(preset: str = DEFAULT_PRESET) -> tuple[str, str]:
+    """The preset's (url, sha256 hex) as the formula itself knows them."""
+    path = config.REPO_ROOT / "_modules" / "qmail_build.py"
+    spec = importlib.util.spec_from_file_location("_qmail_build_presets", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    entry = module.PRESETS[preset]
+    algo, _, digest = entry["hash"].partition("=")
+    assert algo == "sha256", entry
+    return entry["url"], digest
+
+
+def _download(url: str, sha256: str, timeout: float) -> pathlib.Path:
+    cache = config.lab_dir() / "sources"
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / url.rsplit("/", 1)[-1]
+    if target.is_file() and _sha256(target) == sha256:
+        return target
+    partial = target.with_name(target.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, \
+                partial.open("wb") as out:
+            while block := response.read(1 << 20):
+                out.write(block)
+    except (urllib.error.URLError, OSError) as exc:
+        partial.unlink(missing_ok=True)
+        raise SourceUnavailable(
+            f"QMAIL_SOURCE is not set and the official qmail source {url} cannot be "
+            f"downloaded ({exc}); set QMAIL_SOURCE to a local notqmail/qmail tarball"
+        ) from exc
+    got = _sha256(partial)
+    if got != sha256:
+        partial.unlink()
+        raise SourceError(f"{url} downloaded, but its sha256 is {got}, not {sha256}")
+    partial.rename(target)
+    return target
+
+
+def locate(timeout: float = 20) -> QmailSource:
+    """Return the qmail source to use; raise SourceUnavailable or SourceError."""
+    value = os.environ.get("QMAIL_SOURCE", "")
+    if value:
+        path = pathlib.Path(value)
+        if not path.is_file():
+            raise SourceError(f"QMAIL_SOURCE={value} is not a file")
+        return QmailSource(path, _sha256(path))
+    url, sha256 = official()
+    path = _download(url, sha256, timeout)
+    return QmailSource(path, sha256)

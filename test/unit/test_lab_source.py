@@ -1,0 +1,95 @@
+"""
+lab.source: where the real-qmail tests get their tarball. Against a real
+HTTP server on loopback standing in for the official download: fetched once
+and cached, its hash checked, and an unreachable URL reported (the reason
+the tests then give for skipping).
+"""
+
+import hashlib
+import http.server
+import threading
+
+import pytest
+
+from lab import source
+
+PAYLOAD = b"not qmail, just bytes standing in for a tarball\n" * 100
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    hits = 0
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        type(self).hits += 1
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(PAYLOAD)))
+        self.end_headers()
+        self.wfile.write(PAYLOAD)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    Handler.hits = 0
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/notqmail-9.99.tar.xz"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("QMAIL_LAB_DIR", str(tmp_path))
+    monkeypatch.delenv("QMAIL_SOURCE", raising=False)
+    return tmp_path / "sources"
+
+
+def official_is(monkeypatch, url, sha256):
+    monkeypatch.setattr(source, "official", lambda preset=source.DEFAULT_PRESET: (url, sha256))
+
+
+def test_official_is_the_formulas_default_release():
+    url, sha256 = source.official()
+    assert url.endswith("/notqmail-1.09.tar.xz")
+    assert sha256 == "e921891e7c2d84e30b6b52c02c251f61eb4a6255a922620a99a337f46fa32c52"
+
+
+def test_downloaded_once_checked_and_cached(server, cache, monkeypatch):
+    official_is(monkeypatch, server, hashlib.sha256(PAYLOAD).hexdigest())
+    first = source.locate()
+    assert first.path == cache / "notqmail-9.99.tar.xz"
+    assert first.path.read_bytes() == PAYLOAD
+    assert first.salt_hash == "sha256=" + hashlib.sha256(PAYLOAD).hexdigest()
+    assert source.locate() == first
+    assert Handler.hits == 1
+    assert [p.name for p in cache.iterdir()] == ["notqmail-9.99.tar.xz"]
+
+
+def test_a_download_with_another_hash_is_refused_and_not_kept(server, cache, monkeypatch):
+    official_is(monkeypatch, server, "0" * 64)
+    with pytest.raises(source.SourceError, match="sha256 is"):
+        source.locate()
+    assert list(cache.iterdir()) == []
+
+
+def test_an_unreachable_url_says_why(cache, monkeypatch):
+    official_is(monkeypatch, "http://127.0.0.1:9/notqmail-1.09.tar.xz", "0" * 64)
+    with pytest.raises(source.SourceUnavailable, match="QMAIL_SOURCE is not set and .* "
+                       "cannot be downloaded .*refused"):
+        source.locate()
+    assert list(cache.iterdir()) == []
+
+
+def test_qmail_source_wins_and_must_be_a_file(tmp_path, monkeypatch):
+    tarball = tmp_path / "mine.tar.gz"
+    tarball.write_bytes(PAYLOAD)
+    monkeypatch.setenv("QMAIL_SOURCE", str(tarball))
+    monkeypatch.setattr(source, "official", lambda *a: pytest.fail("no download wanted"))
+    assert source.locate() == source.QmailSource(tarball, hashlib.sha256(PAYLOAD).hexdigest())
+    monkeypatch.setenv("QMAIL_SOURCE", str(tmp_path / "missing.tar.gz"))
+    with pytest.raises(source.SourceError, match="missing.tar.gz is not a file"):
+        source.locate()

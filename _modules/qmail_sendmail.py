@@ -246,26 +246,6 @@ def _forget(record, section, key):
 # --------------------------------------------------------------------------
 # Processes and ports
 # --------------------------------------------------------------------------
-def _proc_exe(pid):
-    try:
-        exe = os.readlink(f"/proc/{pid}/exe")
-    except OSError:
-        return None
-    return exe.removesuffix(" (deleted)")
-
-
-def _proc_comm(pid):
-    try:
-        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as handle:
-            return handle.read().strip()
-    except OSError:
-        return ""
-
-
-def _pids():
-    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
-
-
 def _binaries(paths, record, frontend):
     """Every file a sendmail process may run from: the real files behind
     ``paths``, the binaries saved in the record, and their ``.bak``."""
@@ -310,7 +290,7 @@ def listeners(ports=(25, 587)):
     found = []
     if not inodes:
         return found
-    for pid in _pids():
+    for pid in __utils__["qmail_procs.own_pids"]():
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
         except OSError:
@@ -322,7 +302,8 @@ def listeners(ports=(25, 587)):
                 continue
             if target.startswith("socket:[") and target[8:-1] in inodes:
                 found.append({"port": inodes[target[8:-1]], "pid": pid,
-                              "comm": _proc_comm(pid), "exe": _proc_exe(pid)})
+                              "comm": __utils__["qmail_procs.comm"](pid),
+                              "exe": __utils__["qmail_procs.exe"](pid)})
     return sorted(found, key=lambda x: (x["port"], x["pid"]))
 
 
@@ -342,10 +323,11 @@ def processes(paths, ports=(25, 587), record=None, frontend=None):
     binaries = _binaries(paths, record, frontend)
     found = {}
     if os.path.isdir("/proc/self"):
-        for pid in _pids():
-            exe = _proc_exe(pid)
-            comm = _proc_comm(pid)
-            if ((exe in binaries) if exe else comm.startswith("sendmail")) and _alive(pid):
+        for pid in __utils__["qmail_procs.own_pids"]():
+            exe = __utils__["qmail_procs.exe"](pid)
+            comm = __utils__["qmail_procs.comm"](pid)
+            if ((exe in binaries) if exe else comm.startswith("sendmail")) and \
+                    __utils__["qmail_procs.alive"](pid):
                 found[pid] = {"pid": pid, "comm": comm, "exe": exe}
         for entry in listeners(ports):
             if entry["comm"].startswith("sendmail"):
@@ -360,21 +342,6 @@ def processes(paths, ports=(25, 587), record=None, frontend=None):
             if pid.isdigit() and os.path.basename(comm.strip()).startswith("sendmail"):
                 found[int(pid)] = {"pid": int(pid), "comm": comm.strip(), "exe": None}
     return [found[pid] for pid in sorted(found)]
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie has exited; only its parent has not reaped it yet.
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def stop(services, paths, ports=(25, 587), record=DEFAULT_RECORD, frontend=None, test=False):
@@ -416,7 +383,7 @@ def stop(services, paths, ports=(25, 587), record=DEFAULT_RECORD, frontend=None,
                 pass
         deadline = time.monotonic() + STOP_TIMEOUT
         while left and time.monotonic() < deadline:
-            left = [pid for pid in left if _alive(pid)]
+            left = [pid for pid in left if __utils__["qmail_procs.alive"](pid)]
             time.sleep(0.1)
         if not left:
             break

@@ -206,41 +206,12 @@ def _run(argv):
 
 
 def _alive(pid):
-    """Whether ``pid`` runs: it exists and is not a zombie waiting for its parent."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
-            return handle.read().rpartition(")")[2].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-    except OSError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    return __utils__["qmail_procs.alive"](pid)
 
 
 def _pids_named(name):
-    """PIDs of the running processes whose command name is ``name`` (/proc or ps)."""
-    pids = []
-    if os.path.isdir("/proc/self"):
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/comm", encoding="utf-8") as handle:
-                    if handle.read().strip() == name and _alive(int(entry)):
-                        pids.append(int(entry))
-            except OSError:
-                continue
-        return sorted(pids)
-    out = _run(["ps", "-axo", "pid=,stat=,comm="])
-    for line in out.splitlines():
-        pid, stat, comm = (line.split(None, 2) + ["", ""])[:3]
-        if os.path.basename(comm.strip()) == name and not stat.startswith("Z"):
-            pids.append(int(pid))
-    return sorted(pids)
+    """This host's PIDs of processes named ``name`` (not those of containers)."""
+    return __utils__["qmail_procs.pids_named"](name)
 
 
 def send_pid(supervisor=None, service_dir=None):

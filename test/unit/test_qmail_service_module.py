@@ -238,10 +238,3 @@ def test_wait_ready_gives_up_on_a_process_that_would_die_of_the_signal():
     with pytest.raises(CommandExecutionError) as exc:
         _module()._wait_ready(os.getpid(), signal.SIGHUP, timeout=0.3)
     assert "does not handle signal" in str(exc.value)
-
-
-def test_a_process_is_found_by_its_command_name():
-    with open(f"/proc/{os.getpid()}/comm", encoding="utf-8") as handle:
-        comm = handle.read().strip()
-    assert os.getpid() in _module()._pids_named(comm)
-    assert _module()._pids_named("no-such-command-here") == []

@@ -1,0 +1,81 @@
+"""
+Process look-ups shared by the formula's execution modules (``__utils__``).
+
+Only this host's processes count. On a machine that runs containers, /proc
+also lists the processes of their PID namespaces (a container's sendmail,
+its qmail-send, its inetd): a state applied to the machine must never stop
+or signal those. A process is ours when its PID namespace is ours.
+"""
+
+import os
+import subprocess
+
+
+def _pid_namespace(pid):
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
+
+
+def own_pids():
+    """PIDs (Linux /proc) of the processes in this process's PID namespace."""
+    mine = _pid_namespace("self")
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (mine is None or _pid_namespace(entry) == mine):
+            pids.append(int(entry))
+    return sorted(pids)
+
+
+def comm(pid):
+    """The command name of ``pid`` ('' when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+def exe(pid):
+    """The program ``pid`` runs, or None when it cannot be read (gone, or a
+    set-id program that is not dumpable where root lacks CAP_SYS_PTRACE)."""
+    try:
+        path = os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None
+    return path.removesuffix(" (deleted)")
+
+
+def alive(pid):
+    """Whether ``pid`` runs: it exists and is not a zombie waiting for its parent."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def pids_named(name):
+    """PIDs of this host's running processes whose command name is ``name``.
+    Without /proc (FreeBSD, IRIX) from POSIX ``ps -A`` (``-A``: every
+    process on both; FreeBSD's ``-e`` would mean "environment")."""
+    if os.path.isdir("/proc/self"):
+        return [pid for pid in own_pids() if comm(pid) == name and alive(pid)]
+    out = subprocess.run(["ps", "-A", "-o", "pid=", "-o", "stat=", "-o", "comm="],
+                         capture_output=True, text=True, check=False).stdout
+    pids = []
+    for line in out.splitlines():
+        pid, stat, command = (line.split(None, 2) + ["", ""])[:3]
+        if os.path.basename(command.strip()) == name and not stat.startswith("Z"):
+            pids.append(int(pid))
+    return sorted(pids)

@@ -4,26 +4,36 @@ Process look-ups shared by the formula's execution modules (``__utils__``).
 Only this host's processes count. On a machine that runs containers, /proc
 also lists the processes of their PID namespaces (a container's sendmail,
 its qmail-send, its inetd): a state applied to the machine must never stop
-or signal those. A process is ours when its PID namespace is ours.
+or signal those. A process is ours when it sits in no deeper PID namespace
+than ours.
 """
 
 import os
 import subprocess
 
 
-def _pid_namespace(pid):
+def _namespace_depth(pid):
+    """How many PID namespaces ``pid`` is seen in, counted from the one of
+    this /proc: the length of the NSpid line of its status, which anyone may
+    read (unlike /proc/PID/ns/pid, which root in a container cannot read for
+    another user's process). None where the kernel has no NSpid (< 4.1)."""
     try:
-        return os.readlink(f"/proc/{pid}/ns/pid")
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("NSpid:"):
+                    return len(line.split()) - 1
     except OSError:
-        return None
+        pass
+    return None
 
 
 def own_pids():
-    """PIDs (Linux /proc) of the processes in this process's PID namespace."""
-    mine = _pid_namespace("self")
+    """PIDs (Linux /proc) of the processes in this process's PID namespace:
+    a process of a nested namespace (a container) has a deeper NSpid."""
+    mine = _namespace_depth("self")
     pids = []
     for entry in os.listdir("/proc"):
-        if entry.isdigit() and (mine is None or _pid_namespace(entry) == mine):
+        if entry.isdigit() and (mine is None or _namespace_depth(entry) == mine):
             pids.append(int(entry))
     return sorted(pids)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import re
 import shlex
 import subprocess
 import time
@@ -93,6 +94,29 @@ class Host:
                 return state
             time.sleep(0.2)
         raise HostError(f"{self.fqdn}: systemd not up after {timeout} s (state {state!r})")
+
+    def listeners(self) -> dict[int, set[str]]:
+        """The TCP ports the host listens on, each with the names of the processes."""
+        out = self.run(["ss", "-Hltnp"], check=True).stdout
+        ports: dict[int, set[str]] = {}
+        for line in out.splitlines():
+            fields = line.split()
+            port = int(fields[3].rsplit(":", 1)[1])
+            ports.setdefault(port, set()).update(re.findall(r'"([^"]+)",pid=', line))
+        return ports
+
+    def add_mail_user(self, name: str) -> str:
+        """Create the user ``name`` with the Maildir that qmail's default
+        delivery (``./Maildir/``) needs; return the Maildir's path."""
+        maildir = f"/home/{name}/Maildir"
+        self.run(f"useradd -m {name} && su {name} -s /bin/sh -c "
+                 f"'mkdir -p {maildir}/cur {maildir}/new {maildir}/tmp'", check=True)
+        return maildir
+
+    def delivered(self, maildir: str, subject: str) -> list[str]:
+        """The new messages in ``maildir`` whose Subject is exactly ``subject``."""
+        proc = self.run(f"grep -l -r -F -x {shlex.quote('Subject: ' + subject)} {maildir}/new")
+        return proc.stdout.split()
 
     def service_active(self, unit: str) -> bool:
         """True if the systemd ``unit`` is active."""

@@ -5,7 +5,8 @@
              into /opt/salt from a wheelhouse built on this machine, with an
              enabled ``salt-minion`` unit that starts once /etc/salt/minion
              exists.
-``sendmail`` ``base`` + Debian's sendmail, enabled: the legacy machine.
+``sendmail`` ``base`` + Debian's sendmail, enabled, and inetd (openbsd-inetd,
+             nothing enabled in it): the legacy machine.
 
 Images are tagged with a hash of their recipe, built once per machine and
 cached in the lab's podman storage; changing the recipe rebuilds them.
@@ -30,7 +31,7 @@ BASE_PACKAGES = [
     "daemontools", "ucspi-tcp", "netcat-openbsd", "less", "file",
 ]
 
-SENDMAIL_PACKAGES = ["sendmail"]
+SENDMAIL_PACKAGES = ["sendmail", "openbsd-inetd"]
 
 MINION_UNIT = """\
 [Unit]

@@ -10,13 +10,19 @@ T = TypeVar("T")
 
 
 def wait_until(check: Callable[[], T], timeout: float = 120, interval: float = 0.5,
-               what: str = "condition") -> T:
+               what: str = "condition",
+               ignore: type[BaseException] | tuple[type[BaseException], ...] = ()) -> T:
     """Call ``check`` until it returns something true and return that; raise
-    AssertionError naming ``what`` (and the last value) after ``timeout`` s."""
+    AssertionError naming ``what`` (and the last value) after ``timeout`` s.
+    Exceptions of the ``ignore`` types count as a false value (e.g. a daemon
+    that does not answer yet)."""
     deadline = time.monotonic() + timeout
     while True:
-        value = check()
-        if value:
+        try:
+            value = check()
+        except ignore as exc:
+            value = exc
+        if value and not isinstance(value, BaseException):
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not met after {timeout} s (last: {value!r})")

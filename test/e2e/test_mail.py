@@ -17,11 +17,12 @@ The tests share one mail system and run in this file's order.
 
 import concurrent.futures
 import shlex
-import smtplib
 import uuid
 
 import pytest
 
+from lab import smtp
+from lab.fleet import Fleet, changed
 from lab.wait import wait_until
 
 # Real hosts: the lab fixture fails with the reason when podman cannot run.
@@ -33,18 +34,14 @@ CLIENT2 = "client2.cla.kobe-u.ac.jp"
 MAILDIR = "/home/someone/Maildir"
 
 
-class MailLab:
+class MailLab(Fleet):
     """The three hosts, their master and the pillar they were given."""
 
     def __init__(self, master, hosts, source_url, source_hash):
-        self.master = master
-        self.hosts = {h.fqdn: h for h in hosts}
+        super().__init__(master, hosts)
+        self.spool = self.hosts[SPOOL]
         self.source = {"url": source_url, "hash": source_hash}
         self.spool_control = {}
-
-    @property
-    def spool(self):
-        return self.hosts[SPOOL]
 
     def client(self, fqdn=CLIENT1):
         return self.hosts[fqdn]
@@ -62,13 +59,6 @@ class MailLab:
         self.spool_control.update(control)
         self.master.set_pillar(self.pillars())
 
-    def apply(self, sls="qmail", target="*", test=False):
-        """``salt TARGET state.apply SLS``; every state must succeed."""
-        return self.master.apply_ok(target, sls, test=test)
-
-    def call(self, fqdn, fun, *args, **kwargs):
-        return self.master.salt(fqdn, fun, *args, **kwargs)[fqdn]
-
     def send_pid(self, fqdn=SPOOL):
         return self.call(fqdn, "qmail_service.send_pid")
 
@@ -84,20 +74,7 @@ class MailLab:
 
     def delivered(self, subject, maildir=MAILDIR):
         """The messages in the spool's Maildir whose Subject is ``subject``."""
-        proc = self.spool.run(
-            f"grep -l -r -F -x {shlex.quote('Subject: ' + subject)} {maildir}/new")
-        return [f for f in proc.stdout.split() if f]
-
-
-def changed(ret):
-    return {minion: sorted(v["__id__"] for v in states.values() if v["changes"])
-            for minion, states in ret.items()}
-
-
-def listening(host):
-    """The TCP ports a host listens on."""
-    out = host.run(["ss", "-Hltn"], check=True).stdout
-    return {int(line.split()[3].rsplit(":", 1)[1]) for line in out.splitlines()}
+        return self.spool.delivered(maildir, subject)
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +87,7 @@ def mail(lab_master, lab_hosts_module, qmail_source):
     lab_master.salt([h.fqdn for h in hosts], "saltutil.sync_all")
     lab.first_apply = lab.apply()
     # A mail user on the spool, with the Maildir that <home>/rc delivers to.
-    lab.spool.run("useradd -m someone && su someone -s /bin/sh -c "
-                  f"'mkdir -p {MAILDIR}/cur {MAILDIR}/new {MAILDIR}/tmp'", check=True)
+    lab.spool.add_mail_user("someone")
     return lab
 
 
@@ -140,35 +116,19 @@ def test_bare_address_from_a_client_lands_in_the_spools_maildir(mail, path):
     wait_until(lambda: mail.queue(CLIENT1)["messages"] == 0, 30, what="client queue empty")
 
 
-def smtp_rcpt(host_or_none, ip, recipient):
-    """RCPT TO ``recipient`` at ip:25, from this machine or from inside a host."""
-    if host_or_none is None:
-        with smtplib.SMTP(ip, 25, timeout=15) as smtp:
-            smtp.helo("outsider.example")
-            smtp.mail("someone@outsider.example")
-            return smtp.rcpt(recipient)[0]
-    script = (
-        "import smtplib\n"
-        f"s = smtplib.SMTP({ip!r}, 25, timeout=15)\n"
-        "s.helo('inside.example'); s.mail('someone@inside.example')\n"
-        f"print(s.rcpt({recipient!r})[0]); s.quit()\n"
-    )
-    return int(host_or_none.run(["python3", "-c", script], check=True).stdout)
-
-
 def test_spool_relays_for_its_clients_only(mail):
     spool_ip = mail.spool.ip
     # This machine (the lab gateway) is not in relay_clients.
-    assert smtp_rcpt(None, spool_ip, "someone@example.org") == 553
-    assert smtp_rcpt(None, spool_ip, f"someone@{SPOOL}") == 250
+    assert smtp.rcpt(spool_ip, "someone@example.org") == 553
+    assert smtp.rcpt(spool_ip, f"someone@{SPOOL}") == 250
     for client in (CLIENT1, CLIENT2):
-        assert smtp_rcpt(mail.client(client), spool_ip, "someone@example.org") == 250
+        assert smtp.rcpt(spool_ip, "someone@example.org", host=mail.client(client)) == 250
 
 
 def test_only_the_spool_listens_for_smtp(mail):
-    assert 25 in listening(mail.spool)
+    assert 25 in mail.spool.listeners()
     for client in (CLIENT1, CLIENT2):
-        assert not listening(mail.client(client)) & {25, 465, 587}, client
+        assert not mail.client(client).listeners().keys() & {25, 465, 587}, client
 
 
 def test_500_messages_from_both_clients_all_arrive(mail):
@@ -263,14 +223,14 @@ def test_control_changes_hup_or_restart_without_losing_queued_mail(mail):
 
 
 def test_morercpthosts_takes_effect_through_qmail_newmrh(mail):
-    assert smtp_rcpt(None, mail.spool.ip, "someone@lists.example.org") == 553
+    assert smtp.rcpt(mail.spool.ip, "someone@lists.example.org") == 553
     mail.set_spool_control(morercpthosts=["lists.example.org"])
     ret = mail.apply(target=[SPOOL])
     assert changed(ret)[SPOOL] == ["qmail-control-file-managed-morercpthosts",
                                    "qmail-service-morercpthosts-newmrh-cmd-run"]
     assert mail.spool.exists("/var/qmail/control/morercpthosts.cdb")
     # qmail-smtpd reads the .cdb per connection: accepted at once.
-    assert smtp_rcpt(None, mail.spool.ip, "someone@lists.example.org") == 250
+    assert smtp.rcpt(mail.spool.ip, "someone@lists.example.org") == 250
     assert changed(mail.apply(target=[SPOOL]))[SPOOL] == []  # not rebuilt again
 
 
@@ -293,7 +253,7 @@ def test_clean_stops_qmail_keeps_the_queue_and_gives_back_sendmail(mail):
     assert not mail.spool.exists("/etc/systemd/system/qmail-smtpd.service")
     # Debian's sendmail is back and works.
     spool = mail.spool
-    wait_until(lambda: 25 in listening(spool), 120, what="sendmail listening on 25")
+    wait_until(lambda: 25 in spool.listeners(), 120, what="sendmail listening on 25")
     banner = spool.run(["python3", "-c", "import socket; "
                         "print(socket.create_connection(('127.0.0.1', 25)).recv(200).decode())"],
                        check=True).stdout

@@ -74,9 +74,7 @@ def sendmail_processes(host):
 
 
 def listening(host, ports=(25, 587)):
-    out = sh(host, "ss -Hltn")
-    return sorted({int(line.split()[3].rsplit(":", 1)[1]) for line in out.splitlines()}
-                  & set(ports))
+    return sorted(host.listeners().keys() & set(ports))
 
 
 def smtp_banner(host, port=25):

@@ -12,13 +12,13 @@ back; mail flows from the boot-script client to the daemontools spool; a
 second apply changes nothing; ``qmail.clean`` stops everything.
 """
 
-import shlex
-import smtplib
 import time
 import uuid
 
 import pytest
 
+from lab import smtp
+from lab.fleet import Fleet, changed
 from lab.wait import wait_until
 
 # Real hosts: the lab fixture fails with the reason when podman cannot run.
@@ -30,20 +30,12 @@ CLIENT = "client3.cla.kobe-u.ac.jp"
 MAILDIR = "/home/someone/Maildir"
 
 
-class Hosts:
+class Hosts(Fleet):
     def __init__(self, master, hosts, source):
-        self.master = master
-        self.hosts = {h.fqdn: h for h in hosts}
+        super().__init__(master, hosts)
+        self.spool, self.client = self.hosts[SPOOL], self.hosts[CLIENT]
         self.source = source
         self.spool_control = {}
-
-    @property
-    def spool(self):
-        return self.hosts[SPOOL]
-
-    @property
-    def client(self):
-        return self.hosts[CLIENT]
 
     def pillars(self):
         spool = {"role": "spool", "source": self.source,
@@ -59,20 +51,8 @@ class Hosts:
         self.spool_control.update(control)
         self.master.set_pillar(self.pillars())
 
-    def apply(self, sls="qmail", target="*", test=False):
-        """``salt TARGET state.apply SLS``; every state must succeed."""
-        return self.master.apply_ok(target, sls, test=test)
-
-    def call(self, fqdn, fun, *args, **kwargs):
-        return self.master.salt(fqdn, fun, *args, **kwargs)[fqdn]
-
     def svstat(self, name):
         return self.spool.run(["svstat", f"/etc/service/{name}"]).stdout
-
-
-def changed(ret):
-    return {minion: sorted(v["__id__"] for v in states.values() if v["changes"])
-            for minion, states in ret.items()}
 
 
 def parent_command(host, pid):
@@ -89,8 +69,7 @@ def supervised(lab_master, lab_hosts_module, qmail_source):
     lab_master.set_pillar(the_lab.pillars())
     lab_master.salt([h.fqdn for h in hosts], "saltutil.sync_all")
     the_lab.first_apply = the_lab.apply()
-    the_lab.spool.run("useradd -m someone && su someone -s /bin/sh -c "
-                      f"'mkdir -p {MAILDIR}/cur {MAILDIR}/new {MAILDIR}/tmp'", check=True)
+    the_lab.spool.add_mail_user("someone")
     return the_lab
 
 
@@ -126,9 +105,8 @@ def test_mail_from_the_boot_script_client_reaches_the_daemontools_spool(supervis
     subject = f"via-supervisors {uuid.uuid4().hex}"
     proc = supervised.client.run("/usr/sbin/sendmail someone", input=f"Subject: {subject}\n\nhi\n")
     assert proc.returncode == 0, proc.stderr
-    wait_until(lambda: supervised.spool.run(
-        f"grep -l -r -F {shlex.quote('Subject: ' + subject)} {MAILDIR}/new").stdout,
-        60, what="delivery to the spool")
+    wait_until(lambda: supervised.spool.delivered(MAILDIR, subject), 60,
+               what="delivery to the spool")
 
 
 def test_control_changes_signal_through_each_supervisor(supervised):
@@ -152,31 +130,24 @@ def test_control_changes_signal_through_each_supervisor(supervised):
     assert supervised.call(CLIENT, "qmail_service.hup", supervisor="bootscript") == new
 
 
-def smtp_greeting(host, ip):
-    script = (f"import smtplib\ns = smtplib.SMTP()\nprint(s.connect({ip!r}, 25)[0])\n")
-    return host.run(["python3", "-c", script])
-
-
 def test_no_rcpthosts_no_mail(supervised):
     spool = supervised.spool
     spool.run(["rm", "/var/qmail/control/rcpthosts"], check=True)
     # Running: every connection is turned away.
-    out = smtp_greeting(supervised.client, spool.ip)
-    assert out.stdout.strip() == "421", out
+    code, text = smtp.greeting(spool.ip, host=supervised.client)
+    assert code == 421 and "rcpthosts is missing" in text
     # Restarted: it does not come up at all.
     spool.run(["svc", "-t", "/etc/service/qmail-smtpd"], check=True)
-    wait_until(lambda: spool.run("ss -Hltn | grep -q ':25 '").returncode != 0, 15,
-               what="nothing listening on 25")
+    wait_until(lambda: 25 not in spool.listeners(), 15, what="nothing listening on 25")
     time.sleep(3)  # supervise keeps trying the run script, which keeps refusing
-    assert spool.run("ss -Hltn | grep -q ':25 '").returncode != 0
-    with pytest.raises((OSError, smtplib.SMTPException)):
-        with smtplib.SMTP(spool.ip, 25, timeout=5):
-            pass
+    assert 25 not in spool.listeners()
+    with pytest.raises(ConnectionError):
+        smtp.greeting(spool.ip, host=supervised.client)
     # The formula puts rcpthosts back, and qmail-smtpd comes up again.
     ret = supervised.apply(target=[SPOOL])
     assert "qmail-control-file-managed-rcpthosts" in changed(ret)[SPOOL]
-    wait_until(lambda: smtp_greeting(supervised.client, spool.ip).stdout.strip() == "220", 30,
-               what="qmail-smtpd back")
+    wait_until(lambda: smtp.greeting(spool.ip, host=supervised.client)[0] == 220, 30,
+               what="qmail-smtpd back", ignore=ConnectionError)
 
 
 def test_second_apply_changes_nothing(supervised):

@@ -41,7 +41,8 @@ __virtualname__ = "qmail_build"
 
 # Known releases. ``runtime_ids``: the binaries look accounts up at run time,
 # so the staged tree (DESTDIR) is portable between hosts; ``errno_fix``:
-# error.h declares ``extern int errno``, which does not link on glibc.
+# error.h declares ``extern int errno``, which does not link on glibc;
+# ``alloc_fix``: spawn.c calls alloc() undeclared, which breaks on 64 bits.
 PRESETS = {
     "notqmail-1.09": {
         "url": "https://github.com/notqmail/notqmail/releases/download/"
@@ -61,6 +62,7 @@ PRESETS = {
         "hash": "sha256=21ed6c562cbb55092a66197c35c8222b84115d1acab0854fdb1ad1f301626f88",
         "runtime_ids": False,
         "errno_fix": True,
+        "alloc_fix": True,
     },
 }
 
@@ -151,6 +153,7 @@ def _check_source(source):
         "hash": f"{algo}={digest}",
         "runtime_ids": preset["runtime_ids"],
         "errno_fix": preset["errno_fix"],
+        "alloc_fix": preset.get("alloc_fix", False),
     }
 
 
@@ -537,6 +540,20 @@ def extract(tarball, dest):
     raise CommandExecutionError(f"{tarball} holds no source tree with a Makefile")
 
 
+def _patch(path, old, new):
+    """Replace ``old`` by ``new`` once in the file; True when it changed."""
+    try:
+        with open(path, encoding="latin-1") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return False
+    if new in text or old not in text:
+        return False
+    with open(path, "w", encoding="latin-1") as handle:
+        handle.write(text.replace(old, new, 1))
+    return True
+
+
 def fix_errno(srcdir):
     """
     qmail-1.03's error.h declares ``extern int errno``, which clashes with
@@ -547,18 +564,23 @@ def fix_errno(srcdir):
 
         salt '*' qmail_build.fix_errno /var/cache/qmail-build/src/qmail-1.03
     """
-    path = os.path.join(srcdir, "error.h")
-    try:
-        with open(path, encoding="latin-1") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        return False
-    fixed = text.replace("extern int errno;", "#include <errno.h>")
-    if fixed == text:
-        return False
-    with open(path, "w", encoding="latin-1") as handle:
-        handle.write(fixed)
-    return True
+    return _patch(os.path.join(srcdir, "error.h"), "extern int errno;", "#include <errno.h>")
+
+
+def fix_alloc(srcdir):
+    """
+    qmail-1.03's spawn.c calls alloc() without alloc.h: the compiler takes
+    the result for an int, so on a 64-bit system the pointer is cut to 32
+    bits and qmail-lspawn/qmail-rspawn die at once ("lost spawn
+    connection"). Include alloc.h, as netqmail does. Returns True when
+    spawn.c was changed.
+
+    CLI Example::
+
+        salt '*' qmail_build.fix_alloc /var/cache/qmail-build/src/qmail-1.03
+    """
+    return _patch(os.path.join(srcdir, "spawn.c"), '#include "stralloc.h"\n',
+                  '#include "alloc.h"\n#include "stralloc.h"\n')
 
 
 def write_conf(srcdir, conf):
@@ -852,9 +874,12 @@ def _install_shared(builder, manifest, workdir, home):
 def _compile(source, conf, workdir, home, log, tarball):
     """Extract, conf-*, make setup (staged when the release allows), install, make check."""
     srcdir = extract(tarball, os.path.join(workdir, "src"))
-    if source.get("errno_fix") and fix_errno(srcdir):
-        with open(log, "a", encoding="utf-8") as handle:
-            handle.write("### error.h: extern int errno -> #include <errno.h> (glibc)\n")
+    fixes = [("errno_fix", fix_errno, "error.h: extern int errno -> #include <errno.h> (glibc)"),
+             ("alloc_fix", fix_alloc, 'spawn.c: + #include "alloc.h" (64-bit pointers)')]
+    for key, fix, what in fixes:
+        if source.get(key) and fix(srcdir):
+            with open(log, "a", encoding="utf-8") as handle:
+                handle.write(f"### {what}\n")
     write_conf(srcdir, conf)
     if not source.get("runtime_ids"):
         # Ids are baked in and there is no DESTDIR: qmail installs itself.

@@ -46,7 +46,7 @@ from .master import LabMaster, loopback_event_listener
 from .source import QmailSource
 
 __all__ = ["salt_factories_default_root_dir", "event_listener", "lab", "lab_master",
-           "lab_hosts", "lab_hosts_module", "qmail_source", "QmailSource"]
+           "lab_hosts", "lab_hosts_module", "qmail_source", "QmailSource", "source_or_skip"]
 
 
 @pytest.fixture(scope="session")
@@ -116,12 +116,18 @@ def lab_hosts_module(lab_master):
         yield start
 
 
-@pytest.fixture(scope="session")
-def qmail_source():
-    """The real qmail source (lab.source.locate), or skip saying why there is none."""
+def source_or_skip(preset: str = lab_source.DEFAULT_PRESET) -> QmailSource:
+    """The real source of ``preset`` (lab.source.locate), or skip saying why
+    there is none."""
     try:
-        return lab_source.locate()
+        return lab_source.locate(preset)
     except lab_source.SourceUnavailable as exc:
         pytest.skip(str(exc))
     except lab_source.SourceError as exc:
         pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def qmail_source():
+    """The default release's real source, or skip saying why there is none."""
+    return source_or_skip()

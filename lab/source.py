@@ -5,6 +5,9 @@ release (the ``notqmail-1.09`` preset of ``_modules/qmail_build.py``: its URL
 and sha256), downloaded once into the lab directory and verified. When
 neither is available, ``SourceUnavailable`` says why, with the error of the
 download: callers skip (tests) or say so (demo, benchmarks).
+
+The other presets work alike, each with a variable of its own:
+``QMAIL_SOURCE_QMAIL_1_03``, ``QMAIL_SOURCE_NETQMAIL_1_06``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import hashlib
 import importlib.util
 import os
 import pathlib
+import re
 import urllib.error
 import urllib.request
 
@@ -66,7 +70,14 @@ def official(preset: str = DEFAULT_PRESET) -> tuple[str, str]:
     return entry["url"], digest
 
 
-def _download(url: str, sha256: str, timeout: float) -> pathlib.Path:
+def env_name(preset: str = DEFAULT_PRESET) -> str:
+    """The variable naming a local tarball of ``preset``."""
+    if preset == DEFAULT_PRESET:
+        return "QMAIL_SOURCE"
+    return "QMAIL_SOURCE_" + re.sub(r"[^A-Z0-9]", "_", preset.upper())
+
+
+def _download(url: str, sha256: str, timeout: float, env: str) -> pathlib.Path:
     cache = config.lab_dir() / "sources"
     cache.mkdir(parents=True, exist_ok=True)
     target = cache / url.rsplit("/", 1)[-1]
@@ -81,8 +92,8 @@ def _download(url: str, sha256: str, timeout: float) -> pathlib.Path:
     except (urllib.error.URLError, OSError) as exc:
         partial.unlink(missing_ok=True)
         raise SourceUnavailable(
-            f"QMAIL_SOURCE is not set and the official qmail source {url} cannot be "
-            f"downloaded ({exc}); set QMAIL_SOURCE to a local notqmail/qmail tarball"
+            f"{env} is not set and the official qmail source {url} cannot be "
+            f"downloaded ({exc}); set {env} to a local tarball of it"
         ) from exc
     got = _sha256(partial)
     if got != sha256:
@@ -92,14 +103,15 @@ def _download(url: str, sha256: str, timeout: float) -> pathlib.Path:
     return target
 
 
-def locate(timeout: float = 20) -> QmailSource:
-    """Return the qmail source to use; raise SourceUnavailable or SourceError."""
-    value = os.environ.get("QMAIL_SOURCE", "")
+def locate(preset: str = DEFAULT_PRESET, timeout: float = 20) -> QmailSource:
+    """Return the source of ``preset`` to use; raise SourceUnavailable or SourceError."""
+    env = env_name(preset)
+    value = os.environ.get(env, "")
     if value:
         path = pathlib.Path(value)
         if not path.is_file():
-            raise SourceError(f"QMAIL_SOURCE={value} is not a file")
+            raise SourceError(f"{env}={value} is not a file")
         return QmailSource(path, _sha256(path))
-    url, sha256 = official()
-    path = _download(url, sha256, timeout)
+    url, sha256 = official(preset)
+    path = _download(url, sha256, timeout, env)
     return QmailSource(path, sha256)

@@ -93,3 +93,15 @@ def test_qmail_source_wins_and_must_be_a_file(tmp_path, monkeypatch):
     monkeypatch.setenv("QMAIL_SOURCE", str(tmp_path / "missing.tar.gz"))
     with pytest.raises(source.SourceError, match="missing.tar.gz is not a file"):
         source.locate()
+
+
+def test_each_preset_has_a_variable_of_its_own(tmp_path, monkeypatch):
+    assert source.official("qmail-1.03")[0] == "https://cr.yp.to/software/qmail-1.03.tar.gz"
+    tarball = tmp_path / "qmail-1.03.tar.gz"
+    tarball.write_bytes(PAYLOAD)
+    monkeypatch.delenv("QMAIL_SOURCE", raising=False)
+    monkeypatch.setenv("QMAIL_SOURCE_QMAIL_1_03", str(tarball))
+    monkeypatch.setattr(source, "official", lambda *a: pytest.fail("no download wanted"))
+    assert source.locate("qmail-1.03").path == tarball
+    assert source.env_name("netqmail-1.06") == "QMAIL_SOURCE_NETQMAIL_1_06"
+    assert source.env_name() == "QMAIL_SOURCE"

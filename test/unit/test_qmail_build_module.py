@@ -38,12 +38,13 @@ def test_defaults_are_notqmail_109_with_the_official_hash(modules):
     assert got["build_source"]["runtime_ids"] is True
 
 
-@pytest.mark.parametrize("preset, errno_fix, runtime_ids", [
+@pytest.mark.parametrize("preset, fixes, runtime_ids", [
     ("qmail-1.03", True, False), ("netqmail-1.06", False, False),
 ])
-def test_presets(modules, preset, errno_fix, runtime_ids):
+def test_presets(modules, preset, fixes, runtime_ids):
     got = settings(modules, {"source": {"preset": preset}})["build_source"]
-    assert got["errno_fix"] is errno_fix and got["runtime_ids"] is runtime_ids
+    assert got["errno_fix"] is fixes and got["alloc_fix"] is fixes
+    assert got["runtime_ids"] is runtime_ids
     assert got["url"].endswith(f"{preset}.tar.gz")
 
 
@@ -193,6 +194,16 @@ def test_fix_errno(modules, tmp_path):
     assert modules.qmail_build.fix_errno(str(tmp_path)) is True
     assert "#include <errno.h>" in (tmp_path / "error.h").read_text()
     assert modules.qmail_build.fix_errno(str(tmp_path)) is False
+
+
+def test_fix_alloc(modules, tmp_path):
+    spawn = '#include "str.h"\n#include "stralloc.h"\n#include "select.h"\n'
+    (tmp_path / "spawn.c").write_text(spawn)
+    assert modules.qmail_build.fix_alloc(str(tmp_path)) is True
+    assert (tmp_path / "spawn.c").read_text() == (
+        '#include "str.h"\n#include "alloc.h"\n#include "stralloc.h"\n#include "select.h"\n')
+    assert modules.qmail_build.fix_alloc(str(tmp_path)) is False  # once only
+    assert modules.qmail_build.fix_alloc(str(tmp_path / "none")) is False
 
 
 def test_write_conf(modules, tmp_path):

@@ -13,7 +13,11 @@ Modules:
     lab      -- the lab network and a set of hosts
     master   -- a salt-master for the hosts, with a tiny API
     pytest_plugin -- fixtures: lab, lab_master, lab_hosts, lab_hosts_module,
-                qmail_source (see its docstring for an example)
+                qmail_source, and source_or_skip (see its docstring)
+    source   -- the real qmail source: $QMAIL_SOURCE* or the official download
+    fleet    -- a test module's hosts and master: apply, call, changed
+    smtp     -- SMTP greeting and RCPT checks, from outside or inside a host
+    wait     -- wait_until
     demo     -- ``python -m lab demo``; ``python -m lab images|clean`` (__main__)
 
 Everything lives under $QMAIL_LAB_DIR (default /var/tmp/qmail-lab), outside

@@ -290,7 +290,7 @@ def listeners(ports=(25, 587)):
     found = []
     if not inodes:
         return found
-    for pid in __utils__["qmail_procs.own_pids"]():
+    for pid in __utils__["qmail_procs.all_pids"]():
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
         except OSError:
@@ -300,7 +300,8 @@ def listeners(ports=(25, 587)):
                 target = os.readlink(f"/proc/{pid}/fd/{fd}")
             except OSError:
                 continue
-            if target.startswith("socket:[") and target[8:-1] in inodes:
+            if target.startswith("socket:[") and target[8:-1] in inodes and \
+                    __utils__["qmail_procs.is_own"](pid):
                 found.append({"port": inodes[target[8:-1]], "pid": pid,
                               "comm": __utils__["qmail_procs.comm"](pid),
                               "exe": __utils__["qmail_procs.exe"](pid)})
@@ -323,11 +324,13 @@ def processes(paths, ports=(25, 587), record=None, frontend=None):
     binaries = _binaries(paths, record, frontend)
     found = {}
     if os.path.isdir("/proc/self"):
-        for pid in __utils__["qmail_procs.own_pids"]():
-            exe = __utils__["qmail_procs.exe"](pid)
-            comm = __utils__["qmail_procs.comm"](pid)
+        procs = {name: __utils__[f"qmail_procs.{name}"]
+                 for name in ("all_pids", "exe", "comm", "is_own", "alive")}
+        for pid in procs["all_pids"]():
+            exe = procs["exe"](pid)
+            comm = procs["comm"](pid)
             if ((exe in binaries) if exe else comm.startswith("sendmail")) and \
-                    __utils__["qmail_procs.alive"](pid):
+                    procs["is_own"](pid) and procs["alive"](pid):
                 found[pid] = {"pid": pid, "comm": comm, "exe": exe}
         for entry in listeners(ports):
             if entry["comm"].startswith("sendmail"):

@@ -27,15 +27,22 @@ def _namespace_depth(pid):
     return None
 
 
-def own_pids():
-    """PIDs (Linux /proc) of the processes in this process's PID namespace:
-    a process of a nested namespace (a container) has a deeper NSpid."""
+def is_own(pid):
+    """Whether ``pid`` sits in this process's PID namespace (not in a
+    container's): its NSpid is no longer than ours."""
     mine = _namespace_depth("self")
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (mine is None or _namespace_depth(entry) == mine):
-            pids.append(int(entry))
-    return sorted(pids)
+    return mine is None or _namespace_depth(pid) == mine
+
+
+def all_pids():
+    """Every PID /proc lists, containers' included: filter what matches with
+    ``is_own`` (cheaper than reading every process's status first)."""
+    return sorted(int(entry) for entry in os.listdir("/proc") if entry.isdigit())
+
+
+def own_pids():
+    """PIDs (Linux /proc) of the processes in this process's PID namespace."""
+    return [pid for pid in all_pids() if is_own(pid)]
 
 
 def comm(pid):
@@ -80,7 +87,8 @@ def pids_named(name):
     Without /proc (FreeBSD, IRIX) from POSIX ``ps -A`` (``-A``: every
     process on both; FreeBSD's ``-e`` would mean "environment")."""
     if os.path.isdir("/proc/self"):
-        return [pid for pid in own_pids() if comm(pid) == name and alive(pid)]
+        return [pid for pid in all_pids()
+                if comm(pid) == name and is_own(pid) and alive(pid)]
     out = subprocess.run(["ps", "-A", "-o", "pid=", "-o", "stat=", "-o", "comm="],
                          capture_output=True, text=True, check=False).stdout
     pids = []

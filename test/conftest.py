@@ -1,0 +1,12 @@
+"""Suite-wide pytest settings (loaded before the session starts)."""
+
+import pytest
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    """Keep salt-factories' log server on loopback: its default is 0.0.0.0,
+    and only the salt-master on this machine writes to it."""
+    server = config.pluginmanager.get_plugin("saltfactories-log-server")
+    if server is not None:
+        server.log_host = "127.0.0.1"

@@ -227,13 +227,17 @@ def build(variant: str, podman: Podman | None = None, force: bool = False,
 
 
 def build_all(podman: Podman | None = None) -> dict[str, str]:
-    """Build every variant; return {variant: image reference}."""
+    """Build every variant, then drop what older recipes left (each build
+    tree is ~700 MB); return {variant: image reference}."""
     podman = podman or Podman()
-    return {variant: build(variant, podman, verbose=True) for variant in VARIANTS}
+    refs = {variant: build(variant, podman, verbose=True) for variant in VARIANTS}
+    prune(podman)
+    return refs
 
 
 def prune(podman: Podman | None = None) -> None:
-    """Remove build trees and images whose recipe is no longer current."""
+    """Remove build trees and images whose recipe is no longer current (an
+    image that containers still use stays: no ``rmi -f``)."""
     podman = podman or Podman()
     current = {tag(v) for v in VARIANTS}
     root = config.lab_dir() / "rootfs"
@@ -244,4 +248,5 @@ def prune(podman: Podman | None = None) -> None:
     for image in podman.json("images", "--format", "json"):
         for name in image.get("Names") or []:
             if name.startswith(config.IMAGE_PREFIX) and name not in current:
-                podman("rmi", "-f", name, check=False)
+                if podman("rmi", name, check=False).returncode == 0:
+                    _log(f"removed the outdated image {name}")

@@ -39,6 +39,7 @@ import tempfile
 
 import pytest
 
+from . import image
 from . import podman as lab_podman
 from . import source as lab_source
 from .lab import Lab
@@ -70,11 +71,13 @@ def event_listener():
 
 @pytest.fixture(scope="session")
 def lab():
-    """The lab network (images are built on first use, then cached)."""
+    """The lab network, with both images built (or cached) and what older
+    recipes left pruned."""
     reason = lab_podman.available()
     if reason:
         pytest.fail(f"lab tests need podman here: {reason}. "
                     "Install it, or deselect these tests with -m 'not lab'.", pytrace=False)
+    image.build_all()
     with Lab() as the_lab:
         yield the_lab
 

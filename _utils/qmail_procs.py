@@ -64,15 +64,21 @@ def exe(pid):
     return path.removesuffix(" (deleted)")
 
 
+def _has_proc():
+    return os.path.isdir("/proc/self")
+
+
 def alive(pid):
-    """Whether ``pid`` runs: it exists and is not a zombie waiting for its parent."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            return handle.read().rpartition(")")[2].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-    except OSError:
-        pass
+    """Whether ``pid`` runs: it exists and is not a zombie waiting for its
+    parent (without /proc, as on FreeBSD or IRIX, a zombie counts as alive)."""
+    if _has_proc():
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+                return handle.read().rpartition(")")[2].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+        except OSError:
+            pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -86,7 +92,7 @@ def pids_named(name):
     """PIDs of this host's running processes whose command name is ``name``.
     Without /proc (FreeBSD, IRIX) from POSIX ``ps -A`` (``-A``: every
     process on both; FreeBSD's ``-e`` would mean "environment")."""
-    if os.path.isdir("/proc/self"):
+    if _has_proc():
         return [pid for pid in all_pids()
                 if comm(pid) == name and is_own(pid) and alive(pid)]
     out = subprocess.run(["ps", "-A", "-o", "pid=", "-o", "stat=", "-o", "comm="],

@@ -98,3 +98,16 @@ def test_sendmail_of_a_container_is_left_alone(modules, two_namespaces):
     program, _, here, other = two_namespaces
     found = [p["pid"] for p in modules.qmail_sendmail.processes([str(program)], ports=[])]
     assert found == [here]
+
+
+def test_without_proc_a_process_is_alive_until_it_is_gone(utils, monkeypatch):
+    """FreeBSD and IRIX have no /proc: alive() must not take that for death."""
+    alive = utils["qmail_procs.alive"]
+    monkeypatch.setitem(alive.__globals__, "_has_proc", lambda: False)
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert alive(child.pid) is True
+    finally:
+        child.kill()
+        child.wait()
+    assert alive(child.pid) is False

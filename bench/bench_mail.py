@@ -97,10 +97,8 @@ def run_round(hosts, user):
 
 
 def main():
-    try:
-        source = lab_source.locate()
-    except lab_source.SourceUnavailable as exc:
-        print(f"  skipped: {exc}", flush=True)
+    source = lab_source.locate_or_none()
+    if source is None:
         return
     image.build_all()
     with Lab() as lab, LabMaster(lab) as master:

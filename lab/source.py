@@ -115,3 +115,12 @@ def locate(preset: str = DEFAULT_PRESET, timeout: float = 20) -> QmailSource:
     url, sha256 = official(preset)
     path = _download(url, sha256, timeout, env)
     return QmailSource(path, sha256)
+
+
+def locate_or_none(preset: str = DEFAULT_PRESET, prefix: str = "  skipped: ") -> QmailSource | None:
+    """``locate``, or None after printing why there is no source (benchmarks)."""
+    try:
+        return locate(preset)
+    except SourceUnavailable as exc:
+        print(f"{prefix}{exc}", flush=True)
+        return None

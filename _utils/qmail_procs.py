@@ -8,6 +8,7 @@ or signal those. A process is ours when it sits in no deeper PID namespace
 than ours.
 """
 
+import functools
 import os
 import subprocess
 
@@ -27,10 +28,16 @@ def _namespace_depth(pid):
     return None
 
 
+@functools.lru_cache(maxsize=1)
+def _own_depth():
+    """Ours, read once: a process does not change its PID namespace."""
+    return _namespace_depth("self")
+
+
 def is_own(pid):
     """Whether ``pid`` sits in this process's PID namespace (not in a
     container's): its NSpid is no longer than ours."""
-    mine = _namespace_depth("self")
+    mine = _own_depth()
     return mine is None or _namespace_depth(pid) == mine
 
 

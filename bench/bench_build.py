@@ -116,13 +116,12 @@ def main():
     source = lab_source.locate_or_none()
     if source is None:
         return
-    tarball, digest = source.path, source.sha256
+    tarball = source.path
     image.build_all()
     with Lab() as lab:
         master = _master(lab)
         try:
-            url = master.put_file(f"qmail-src/{tarball.name}", tarball.read_bytes())
-            pillar = {"qmail": {"source": {"url": url, "hash": f"sha256={digest}"}}}
+            pillar = {"qmail": {"source": master.put_source(source)}}
             bench_first_and_converged(master, pillar, tarball)
             bench_fleet(master, pillar, shared=True)
             if UNSHARED:

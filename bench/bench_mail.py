@@ -102,8 +102,7 @@ def main():
         return
     image.build_all()
     with Lab() as lab, LabMaster(lab) as master:
-        url = master.put_file(f"src/{source.path.name}", source.read_bytes())
-        qsource = {"url": url, "hash": source.salt_hash}
+        qsource = master.put_source(source)
         hosts = {h.fqdn: h for h in master.start_hosts([SPOOL, *CLIENTS], image="sendmail")}
         master.set_pillar(pillars(hosts, qsource))
         master.salt("*", "saltutil.sync_all")

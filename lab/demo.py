@@ -56,13 +56,13 @@ def _salt(master: LabMaster, target: str, fun: str, *args, **kwargs) -> dict:
     return ret
 
 
-def _pillars(source_url: str | None, source_hash: str | None) -> dict[str, dict]:
+def _pillars(source_pillar: dict | None) -> dict[str, dict]:
     pillars = {SPOOL: {"qmail": {"role": "spool", "me": SPOOL}}}
     for client in CLIENTS:
         pillars[client] = {"qmail": {"role": "client", "spool": SPOOL}}
-    if source_url:
+    if source_pillar:
         for data in pillars.values():
-            data["qmail"]["source"] = {"url": source_url, "hash": source_hash}
+            data["qmail"]["source"] = dict(source_pillar)
     return pillars
 
 
@@ -105,18 +105,18 @@ def run(keep: bool = False) -> int:
     ok = True
     with Lab() as lab, LabMaster(lab) as master:
         say(f"\nsalt-master listening on {lab.gateway} (lab network {lab.network})")
-        source_url = source_hash = None
+        source_pillar = None
         if source:
-            source_hash = source.salt_hash
-            source_url = master.put_file(f"src/{source.path.name}", source.read_bytes())
-            say(f"qmail source: {source.path} -> {source_url} ({source_hash[:19]}...)")
+            source_pillar = master.put_source(source)
+            say(f"qmail source: {source.path} -> {source_pillar['url']} "
+                f"({source_pillar['hash'][:19]}...)")
             sls = "qmail"
         else:
             say(f"The qmail build is SKIPPED: {skipped}.\n"
                 "Without qmail's binaries only the control files are applied "
                 "(state.apply qmail.control).")
             sls = "qmail.control"
-        master.set_pillar(_pillars(source_url, source_hash), refresh=False)
+        master.set_pillar(_pillars(source_pillar), refresh=False)
         t0 = time.monotonic()
         started = master.start_hosts([SPOOL, *CLIENTS], image="sendmail")
         say(f"3 hosts booted, minions up in {time.monotonic() - t0:.1f} s")

@@ -308,6 +308,12 @@ class LabMaster:
             path.write_bytes(content)
         return f"salt://{relpath}"
 
+    def put_source(self, source) -> dict[str, str]:
+        """Serve a ``lab.source.QmailSource`` from the master's file root;
+        return the ``qmail:source`` pillar (url, hash) that names it."""
+        url = self.put_file(f"sources/{source.path.name}", source.read_bytes())
+        return {"url": url, "hash": source.salt_hash}
+
     def _write_pillar_top(self) -> None:
         top = {"base": {m: [_minion_sls_name(m)] for m in sorted(self.pillars)}}
         if not self.pillars:

@@ -81,11 +81,10 @@ def share_master(qmail_source, lab):
 @pytest.fixture(scope="module")
 def pillar_for(share_master, qmail_source):
     """Pillar factory: the tarball on the master's file server, plus ``extra``."""
-    url = share_master.put_file(f"qmail-src/{qmail_source.path.name}",
-                                qmail_source.path.read_bytes())
+    source = share_master.put_source(qmail_source)
 
     def make(**extra):
-        qmail = {"source": {"url": url, "hash": qmail_source.salt_hash}}
+        qmail = {"source": dict(source)}
         for key, value in extra.items():
             qmail[key] = value
         return {"qmail": qmail}

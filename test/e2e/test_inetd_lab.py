@@ -104,8 +104,7 @@ class SeedLab(Fleet):
 
 @pytest.fixture(scope="module")
 def seed(lab_master, lab_hosts_module, qmail_source):
-    url = lab_master.put_file(f"sources/{qmail_source.path.name}", qmail_source.read_bytes())
-    source = {"url": url, "hash": qmail_source.salt_hash}
+    source = lab_master.put_source(qmail_source)
     pillars = {
         SPOOL: {"qmail": {"role": "spool", "source": source, "service": SEED_SERVICE}},
         CLIENT: {"qmail": {"role": "client", "spool": SPOOL, "source": source,

@@ -157,9 +157,8 @@ def test_highstate_on_a_cold_host(lab_master, lab_hosts):
 def test_highstate_full_qmail_on_a_cold_host(lab_master, lab_hosts, qmail_source):
     """(b) with a qmail source: top.sls gives ``qmail`` to '*'; highstate, twice."""
     fqdn = "coldfull.cla.kobe-u.ac.jp"
-    url = lab_master.put_file(f"src/{qmail_source.path.name}", qmail_source.path.read_bytes())
     pillar = {"qmail": {"role": "spool", "me": fqdn,
-                        "source": {"url": url, "hash": qmail_source.salt_hash}}}
+                        "source": lab_master.put_source(qmail_source)}}
     with lab_master.temporary_top({"base": {"*": ["qmail"]}}):
         (host,) = lab_hosts([fqdn], image="sendmail", pillars={fqdn: pillar})
         first = state_results(lab_master.salt(fqdn, "state.apply", timeout=1200), fqdn)
@@ -225,8 +224,7 @@ def test_test_mode_changes_nothing_on_a_fresh_host(request, lab_master, lab_host
     pillar = {"qmail": {"role": "client", "spool": SPOOL}}
     if sls == "qmail":
         source = request.getfixturevalue("qmail_source")
-        url = lab_master.put_file(f"src/{source.path.name}", source.path.read_bytes())
-        pillar["qmail"]["source"] = {"url": url, "hash": source.salt_hash}
+        pillar["qmail"]["source"] = lab_master.put_source(source)
     (host,) = lab_hosts([fqdn], image="sendmail", pillars={fqdn: pillar})
     lab_master.salt(fqdn, "saltutil.sync_all")
     before = disk_listing(host)

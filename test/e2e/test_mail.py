@@ -37,10 +37,10 @@ MAILDIR = "/home/someone/Maildir"
 class MailLab(Fleet):
     """The three hosts, their master and the pillar they were given."""
 
-    def __init__(self, master, hosts, source_url, source_hash):
+    def __init__(self, master, hosts, source):
         super().__init__(master, hosts)
         self.spool = self.hosts[SPOOL]
-        self.source = {"url": source_url, "hash": source_hash}
+        self.source = source
         self.spool_control = {}
 
     def client(self, fqdn=CLIENT1):
@@ -79,10 +79,8 @@ class MailLab(Fleet):
 
 @pytest.fixture(scope="module")
 def mail(lab_master, lab_hosts_module, qmail_source):
-    url = lab_master.put_file(f"sources/{qmail_source.path.name}",
-                              qmail_source.path.read_bytes())
     hosts = lab_hosts_module([SPOOL, CLIENT1, CLIENT2], image="sendmail")
-    lab = MailLab(lab_master, hosts, url, qmail_source.salt_hash)
+    lab = MailLab(lab_master, hosts, lab_master.put_source(qmail_source))
     lab_master.set_pillar(lab.pillars())
     lab_master.salt([h.fqdn for h in hosts], "saltutil.sync_all")
     lab.first_apply = lab.apply()

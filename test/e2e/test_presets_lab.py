@@ -33,9 +33,8 @@ def changed(states):
 @pytest.mark.parametrize("preset, fixed", [("qmail-1.03", True), ("netqmail-1.06", False)])
 def test_preset_builds_runs_and_delivers(lab_master, lab_hosts, preset, fixed):
     source = source_or_skip(preset)
-    url = lab_master.put_file(f"sources/{source.path.name}", source.read_bytes())
     pillar = {"qmail": {"role": "spool",
-                        "source": {"preset": preset, "url": url, "hash": source.salt_hash}}}
+                        "source": {"preset": preset, **lab_master.put_source(source)}}}
     (host,) = lab_hosts([FQDN], image="base", pillars={FQDN: pillar})
     lab_master.salt(FQDN, "saltutil.sync_all")
     first = lab_master.apply_ok(FQDN, "qmail", timeout=1800)[FQDN]

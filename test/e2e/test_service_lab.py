@@ -62,10 +62,8 @@ def parent_command(host, pid):
 
 @pytest.fixture(scope="module")
 def supervised(lab_master, lab_hosts_module, qmail_source):
-    url = lab_master.put_file(f"sources/{qmail_source.path.name}",
-                              qmail_source.path.read_bytes())
     hosts = lab_hosts_module([SPOOL, CLIENT], image="base")
-    the_lab = Hosts(lab_master, hosts, {"url": url, "hash": qmail_source.salt_hash})
+    the_lab = Hosts(lab_master, hosts, lab_master.put_source(qmail_source))
     lab_master.set_pillar(the_lab.pillars())
     lab_master.salt([h.fqdn for h in hosts], "saltutil.sync_all")
     the_lab.first_apply = the_lab.apply()

@@ -3,8 +3,9 @@
 A spool ``ccs.cla.kobe-u.ac.jp`` and two clients (sendmail image, i.e. the
 legacy machines), one salt-master; ``salt '*' saltutil.sync_all`` then
 ``salt '*' state.apply qmail``, a second apply, and a short report. With a
-qmail source ($QMAIL_SOURCE, a local qmail/notqmail tarball, or else the
-official notqmail release when it can be downloaded) qmail is built on every
+qmail source ($QMAIL_SOURCE, a local qmail/notqmail tarball, else the
+project's ../shared/sources, else the official notqmail release when it can
+be downloaded) qmail is built on every
 host and a message goes from a client through /usr/sbin/sendmail to the
 spool's Maildir; without one the build (and with it the SLS files that need
 qmail's binaries) is skipped and the demo says why.

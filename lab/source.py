@@ -1,10 +1,13 @@
 """The real qmail source for the tests, the demo and the benchmarks.
 
-``$QMAIL_SOURCE`` (a local tarball) when set; otherwise the formula's default
-release (the ``notqmail-1.09`` preset of ``_modules/qmail_build.py``: its URL
-and sha256), downloaded once into the lab directory and verified. When
-neither is available, ``SourceUnavailable`` says why, with the error of the
-download: callers skip (tests) or say so (demo, benchmarks).
+In this order: ``$QMAIL_SOURCE`` (a local tarball) when set; else the
+project's shared copy, ``<repo>/../shared/sources/<preset>.tar.*`` (or
+``$QMAIL_SHARED_SOURCES``), real release trees whose own sha256 is used;
+else the formula's default release (the ``notqmail-1.09`` preset of
+``_modules/qmail_build.py``: its URL and sha256), downloaded once into the
+lab directory and verified. When none is available, ``SourceUnavailable``
+says why, with the error of the download: callers skip (tests) or say so
+(demo, benchmarks).
 
 The other presets work alike, each with a variable of its own:
 ``QMAIL_SOURCE_QMAIL_1_03``, ``QMAIL_SOURCE_NETQMAIL_1_06``.
@@ -77,6 +80,23 @@ def env_name(preset: str = DEFAULT_PRESET) -> str:
     return "QMAIL_SOURCE_" + re.sub(r"[^A-Z0-9]", "_", preset.upper())
 
 
+def shared_dir() -> pathlib.Path:
+    """The folder of shared real sources (``$QMAIL_SHARED_SOURCES``, else
+    ``../shared/sources`` beside the checkout)."""
+    value = os.environ.get("QMAIL_SHARED_SOURCES", "")
+    return pathlib.Path(value) if value else config.REPO_ROOT.parent / "shared" / "sources"
+
+
+def _shared(preset: str) -> pathlib.Path | None:
+    """The shared tarball of ``preset``, if there is one."""
+    folder = shared_dir()
+    for suffix in (".tar.xz", ".tar.gz", ".tgz", ".tar.bz2"):
+        path = folder / f"{preset}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
 def _download(url: str, sha256: str, timeout: float, env: str) -> pathlib.Path:
     cache = config.lab_dir() / "sources"
     cache.mkdir(parents=True, exist_ok=True)
@@ -112,6 +132,10 @@ def locate(preset: str = DEFAULT_PRESET, timeout: float = 20) -> QmailSource:
         if not path.is_file():
             raise SourceError(f"{env}={value} is not a file")
         return QmailSource(path, _sha256(path))
+    # Not byte-identical to the official tarball: its own hash is the one to pass.
+    shared = _shared(preset)
+    if shared is not None:
+        return QmailSource(shared, _sha256(shared))
     url, sha256 = official(preset)
     path = _download(url, sha256, timeout, env)
     return QmailSource(path, sha256)

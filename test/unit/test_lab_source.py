@@ -45,6 +45,8 @@ def server():
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("QMAIL_LAB_DIR", str(tmp_path))
     monkeypatch.delenv("QMAIL_SOURCE", raising=False)
+    # No shared copy: these tests are about the download.
+    monkeypatch.setenv("QMAIL_SHARED_SOURCES", str(tmp_path / "no-shared"))
     return tmp_path / "sources"
 
 
@@ -105,3 +107,27 @@ def test_each_preset_has_a_variable_of_its_own(tmp_path, monkeypatch):
     assert source.locate("qmail-1.03").path == tarball
     assert source.env_name("netqmail-1.06") == "QMAIL_SOURCE_NETQMAIL_1_06"
     assert source.env_name() == "QMAIL_SOURCE"
+
+
+def test_the_shared_copy_comes_before_the_download(tmp_path, cache, monkeypatch):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "notqmail-1.09.tar.xz").write_bytes(PAYLOAD)
+    (shared / "qmail-1.03.tar.gz").write_bytes(PAYLOAD * 2)
+    monkeypatch.setenv("QMAIL_SHARED_SOURCES", str(shared))
+    monkeypatch.delenv("QMAIL_SOURCE_QMAIL_1_03", raising=False)
+    monkeypatch.setattr(source, "official", lambda *a: pytest.fail("no download wanted"))
+    got = source.locate()
+    assert got == source.QmailSource(shared / "notqmail-1.09.tar.xz",
+                                     hashlib.sha256(PAYLOAD).hexdigest())
+    assert source.locate("qmail-1.03").sha256 == hashlib.sha256(PAYLOAD * 2).hexdigest()
+    # The variable still wins over the shared copy.
+    mine = tmp_path / "mine.tar.xz"
+    mine.write_bytes(b"x")
+    monkeypatch.setenv("QMAIL_SOURCE", str(mine))
+    assert source.locate().path == mine
+
+
+def test_the_projects_shared_folder_is_beside_the_checkout(monkeypatch):
+    monkeypatch.delenv("QMAIL_SHARED_SOURCES", raising=False)
+    assert source.shared_dir() == source.config.REPO_ROOT.parent / "shared" / "sources"

@@ -13,16 +13,16 @@ qmail-sendmail-processes-qmail_sendmail-stopped:
     - services: {{ qmail.lookup.sendmail_services | json }}
     - paths: {{ qmail.lookup.sendmail_paths | json }}
     - ports: {{ qmail.lookup.sendmail_ports | json }}
-    - frontend: {{ sendmail.frontend }}
-    - record: {{ sendmail.record }}
+    - frontend: {{ sendmail.frontend | json }}
+    - record: {{ sendmail.record | json }}
 
 qmail-sendmail-boot-qmail_sendmail-boot_disabled:
   qmail_sendmail.boot_disabled:
     - name: sendmail
-    - method: {{ qmail.lookup.sendmail_boot }}
+    - method: {{ qmail.lookup.sendmail_boot | json }}
     - services: {{ qmail.lookup.sendmail_services | json }}
     - path: {{ sendmail.boot_path | json }}
-    - record: {{ sendmail.record }}
+    - record: {{ sendmail.record | json }}
     - require:
       - qmail_sendmail: qmail-sendmail-processes-qmail_sendmail-stopped
 
@@ -30,10 +30,10 @@ qmail-sendmail-boot-qmail_sendmail-boot_disabled:
 
 qmail-sendmail-binary-qmail_sendmail-neutralised-{{ path }}:
   qmail_sendmail.neutralised:
-    - name: {{ path }}
-    - frontend: {{ sendmail.frontend }}
+    - name: {{ path | json }}
+    - frontend: {{ sendmail.frontend | json }}
     - sendmail_paths: {{ qmail.lookup.sendmail_paths | json }}
-    - record: {{ sendmail.record }}
+    - record: {{ sendmail.record | json }}
     - require:
       - qmail_sendmail: qmail-sendmail-processes-qmail_sendmail-stopped
 {%- endfor %}
@@ -42,12 +42,12 @@ qmail-sendmail-binary-qmail_sendmail-neutralised-{{ path }}:
 
 qmail-sendmail-alternative-qmail_sendmail-alternative-{{ alt.name }}:
   qmail_sendmail.alternative:
-    - name: {{ alt.name }}
-    - link: {{ alt.link }}
-    - frontend: {{ sendmail.frontend }}
-    - priority: {{ alt.priority }}
+    - name: {{ alt.name | json }}
+    - link: {{ alt.link | json }}
+    - frontend: {{ sendmail.frontend | json }}
+    - priority: {{ alt.priority | json }}
     - slaves: {{ alt.slaves | json }}
-    - record: {{ sendmail.record }}
+    - record: {{ sendmail.record | json }}
     - require:
       - qmail_sendmail: qmail-sendmail-binary-*
 {%- endfor %}
@@ -56,12 +56,12 @@ qmail-sendmail-alternative-qmail_sendmail-alternative-{{ alt.name }}:
 
 qmail-sendmail-link-qmail_sendmail-frontend_linked-{{ path }}:
   qmail_sendmail.frontend_linked:
-    - name: {{ path }}
-    - frontend: {{ sendmail.frontend }}
+    - name: {{ path | json }}
+    - frontend: {{ sendmail.frontend | json }}
     - sendmail_paths: {{ qmail.lookup.sendmail_paths | json }}
     - links: {{ qmail.lookup.sendmail_links | json }}
     - alternative_links: {{ sendmail.alternative_links | json }}
-    - record: {{ sendmail.record }}
+    - record: {{ sendmail.record | json }}
     - require:
       - qmail_sendmail: qmail-sendmail-binary-*
 {%- endfor %}
@@ -70,10 +70,10 @@ qmail-sendmail-link-qmail_sendmail-frontend_linked-{{ path }}:
 
 qmail-sendmail-mailer-conf-qmail_sendmail-mailer_conf:
   qmail_sendmail.mailer_conf:
-    - name: {{ path }}
-    - frontend: {{ sendmail.frontend }}
-    - qread: {{ sendmail.qread }}
-    - record: {{ sendmail.record }}
+    - name: {{ path | json }}
+    - frontend: {{ sendmail.frontend | json }}
+    - qread: {{ sendmail.qread | json }}
+    - record: {{ sendmail.record | json }}
     - require:
       - qmail_sendmail: qmail-sendmail-binary-*
 {%- endfor %}
@@ -86,35 +86,51 @@ qmail-sendmail-mailer-conf-qmail_sendmail-mailer_conf:
 
 qmail-sendmail-mta-package-file-managed-control:
   file.managed:
-    - name: {{ package.dir }}/DEBIAN/control
+    - name: {{ (package.dir ~ '/DEBIAN/control') | json }}
     - makedirs: true
     - mode: '0644'
-    - contents: |
-        Package: {{ package.name }}
-        Version: 1.0
-        Section: mail
-        Priority: optional
-        Architecture: all
-        Maintainer: qmail Salt formula <root@localhost>
-        Provides: mail-transport-agent
-        Description: qmail, installed from source, is this host's MTA
-         Installed by the qmail Salt formula: it provides mail-transport-agent
-         so that apt pulls in no other MTA for packages that need one.
-         qmail itself lives in {{ qmail.lookup.home }}, outside dpkg.
+    - contents: {{ [
+        'Package: ' ~ package.name,
+        'Version: 1.0',
+        'Section: mail',
+        'Priority: optional',
+        'Architecture: all',
+        'Maintainer: qmail Salt formula <root@localhost>',
+        'Provides: mail-transport-agent',
+        "Description: qmail, installed from source, is this host's MTA",
+        ' Installed by the qmail Salt formula: it provides mail-transport-agent',
+        ' so that apt pulls in no other MTA for packages that need one.',
+        ' qmail itself lives in ' ~ qmail.lookup.home ~ ', outside dpkg.',
+      ] | json }}
+
+{#- Commands take their paths as arguments (python_shell false), never
+    inside a shell string; test=True runs none of them. #}
+{%- set build_cmd = 'dpkg-deb --root-owner-group --build ' ~ package.dir ~ ' ' ~ package.deb %}
 
 qmail-sendmail-mta-package-cmd-run-build:
   cmd.run:
-    - name: dpkg-deb --root-owner-group --build {{ package.dir }} {{ package.deb }}
-    - unless: test {{ package.deb }} -nt {{ package.dir }}/DEBIAN/control
-    - require:
+    - name: {{ build_cmd | json }}
+    - python_shell: false
+    - onchanges:
       - file: qmail-sendmail-mta-package-file-managed-control
+
+# The control file did not change but the package is gone.
+qmail-sendmail-mta-package-cmd-run-build-missing:
+  cmd.run:
+    - name: {{ build_cmd | json }}
+    - python_shell: false
+    - creates: {{ package.deb | json }}
+    - require:
+      - cmd: qmail-sendmail-mta-package-cmd-run-build
 
 qmail-sendmail-mta-package-cmd-run-install:
   cmd.run:
-    - name: dpkg --install {{ package.deb }}
+    - name: {{ ('dpkg --install ' ~ package.deb) | json }}
+    - python_shell: false
+    # No pillar value in this command: only a question to dpkg.
     - unless: >-
         dpkg-query -W -f '${db:Status-Abbrev} ${Package}, ${Provides},\n'
         | grep -Eq '^ii +.*[ ,]mail-transport-agent[ ,(]'
     - require:
-      - cmd: qmail-sendmail-mta-package-cmd-run-build
+      - cmd: qmail-sendmail-mta-package-cmd-run-build-missing
 {%- endfor %}

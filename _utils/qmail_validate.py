@@ -35,6 +35,8 @@ def fail(key, message):
 
 
 def _short(value):
+    if value is None:
+        return "(null)"
     text = repr(value)
     return text if len(text) <= 80 else text[:60] + "...' (" + str(len(value)) + " characters)"
 

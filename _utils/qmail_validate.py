@@ -34,9 +34,11 @@ def fail(key, message):
     raise SaltInvocationError(f"{key}: {message}")
 
 
+def _got(value):
+    return "null" if value is None else f"{type_name(value)} {_short(value)}"
+
+
 def _short(value):
-    if value is None:
-        return "(null)"
     text = repr(value)
     return text if len(text) <= 80 else text[:60] + "...' (" + str(len(value)) + " characters)"
 
@@ -44,7 +46,7 @@ def _short(value):
 def string(value, key, empty_ok=False, max_length=None):
     """A one-line, printable ASCII string (spaces allowed)."""
     if not isinstance(value, str):
-        fail(key, f"expected a string, got {type_name(value)} {_short(value)}")
+        fail(key, f"expected a string, got {_got(value)}")
     if not _PRINTABLE_RE.fullmatch(value):
         if any(c in value for c in _LINE_BREAKS):
             fail(key, f"{_short(value)} contains a line break")
@@ -87,13 +89,13 @@ def boolean(value, key):
 
 def list_of(value, key):
     if not isinstance(value, list):
-        fail(key, f"expected a list, got {type_name(value)} {_short(value)}")
+        fail(key, f"expected a list, got {_got(value)}")
     return value
 
 
 def mapping(value, key):
     if not isinstance(value, dict):
-        fail(key, f"expected a mapping, got {type_name(value)} {_short(value)}")
+        fail(key, f"expected a mapping, got {_got(value)}")
     return value
 
 
@@ -106,7 +108,7 @@ _DIGITS_RE = re.compile(r"[0-9]+")
 def integer(value, key, minimum=0, maximum=MAX_INT):
     """A whole number (or a string of ASCII digits) within bounds."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        fail(key, f"expected a whole number, got {type_name(value)} {_short(value)}")
+        fail(key, f"expected a whole number, got {_got(value)}")
     if isinstance(value, str):
         string(value, key)
         if not _DIGITS_RE.fullmatch(value.strip(" \t")):
@@ -272,6 +274,7 @@ def public_suffix(domain, psl):
 def wildcard(value, key):
     """A ``.domain`` entry (every subdomain): the domain must lie below a
     public suffix, judged by the Public Suffix List."""
+    string(value, key)
     if not value.startswith("."):
         return host(value, key)
     host(value[1:], key)

@@ -10,10 +10,11 @@ pillar or touches the host, except the Public Suffix List file and
 ``realpath`` of paths.
 """
 
-import functools
 import ipaddress
 import os
 import re
+import sys
+import types
 
 from salt.exceptions import SaltInvocationError
 
@@ -169,12 +170,13 @@ def is_host(value):
 
 def host(value, key):
     """A DNS host name in ASCII (punycode for IDN), no trailing dot."""
+    if isinstance(value, str) and len(value) <= 253 and _HOST_RE.fullmatch(value):
+        return value  # the common case first: 100,000 rcpthosts
     string(value, key)
-    if not is_host(value):
-        if value.endswith("."):
-            fail(key, f"{_short(value)} ends with a dot; qmail takes names without it")
-        fail(key, f"{_short(value)} is not a host name")
-    return value
+    if value.endswith("."):
+        fail(key, f"{_short(value)} ends with a dot; qmail takes names without it")
+    fail(key, f"{_short(value)} is not a host name")
+    return None
 
 
 def _is_ipv4(value):
@@ -218,6 +220,8 @@ PSL_FILES = ("/usr/share/publicsuffix/public_suffix_list.dat",)
 
 
 def _ascii_rule(rule):
+    if rule.isascii():
+        return rule.lower()
     try:
         return rule.encode("idna").decode("ascii").lower()
     except UnicodeError:
@@ -230,8 +234,24 @@ def _ascii_rule(rule):
         return ".".join(labels)
 
 
-@functools.lru_cache(maxsize=4)
+# Salt's loader executes this module anew for every state run: the parsed
+# list is kept for the process in a module of its own, keyed by the file's
+# identity, so that a changed list is read again.
+_CACHE = sys.modules.setdefault("_qmail_validate_psl_cache", types.ModuleType("psl"))
+
+
 def _load_psl(path):
+    st = os.stat(path)
+    key = (path, st.st_mtime_ns, st.st_size, st.st_ino)
+    cached = getattr(_CACHE, "psl", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    psl = _parse_psl(path)
+    _CACHE.psl = (key, psl)
+    return psl
+
+
+def _parse_psl(path):
     rules, wild, exceptions = set(), set(), set()
     with open(path, encoding="utf-8") as handle:
         for line in handle:
@@ -274,8 +294,7 @@ def public_suffix(domain, psl):
 def wildcard(value, key):
     """A ``.domain`` entry (every subdomain): the domain must lie below a
     public suffix, judged by the Public Suffix List."""
-    string(value, key)
-    if not value.startswith("."):
+    if not isinstance(value, str) or value[:1] != ".":
         return host(value, key)
     host(value[1:], key)
     path_ = psl_path()

@@ -739,6 +739,11 @@ def build(home, source, conf, workdir="/var/cache/qmail-build", share=None):
         salt '*' qmail_build.build /var/qmail "{preset: notqmail-1.09, url: ..., hash: ...}" \
             "{conf-qmail: /var/qmail, ...}"
     """
+    home = __utils__["qmail_validate.own_dir"](home, "home")
+    workdir = __utils__["qmail_validate.own_dir"](workdir, "workdir")
+    if __utils__["qmail_validate.inside"](workdir, home) or __utils__[
+            "qmail_validate.inside"](home, workdir):
+        _bad("workdir", f"{workdir!r} and the home {home!r} must not hold one another")
     share = share or {}
     if not check_changes(home, source, conf):
         return {}

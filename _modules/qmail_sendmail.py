@@ -62,6 +62,12 @@ def __virtual__():
     return __virtualname__
 
 
+def _checked(validator, value, key):
+    """The shared validators (``_utils/qmail_validate.py``) for arguments
+    given on the command line."""
+    return __utils__[f"qmail_validate.{validator}"](value, key)
+
+
 # --------------------------------------------------------------------------
 # The record of what was changed, for restore
 # --------------------------------------------------------------------------
@@ -438,6 +444,9 @@ def boot_disable(method, services=(), path=None, record=DEFAULT_RECORD, test=Fal
         salt '*' qmail_sendmail.boot_disable rcconf path=/etc/rc.conf
         salt '*' qmail_sendmail.boot_disable systemd '[sendmail, sm-client]'
     """
+    if method in ("rcconf", "sysconfig", "irix"):
+        path = _checked("system_file", path, "path")
+    record = _checked("path", record, "record")
     if method not in BOOT_METHODS:
         raise SaltInvocationError(f"boot method {method!r} is not one of {BOOT_METHODS}")
     if method in ("rcconf", "sysconfig", "irix"):
@@ -500,6 +509,8 @@ def neutralise(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), test=Fa
 
         salt '*' qmail_sendmail.neutralise /usr/sbin/sendmail /var/qmail/bin/sendmail
     """
+    path = _checked("system_file", path, "path")
+    record = _checked("path", record, "record")
     if _is_qmail(path, frontend):
         return {}
     real = os.path.realpath(path)
@@ -605,6 +616,8 @@ def link_frontend(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), link
 
         salt '*' qmail_sendmail.link_frontend /usr/lib/sendmail /var/qmail/bin/sendmail
     """
+    path = _checked("system_file", path, "path")
+    record = _checked("path", record, "record")
     if os.path.lexists(path) and _is_qmail(path, frontend):
         return {}
     links = list(links)
@@ -698,6 +711,8 @@ def alternative(name, link, frontend, priority, slaves=(), record=DEFAULT_RECORD
 
         salt '*' qmail_sendmail.alternative mta /usr/sbin/sendmail /var/qmail/bin/sendmail 120
     """
+    link = _checked("system_file", link, "link")
+    record = _checked("path", record, "record")
     status = alternative_status(name)
     if status and status["current"] == frontend and status["mode"] == "manual":
         return {}
@@ -751,6 +766,8 @@ def mailer_conf(path, frontend, qread, record=DEFAULT_RECORD, test=False):
         salt '*' qmail_sendmail.mailer_conf /etc/mail/mailer.conf \\
             /var/qmail/bin/sendmail /var/qmail/bin/qmail-qread
     """
+    path = _checked("system_file", path, "path")
+    record = _checked("path", record, "record")
     old = _read_bytes(path)
     new = _mailer_conf_text(old, frontend, qread)
     if new == old:
@@ -928,6 +945,7 @@ def restore(record=DEFAULT_RECORD, test=False):
 
         salt '*' qmail_sendmail.restore /var/lib/qmail-formula/sendmail.json
     """
+    record = _checked("path", record, "record")
     data = read_record(record)
     changes = {}
     # The binaries come back before the alternatives that point to them.

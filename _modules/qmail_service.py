@@ -88,7 +88,8 @@ def _supervisor(supervisor):
 
 
 def _service_dir(service_dir):
-    return service_dir or _config("lookup:service:service_dir", "/etc/service")
+    return __utils__["qmail_validate.path"](
+        service_dir or _config("lookup:service:service_dir", "/etc/service"), "service_dir")
 
 
 def _daemontools_bin(name):

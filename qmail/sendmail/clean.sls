@@ -15,8 +15,7 @@ qmail-sendmail-clean-qmail_sendmail-restored:
 
 qmail-sendmail-clean-mta-package-cmd-run-purge:
   cmd.run:
-    - name: {{ ('dpkg --purge ' ~ package.name) | json }}
-    - python_shell: false
+    - name: {{ ('dpkg --purge ' ~ package.name | quote) | json }}
     - onlyif:
       - fun: pkg.version
         args:

@@ -103,34 +103,28 @@ qmail-sendmail-mta-package-file-managed-control:
         ' qmail itself lives in ' ~ qmail.lookup.home ~ ', outside dpkg.',
       ] | json }}
 
-{#- Commands take their paths as arguments (python_shell false), never
-    inside a shell string; test=True runs none of them. #}
-{%- set build_cmd = 'dpkg-deb --root-owner-group --build ' ~ package.dir ~ ' ' ~ package.deb %}
+{#- Salt's cmd.run state always runs its command through a shell (3008
+    has no python_shell for it), so every value in these commands is a
+    checked name or path (qmail_settings: a safe character set) and is
+    shell-quoted here besides. test=True runs only the `unless` tests,
+    which change nothing. #}
+{%- set dir = package.dir | quote %}
+{%- set deb = package.deb | quote %}
 
 qmail-sendmail-mta-package-cmd-run-build:
   cmd.run:
-    - name: {{ build_cmd | json }}
-    - python_shell: false
-    - onchanges:
-      - file: qmail-sendmail-mta-package-file-managed-control
-
-# The control file did not change but the package is gone.
-qmail-sendmail-mta-package-cmd-run-build-missing:
-  cmd.run:
-    - name: {{ build_cmd | json }}
-    - python_shell: false
-    - creates: {{ package.deb | json }}
+    - name: {{ ('dpkg-deb --root-owner-group --build ' ~ dir ~ ' ' ~ deb) | json }}
+    - unless: {{ ('test ' ~ deb ~ ' -nt ' ~ (package.dir ~ '/DEBIAN/control') | quote) | json }}
     - require:
-      - cmd: qmail-sendmail-mta-package-cmd-run-build
+      - file: qmail-sendmail-mta-package-file-managed-control
 
 qmail-sendmail-mta-package-cmd-run-install:
   cmd.run:
-    - name: {{ ('dpkg --install ' ~ package.deb) | json }}
-    - python_shell: false
-    # No pillar value in this command: only a question to dpkg.
+    - name: {{ ('dpkg --install ' ~ deb) | json }}
+    # No pillar value in this test: only a question to dpkg.
     - unless: >-
         dpkg-query -W -f '${db:Status-Abbrev} ${Package}, ${Provides},\n'
         | grep -Eq '^ii +.*[ ,]mail-transport-agent[ ,(]'
     - require:
-      - cmd: qmail-sendmail-mta-package-cmd-run-build-missing
+      - cmd: qmail-sendmail-mta-package-cmd-run-build
 {%- endfor %}

@@ -27,6 +27,7 @@ __virtualname__ = "qmail_settings"
 SECTION_CHECKS = (
     "qmail_build.check_settings",
     "qmail_sendmail.check_settings",
+    "qmail_mqueue.check_settings",
     "qmail_service.check_settings",
 )
 

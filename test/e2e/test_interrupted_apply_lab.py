@@ -1,0 +1,180 @@
+"""
+A first ``state.apply qmail`` killed at any moment converges (issue 11, item 2).
+
+Each trial takes a fresh legacy host (Debian's sendmail running, two
+messages stuck in its submission queue) that is to become a spool, starts
+the first apply through the master and SIGKILLs the minion's job at a
+seeded random moment: when the job starts its k-th state (any of them, so
+every step is hit: accounts, build, install, control files, sendmail's
+steps, the service start), plus a random delay into it.
+Then, what a sysadmin relies on:
+
+- nothing torn: every control file there holds its final content; sendmail's
+  binary is either in place or at ``sendmail.bak`` with its own bytes, never
+  lost or changed;
+- the next apply succeeds with no failed state, and the one after changes
+  nothing;
+- the messages in sendmail's queue were handed to qmail once: no ``qf``
+  left, each delivered exactly once;
+- ``qmail.clean`` gives sendmail back exactly as it was (links,
+  alternatives, binary with mode and owner, boot links, the daemon running).
+
+The seed (``QMAIL_KILL_SEED``, random otherwise) and each trial's moment are
+printed (``pytest -s`` shows them; they are in the failure report too), so a
+failing trial can be replayed. ``make test`` runs 5 trials, ``make test-all``
+20 more (``slow``). Trials run on several hosts at once.
+"""
+
+import concurrent.futures
+import os
+import random
+import time
+
+import pytest
+
+from lab.wait import wait_until
+
+pytestmark = pytest.mark.lab
+
+PARALLEL = 5
+MAILDIR = "/home/someone/Maildir"
+SENDMAIL = "/usr/libexec/sendmail/sendmail"
+# What qmail.clean must give back byte for byte.
+SNAPSHOT = r"""
+for p in /usr/sbin/sendmail /usr/lib/sendmail /etc/alternatives/sendmail \
+         /etc/alternatives/lib.sendmail; do echo "$p -> $(readlink "$p")"; done
+ls -l --time-style=+ /usr/libexec/sendmail/ | sed 1d
+sha256sum /usr/libexec/sendmail/sendmail* 2>&1
+ls -1 /etc/rc?.d/ | grep -i sendmail
+dpkg-query -W -f '${Package} ${Status}\n' sendmail-bin sendmail-base 2>&1
+"""
+# The k-th "Executing state" line of the minion's job, then its PID gets
+# SIGKILL after DELAY seconds; prints the line and the moment.
+KILLER = r"""
+k=$1 delay=$2
+line=$(timeout 1500 tail -n0 -F /var/log/salt/minion | grep --line-buffered 'Executing state ' \
+       | awk -v k="$k" 'NR == k { print; fflush(); exit }')
+pid=$(printf '%s\n' "$line" | sed -n 's/^.*\]\[\([0-9]*\)\] Executing state.*/\1/p')
+sleep "$delay"
+if kill -9 "$pid" 2>/dev/null; then echo "killed $pid"; else echo "gone $pid"; fi
+printf '%s\n' "$line"
+"""
+
+
+def _queue_two_messages(host):
+    """Two messages stuck in sendmail's submission queue (mqueue-client): the
+    MTA was down when they were given to /usr/sbin/sendmail, and only cron
+    runs that queue (every 20 minutes). The MTA runs again afterwards."""
+    host.run("systemctl stop sendmail; pkill -x sendmail-mta; true")
+    wait_until(lambda: not host.run(["pgrep", "-f", "^sendmail: MTA"]).stdout, 30,
+               what=f"{host.fqdn}: sendmail stopped")
+    for n in (1, 2):
+        host.run(f"printf 'Message-ID: <{n}.stuck@{host.fqdn}>\\nSubject: stuck {n}\\n\\nx\\n'"
+                 f" | /usr/sbin/sendmail -f root@{host.fqdn} someone@{host.fqdn}", check=True)
+    assert host.run("ls /var/spool/mqueue-client | grep -c ^qf").stdout.strip() == "2"
+    host.run(["systemctl", "start", "sendmail"], check=True)
+    wait_until(lambda: host.run(["pgrep", "-f", "^sendmail: MTA"]).stdout, 120,
+               what=f"{host.fqdn}: sendmail running")
+
+
+def _control_files(host):
+    out = host.run("cd /var/qmail/control 2>/dev/null && for f in *; do "
+                   "[ -f \"$f\" ] && printf '%s\\0' \"$f\" && cat \"$f\" && printf '\\0'; "
+                   "done").stdout
+    parts = out.split("\0")
+    return dict(zip(parts[0::2], parts[1::2], strict=False))
+
+
+def _sendmail_binary(host, original_sha):
+    """Where sendmail's binary is: in place, or kept as .bak (mode 0) — never
+    both, never neither, and always its own bytes."""
+    out = host.run(f"for f in {SENDMAIL} {SENDMAIL}.bak; do [ -e $f ] && "
+                   "echo $f $(stat -c %a $f) $(sha256sum < $f | cut -d' ' -f1); done").stdout
+    files = [line.split() for line in out.splitlines()]
+    assert len(files) == 1, files
+    path, mode, sha = files[0]
+    assert sha == original_sha, (path, sha)
+    assert path == SENDMAIL or mode == "0", files
+    return path
+
+
+def _trial(master, host, pillar_moment, original_sha, before, report):
+    k, delay = pillar_moment
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        killer = pool.submit(host.run, ["sh", "-c", KILLER, "killer", str(k), f"{delay:.2f}"],
+                             timeout=1800)
+        time.sleep(1)  # tail is following the log
+        started = time.monotonic()
+        proc = master._cli("salt", "--async", host.fqdn, "state.apply", "qmail")
+        assert "job ID" in proc.stdout, proc.stdout + proc.stderr
+        out = killer.result().stdout.split("\n", 1)
+    killed_at = time.monotonic() - started
+    line = out[1].strip() if len(out) > 1 else ""
+    state = line.split("Executing state ", 1)[-1]
+    report.append(f"{host.fqdn}: k={k} delay={delay:.2f}s -> {out[0]} in `{state}` "
+                  f"(~{killed_at:.0f} s into the apply)")
+    assert out[0].startswith(("killed", "gone")), out
+    wait_until(lambda: not master.salt(host.fqdn, "saltutil.running")[host.fqdn], 60,
+               what="the killed job gone")
+
+    # Nothing torn, nothing lost right after the kill.
+    half = _control_files(host)
+    _sendmail_binary(host, original_sha)
+
+    master.apply_ok(host.fqdn, "qmail", timeout=1800)
+    final = _control_files(host)
+    torn = {n: (v, final.get(n)) for n, v in half.items() if v != final.get(n)}
+    assert not torn, f"control files neither absent nor final after the kill: {torn}"
+    assert host.run("ls /var/spool/mqueue-client | grep -c '^qf'").stdout.strip() == "0"
+
+    def delivered():
+        return host.run(f"grep -h -r -F 'stuck@' {MAILDIR}/new").stdout.split("\n")[:-1]
+    wait_until(lambda: len(delivered()) >= 2, 120, what="the 2 stuck messages delivered")
+    time.sleep(2)
+    assert sorted(delivered()) == [f"Message-ID: <{n}.stuck@{host.fqdn}>" for n in (1, 2)]
+    again = master.apply_ok(host.fqdn, "qmail")[host.fqdn]
+    assert sorted(v["__id__"] for v in again.values() if v["changes"]) == []
+
+    master.apply_ok(host.fqdn, "qmail.clean")
+    wait_until(lambda: host.run(["pgrep", "-f", "^sendmail: MTA"]).stdout, 120,
+               what="sendmail running again")
+    assert host.run(SNAPSHOT).stdout == before
+    assert _sendmail_binary(host, original_sha) == SENDMAIL
+
+
+@pytest.mark.parametrize("trials", [5, pytest.param(20, marks=pytest.mark.slow)])
+def test_killed_first_apply_converges_and_clean_restores_sendmail(
+        lab_master, lab_hosts, qmail_source, trials):
+    seed = int(os.environ.get("QMAIL_KILL_SEED", random.SystemRandom().randrange(2**32)))
+    rng = random.Random(seed)
+    source = lab_master.put_source(qmail_source)
+    fqdns = [f"kill{n}.cla.kobe-u.ac.jp" for n in range(trials)]
+    pillar = {"qmail": {"role": "spool", "source": source}}
+    report = [f"QMAIL_KILL_SEED={seed}"]
+    failures = []
+    for wave in range(0, trials, PARALLEL):
+        names = fqdns[wave:wave + PARALLEL]
+        hosts = lab_hosts(names, image="sendmail", pillars={f: pillar for f in names})
+        lab_master.salt(names, "saltutil.sync_all")
+        original_sha = hosts[0].run(f"sha256sum < {SENDMAIL}").stdout.split()[0]
+        # How many states a first apply runs: the moments are drawn among them.
+        predicted = lab_master.salt(names[0], "state.apply", "qmail", test=True)[names[0]]
+        count = len(predicted)
+        befores = {}
+        for host in hosts:
+            host.add_mail_user("someone")
+            _queue_two_messages(host)
+            befores[host.fqdn] = host.run(SNAPSHOT).stdout
+        moments = [(rng.randrange(1, count + 1), rng.uniform(0, 3)) for _ in hosts]
+        with concurrent.futures.ThreadPoolExecutor(len(hosts)) as pool:
+            futures = {pool.submit(_trial, lab_master, h, m, original_sha, befores[h.fqdn],
+                                   report): h.fqdn for h, m in zip(hosts, moments, strict=True)}
+            for future, fqdn in futures.items():
+                try:
+                    future.result()
+                except Exception as exc:  # every trial reports, then the test fails
+                    failures.append(f"{fqdn}: {exc!r}"[:3000])
+        lab_master.remove_hosts(hosts)
+    print("\n".join(report))
+    assert not failures, "\n".join(report + failures)
+    assert len(report) == trials + 1

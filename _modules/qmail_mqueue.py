@@ -333,7 +333,6 @@ def _hand_one(queue, qid, qf, df, claimed, qmail_queue, home, host):
 
 
 def _handover(queues, qmail_queue, home, lock):
-    os.makedirs(os.path.dirname(lock), mode=0o755, exist_ok=True)
     with open(lock, "a", encoding="ascii") as lock_handle:
         fcntl.flock(lock_handle, fcntl.LOCK_EX)  # one hand-over at a time
         host = socket.getfqdn()
@@ -390,6 +389,112 @@ def handover(queues=None, qmail_queue=None, lock=DEFAULT_LOCK, test=False, timeo
     return json.loads(proc.stdout)
 
 
+# --------------------------------------------------------------------------
+# Back to sendmail (qmail.clean): qmail's queue, once qmail-send is stopped
+# --------------------------------------------------------------------------
+def _zero_fields(path):
+    try:
+        return [f for f in _read(path).split(b"\0") if f]
+    except FileNotFoundError:
+        return []
+
+
+def qmail_queue_messages(home="/var/qmail"):
+    """
+    The messages in qmail's queue (qmail-send(8)'s layout) with what is
+    left to deliver: ``id``, ``sender`` and ``recipients`` (those not done
+    yet, local and remote), ``bounce`` (a bounce is still to be sent) and
+    ``files`` (every file of the message). Unprocessed messages (``todo``)
+    carry the envelope qmail-queue wrote into ``intd``.
+
+    CLI Example::
+
+        salt '*' qmail_mqueue.qmail_queue_messages
+    """
+    queue = os.path.join(home, "queue")
+    found = []
+    for root, _, files in os.walk(os.path.join(queue, "mess")):
+        for name in sorted(files):
+            split = os.path.basename(root)
+            paths = {part: os.path.join(queue, part, split, name)
+                     for part in ("mess", "info", "local", "remote")}
+            paths.update(todo=os.path.join(queue, "todo", name),
+                         intd=os.path.join(queue, "intd", name),
+                         bounce=os.path.join(queue, "bounce", name))
+            if os.path.exists(paths["todo"]):
+                fields = _zero_fields(paths["intd"])
+            else:
+                fields = (_zero_fields(paths["info"]) + _zero_fields(paths["local"])
+                          + _zero_fields(paths["remote"]))
+            sender = next((f[1:] for f in fields if f[:1] == b"F"), None)
+            found.append({
+                "id": name, "sender": sender,
+                "recipients": [f[1:] for f in fields if f[:1] == b"T"],
+                "bounce": os.path.exists(paths["bounce"]),
+                "mess": paths["mess"],
+                "files": [p for p in paths.values() if os.path.exists(p)],
+            })
+    return found
+
+
+def _give_back(home, sendmail):
+    handed, kept = [], []
+    for message in qmail_queue_messages(home):
+        if message["bounce"] or message["sender"] is None:
+            kept.append({"id": message["id"], "reason": "a bounce is pending"
+                         if message["bounce"] else "no envelope yet"})
+            continue
+        if message["recipients"]:
+            sender = message["sender"].decode("latin-1") or "<>"
+            rcpts = [r.decode("latin-1") for r in message["recipients"]]
+            with open(message["mess"], "rb") as mess:
+                proc = subprocess.run([sendmail, "-oi", "-f", sender, "--", *rcpts],
+                                      stdin=mess, capture_output=True, check=False)
+            if proc.returncode != 0:
+                kept.append({"id": message["id"], "reason": "sendmail refused it: "
+                             + proc.stderr.decode(errors="replace").strip()[-300:]})
+                continue
+        # Envelope files first: without them qmail-send would not deliver it again.
+        for path in sorted(message["files"], key=lambda p: p == message["mess"]):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        handed.append({"id": message["id"], "recipients": len(message["recipients"])})
+    return {"handed_back": handed, "kept": kept}
+
+
+def handback(home="/var/qmail", sendmail="/usr/sbin/sendmail", lock=DEFAULT_LOCK, test=False,
+             timeout=600):
+    """
+    Give every message still in qmail's queue to the (restored) sendmail,
+    with its envelope: the recipients not delivered yet. Only while no
+    qmail-send runs (the queue is its own then). Returns ``handed_back`` and
+    ``kept`` (with the reason, e.g. a bounce qmail-send has still to write).
+    With ``test=True``, only predicts. Like ``handover``, it runs in a
+    process of its own session, one at a time.
+
+    CLI Example::
+
+        salt '*' qmail_mqueue.handback
+    """
+    if __utils__["qmail_procs.pids_named"]("qmail-send"):
+        raise CommandExecutionError("qmail-send runs: its queue stays with it")
+    if test:
+        messages = qmail_queue_messages(home)
+        return {"handed_back": [{"id": m["id"], "recipients": len(m["recipients"])}
+                                for m in messages if not m["bounce"] and m["sender"] is not None],
+                "kept": []}
+    args = json.dumps({"give_back": True, "home": home, "sendmail": sendmail, "lock": lock})
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), args],
+                          capture_output=True, text=True, timeout=timeout,
+                          start_new_session=True, check=False)
+    if proc.returncode != 0:
+        raise CommandExecutionError(
+            f"giving qmail's queue back to sendmail failed: {proc.stderr.strip()[-2000:]}")
+    return json.loads(proc.stdout)
+
+
 def check_settings(settings):
     """
     Check ``qmail:lookup:sendmail_queues`` (absolute paths of sendmail's
@@ -415,8 +520,15 @@ def check_settings(settings):
     return settings
 
 
+def _main(args):
+    os.makedirs(os.path.dirname(args["lock"]), mode=0o755, exist_ok=True)
+    if not args.get("give_back"):
+        return _handover(args["queues"], args["qmail_queue"], args["home"], args["lock"])
+    with open(args["lock"], "a", encoding="ascii") as lock_handle:
+        fcntl.flock(lock_handle, fcntl.LOCK_EX)
+        return _give_back(args["home"], args["sendmail"])
+
+
 if __name__ == "__main__":
-    _ARGS = json.loads(sys.argv[1])
-    json.dump(_handover(_ARGS["queues"], _ARGS["qmail_queue"], _ARGS["home"], _ARGS["lock"]),
-              sys.stdout)
+    json.dump(_main(json.loads(sys.argv[1])), sys.stdout)
     sys.exit(0)

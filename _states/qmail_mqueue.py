@@ -79,3 +79,39 @@ def handed_over(name, queues=None, qmail_queue="/var/qmail/bin/qmail-queue",
     else:
         ret["comment"] = f"{count} message(s) handed over to qmail" + kept
     return ret
+
+
+def handed_back(name, sendmail="/usr/sbin/sendmail",
+                lock="/var/lib/qmail-formula/mqueue.lock"):
+    """
+    ``qmail.clean``: no message is left behind in the queue of qmail home
+    ``name`` once qmail-send is stopped: each goes to the restored
+    ``sendmail`` with the recipients not delivered yet, then leaves qmail's
+    queue. While qmail-send runs (``qmail.sendmail.clean`` alone), its
+    queue stays with it and the state says so.
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    if not os.path.isdir(os.path.join(name, "queue", "mess")):
+        ret["comment"] = f"No qmail queue in {name}"
+        return ret
+    test = bool(__opts__["test"])
+    try:
+        done = __salt__["qmail_mqueue.handback"](name, sendmail, lock=lock, test=test)
+    except CommandExecutionError as exc:
+        if "qmail-send runs" in str(exc):
+            ret["comment"] = f"qmail-send runs: the messages in {name}/queue stay with it"
+            return ret
+        ret.update(result=False, comment=str(exc))
+        return ret
+    kept = "".join(f"; {name}/queue message {k['id']} stays: {k['reason']}"
+                   for k in done["kept"])
+    count = len(done["handed_back"])
+    if not count:
+        ret["comment"] = f"No message waits in {name}/queue" + kept
+        return ret
+    ret["changes"] = {"handed_back": count}
+    if test:
+        ret.update(result=None, comment=f"{count} message(s) would be given to sendmail" + kept)
+    else:
+        ret["comment"] = f"{count} message(s) given to sendmail ({sendmail})" + kept
+    return ret

@@ -117,8 +117,11 @@ def test_messages_in_sendmails_queue_are_handed_over_and_arrive_once(fleet):
     tag = f"mq{uuid.uuid4().hex[:10]}"
     # The spool refuses connections: the client's sendmail must keep its mail.
     stop_sendmail(fleet.spool)
+    client.run(["systemctl", "start", "sendmail"], check=True)
+    wait_until(lambda: 25 in client.listeners(), 120, what="the client's sendmail on port 25")
     submit(client, f"alice@{CLIENT1}", [f"{n}.{tag}@{CLIENT1}" for n in range(10)], tag)
-    wait_until(lambda: len(qf_files(client)) == 10, 60, what="10 messages in mqueue")
+    wait_until(lambda: client.run("ls /var/spool/mqueue | grep -c ^qf").stdout.strip() == "10",
+               60, what="10 messages in sendmail's MTA queue")
     # The MTA down: the submission program queues in mqueue-client.
     stop_sendmail(client)
     submit(client, f"bob@{CLIENT1}", [f"{n}.{tag}@{CLIENT1}" for n in range(10, 20)], tag)
@@ -253,3 +256,30 @@ def test_control_write_on_a_full_file_system_keeps_the_old_file(fleet):
     client.run(["rm", f"{control}/.filler"], check=True)
     fleet.apply(target=[CLIENT1])
     assert client.read_file(f"{control}/timeoutremote") == "1200\n"
+
+
+def test_clean_gives_what_qmail_still_holds_to_sendmail(fleet):
+    """Item 1, ``qmail.clean`` loses none either: 10 messages wait in a
+    client's qmail queue for a spool that is down; after clean the restored
+    sendmail has them and delivers them once the spool is back."""
+    client = fleet.hosts[CLIENT2]
+    tag = f"back{uuid.uuid4().hex[:10]}"
+    fleet.spool.run(["systemctl", "stop", "qmail-smtpd"], check=True)
+    submit(client, f"dan@{CLIENT2}", [f"{n}.{tag}@{CLIENT2}" for n in range(10)], tag)
+    wait_until(lambda: fleet.queue_count(CLIENT2) == 10, 60, what="10 messages queued")
+
+    ret = fleet.apply("qmail.clean", target=[CLIENT2])[CLIENT2]
+    state = next(v for v in ret.values()
+                 if v["__id__"] == "qmail-sendmail-clean-queue-qmail_mqueue-handed_back")
+    assert state["changes"] == {"handed_back": 10}, state
+    assert not client.run("find /var/qmail/queue/mess -type f").stdout  # none left behind
+    wait_until(lambda: 25 in client.listeners(), 120, what="sendmail back on port 25")
+
+    fleet.spool.run(["systemctl", "start", "qmail-smtpd"], check=True)
+    client.run("/usr/sbin/sendmail -q; /usr/sbin/sendmail -Ac -q", check=True)
+    ids = fleet.wait_all(tag, 10, 300)
+    assert sorted(ids) == sorted(f"<{n}.{tag}@{CLIENT2}>" for n in range(10))
+    # The envelope sender came along.
+    path = fleet.spool.run(f"grep -l -r -F '<0.{tag}@' {MAILDIR}/new",
+                           check=True).stdout.split()[0]
+    assert f"Return-Path: <dan@{CLIENT2}>" in fleet.spool.read_file(path)

@@ -175,3 +175,61 @@ def test_check_settings_names_the_key(modules):
                            "sendmail_record": "/var/lib/qmail-formula/sendmail.json"}}
     with pytest.raises(SaltInvocationError, match=r"qmail:lookup:sendmail_queues\[0\]"):
         modules.qmail_mqueue.check_settings(settings)
+
+
+FAKE_SENDMAIL = """#!/bin/sh
+# Keeps its arguments and the message, as sendmail would queue them.
+n=$(ls {out} | grep -c args)
+echo "$@" > {out}/$n.args
+cat > {out}/$n.mess
+"""
+
+
+@pytest.fixture
+def qmail_queue(tmp_path):
+    """A qmail queue (qmail-send's layout) with a preprocessed message (one
+    recipient done), an unprocessed one (todo + intd) and one whose bounce is
+    pending; and a stand-in sendmail."""
+    home = tmp_path / "qmail"
+    queue = home / "queue"
+
+    def put(part, name, data):
+        path = queue / part / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    put("mess/5", "123", b"Subject: a\n\nA\n")
+    put("info/5", "123", b"Falice@x\0")
+    put("remote/5", "123", b"Tbob@spool\0Dcarol@spool\0")
+    put("mess/7", "456", b"Subject: b\n\nB\n")
+    put("todo", "456", b"")
+    put("intd", "456", b"u0\0p42\0F\0Tdave@spool\0\0")
+    put("mess/1", "789", b"Subject: c\n\nC\n")
+    put("info/1", "789", b"Feve@x\0")
+    put("bounce", "789", b"<eve@x>:\nno\n")
+    out = tmp_path / "given"
+    out.mkdir()
+    sendmail = tmp_path / "sendmail"
+    sendmail.write_text(FAKE_SENDMAIL.format(out=out))
+    sendmail.chmod(0o755)
+    return {"home": str(home), "queue": queue, "sendmail": str(sendmail), "out": out,
+            "lock": str(tmp_path / "lock")}
+
+
+def test_handed_back_to_sendmail(states, qmail_queue, test_mode):
+    q = qmail_queue
+    ret = states.qmail_mqueue.handed_back(name=q["home"], sendmail=q["sendmail"],
+                                          lock=q["lock"], test=test_mode)
+    assert ret.changes == {"handed_back": 2}
+    if test_mode:
+        assert ret.result is None and "2 message(s) would be given to sendmail" in ret.comment
+        assert not os.listdir(q["out"]) and (q["queue"] / "mess/5/123").exists()
+        return
+    assert ret.result is True
+    assert "message 789 stays: a bounce is pending" in ret.comment
+    given = sorted(((q["out"] / f"{n}.args").read_text(), (q["out"] / f"{n}.mess").read_bytes())
+                   for n in (0, 1))
+    assert given == [("-oi -f <> -- dave@spool\n", b"Subject: b\n\nB\n"),
+                     ("-oi -f alice@x -- bob@spool\n", b"Subject: a\n\nA\n")]
+    left = sorted(str(p.relative_to(q["queue"])) for p in q["queue"].rglob("*") if p.is_file())
+    assert left == ["bounce/789", "info/1/789", "mess/1/789"]

@@ -54,9 +54,9 @@ dpkg-query -W -f '${Package} ${Status}\n' sendmail-bin sendmail-base 2>&1
 # `tail` to notice that its reader is gone.
 KILLER = r"""
 import os, re, sys, time
-k, delay = int(sys.argv[1]), float(sys.argv[2])
+k, delay, start = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 log = open("/var/log/salt/minion", encoding="utf-8", errors="replace")
-log.seek(0, 2)
+log.seek(start)  # the log's end before the apply was started
 seen, partial, job, deadline = 0, "", None, time.monotonic() + 1500
 while time.monotonic() < deadline:
     partial += log.readline()
@@ -119,10 +119,10 @@ def _sendmail_binary(host, original_sha):
 
 def _trial(master, host, pillar_moment, original_sha, before, report):
     k, delay = pillar_moment
+    start = host.run(["stat", "-c", "%s", "/var/log/salt/minion"], check=True).stdout.strip()
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        killer = pool.submit(host.run, ["python3", "-c", KILLER, str(k), f"{delay:.2f}"],
+        killer = pool.submit(host.run, ["python3", "-c", KILLER, str(k), f"{delay:.2f}", start],
                              timeout=1800)
-        time.sleep(1)  # tail is following the log
         started = time.monotonic()
         proc = master._cli("salt", "--async", host.fqdn, "state.apply", "qmail")
         assert "job ID" in proc.stdout, proc.stdout + proc.stderr

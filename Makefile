@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: deps venv lint test unit integration e2e demo demo-clean images bench clean
+.PHONY: deps venv lint test test-all unit integration e2e demo demo-clean images bench clean
 
 deps:
 	bin/host-packages
@@ -32,6 +32,10 @@ e2e: venv
 	$(PY) -m pytest test/e2e
 
 test: lint
+	$(PY) -m pytest -rs -m "not slow" test
+
+# Everything, the long lab runs marked `slow` included.
+test-all: lint
 	$(PY) -m pytest -rs test
 
 bench: venv

@@ -452,7 +452,10 @@ def write(name, value, home=None):
                 _path(name, home), text.encode("ascii"), mode=0o644, uid=0
             )
         except OSError as exc:
-            raise CommandExecutionError(f"cannot write {_path(name, home)}: {exc}") from exc
+            # atomic_write only renames a complete file: the old one stays.
+            raise CommandExecutionError(
+                f"cannot write {_path(name, home)}: {exc.strerror or exc}; "
+                "the file keeps its old content") from exc
     return changes
 
 

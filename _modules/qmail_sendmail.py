@@ -959,10 +959,12 @@ def restore(record=DEFAULT_RECORD, test=False):
 
 
 def status(paths=("/usr/sbin/sendmail", "/usr/lib/sendmail"), ports=(25, 587),
-           frontend="/var/qmail/bin/sendmail", record=None):
+           frontend="/var/qmail/bin/sendmail", record=None, queues=None):
     """
     What a sysadmin checks: where each of ``paths`` leads, the running
-    sendmail processes, what listens on ``ports``, and the saved record.
+    sendmail processes, what listens on ``ports``, the saved record, and
+    sendmail's ``queues`` (``qmail_mqueue.status``: messages left there and
+    why).
 
     CLI Example::
 
@@ -974,4 +976,6 @@ def status(paths=("/usr/sbin/sendmail", "/usr/lib/sendmail"), ports=(25, 587),
         "processes": processes(paths, ports, record, frontend),
         "listeners": listeners(ports),
         "record": read_record(record) if record else None,
+        # sendmail's queues: messages not (yet) handed over to qmail.
+        "queues": __salt__["qmail_mqueue.status"](queues),
     }

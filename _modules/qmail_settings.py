@@ -217,6 +217,10 @@ def _check_lookup(lookup):
     if os.path.isdir(record):
         _fail(f"{key}:sendmail_record", f"{record} is a folder, not a file")
     lookup["sendmail_record"] = record
+    # sendmail's queue folders: the hand-over empties them, message by message.
+    lookup["sendmail_queues"] = [_v("system_file")(q, f"{key}:sendmail_queues[{i}]")
+                                 for i, q in enumerate(_v("list_of")(
+                                     lookup["sendmail_queues"], f"{key}:sendmail_queues"))]
     # qmail.service.
     service = lookup["service"]
     for name in ("ucspi_bin", "daemontools_bin"):
@@ -445,6 +449,8 @@ def _sendmail_settings(settings):
         # Links that the alternatives steps point to qmail's sendmail.
         "alternative_links": [a["link"] for a in alternatives] + [
             s["link"] for a in alternatives for s in a["slaves"] if s["program"] == "sendmail"],
+        # One hand-over of sendmail's queue at a time (beside the record).
+        "mqueue_lock": os.path.join(state_dir, "mqueue.lock"),
         "mta_package": [{
             "name": package,
             "dir": os.path.join(state_dir, package),

@@ -2,7 +2,8 @@
 # vim: ft=sls
 # Give sendmail back exactly as it was, from what qmail.sendmail saved:
 # links, alternatives, mailer.conf, the binary with its mode, the boot
-# setting; sendmail is started again if it ran before.
+# setting; sendmail is started again if it ran before, and gets the
+# messages qmail had not delivered yet.
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
 {%- set sendmail = qmail.sendmail %}
@@ -10,6 +11,16 @@
 qmail-sendmail-clean-qmail_sendmail-restored:
   qmail_sendmail.restored:
     - name: {{ sendmail.record | json }}
+
+{#- What qmail had not delivered yet goes to the restored sendmail
+    (qmail.service.clean has stopped qmail-send by now). #}
+qmail-sendmail-clean-queue-qmail_mqueue-handed_back:
+  qmail_mqueue.handed_back:
+    - name: {{ qmail.lookup.home }}
+    - sendmail: {{ qmail.lookup.sendmail_paths[0] }}
+    - lock: {{ sendmail.mqueue_lock | json }}
+    - require:
+      - qmail_sendmail: qmail-sendmail-clean-qmail_sendmail-restored
 
 {%- for package in sendmail.mta_package %}
 

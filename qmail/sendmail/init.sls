@@ -38,6 +38,20 @@ qmail-sendmail-binary-qmail_sendmail-neutralised-{{ path }}:
       - qmail_sendmail: qmail-sendmail-processes-qmail_sendmail-stopped
 {%- endfor %}
 
+{#- Messages still in sendmail's queues go to qmail with their envelope,
+    once sendmail can no longer run (notqmail's REMOVE.sendmail: flush the
+    queue before switching). #}
+
+qmail-sendmail-queue-qmail_mqueue-handed_over:
+  qmail_mqueue.handed_over:
+    - name: sendmail's queue
+    - queues: {{ qmail.lookup.sendmail_queues | json }}
+    - qmail_queue: {{ qmail.lookup.home }}/bin/qmail-queue
+    - lock: {{ sendmail.mqueue_lock | json }}
+    - require:
+      - qmail_sendmail: qmail-sendmail-processes-qmail_sendmail-stopped
+      - qmail_sendmail: qmail-sendmail-binary-*
+
 {%- for alt in sendmail.alternatives %}
 
 qmail-sendmail-alternative-qmail_sendmail-alternative-{{ alt.name }}:

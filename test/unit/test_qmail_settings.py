@@ -65,7 +65,16 @@ def test_control_reload_groups_the_managed_files(merge):
     ({"lookup": {"sendmail_paths": "/usr/sbin/sendmail"}},
      "qmail:lookup:sendmail_paths: expected a list"),
     ({"control": {"me": None}}, "qmail:control:me"),
+    ({"lookup": {"sendmail_queues": ["relative/q"]}}, r"qmail:lookup:sendmail_queues\[0\]"),
+    ({"lookup": {"sendmail_queues": "/var/spool/mqueue"}},
+     "qmail:lookup:sendmail_queues: expected a list"),
 ])
 def test_bad_pillar_names_the_key(merge, pillar, message):
     with pytest.raises(SaltInvocationError, match=f"^{message}"):
         merge("Debian", {**PILLAR, **pillar})
+
+
+def test_sendmail_queue_hand_over_settings(merge):
+    settings = merge("Debian", PILLAR)
+    assert "/var/spool/mqueue" in settings["lookup"]["sendmail_queues"]
+    assert settings["sendmail"]["mqueue_lock"] == "/var/lib/qmail-formula/mqueue.lock"

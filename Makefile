@@ -37,8 +37,11 @@ test: lint
 bench: venv
 	$(PY) -m bench
 
+# RELEASE: the Debian release of the demo's hosts (11, 12 or 13).
+RELEASE ?= 13
+
 demo: venv
-	$(PY) -m lab demo
+	$(PY) -m lab demo --release $(RELEASE)
 
 demo-clean: venv
 	$(PY) -m lab clean

@@ -100,6 +100,12 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends {' '.join(SENDMAIL_PACKAGES)} >/dev/null
 rm -f /usr/sbin/policy-rc.d
 update-rc.d sendmail defaults >/dev/null
+# Debian 13's sendmail-bin ships a native sendmail.service, which then hides
+# the SysV script from systemd, but its postinst exits before the debhelper
+# part that would enable it: enable it, as on a legacy machine that runs it.
+if [ -f /usr/lib/systemd/system/sendmail.service ]; then
+    systemctl enable --quiet sendmail.service
+fi
 apt-get clean
 rm -rf /var/lib/apt/lists/*
 """

@@ -465,7 +465,8 @@ def _unset_keys(text, wanted, originals):
         saved = originals.get(key, [])
         where = [i for i in _assignments(lines, key) if lines[i].rstrip("\n") == line]
         if saved:
-            for i, original in zip(where, saved, strict=False):
+            # No strict=: minions run on Python 3.9 too (Debian 11).
+            for i, original in zip(where, saved):  # noqa: B905
                 lines[i] = original + "\n"
         else:
             drop.update(where)

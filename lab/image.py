@@ -91,6 +91,36 @@ apt-get clean
 rm -rf /var/lib/apt/lists/* /root/.cache
 """
 
+# Runs in the chroot after BASE_SETUP where python3 is older than 3.10
+# (Debian 11). Salt 3008.4 says Requires-Python >=3.8, but one module,
+# salt/cluster/ring.py, has annotations such as ``str | None`` (PEP 604)
+# that Python evaluates when the class is defined, and 3.9 cannot:
+# salt-minion dies at start with "TypeError: unsupported operand type(s) for
+# |: 'type' and 'NoneType'" (salt-call --local does not import it). Postponed
+# annotations (PEP 563) in that one file are enough; nothing else in Salt
+# needs 3.10.
+PY39_SETUP = """\
+set -eu
+/opt/salt/bin/python - <<'PY'
+import ast, pathlib, sysconfig
+path = pathlib.Path(sysconfig.get_paths()["purelib"]) / "salt/cluster/ring.py"
+text = path.read_text()
+if "from __future__ import annotations" not in text:
+    first = ast.parse(text).body[0]
+    docstring = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+    lines = text.splitlines(keepends=True)
+    lines.insert(first.end_lineno if docstring else 0, "from __future__ import annotations\\n")
+    path.write_text("".join(lines))
+PY
+/opt/salt/bin/python -c 'import salt.cluster.ring'
+"""
+
+
+def _needs_py39_fix(release: str) -> bool:
+    major, minor = map(int, config.RELEASES[release][1].split("."))
+    return (major, minor) < (3, 10)
+
+
 # Runs in the chroot of a copy of the base tree.
 SENDMAIL_SETUP = f"""\
 set -eu
@@ -124,6 +154,8 @@ def _recipe(variant: str, release: str) -> dict:
         "salt": config.SALT_VERSION, "python": python, "unit": MINION_UNIT,
         "setup": BASE_SETUP, "wheels": WHEEL_SETUP, "version": 1,
     }
+    if _needs_py39_fix(release):
+        base["py39_fix"] = PY39_SETUP
     if variant == "base":
         return base
     if variant == "sendmail":
@@ -222,6 +254,9 @@ def _build_base_tree(dest: pathlib.Path, release: str) -> None:
     unit.parent.mkdir(parents=True, exist_ok=True)
     unit.write_text(MINION_UNIT)
     _chroot(tmp, BASE_SETUP, {str(wheels): "/wheels"})
+    if _needs_py39_fix(release):
+        _log("Python < 3.10: postponed annotations in salt/cluster/ring.py (see PY39_SETUP)")
+        _chroot(tmp, PY39_SETUP)
     (tmp / "wheels").rmdir()
     tmp.rename(dest)
 

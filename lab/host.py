@@ -86,7 +86,7 @@ class Host:
         """True if ``path`` exists in the host."""
         return self.run(["test", "-e", path]).returncode == 0
 
-    def wait_booted(self, timeout: float = 60) -> str:
+    def wait_booted(self, timeout: float = 180) -> str:
         """Wait until systemd is up (running or degraded); return its state."""
         deadline = time.monotonic() + timeout
         state = ""

@@ -44,7 +44,8 @@ def fleet(lab, qmail_source):
     (extra / "qmail-build-share.conf").write_text(
         "file_recv: true\nfileserver_backend: [roots, minionfs]\n")
     with master:
-        hosts = master.start_hosts(list(RELEASES), image="sendmail", release=RELEASES)
+        hosts = master.start_hosts(list(RELEASES), image="sendmail", release=RELEASES,
+                                   timeout=300)
         fleet = Fleet(master, hosts)
         source = master.put_source(qmail_source)
         share = {"share": {"builder": SPOOL, "wait": 600}}

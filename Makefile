@@ -31,6 +31,8 @@ integration: venv
 e2e: venv
 	$(PY) -m pytest test/e2e
 
+# test: what CI runs on every change; test-all adds the tests marked slow
+# (Debian 11 hosts, the mixed-release fleet).
 test: lint
 	$(PY) -m pytest -rs -m "not slow" test
 
@@ -41,8 +43,11 @@ test-all: lint
 bench: venv
 	$(PY) -m bench
 
+# RELEASE: the Debian release of the demo's hosts (11, 12 or 13).
+RELEASE ?= 13
+
 demo: venv
-	$(PY) -m lab demo
+	$(PY) -m lab demo --release $(RELEASE)
 
 demo-clean: venv
 	$(PY) -m lab clean

@@ -40,7 +40,9 @@ __virtualname__ = "qmail_build"
 # Known releases. ``runtime_ids``: the binaries look accounts up at run time,
 # so the staged tree (DESTDIR) is portable between hosts; ``errno_fix``:
 # error.h declares ``extern int errno``, which does not link on glibc;
-# ``alloc_fix``: spawn.c calls alloc() undeclared, which breaks on 64 bits.
+# ``alloc_fix``: spawn.c calls alloc() undeclared, which breaks on 64 bits;
+# ``implicit_fix``: the source calls functions it never declares (unistd.h's,
+# and its own) and has K&R ``main()``s, which gcc >= 14 refuses.
 PRESETS = {
     "notqmail-1.09": {
         "url": "https://github.com/notqmail/notqmail/releases/download/"
@@ -54,6 +56,7 @@ PRESETS = {
         "hash": "sha256=8e7d98d15211fc9f9c28109e942e2268f42a6672d68df92a42f2afa90ff00532",
         "runtime_ids": False,
         "errno_fix": False,
+        "implicit_fix": True,
     },
     "qmail-1.03": {
         "url": "https://cr.yp.to/software/qmail-1.03.tar.gz",
@@ -61,6 +64,7 @@ PRESETS = {
         "runtime_ids": False,
         "errno_fix": True,
         "alloc_fix": True,
+        "implicit_fix": True,
     },
 }
 
@@ -137,7 +141,7 @@ def conf_files(home, users, groups, conf):
 def presets():
     """
     The releases the formula knows: preset name -> url, hash and traits
-    (``runtime_ids``, ``errno_fix``, ``alloc_fix``). ``qmail_settings``
+    (``runtime_ids``, ``errno_fix``, ``alloc_fix``, ``implicit_fix``). ``qmail_settings``
     checks ``qmail:source`` against them.
 
     CLI Example::
@@ -406,6 +410,38 @@ def fix_alloc(srcdir):
     """
     return _patch(os.path.join(srcdir, "spawn.c"), '#include "stralloc.h"\n',
                   '#include "alloc.h"\n#include "stralloc.h"\n')
+
+
+# What gcc 14 made errors, back to the warnings they were up to gcc 13: the
+# same code as before, no other change of language (unlike -std=gnu89 or
+# -fpermissive). None of the functions called undeclared returns a pointer
+# (that was alloc(), see fix_alloc), so nothing is cut to 32 bits; and the
+# try*.c probes that pick flock, vfork, sigaction and waitpid compile again
+# instead of silently choosing the fallbacks.
+IMPLICIT_FLAGS = "-Wno-error=implicit-function-declaration -Wno-error=implicit-int"
+
+
+def fix_implicit(srcdir):
+    """
+    qmail-1.03 and netqmail-1.06 call functions they never declare
+    (``close``, ``chdir``, their own ``open_read``...) and declare ``main``
+    without a type, which gcc 14 refuses. Append ``IMPLICIT_FLAGS`` to
+    conf-cc's first line (after ``write_conf``), so that they stay
+    warnings, as with gcc up to 13. Returns True when conf-cc was changed.
+
+    CLI Example::
+
+        salt '*' qmail_build.fix_implicit /var/cache/qmail-build/src/netqmail-1.06
+    """
+    path = os.path.join(srcdir, "conf-cc")
+    with open(path, encoding="utf-8") as handle:
+        lines = handle.read().split("\n")
+    if IMPLICIT_FLAGS in lines[0]:
+        return False
+    lines[0] = f"{lines[0].rstrip()} {IMPLICIT_FLAGS}"
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines))
+    return True
 
 
 def write_conf(srcdir, conf):
@@ -696,16 +732,25 @@ def _install_shared(builder, manifest, workdir, home):
 # --------------------------------------------------------------------------
 # The whole build
 # --------------------------------------------------------------------------
+def _log_fix(log, applied, what):
+    if applied:
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write(f"### {what}\n")
+
+
 def _compile(source, conf, workdir, home, log, tarball):
     """Extract, conf-*, make setup (staged when the release allows), install, make check."""
     srcdir = extract(tarball, os.path.join(workdir, "src"))
-    fixes = [("errno_fix", fix_errno, "error.h: extern int errno -> #include <errno.h> (glibc)"),
-             ("alloc_fix", fix_alloc, 'spawn.c: + #include "alloc.h" (64-bit pointers)')]
-    for key, fix, what in fixes:
-        if source.get(key) and fix(srcdir):
-            with open(log, "a", encoding="utf-8") as handle:
-                handle.write(f"### {what}\n")
+    source_fixes = [
+        ("errno_fix", fix_errno, "error.h: extern int errno -> #include <errno.h> (glibc)"),
+        ("alloc_fix", fix_alloc, 'spawn.c: + #include "alloc.h" (64-bit pointers)'),
+    ]
+    for key, fix, what in source_fixes:
+        _log_fix(log, source.get(key) and fix(srcdir), what)
     write_conf(srcdir, conf)
+    # On the conf-cc that write_conf wrote.
+    _log_fix(log, source.get("implicit_fix") and fix_implicit(srcdir),
+             f"conf-cc: + {IMPLICIT_FLAGS} (gcc >= 14)")
     if not source.get("runtime_ids"):
         # Ids are baked in and there is no DESTDIR: qmail installs itself.
         make(srcdir, ["setup", "check"], log)

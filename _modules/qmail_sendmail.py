@@ -381,7 +381,8 @@ def _unset_keys(text, wanted, originals):
                 continue
             spans = spans[:len(saved)]
             back, saved = saved[:len(spans)], saved[len(spans):]
-            for (start, end), original in reversed(list(zip(spans, back, strict=True))):
+            # Equal lengths by construction; no strict=: minions run Python 3.9 too.
+            for (start, end), original in reversed(list(zip(spans, back))):  # noqa: B905
                 line = line[:start] + original + line[end:]
             lines[i] = line
     return "\n".join(line for line in lines if line is not None)

@@ -306,6 +306,7 @@ def _check_source(source):
         "runtime_ids": preset["runtime_ids"],
         "errno_fix": preset["errno_fix"],
         "alloc_fix": preset.get("alloc_fix", False),
+        "implicit_fix": preset.get("implicit_fix", False),
     }
 
 

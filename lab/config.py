@@ -8,8 +8,15 @@ import pathlib
 #: Salt version installed in the images; must equal the master's.
 SALT_VERSION = "3008.4"
 
-#: Debian suite and mirror the images are bootstrapped from.
-SUITE = "bookworm"
+#: Debian releases the lab can boot: release number -> (suite, its python3).
+RELEASES = {"11": ("bullseye", "3.9"), "12": ("bookworm", "3.11"), "13": ("trixie", "3.13")}
+#: The release of hosts when a caller names none (existing tests run on it).
+DEFAULT_RELEASE = "12"
+#: The current stable release: the demo's default.
+STABLE_RELEASE = "13"
+#: Debian suite of the default release (kept for callers of the old name).
+SUITE = RELEASES[DEFAULT_RELEASE][0]
+#: Mirror the images are bootstrapped from.
 MIRROR = os.environ.get("QMAIL_LAB_MIRROR", "http://deb.debian.org/debian")
 
 #: Repository checkout root (the formula lives at <REPO_ROOT>/qmail).
@@ -33,3 +40,12 @@ def lab_dir() -> pathlib.Path:
     path = pathlib.Path(os.environ.get("QMAIL_LAB_DIR", "/var/tmp/qmail-lab"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def check_release(release: str | int | None) -> str:
+    """Return ``release`` as a key of RELEASES (None: the default release);
+    raise ValueError naming the choices otherwise."""
+    key = DEFAULT_RELEASE if release is None else str(release)
+    if key not in RELEASES:
+        raise ValueError(f"unknown Debian release {release!r}; choose from {sorted(RELEASES)}")
+    return key

@@ -1,7 +1,8 @@
 """``python -m lab demo``: the formula on three lab hosts, as a user runs it.
 
 A spool ``ccs.cla.kobe-u.ac.jp`` and two clients (sendmail image, i.e. the
-legacy machines), one salt-master; ``salt '*' saltutil.sync_all`` then
+legacy machines) of one Debian release (``--release``, default 13, the
+current stable), one salt-master; ``salt '*' saltutil.sync_all`` then
 ``salt '*' state.apply qmail``, a second apply, and a short report. With a
 qmail source ($QMAIL_SOURCE, a local qmail/notqmail tarball, else the
 project's ../shared/sources, else the official notqmail release when it can
@@ -19,7 +20,7 @@ import shlex
 import sys
 import time
 
-from . import image
+from . import config, image
 from . import source as lab_source
 from .lab import Lab
 from .master import LabMaster
@@ -90,11 +91,19 @@ def _send_and_fetch(hosts: dict, spool) -> None:
     say(client.run("/var/qmail/bin/qmail-qread 2>&1; tail -5 /var/log/syslog 2>/dev/null").stdout)
 
 
-def run(keep: bool = False) -> int:
-    """Run the demo; return the exit status (0: everything converged)."""
-    say("== qmail formula demo on throwaway podman hosts ==")
+def _os_name(host) -> str:
+    """The host's own word on its release (/etc/os-release, /etc/debian_version)."""
+    out = host.run(". /etc/os-release; echo \"$PRETTY_NAME, $(cat /etc/debian_version)\"")
+    return out.stdout.strip()
+
+
+def run(keep: bool = False, release: str = config.STABLE_RELEASE) -> int:
+    """Run the demo on hosts of Debian ``release``; return the exit status
+    (0: everything converged)."""
+    release = config.check_release(release)
+    say(f"== qmail formula demo on throwaway podman hosts (Debian {release}) ==")
     say("Images (built once, then cached):")
-    image.build_all()
+    image.build_all(releases=[release])
     try:
         source = lab_source.locate()
         skipped = ""
@@ -119,8 +128,8 @@ def run(keep: bool = False) -> int:
             sls = "qmail.control"
         master.set_pillar(_pillars(source_pillar), refresh=False)
         t0 = time.monotonic()
-        started = master.start_hosts([SPOOL, *CLIENTS], image="sendmail")
-        say(f"3 hosts booted, minions up in {time.monotonic() - t0:.1f} s")
+        started = master.start_hosts([SPOOL, *CLIENTS], image="sendmail", release=release)
+        say(f"3 Debian {release} hosts booted, minions up in {time.monotonic() - t0:.1f} s")
         hosts = {h.fqdn: h for h in started}
         _salt(master, "*", "saltutil.sync_all")
         first = _salt(master, "*", "state.apply", sls, timeout=1800)
@@ -131,7 +140,8 @@ def run(keep: bool = False) -> int:
             n1, n2 = _changed(first.get(fqdn)), _changed(second.get(fqdn))
             failures = _failed(first.get(fqdn)) + _failed(second.get(fqdn))
             ok = ok and not failures and n2 == 0
-            say(f"\n{fqdn} ({role}): first apply {n1} states changed, "
+            say(f"\n{fqdn} ({role}, Debian {host.release}: {_os_name(host)}): "
+                f"first apply {n1} states changed, "
                 f"second apply {n2} changed{'' if n2 == 0 else '  <-- NOT CONVERGED'}")
             for line in failures:
                 say(f"  FAILED {line}")
@@ -155,4 +165,4 @@ def run(keep: bool = False) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run("--keep" in sys.argv))
+    sys.exit(run("--keep" in sys.argv))  # python -m lab demo takes --release

@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 
+from . import image as image_mod
 from .podman import Podman
 
 
@@ -25,6 +26,7 @@ class Host:
         ip: its fixed address on the lab network.
         name: the podman container name.
         image: the image reference it was started from.
+        release: its Debian release ("11", "12", "13").
     """
 
     def __init__(self, podman: Podman, name: str, fqdn: str, ip: str, image: str):
@@ -34,9 +36,10 @@ class Host:
         self.short = fqdn.split(".", 1)[0]
         self.ip = ip
         self.image = image
+        self.release = image_mod.release_of(image)
 
     def __repr__(self) -> str:
-        return f"<Host {self.fqdn} {self.ip} ({self.name})>"
+        return f"<Host {self.fqdn} {self.ip} Debian {self.release} ({self.name})>"
 
     @property
     def minion_id(self) -> str:
@@ -83,7 +86,7 @@ class Host:
         """True if ``path`` exists in the host."""
         return self.run(["test", "-e", path]).returncode == 0
 
-    def wait_booted(self, timeout: float = 60) -> str:
+    def wait_booted(self, timeout: float = 180) -> str:
         """Wait until systemd is up (running or degraded); return its state."""
         deadline = time.monotonic() + timeout
         state = ""

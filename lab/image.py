@@ -1,19 +1,23 @@
 """Build the lab images from Debian packages (no registry needed).
 
-``base``     Debian 12 minbase + systemd, python3, a C tool chain (to build
-             qmail inside hosts), daemontools, ucspi-tcp, and Salt installed
-             into /opt/salt from a wheelhouse built on this machine, with an
-             enabled ``salt-minion`` unit that starts once /etc/salt/minion
-             exists.
+``base``     Debian minbase + systemd, python3, a C tool chain (to build
+             qmail inside hosts), daemontools, ucspi-tcp, publicsuffix, and
+             Salt installed into /opt/salt from a wheelhouse built with the
+             release's own python3, with an enabled ``salt-minion`` unit that
+             starts once /etc/salt/minion exists.
 ``sendmail`` ``base`` + Debian's sendmail, enabled, and inetd (openbsd-inetd,
              nothing enabled in it): the legacy machine.
 
-Images are tagged with a hash of their recipe, built once per machine and
-cached in the lab's podman storage; changing the recipe rebuilds them.
+Each variant exists per Debian release (``config.RELEASES``: 11 bullseye,
+12 bookworm, 13 trixie). Images are tagged with a hash of their recipe,
+built once per machine and cached in the lab's podman storage; changing the
+recipe rebuilds them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import pathlib
@@ -21,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 
 from . import config
 from .podman import Podman
@@ -28,7 +33,7 @@ from .podman import Podman
 BASE_PACKAGES = [
     "systemd-sysv", "dbus", "python3", "python3-venv", "iproute2", "procps",
     "ca-certificates", "gcc", "make", "libc6-dev", "xz-utils", "groff-base",
-    "daemontools", "ucspi-tcp", "netcat-openbsd", "less", "file",
+    "daemontools", "ucspi-tcp", "netcat-openbsd", "less", "file", "publicsuffix",
 ]
 
 SENDMAIL_PACKAGES = ["sendmail", "openbsd-inetd"]
@@ -49,7 +54,24 @@ RestartSec=1
 WantedBy=multi-user.target
 """
 
-# Runs in the chroot after debootstrap; /wheels is the host's wheelhouse.
+# Runs in a throwaway copy of the freshly bootstrapped tree: pip as a user of
+# that release would run it (a venv of its python3, pip upgraded, sdists
+# such as timelib compiled against its python3-dev), over HTTPS with this
+# machine's CA bundle. /wheels is the release's wheelhouse being built.
+WHEEL_SETUP = f"""\
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+update-ca-certificates >/dev/null 2>&1
+export PIP_CERT=/etc/ssl/certs/ca-certificates.crt SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends python3-dev >/dev/null
+python3 -m venv /tmp/wheel-venv
+/tmp/wheel-venv/bin/pip install --quiet --upgrade pip
+/tmp/wheel-venv/bin/pip wheel --quiet -w /wheels salt=={config.SALT_VERSION}
+"""
+
+# Runs in the chroot after debootstrap; /wheels is the release's wheelhouse.
 BASE_SETUP = f"""\
 set -eu
 export DEBIAN_FRONTEND=noninteractive
@@ -69,6 +91,36 @@ apt-get clean
 rm -rf /var/lib/apt/lists/* /root/.cache
 """
 
+# Runs in the chroot after BASE_SETUP where python3 is older than 3.10
+# (Debian 11). Salt 3008.4 says Requires-Python >=3.8, but one module,
+# salt/cluster/ring.py, has annotations such as ``str | None`` (PEP 604)
+# that Python evaluates when the class is defined, and 3.9 cannot:
+# salt-minion dies at start with "TypeError: unsupported operand type(s) for
+# |: 'type' and 'NoneType'" (salt-call --local does not import it). Postponed
+# annotations (PEP 563) in that one file are enough; nothing else in Salt
+# needs 3.10.
+PY39_SETUP = """\
+set -eu
+/opt/salt/bin/python - <<'PY'
+import ast, pathlib, sysconfig
+path = pathlib.Path(sysconfig.get_paths()["purelib"]) / "salt/cluster/ring.py"
+text = path.read_text()
+if "from __future__ import annotations" not in text:
+    first = ast.parse(text).body[0]
+    docstring = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+    lines = text.splitlines(keepends=True)
+    lines.insert(first.end_lineno if docstring else 0, "from __future__ import annotations\\n")
+    path.write_text("".join(lines))
+PY
+/opt/salt/bin/python -c 'import salt.cluster.ring'
+"""
+
+
+def _needs_py39_fix(release: str) -> bool:
+    major, minor = map(int, config.RELEASES[release][1].split("."))
+    return (major, minor) < (3, 10)
+
+
 # Runs in the chroot of a copy of the base tree.
 SENDMAIL_SETUP = f"""\
 set -eu
@@ -78,6 +130,12 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends {' '.join(SENDMAIL_PACKAGES)} >/dev/null
 rm -f /usr/sbin/policy-rc.d
 update-rc.d sendmail defaults >/dev/null
+# Debian 13's sendmail-bin ships a native sendmail.service, which then hides
+# the SysV script from systemd, but its postinst exits before the debhelper
+# part that would enable it: enable it, as on a legacy machine that runs it.
+if [ -f /usr/lib/systemd/system/sendmail.service ]; then
+    systemctl enable --quiet sendmail.service
+fi
 apt-get clean
 rm -rf /var/lib/apt/lists/*
 """
@@ -89,12 +147,15 @@ CHROOT_ENV = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
               "HOME=/root LANG=C.UTF-8")
 
 
-def _recipe(variant: str) -> dict:
+def _recipe(variant: str, release: str) -> dict:
+    suite, python = config.RELEASES[release]
     base = {
-        "suite": config.SUITE, "mirror": config.MIRROR, "packages": BASE_PACKAGES,
-        "salt": config.SALT_VERSION, "python": "3.11", "unit": MINION_UNIT,
-        "setup": BASE_SETUP, "version": 1,
+        "suite": suite, "mirror": config.MIRROR, "packages": BASE_PACKAGES,
+        "salt": config.SALT_VERSION, "python": python, "unit": MINION_UNIT,
+        "setup": BASE_SETUP, "wheels": WHEEL_SETUP, "version": 1,
     }
+    if _needs_py39_fix(release):
+        base["py39_fix"] = PY39_SETUP
     if variant == "base":
         return base
     if variant == "sendmail":
@@ -102,10 +163,18 @@ def _recipe(variant: str) -> dict:
     raise ValueError(f"unknown image variant {variant!r}; choose from {VARIANTS}")
 
 
-def tag(variant: str) -> str:
-    """Return the image reference for ``variant`` (recipe hash as tag)."""
-    digest = hashlib.sha256(json.dumps(_recipe(variant), sort_keys=True).encode())
-    return f"{config.IMAGE_PREFIX}-{variant}:{digest.hexdigest()[:12]}"
+def tag(variant: str, release: str | None = None) -> str:
+    """Return the image reference for ``variant`` of Debian ``release``
+    (default: config.DEFAULT_RELEASE), the recipe's hash as its tag."""
+    release = config.check_release(release)
+    digest = hashlib.sha256(json.dumps(_recipe(variant, release), sort_keys=True).encode())
+    return f"{config.IMAGE_PREFIX}-debian{release}-{variant}:{digest.hexdigest()[:12]}"
+
+
+def release_of(ref: str) -> str:
+    """The Debian release of an image reference made by ``tag``."""
+    name = ref.rsplit("/", 1)[-1].split(":", 1)[0]
+    return name[len(config.IMAGE_PREFIX.rsplit("/", 1)[-1]) + len("-debian"):].split("-", 1)[0]
 
 
 def _log(msg: str) -> None:
@@ -134,50 +203,68 @@ def _chroot(root: pathlib.Path, script: str, binds: dict[str, str] | None = None
     _run(["unshare", "--mount", "--propagation", "private", "sh", "-c", outer, script])
 
 
-def wheelhouse() -> pathlib.Path:
-    """Return a directory of wheels for Salt built with this Python (cached).
+def _wheelhouse_dir(release: str) -> pathlib.Path:
+    python = config.RELEASES[release][1].replace(".", "")
+    return config.lab_dir() / "wheels" / f"salt-{config.SALT_VERSION}-py{python}"
 
-    The host's Python must be the image's (Debian 12's CPython 3.11) so that
-    wheels built from source here also work in the image.
-    """
-    path = config.lab_dir() / "wheels" / f"salt-{config.SALT_VERSION}-py311"
+
+def wheelhouse(release: str, tree: pathlib.Path) -> pathlib.Path:
+    """Return the wheels of Salt for ``release``'s python3 (cached per
+    python version), building them in a throwaway copy of ``tree`` (a fresh
+    debootstrap of that release) when missing."""
+    path = _wheelhouse_dir(release)
     if (path / ".complete").exists():
         return path
-    if sys.version_info[:2] != (3, 11):
-        raise RuntimeError("build the wheelhouse with Debian 12's python3 (3.11)")
-    _log(f"building the Salt {config.SALT_VERSION} wheelhouse in {path} (pip wheel)")
-    path.mkdir(parents=True, exist_ok=True)
-    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "-w", str(path),
-          f"salt=={config.SALT_VERSION}"])
+    work = tree.with_name(tree.name + ".wheels")
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    _log(f"building the Salt {config.SALT_VERSION} wheelhouse for Debian {release} "
+         f"in its own chroot (pip wheel, a few minutes) into {path}")
+    t0 = time.monotonic()
+    try:
+        _run(["cp", "-a", str(tree), str(work)])
+        shutil.copy("/etc/resolv.conf", work / "etc/resolv.conf")
+        for crt in pathlib.Path("/usr/local/share/ca-certificates").glob("*.crt"):
+            shutil.copy(crt, work / "usr/local/share/ca-certificates" / crt.name)
+        _chroot(work, WHEEL_SETUP, {str(path): "/wheels"})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     (path / ".complete").touch()
+    _log(f"wheelhouse for Debian {release} built in {time.monotonic() - t0:.0f} s")
     return path
 
 
-def _rootfs_dir(variant: str) -> pathlib.Path:
-    return config.lab_dir() / "rootfs" / tag(variant).rsplit("/", 1)[1].replace(":", "-")
+def _rootfs_dir(variant: str, release: str) -> pathlib.Path:
+    return config.lab_dir() / "rootfs" / tag(variant, release).rsplit("/", 1)[1].replace(":", "-")
 
 
-def _build_base_tree(dest: pathlib.Path) -> None:
+def _build_base_tree(dest: pathlib.Path, release: str) -> None:
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    wheels = wheelhouse()
-    _log(f"debootstrap {config.SUITE} minbase into {tmp} (about 1-2 minutes)")
+    suite = config.RELEASES[release][0]
+    _log(f"debootstrap {suite} minbase into {tmp} (about 1-2 minutes)")
     t0 = time.monotonic()
     _run(["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
-          config.SUITE, str(tmp), config.MIRROR], stdout=subprocess.DEVNULL)
-    _log(f"debootstrap done in {time.monotonic() - t0:.0f} s; installing Salt into /opt/salt")
+          suite, str(tmp), config.MIRROR], stdout=subprocess.DEVNULL)
+    _log(f"debootstrap done in {time.monotonic() - t0:.0f} s")
+    wheels = wheelhouse(release, tmp)
+    _log("installing Salt into /opt/salt")
     unit = tmp / "etc/systemd/system/salt-minion.service"
     unit.parent.mkdir(parents=True, exist_ok=True)
     unit.write_text(MINION_UNIT)
     _chroot(tmp, BASE_SETUP, {str(wheels): "/wheels"})
+    if _needs_py39_fix(release):
+        _log("Python < 3.10: postponed annotations in salt/cluster/ring.py (see PY39_SETUP)")
+        _chroot(tmp, PY39_SETUP)
     (tmp / "wheels").rmdir()
     tmp.rename(dest)
 
 
-def _build_sendmail_tree(dest: pathlib.Path) -> None:
-    base = _rootfs_dir("base")
+def _build_sendmail_tree(dest: pathlib.Path, release: str) -> None:
+    base = _rootfs_dir("base", release)
     if not base.exists():
-        _build_base_tree(base)
+        _build_base_tree(base, release)
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     _log(f"copying the base tree to {tmp}")
@@ -192,25 +279,44 @@ def _build_sendmail_tree(dest: pathlib.Path) -> None:
 
 
 def build(variant: str, podman: Podman | None = None, force: bool = False,
-          verbose: bool = False) -> str:
-    """Build (or reuse) the image ``variant``; return its reference.
+          verbose: bool = False, release: str | None = None) -> str:
+    """Build (or reuse) the image ``variant`` of Debian ``release`` (default:
+    config.DEFAULT_RELEASE); return its reference.
 
     Progress goes to stderr; a cached image is only reported when ``verbose``.
     """
     podman = podman or Podman()
-    ref = tag(variant)
-    if podman.image_exists(ref) and not force:
-        if verbose:
-            _log(f"{variant}: cached as {ref}")
-        return ref
+    release = config.check_release(release)
+    ref = tag(variant, release)
+    what = f"Debian {release} {variant}"
+    with _build_lock(release):
+        if podman.image_exists(ref) and not force:
+            if verbose:
+                _log(f"{what}: cached as {ref}")
+            return ref
+        return _build(variant, release, ref, what, podman, force)
+
+
+@contextlib.contextmanager
+def _build_lock(release: str):
+    """One build per release at a time, across processes (tests building the
+    same missing image at once would otherwise share a half-built tree)."""
+    path = config.lab_dir() / f".build-{release}.lock"
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _build(variant: str, release: str, ref: str, what: str, podman: Podman,
+           force: bool) -> str:
     t0 = time.monotonic()
-    _log(f"{variant}: building {ref}")
-    tree = _rootfs_dir(variant)
+    _log(f"{what}: building {ref}")
+    tree = _rootfs_dir(variant, release)
     if force or not tree.exists():
         shutil.rmtree(tree, ignore_errors=True)
         tree.parent.mkdir(parents=True, exist_ok=True)
-        (_build_base_tree if variant == "base" else _build_sendmail_tree)(tree)
-    _log(f"{variant}: importing into podman")
+        (_build_base_tree if variant == "base" else _build_sendmail_tree)(tree, release)
+    _log(f"{what}: importing into podman")
     tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(tree), "-cf", "-", "."],
                            stdout=subprocess.PIPE)
     try:
@@ -222,15 +328,23 @@ def build(variant: str, podman: Podman | None = None, force: bool = False,
         tar.stdout.close()
         tar.wait()
     del proc
-    _log(f"{variant}: ready in {time.monotonic() - t0:.0f} s")
+    _log(f"{what}: ready in {time.monotonic() - t0:.0f} s")
     return ref
 
 
-def build_all(podman: Podman | None = None) -> dict[str, str]:
-    """Build every variant, then drop what older recipes left (each build
-    tree is ~700 MB); return {variant: image reference}."""
+def build_all(podman: Podman | None = None,
+              releases: Iterable[str] | None = None) -> dict[str, str]:
+    """Build every variant of ``releases`` (default: the default release;
+    other releases are built when a host first needs them), then drop what
+    older recipes left (each build tree is ~700 MB); return
+    {"<variant>" or "<variant>-<release>": image reference}."""
     podman = podman or Podman()
-    refs = {variant: build(variant, podman, verbose=True) for variant in VARIANTS}
+    releases = [config.check_release(r) for r in (releases or [config.DEFAULT_RELEASE])]
+    refs = {}
+    for release in releases:
+        for variant in VARIANTS:
+            key = variant if release == config.DEFAULT_RELEASE else f"{variant}-{release}"
+            refs[key] = build(variant, podman, verbose=True, release=release)
     prune(podman)
     return refs
 
@@ -239,11 +353,12 @@ def prune(podman: Podman | None = None) -> None:
     """Remove build trees and images whose recipe is no longer current (an
     image that containers still use stays: no ``rmi -f``)."""
     podman = podman or Podman()
-    current = {tag(v) for v in VARIANTS}
+    current = {tag(v, r) for v in VARIANTS for r in config.RELEASES}
     root = config.lab_dir() / "rootfs"
-    keep = {_rootfs_dir(v).name for v in VARIANTS}
+    keep = {_rootfs_dir(v, r).name for v in VARIANTS for r in config.RELEASES}
     for tree in root.glob("*") if root.exists() else []:
-        if tree.name not in keep:
+        # .tmp/.wheels: a build under way (its next attempt cleans a dead one)
+        if tree.name not in keep and tree.suffix not in (".tmp", ".wheels"):
             shutil.rmtree(tree, ignore_errors=True)
     for image in podman.json("images", "--format", "json"):
         for name in image.get("Names") or []:

@@ -109,16 +109,26 @@ class Lab:
 
     # -- hosts ---------------------------------------------------------------
     def create_hosts(self, fqdns: Iterable[str], image_variant: str = "base",
-                     files: dict[str, dict[str, str]] | None = None) -> list[Host]:
-        """Create and boot hosts named ``fqdns`` from the image ``image_variant``.
+                     files: dict[str, dict[str, str]] | None = None,
+                     release: str | dict[str, str] | None = None) -> list[Host]:
+        """Create and boot hosts named ``fqdns`` from the image ``image_variant``
+        of Debian ``release`` (one for all, or {fqdn: release}; default
+        config.DEFAULT_RELEASE).
 
         ``files`` maps an FQDN to {path: content} written into the container
         before it boots (e.g. /etc/salt/minion). Returns the booted hosts.
         """
         assert self.subnet is not None, "lab is not up"
-        ref = image.build(image_variant, self.podman)
+        fqdns = list(fqdns)
+        releases = release if isinstance(release, dict) else dict.fromkeys(fqdns, release)
+        refs = {}
+        for fqdn in fqdns:
+            rel = config.check_release(releases.get(fqdn))
+            if rel not in refs:
+                refs[rel] = image.build(image_variant, self.podman, release=rel)
         new = []
         for fqdn in fqdns:
+            ref = refs[config.check_release(releases.get(fqdn))]
             if fqdn in self.hosts:
                 raise ValueError(f"{fqdn} is already in the lab; remove it first")
             ip = str(self.subnet.network_address + self._next_ip)

@@ -227,10 +227,13 @@ class LabMaster:
     # -- hosts ---------------------------------------------------------------
     def start_hosts(self, fqdns: Sequence[str], image: str = "base",
                     pillars: dict[str, dict] | None = None, timeout: float = 90,
+                    release: str | dict[str, str] | None = None,
                     ) -> list[Host]:
         """Boot hosts named ``fqdns`` whose minions talk to this master.
 
-        ``pillars`` ({fqdn: data}) is in place before the minions start.
+        ``pillars`` ({fqdn: data}) is in place before the minions start;
+        ``release`` is the Debian release of the hosts, one for all or
+        {fqdn: release} (default: lab.config.DEFAULT_RELEASE).
         Returns the hosts once every minion answers ``test.ping``.
         """
         for fqdn in fqdns:
@@ -239,7 +242,7 @@ class LabMaster:
             self.set_pillar(pillars, refresh=False)
         files = {f: {"/etc/salt/minion": self.minion_config(f)} for f in fqdns}
         since = time.time()
-        hosts = self.lab.create_hosts(fqdns, image, files=files)
+        hosts = self.lab.create_hosts(fqdns, image, files=files, release=release)
         self.wait_minions([h.fqdn for h in hosts], timeout=timeout, since=since)
         return hosts
 

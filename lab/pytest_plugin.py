@@ -6,8 +6,10 @@ refuses ``pytest_plugins`` outside the root conftest). Fixtures:
 ``lab``            session: the ``Lab`` (network + images); fails with a clear
                    message when podman cannot be used (deselect with -m 'not lab').
 ``lab_master``     session: a started ``LabMaster`` listening on the lab gateway.
-``lab_hosts``      function: factory ``lab_hosts(fqdns, image="base", pillars=None)
-                   -> list[Host]``; the hosts (and their keys) go away after the test.
+``lab_hosts``      function: factory ``lab_hosts(fqdns, image="base", pillars=None,
+                   release=None) -> list[Host]``; ``release`` is a Debian release
+                   ("11", "12", "13"; default "12") for all hosts or {fqdn: release};
+                   the hosts (and their keys) go away after the test.
 ``lab_hosts_module`` module: the same factory, hosts live until the module ends.
 ``qmail_source``   session: a ``QmailSource`` (path, sha256, salt_hash): $QMAIL_SOURCE,
                    else the official release downloaded once; the test is
@@ -94,8 +96,9 @@ def lab_master(lab, salt_factories):
 def _host_factory(master: LabMaster):
     started = []
 
-    def start(fqdns, image: str = "base", pillars: dict | None = None):
-        hosts = master.start_hosts(list(fqdns), image=image, pillars=pillars)
+    def start(fqdns, image: str = "base", pillars: dict | None = None,
+              release: str | dict[str, str] | None = None):
+        hosts = master.start_hosts(list(fqdns), image=image, pillars=pillars, release=release)
         started.extend(hosts)
         return hosts
 

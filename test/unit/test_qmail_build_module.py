@@ -4,6 +4,7 @@ import io
 import os
 import pathlib
 import stat
+import subprocess
 import sys
 import tarfile
 
@@ -38,14 +39,16 @@ def test_defaults_are_notqmail_109_with_the_official_hash(modules):
     assert got["build_source"]["runtime_ids"] is True
 
 
-@pytest.mark.parametrize("preset, fixes, runtime_ids", [
-    ("qmail-1.03", True, False), ("netqmail-1.06", False, False),
+@pytest.mark.parametrize("preset, fixes, implicit, runtime_ids", [
+    ("qmail-1.03", True, True, False), ("netqmail-1.06", False, True, False),
+    ("notqmail-1.09", False, False, True),
 ])
-def test_presets(modules, preset, fixes, runtime_ids):
+def test_presets(modules, preset, fixes, implicit, runtime_ids):
     got = settings(modules, {"source": {"preset": preset}})["build_source"]
     assert got["errno_fix"] is fixes and got["alloc_fix"] is fixes
+    assert got["implicit_fix"] is implicit
     assert got["runtime_ids"] is runtime_ids
-    assert got["url"].endswith(f"{preset}.tar.gz")
+    assert preset in got["url"]
 
 
 def test_conf_files_follow_lookup_and_pillar(modules):
@@ -204,6 +207,30 @@ def test_fix_alloc(modules, tmp_path):
         '#include "str.h"\n#include "alloc.h"\n#include "stralloc.h"\n#include "select.h"\n')
     assert modules.qmail_build.fix_alloc(str(tmp_path)) is False  # once only
     assert modules.qmail_build.fix_alloc(str(tmp_path / "none")) is False
+
+
+def test_fix_implicit_appends_to_conf_ccs_first_line_once(modules, tmp_path):
+    (tmp_path / "conf-cc").write_text("cc -O2\nnotes\n")
+    assert modules.qmail_build.fix_implicit(str(tmp_path)) is True
+    assert (tmp_path / "conf-cc").read_text() == (
+        "cc -O2 -Wno-error=implicit-function-declaration -Wno-error=implicit-int\nnotes\n")
+    assert modules.qmail_build.fix_implicit(str(tmp_path)) is False  # once only
+
+
+def test_fix_implicit_lets_gcc14s_errors_compile(modules, tmp_path):
+    """What gcc 14 refuses by default (here forced with -Werror=, as this
+    machine's gcc may be older) compiles with the fixed conf-cc."""
+    cc = "cc -Werror=implicit-function-declaration -Werror=implicit-int"
+    (tmp_path / "t.c").write_text("main() { return close(-1) == -1 ? 0 : 1; }\n")
+    modules.qmail_build.write_conf(str(tmp_path), {"conf-cc": cc})
+
+    def compiles():
+        argv = (tmp_path / "conf-cc").read_text().split() + ["-c", "t.c"]
+        return subprocess.run(argv, cwd=tmp_path, capture_output=True).returncode == 0
+
+    assert not compiles()
+    modules.qmail_build.fix_implicit(str(tmp_path))
+    assert compiles()
 
 
 def test_write_conf(modules, tmp_path):

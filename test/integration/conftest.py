@@ -60,11 +60,15 @@ class SaltCall:
         """The IDs of the states in a ``state.apply`` return that changed something."""
         return sorted(v["__id__"] for v in ret.values() if v["changes"])
 
-    def apply(self, sls, test=False, check=True):
-        """``state.apply SLS``; returns the state return dict (or render errors)."""
+    def apply(self, sls, test=False, check=True, exclude=()):
+        """``state.apply SLS``, leaving out the state IDs in ``exclude`` (those
+        that need a supervisor this machine does not run); returns the state
+        return dict (or render errors)."""
         args = ["state.apply", sls]
         if test:
             args.append("test=True")
+        if exclude:
+            args.append("exclude=" + json.dumps([{"id": i} for i in exclude]))
         return self.run(*args, check=check)
 
 

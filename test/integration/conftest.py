@@ -86,3 +86,9 @@ def salt_call(salt_call_synced, tmp_path):
     salt_call_synced.home = tmp_path / "qmail"
     salt_call_synced.set_pillar({})
     return salt_call_synced
+
+
+@pytest.fixture(scope="session")
+def new_salt_call():
+    """Make another masterless minion: ``new_salt_call(root, minion_id)``."""
+    return SaltCall

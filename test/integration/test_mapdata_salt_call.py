@@ -58,3 +58,10 @@ def test_snapshots_differ_where_the_parameters_say(minion):
     assert data["IRIX"]["service"]["supervisor"] == "bootscript"
     assert data["Debian"]["service"]["supervisor"] == "systemd"
     assert data["RedHat"]["lookup"]["nologin_shell"] == "/sbin/nologin"
+
+
+def test_without_synced_modules_the_render_says_what_to_do(tmp_path, new_salt_call):
+    unsynced = new_salt_call(tmp_path / "unsynced")
+    unsynced.set_pillar(PILLAR)
+    ret = unsynced.run("state.show_sls", "qmail.control", check=False)
+    assert "run `salt '*' saltutil.sync_all`" in "".join(ret)

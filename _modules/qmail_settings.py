@@ -8,6 +8,7 @@ with an error that names the pillar key.
 """
 
 import copy
+import json
 import os
 
 from salt.exceptions import SaltInvocationError
@@ -136,6 +137,17 @@ def merge(defaults, os_family=None, pillar=None):
         salt '*' qmail_settings.merge "{'role': 'spool', ...}"
     """
     pillar = _plain(pillar) if pillar is not None else {}
+    # Every SLS file imports map.jinja, so one state run asks for the same
+    # merge about ten times: check and derive once per run and input.
+    grains = [__grains__.get(g) for g in ("id", "fqdn", "os_family", "osfinger", "osarch")]
+    key = "qmail_settings.merge:" + json.dumps([defaults, os_family, pillar, grains],
+                                               sort_keys=True, default=repr)
+    if key not in __context__:
+        __context__[key] = _merge_checked(defaults, os_family, pillar)
+    return copy.deepcopy(__context__[key])
+
+
+def _merge_checked(defaults, os_family, pillar):
     _check_shape(defaults, pillar, "qmail")
     settings = _merge(_merge(defaults, os_family or {}), pillar)
     _check_lookup(settings["lookup"])

@@ -65,3 +65,25 @@ def test_without_synced_modules_the_render_says_what_to_do(tmp_path, new_salt_ca
     unsynced.set_pillar(PILLAR)
     ret = unsynced.run("state.show_sls", "qmail.control", check=False)
     assert "run `salt '*' saltutil.sync_all`" in "".join(ret)
+
+
+def test_a_file_of_the_minion_id_overrides_the_formulas(tmp_path, new_salt_call):
+    """TOFS: salt://qmail/files/<minion id>/... comes before .../default/...."""
+    minion = new_salt_call(tmp_path / "tofs", minion_id="ccs.cla.kobe-u.ac.jp")
+    override = tmp_path / "override"
+    wrapper = override / "qmail" / "files" / "ccs.cla.kobe-u.ac.jp" / "service" / "smtpd"
+    wrapper.parent.mkdir(parents=True)
+    wrapper.write_text("#!/bin/sh\n# site wrapper for {{ home }}\nexec true\n")
+    config_path = minion.root / "minion"
+    config = yaml.safe_load(config_path.read_text())
+    config["file_roots"]["base"].insert(0, str(override))
+    config_path.write_text(yaml.safe_dump(config))
+    minion.run("saltutil.sync_all")
+    home = tmp_path / "qmail"
+    minion.set_pillar({"qmail": {"me": "ccs.cla.kobe-u.ac.jp", "lookup": {"home": str(home)}}})
+    ret = minion.run("state.show_sls", "qmail.service.smtpd")
+    args = ret["qmail-service-smtpd-wrapper-file-managed"]["file"]
+    assert {"source": "salt://qmail/files/ccs.cla.kobe-u.ac.jp/service/smtpd"} in args
+    # The other files still come from the formula's default folder.
+    args = ret["qmail-service-smtpd-run-file-managed"]["file"]
+    assert {"source": "salt://qmail/files/default/service/smtpd-run"} in args

@@ -89,7 +89,6 @@ qmail-service-clean-{{ file | replace("/", "-") | trim("-") }}-file-absent:
 qmail-service-clean-systemd-daemon-reload-cmd-run:
   cmd.run:
     - name: systemctl daemon-reload
-    - python_shell: false
     - onchanges:
       - file: qmail-service-clean-{{ (paths.unit_dir ~ "/qmail-send.service") | replace("/", "-") | trim("-") }}-file-absent
       - file: qmail-service-clean-{{ (paths.unit_dir ~ "/qmail-smtpd.service") | replace("/", "-") | trim("-") }}-file-absent

@@ -82,6 +82,15 @@ def _systemd_unit(name):
     return __salt__["qmail_service.unit_state"](name)
 
 
+def _systemctl(verb, name):
+    log.info("qmail_service: systemctl %s %s", verb, name)
+    proc = __salt__["cmd.run_all"](["systemctl", verb, f"{name}.service"],
+                                   python_shell=False, ignore_retcode=True)
+    if proc["retcode"]:
+        raise CommandExecutionError(
+            f"systemctl {verb} {name}.service failed: {proc['stderr'] or proc['stdout']}")
+
+
 def running(name, supervisor, home, service_dir=None, daemontools_bin=None, enable=True):
     """
     Make sure ``name`` (``qmail-send``, or ``qmail-smtpd`` under tcpserver)
@@ -113,9 +122,7 @@ def running(name, supervisor, home, service_dir=None, daemontools_bin=None, enab
             if enable and unit.get("UnitFileState") != "enabled":
                 ret["changes"]["enabled"] = {"old": False, "new": True}
                 if not __opts__["test"]:
-                    log.info("qmail_service: systemctl enable %s", name)
-                    __salt__["cmd.run_all"](["systemctl", "enable", f"{name}.service"],
-                                            python_shell=False)
+                    _systemctl("enable", name)
         else:
             pid = __salt__["qmail_service.service_pid"](name, **paths)
         if name == SEND:
@@ -196,8 +203,7 @@ def dead(name, supervisor, home, service_dir=None, daemontools_bin=None):
             if unit.get("UnitFileState") == "enabled":
                 ret["changes"]["enabled"] = {"old": True, "new": False}
                 if not test:
-                    __salt__["cmd.run_all"](["systemctl", "disable", f"{name}.service"],
-                                            python_shell=False)
+                    _systemctl("disable", name)
         elif supervisor == "daemontools":
             link = os.path.join(service_dir, name)
             supervise = os.path.join(home, "supervise", name)

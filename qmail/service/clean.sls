@@ -25,6 +25,12 @@ qmail-service-clean-{{ name }}-{{ under }}-qmail_service-dead:
 {%-     if name == "send" %}
     - require:
       - qmail_service: qmail-service-clean-smtpd-*
+{%-       if under == "bootscript" %}
+      {#- qmail-send found by name: whatever systemd or svscan ran is gone first #}
+      - qmail_service: qmail-service-clean-send-systemd-qmail_service-dead
+      - qmail_service: qmail-service-clean-send-daemontools-qmail_service-dead
+      - service: qmail-service-clean-svscan-service-dead
+{%-       endif %}
 {%-     endif %}
 {%-   endfor %}
 {%- endfor %}
@@ -39,7 +45,8 @@ qmail-service-clean-svscan-service-dead:
         args:
           - qmail-svscan
     - require:
-      - qmail_service: qmail-service-clean-send-*
+      - qmail_service: qmail-service-clean-send-systemd-qmail_service-dead
+      - qmail_service: qmail-service-clean-send-daemontools-qmail_service-dead
 
 qmail-service-clean-bootscript-file-replace:
   file.replace:

@@ -55,8 +55,9 @@ def _apply(master, sls):
 
 
 def _builtins_sls(settings):
-    """The spool's control files as Salt's own file states would write them."""
-    home = settings["lookup"]["home"]
+    """The spool's control files as Salt's own file states would write them
+    (into a folder of their own, so that the two never undo each other)."""
+    home = "/var/tmp/bench-builtins"
     lines = []
     for name, value in sorted(settings["control_managed"].items()):
         text = "".join(f"{v}\n" for v in value) if isinstance(value, list) else f"{value}\n"

@@ -83,8 +83,9 @@ class Host:
         """True if ``path`` exists in the host."""
         return self.run(["test", "-e", path]).returncode == 0
 
-    def wait_booted(self, timeout: float = 60) -> str:
-        """Wait until systemd is up (running or degraded); return its state."""
+    def wait_booted(self, timeout: float = 180) -> str:
+        """Wait until systemd is up (running or degraded); return its state.
+        (Minutes, not seconds: four test runs at once load two cores to 40.)"""
         deadline = time.monotonic() + timeout
         state = ""
         while time.monotonic() < deadline:

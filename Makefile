@@ -18,7 +18,7 @@ $(VENV)/.installed: requirements.txt | deps
 	touch $@
 
 lint: venv
-	$(VENV)/bin/ruff check _modules _states _utils test bench lab
+	$(VENV)/bin/ruff check _modules _states _utils _beacons test bench lab
 	$(VENV)/bin/yamllint -s qmail pillar.example .yamllint
 	find qmail -name '*.sls' | xargs $(VENV)/bin/salt-lint
 

@@ -24,6 +24,7 @@ import pathlib
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Sequence
 
@@ -45,6 +46,45 @@ def loopback_event_listener():
     listener.host = "127.0.0.1"
     listener.address = f"tcp://127.0.0.1:{listener.port}"
     return listener
+
+
+REACTOR_TAG = "salt/beacon/*/qmail_queue/up"
+REACTOR_SLS = "salt://qmail/files/reactor/flush-clients.sls"
+
+
+class EventWatch:
+    """``salt-run state.event`` running in the background, as a user watches
+    the bus; ``events`` collects (tag, data) as they arrive."""
+
+    def __init__(self, argv: list[str], env: dict):
+        self.events: list[tuple[str, dict]] = []
+        self._proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.DEVNULL, text=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self._proc.stdout:
+            tag, _, data = line.rstrip("\n").partition("\t")
+            if data:
+                self.events.append((tag, json.loads(data)))
+
+    def tagged(self, tag: str) -> bool:
+        return any(t == tag for t, _ in list(self.events))
+
+    def matching(self, suffix: str, minion: str | None = None) -> list[dict]:
+        """Data of the events whose tag ends with ``/suffix`` (from ``minion``)."""
+        return [data for tag, data in list(self.events) if tag.endswith("/" + suffix)
+                and (minion is None or data.get("id") == minion)]
+
+    def stop(self) -> None:
+        self._proc.terminate()
+        try:
+            self._proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._reader.join(5)
 
 
 class SaltError(RuntimeError):
@@ -96,6 +136,10 @@ class LabMaster:
                 "timeout": 30,
                 "gather_job_timeout": 15,
                 "log_level_logfile": "info",
+                # The README's reactor example, as a user sets it up: a
+                # spool's qmail_queue beacon saying "up" flushes the clients.
+                # Only hosts given that beacon in pillar ever send the event.
+                "reactor": [{REACTOR_TAG: [REACTOR_SLS]}],
             },
         )
 
@@ -247,6 +291,27 @@ class LabMaster:
         env = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning")
         return subprocess.run([str(script), "-c", self.config_dir, *args], env=env,
                               capture_output=True, text=True, timeout=timeout)
+
+    @contextlib.contextmanager
+    def watch_events(self, tagmatch: str, timeout: float = 60):
+        """Inside the block, an ``EventWatch`` of the master's bus for
+        ``tagmatch`` (a regular expression), listening before the block starts:
+        a marker event sent with ``salt-run event.send`` must have come through."""
+        script = pathlib.Path(sys.executable).parent / "salt-run"
+        env = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning")
+        ready = f"qmail-lab/watch-ready/{os.getpid()}-{time.monotonic_ns()}"
+        watch = EventWatch([str(script), "-c", self.config_dir, "state.event",
+                            f"^(?:{tagmatch}|{ready})$", "pretty=False"], env)
+        try:
+            deadline = time.monotonic() + timeout
+            while not watch.tagged(ready):
+                if time.monotonic() > deadline:
+                    raise SaltError(f"salt-run state.event saw nothing in {timeout} s")
+                self._cli("salt-run", "event.send", ready, timeout=60)
+                time.sleep(1)
+            yield watch
+        finally:
+            watch.stop()
 
     def salt(self, target: str | Sequence[str], fun: str, *args, tgt_type: str = "glob",
              timeout: float = 300, check: bool = True, **kwargs) -> dict:

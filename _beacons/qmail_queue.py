@@ -1,0 +1,181 @@
+"""
+Watch a host's qmail queue (and, on a spool, its SMTP service) and say on the
+event bus when it needs attention and when it has recovered.
+
+Configured in pillar (or the minion config), like every beacon:
+
+.. code-block:: yaml
+
+    beacons:
+      qmail_queue:
+        - messages: 100     # "backlog" once the queue holds more than this
+        - age: 3600         # ... or its oldest message is older (seconds)
+        - interval: 30      # seconds between looks (Salt's own option)
+        - home: /var/qmail  # conf-qmail (default /var/qmail)
+        - smtp: true        # spool: also watch 127.0.0.1:<port> (default false)
+        - port: 25          # the SMTP port to watch (default 25)
+
+Events, ``salt/beacon/<minion id>/qmail_queue/<what>``, each with
+``messages``, ``oldest_age`` (seconds, 0 when empty), ``state`` and the
+host's ``role`` (pillar ``qmail:role``):
+
+``backlog``
+    the queue went over a limit (also on the first look after the minion
+    starts, when it already is);
+``drained``
+    the queue is back within both limits after a backlog;
+``smtp_down`` / ``up``
+    (``smtp: true``) the local SMTP service stopped answering ``220`` /
+    answers again; ``up`` is also sent on the first look after the minion
+    starts, so a spool that comes back (reboot, restart) says so. The reactor
+    example ``qmail/files/reactor/flush-clients.sls`` makes every client
+    retry its queue at once on that event.
+
+Counting reads ``<home>/queue/mess`` (one file per message, as
+qmail-qstat counts them), with no process started: cheap enough to run
+every few seconds.
+"""
+
+import logging
+import os
+import socket
+import time
+
+import salt.utils.beacons
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "qmail_queue"
+
+DEFAULT_HOME = "/var/qmail"
+SMTP_TIMEOUT = 5
+
+# Last seen state per beacon name: {"backlog": bool, "smtp": bool | None}.
+# Kept for the life of the minion's beacon loader (a pillar refresh starts a
+# new one: the next look counts as a first look again).
+_LAST = {}
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _non_negative_int(config, key):
+    value = config.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return f"beacons:qmail_queue:{key}: {value!r} is not a whole number >= 0"
+    return None
+
+
+def validate(config):
+    """
+    Check the beacon's configuration: a list of one-key mappings with
+    ``messages`` and/or ``age`` (whole numbers >= 0), an absolute ``home`` and
+    a true/false ``smtp``.
+    """
+    if not isinstance(config, list):
+        return False, "beacons:qmail_queue: must be a list of one-key mappings"
+    config = salt.utils.beacons.list_to_dict(config)
+    known = {"messages", "age", "home", "smtp", "port"}
+    unknown = sorted(set(config) - known - {"interval", "_beacon_name"})
+    if unknown:
+        return False, f"beacons:qmail_queue: unknown option(s) {unknown}; known: {sorted(known)}"
+    if "messages" not in config and "age" not in config:
+        return False, "beacons:qmail_queue: give messages and/or age"
+    for key in ("messages", "age"):
+        error = _non_negative_int(config, key)
+        if error:
+            return False, error
+    home = config.get("home", DEFAULT_HOME)
+    if not isinstance(home, str) or not os.path.isabs(home) or "\n" in home:
+        return False, f"beacons:qmail_queue:home: {home!r} is not an absolute path"
+    port = config.get("port", 25)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        return False, f"beacons:qmail_queue:port: {port!r} is not a port number (1-65535)"
+    if not isinstance(config.get("smtp", False), bool):
+        return False, f"beacons:qmail_queue:smtp: {config['smtp']!r} is not true/false"
+    return True, "Valid beacon configuration"
+
+
+def _queue(home, now):
+    """(messages, age of the oldest in seconds) from ``<home>/queue/mess``."""
+    count = 0
+    oldest = None
+    mess = os.path.join(home, "queue", "mess")
+    for split in os.scandir(mess):
+        if not split.is_dir(follow_symlinks=False):
+            continue
+        for entry in os.scandir(split.path):
+            try:
+                mtime = entry.stat(follow_symlinks=False).st_mtime
+            except FileNotFoundError:  # delivered while we looked
+                continue
+            count += 1
+            oldest = mtime if oldest is None else min(oldest, mtime)
+    return count, 0 if oldest is None else max(0, int(now - oldest))
+
+
+def _smtp_answers(port):
+    """True when 127.0.0.1:``port`` greets with 220 (qmail-smtpd's greeting)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=SMTP_TIMEOUT) as conn:
+            conn.settimeout(SMTP_TIMEOUT)
+            greeting = conn.recv(512)
+            conn.sendall(b"QUIT\r\n")
+    except OSError:
+        return False
+    return greeting.startswith(b"220")
+
+
+def _role():
+    pillar = __opts__.get("pillar") or {}
+    settings = pillar.get("qmail") if isinstance(pillar, dict) else None
+    return settings.get("role") if isinstance(settings, dict) else None
+
+
+def beacon(config):
+    """
+    Look at the queue (and SMTP, with ``smtp: true``); return the events due.
+
+    .. code-block:: yaml
+
+        beacons:
+          qmail_queue:
+            - messages: 100
+            - age: 3600
+            - interval: 30
+    """
+    config = salt.utils.beacons.list_to_dict(config)
+    name = config.get("_beacon_name", __virtualname__)
+    home = config.get("home", DEFAULT_HOME)
+    try:
+        messages, age = _queue(home, time.time())
+    except OSError as exc:  # qmail not installed (yet): nothing to watch
+        log.debug("qmail_queue beacon: no queue under %s: %s", home, exc)
+        return []
+    limit_messages = config.get("messages")
+    limit_age = config.get("age")
+    backlog = (limit_messages is not None and messages > limit_messages) or (
+        limit_age is not None and age > limit_age)
+    smtp = _smtp_answers(config.get("port", 25)) if config.get("smtp", False) else None
+
+    last = _LAST.get(name, {"backlog": False, "smtp": None})
+    _LAST[name] = {"backlog": backlog, "smtp": smtp}
+
+    data = {"messages": messages, "oldest_age": age, "role": _role(),
+            "state": "backlog" if backlog else "ok"}
+    events = []
+    if backlog and not last["backlog"]:
+        events.append({"tag": "backlog", **data})
+    elif last["backlog"] and not backlog:
+        events.append({"tag": "drained", **data})
+    if smtp is not None and smtp != last["smtp"]:
+        if smtp:
+            events.append({"tag": "up", **data, "smtp": True})
+        else:
+            events.append({"tag": "smtp_down", **data, "smtp": False})
+    if events:
+        log.info("qmail_queue beacon: %s", ", ".join(e["tag"] for e in events))
+    return events

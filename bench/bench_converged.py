@@ -41,8 +41,9 @@ def _timed(fn, *args, **kwargs):
     return time.monotonic() - t0, result
 
 
-def _apply(master, sls):
-    seconds, ret = _timed(master.salt, SPOOL, "state.apply", sls, check=False)
+def _apply(master, sls, timeout=300):
+    seconds, ret = _timed(master.salt, SPOOL, "state.apply", sls, check=False,
+                          timeout=timeout)
     states = ret.get(SPOOL)
     if not isinstance(states, dict):
         raise RuntimeError(f"{sls}: {states}")
@@ -84,7 +85,7 @@ def main():
         master.put_file("bench_trivial.sls", "bench-trivial:\n  test.nop: []\n")
         master.salt(SPOOL, "state.apply", "bench_trivial")  # warm the file client
 
-        first, states, _, _ = _apply(master, "qmail")
+        first, states, _, _ = _apply(master, "qmail", timeout=1800)
         n_states = len(states)
         host.put_file("/root/src.tar", source.path.read_bytes())
         script = ("set -e; rm -rf /root/bare && mkdir /root/bare && cd /root/bare && "

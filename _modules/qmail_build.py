@@ -17,10 +17,9 @@ staged tree and ``cp.push``-es it to the master; the master's ``minionfs``
 file server backend serves it to the other hosts as
 ``salt://<builder>/qmail-build/<build id>.tar.gz`` (see the README).
 
-``check_settings`` validates the pillar keys ``source``, ``build``,
-``aliases``, ``delivery``, ``clean`` and the account ids of ``lookup``, and
-derives what the SLS files of ``qmail.users``, ``qmail.build`` and
-``qmail.aliases`` need.
+The pillar keys ``source`` and ``build`` are checked by
+``qmail_settings.merge`` (the schema's one owner); ``presets``,
+``parse_hash`` and ``conf_files`` are what it asks of this module.
 """
 
 import grp
@@ -29,7 +28,6 @@ import json
 import os
 import pwd
 import re
-import shlex
 import shutil
 import stat
 import tarfile
@@ -66,16 +64,6 @@ PRESETS = {
     },
 }
 
-# INSTALL.ids: user -> (primary group key, home below the qmail home).
-ACCOUNTS = {
-    "alias": ("nofiles", "alias"),
-    "qmaild": ("nofiles", ""),
-    "qmaill": ("nofiles", ""),
-    "qmailp": ("nofiles", ""),
-    "qmailq": ("qmail", ""),
-    "qmailr": ("qmail", ""),
-    "qmails": ("qmail", ""),
-}
 GROUPS = ("qmail", "nofiles")
 # conf-users order: alias, daemon, log, owner of the files, passwd, queue,
 # remote, send.
@@ -85,15 +73,11 @@ CONF_USERS = ("alias", "qmaild", "qmaill", None, "qmailp", "qmailq", "qmailr", "
 # control/, users/ and alias/ (whose contents belong to the mail system).
 INSTALLED_DIRS = ("bin", "boot", "doc", "man")
 RECORD_NAME = ".qmail-build.json"
-SHARED_DIRS = ("/", "/var", "/var/cache", "/var/tmp", "/var/lib", "/tmp", "/usr", "/usr/local",
-               "/usr/local/src", "/usr/src", "/opt", "/srv", "/root", "/home", "/etc")
 SHARE_DIR = "qmail-build"  # below salt://<builder>/ (minionfs)
 POLL_SECONDS = 3
 ANNOUNCE_GRACE = 60  # seconds a host waits for a builder that has not said "building"
 
-_HASH_RE = re.compile(r"^(?:(sha256|sha512)[=:])?([0-9a-fA-F]+)$")
-_URL_RE = re.compile(r"^(https?|ftp|salt|file)://\S+$")
-_ALIAS_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_HASH_RE = re.compile(r"(?:(sha256|sha512)[=:])?([0-9a-fA-F]+)")
 
 
 def __virtual__():
@@ -104,15 +88,7 @@ def __virtual__():
 # Settings (called by qmail_settings.merge while map.jinja renders)
 # --------------------------------------------------------------------------
 def _bad(key, message):
-    raise SaltInvocationError(f"{key}: {message}")
-
-
-def _single_line(key, value):
-    if not isinstance(value, str) or not value.strip():
-        _bad(key, f"expected a non-empty string, got {value!r}")
-    if any(c in value for c in "\n\r\0"):
-        _bad(key, f"{value!r} contains a line break or NUL")
-    return value.strip()
+    __utils__["qmail_validate.fail"](key, message)
 
 
 def parse_hash(value, key="qmail:source:hash"):
@@ -124,7 +100,7 @@ def parse_hash(value, key="qmail:source:hash"):
 
         salt '*' qmail_build.parse_hash sha256=e921891e...
     """
-    match = _HASH_RE.match(value.strip()) if isinstance(value, str) else None
+    match = _HASH_RE.fullmatch(value.strip(" \t")) if isinstance(value, str) else None
     if not match:
         _bad(key, f"{value!r} is not sha256=<hex> or sha512=<hex>")
     algo, digest = match.group(1), match.group(2).lower()
@@ -133,103 +109,6 @@ def parse_hash(value, key="qmail:source:hash"):
     if algo is None or len(digest) != lengths[algo]:
         _bad(key, f"{value!r}: a sha256 digest has 64 hex digits, a sha512 128")
     return algo, digest
-
-
-def _check_source(source):
-    preset_name = source["preset"]
-    if preset_name not in PRESETS:
-        _bad("qmail:source:preset", f"{preset_name!r} is not one of " + ", ".join(PRESETS))
-    preset = PRESETS[preset_name]
-    url = source["url"].strip() or preset["url"]
-    if url != preset["url"] and not source["hash"].strip():
-        _bad("qmail:source:hash", "required: a source other than the preset's needs its hash")
-    if any(c in url for c in "\n\r\0") or not (_URL_RE.match(url) or os.path.isabs(url)):
-        _bad("qmail:source:url",
-             f"{url!r} is not an https://, http://, ftp://, salt:// URL or an absolute path")
-    algo, digest = parse_hash(source["hash"].strip() or preset["hash"])
-    return {
-        "preset": preset_name,
-        "url": url,
-        "hash": f"{algo}={digest}",
-        "runtime_ids": preset["runtime_ids"],
-        "errno_fix": preset["errno_fix"],
-        "alloc_fix": preset.get("alloc_fix", False),
-    }
-
-
-def _check_conf(conf):
-    for name in ("cc", "ld"):
-        _single_line(f"qmail:build:conf:{name}", conf[name])
-    if not 1 <= conf["spawn"] <= 255:
-        _bad("qmail:build:conf:spawn", f"{conf['spawn']} is not between 1 and 255")
-    if not 1 <= conf["split"] <= 1000:
-        _bad("qmail:build:conf:split", f"{conf['split']} is not between 1 and 1000")
-    if not re.match(r"^[0-7]{3}$", str(conf["patrn"])):
-        _bad("qmail:build:conf:patrn", f"{conf['patrn']!r} is not three octal digits")
-    brk = conf["break"]
-    if not isinstance(brk, str) or len(brk) != 1 or brk.isspace() or brk in "/\0":
-        _bad("qmail:build:conf:break", f"{brk!r} is not one character")
-
-
-def _check_accounts(lookup):
-    names = {}
-    for kind, known in (("users", ACCOUNTS), ("groups", GROUPS)):
-        for key in known:
-            name = lookup[kind].get(key)
-            where = f"qmail:lookup:{kind}:{key}"
-            if not isinstance(name, str) or not re.match(r"^[a-z_][a-z0-9_-]*$", name):
-                _bad(where, f"{name!r} is not an account name")
-            names[(kind, key)] = name
-        for key in lookup[kind]:
-            if key not in known:
-                _bad(f"qmail:lookup:{kind}:{key}", "unknown account; known: " + ", ".join(known))
-    if names[("groups", "nofiles")] in ("nogroup", "nobody"):
-        _bad("qmail:lookup:groups:nofiles",
-             "must not be nogroup or nobody (INSTALL.ids: it must own no files)")
-    for kind, known in (("uids", ACCOUNTS), ("gids", GROUPS)):
-        for key, number in (lookup.get(kind) or {}).items():
-            where = f"qmail:lookup:{kind}:{key}"
-            if key not in known:
-                _bad(where, "unknown account; known: " + ", ".join(known))
-            if number is not None and (
-                isinstance(number, bool) or not isinstance(number, int) or number < 1
-            ):
-                _bad(where, f"{number!r} is not a positive number")
-
-
-def _check_aliases(aliases):
-    files = {}
-    for name, lines in aliases.items():
-        where = f"qmail:aliases:{name}"
-        if not _ALIAS_NAME_RE.match(name):
-            _bad(where, "not an alias name (lower case letters, digits, . _ -)")
-        if lines is None:
-            files[name] = None
-            continue
-        if not lines:
-            _bad(where, "empty: give at least one delivery line, or null to remove the file")
-        for i, line in enumerate(lines):
-            _single_line(f"{where}[{i}]", line)
-        files[name] = [line.strip() for line in lines]
-    return files
-
-
-def _maildirs(home, files):
-    """The Maildirs below ~alias that the alias files deliver to."""
-    found = set()
-    for lines in files.values():
-        for line in lines or ():
-            if line.startswith("./") and line.endswith("/"):
-                found.add(os.path.normpath(os.path.join(home, "alias", line)))
-    return sorted(found)
-
-
-def _check_delivery(delivery):
-    line = _single_line("qmail:delivery", delivery)
-    if not (line.startswith(("./", "/", "|", "&")) or "@" in line):
-        _bad("qmail:delivery",
-             f"{line!r} is not a .qmail delivery (./Maildir/, ./Mailbox, |command, &address)")
-    return shlex.quote(line)
 
 
 def conf_files(home, users, groups, conf):
@@ -255,71 +134,17 @@ def conf_files(home, users, groups, conf):
     }
 
 
-def check_settings(settings):
+def presets():
     """
-    Check the pillar keys of the build concern (``source``, ``build``,
-    ``aliases``, ``delivery``, ``clean``, the accounts of ``lookup``) and add
-    what the SLS files need:
-
-    - ``build_source``: preset, url, hash (``algo=hex``) and the release's traits;
-    - ``build_conf``: conf-* file -> contents;
-    - ``build_remove``: what ``qmail.build.clean`` removes when asked to;
-    - ``accounts_groups``/``accounts_users``: for group.present/user.present;
-    - ``aliases_files``: alias -> lines (None: remove), ``aliases_maildirs``;
-    - ``delivery_arg``: qmail-start's first argument, quoted for the shell.
-
-    Raises SaltInvocationError naming the pillar key.
+    The releases the formula knows: preset name -> url, hash and traits
+    (``runtime_ids``, ``errno_fix``, ``alloc_fix``). ``qmail_settings``
+    checks ``qmail:source`` against them.
 
     CLI Example::
 
-        salt '*' qmail_build.check_settings "$(salt-call --out=json qmail_settings.show)"
+        salt '*' qmail_build.presets
     """
-    lookup = settings["lookup"]
-    home = lookup["home"].rstrip("/") or "/"
-    if home in SHARED_DIRS:  # bin, boot, doc, man go there (and away on clean)
-        _bad("qmail:lookup:home", f"{home!r} is a system folder, not a qmail home of its own")
-    _check_accounts(lookup)
-    source = _check_source(settings["source"])
-    build = settings["build"]
-    _check_conf(build["conf"])
-    workdir = build["workdir"]
-    # qmail.build.clean deletes the workdir: it must be a folder of its own.
-    if not os.path.isabs(workdir) or os.path.normpath(workdir) in SHARED_DIRS + (home,):
-        _bad("qmail:build:workdir", f"{workdir!r} is not an absolute path of its own")
-    share = build["share"]
-    if share["builder"]:
-        _single_line("qmail:build:share:builder", share["builder"])
-        if not source["runtime_ids"]:
-            _bad("qmail:build:share:builder",
-                 f"{source['preset']} bakes account ids into its binaries: "
-                 "its builds cannot be shared; leave builder empty")
-    if share["wait"] < 0:
-        _bad("qmail:build:share:wait", f"{share['wait']} is negative")
-    settings["build_source"] = source
-    settings["build_conf"] = conf_files(home, lookup["users"], lookup["groups"], build["conf"])
-    settings["build_remove"] = [os.path.join(home, d) for d in INSTALLED_DIRS] + [
-        os.path.join(home, "rc"), os.path.join(home, RECORD_NAME), workdir,
-    ]
-    uids, gids = lookup.get("uids") or {}, lookup.get("gids") or {}
-    settings["accounts_groups"] = [
-        {"key": k, "name": lookup["groups"][k], "gid": gids.get(k)} for k in GROUPS
-    ]
-    settings["accounts_users"] = [
-        {
-            "key": k,
-            "name": lookup["users"][k],
-            "group": lookup["groups"][group],
-            "group_key": group,
-            "home": os.path.join(home, sub) if sub else home,
-            "uid": uids.get(k),
-        }
-        for k, (group, sub) in ACCOUNTS.items()
-    ]
-    files = _check_aliases(settings["aliases"])
-    settings["aliases_files"] = files
-    settings["aliases_maildirs"] = _maildirs(home, files)
-    settings["delivery_arg"] = _check_delivery(settings["delivery"])
-    return settings
+    return {name: dict(preset) for name, preset in PRESETS.items()}
 
 
 # --------------------------------------------------------------------------
@@ -914,6 +739,11 @@ def build(home, source, conf, workdir="/var/cache/qmail-build", share=None):
         salt '*' qmail_build.build /var/qmail "{preset: notqmail-1.09, url: ..., hash: ...}" \
             "{conf-qmail: /var/qmail, ...}"
     """
+    home = __utils__["qmail_validate.own_dir"](home, "home")
+    workdir = __utils__["qmail_validate.own_dir"](workdir, "workdir")
+    if __utils__["qmail_validate.inside"](workdir, home) or __utils__[
+            "qmail_validate.inside"](home, workdir):
+        _bad("workdir", f"{workdir!r} and the home {home!r} must not hold one another")
     share = share or {}
     if not check_changes(home, source, conf):
         return {}

@@ -49,11 +49,6 @@ RC_CONF_KEYS = (
 # mailer.conf(5) entries qmail takes over, and the qmail program for each.
 MAILER_CONF_ENTRIES = (("sendmail", "sendmail"), ("send-mail", "sendmail"),
                        ("mailq", "qmail-qread"))
-_ASSIGN_RE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=")
-_SERVICE_RE = re.compile(r"^[A-Za-z0-9@._-]+$")
-_DEB_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
-_ALT_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
-_PROGRAM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # a file in <home>/bin
 # How long a sendmail process gets to exit after SIGTERM.
 STOP_TIMEOUT = 10
 # Where the record of what was changed lives unless told otherwise.
@@ -67,117 +62,10 @@ def __virtual__():
     return __virtualname__
 
 
-# --------------------------------------------------------------------------
-# Settings
-# --------------------------------------------------------------------------
-def _check_path(value, key, empty_ok=False):
-    if empty_ok and value == "":
-        return
-    if (not isinstance(value, str) or not os.path.isabs(value)
-            or os.path.normpath(value) != value or any(c in value for c in "\n\0")):
-        raise SaltInvocationError(f"{key}: {value!r} is not a plain absolute path")
-
-
-def _check_alternative(alt, key):
-    if not isinstance(alt, dict):
-        raise SaltInvocationError(f"{key}: expected a mapping, got {alt!r}")
-    missing = {"name", "link", "priority"} - set(alt)
-    if missing:
-        raise SaltInvocationError(f"{key}: {sorted(missing)[0]} is missing")
-    unknown = set(alt) - {"name", "link", "priority", "slaves"}
-    if unknown:
-        raise SaltInvocationError(f"{key}: unknown key {sorted(unknown)[0]!r}")
-    if not isinstance(alt["name"], str) or not _ALT_NAME_RE.match(alt["name"]):
-        raise SaltInvocationError(f"{key}:name: {alt['name']!r} is not a group name")
-    _check_path(alt["link"], f"{key}:link")
-    prio = alt["priority"]
-    if isinstance(prio, bool) or not isinstance(prio, int) or prio < 0:
-        raise SaltInvocationError(f"{key}:priority: {prio!r} is not a number >= 0")
-    slaves = alt.get("slaves") or []
-    if not isinstance(slaves, list):
-        raise SaltInvocationError(f"{key}:slaves: expected a list")
-    for i, slave in enumerate(slaves):
-        where = f"{key}:slaves[{i}]"
-        if not isinstance(slave, dict) or set(slave) != {"name", "link", "program"}:
-            raise SaltInvocationError(f"{where}: expected name, link and program")
-        if not _ALT_NAME_RE.match(str(slave["name"])):
-            raise SaltInvocationError(f"{where}:name: {slave['name']!r} is not a name")
-        _check_path(slave["link"], f"{where}:link")
-        if not _PROGRAM_RE.match(str(slave["program"])):
-            raise SaltInvocationError(
-                f"{where}:program: {slave['program']!r} is not a qmail program name")
-    return dict(alt, slaves=slaves)
-
-
-def check_settings(settings):
-    """
-    Check the ``qmail:lookup:sendmail_*`` keys and add ``sendmail``: what the
-    SLS files need (``frontend``, ``qread``, ``record``, ``boot_path``: the
-    file the boot method edits, and lists that are empty where the OS has no
-    such thing: ``mailer_conf``, ``alternatives``, ``mta_package``).
-    Raises SaltInvocationError naming the pillar key.
-
-    CLI Example::
-
-        salt '*' qmail_sendmail.check_settings "$(salt-call --out=json qmail_settings.show)"
-    """
-    lookup = settings["lookup"]
-    key = "qmail:lookup"
-    if not lookup["sendmail_paths"]:
-        raise SaltInvocationError(
-            f"{key}:sendmail_paths: list where this OS keeps sendmail (at least one path)")
-    for name in ("sendmail_paths", "sendmail_links"):
-        for i, path in enumerate(lookup[name]):
-            _check_path(path, f"{key}:{name}[{i}]")
-    if lookup["sendmail_boot"] not in BOOT_METHODS:
-        raise SaltInvocationError(
-            f"{key}:sendmail_boot: {lookup['sendmail_boot']!r} is not one of "
-            + ", ".join(BOOT_METHODS))
-    for i, service in enumerate(lookup["sendmail_services"]):
-        if not isinstance(service, str) or not _SERVICE_RE.match(service):
-            raise SaltInvocationError(
-                f"{key}:sendmail_services[{i}]: {service!r} is not a service name")
-    for i, port in enumerate(lookup["sendmail_ports"]):
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-            raise SaltInvocationError(
-                f"{key}:sendmail_ports[{i}]: {port!r} is not a port number")
-    for name in ("sendmail_rc_conf", "sendmail_sysconfig", "sendmail_irix_config",
-                 "sendmail_record"):
-        _check_path(lookup[name], f"{key}:{name}")
-    _check_path(lookup["sendmail_mailer_conf"], f"{key}:sendmail_mailer_conf", empty_ok=True)
-    package = lookup["sendmail_mta_package"]
-    if package and not _DEB_NAME_RE.match(package):
-        raise SaltInvocationError(
-            f"{key}:sendmail_mta_package: {package!r} is not a Debian package name")
-    alternatives = [_check_alternative(alt, f"{key}:sendmail_alternatives[{i}]")
-                    for i, alt in enumerate(lookup["sendmail_alternatives"])]
-    boot = lookup["sendmail_boot"]
-    boot_path = {"rcconf": lookup["sendmail_rc_conf"], "sysconfig": lookup["sendmail_sysconfig"],
-                 "irix": lookup["sendmail_irix_config"]}.get(boot)
-    home = lookup["home"]
-    state_dir = os.path.dirname(lookup["sendmail_record"])
-    frontend = os.path.join(home, "bin", "sendmail")
-    settings["sendmail"] = {
-        "frontend": frontend,
-        "qread": os.path.join(home, "bin", "qmail-qread"),
-        "record": lookup["sendmail_record"],
-        "mailer_conf": [lookup["sendmail_mailer_conf"]] if lookup["sendmail_mailer_conf"] else [],
-        "boot_path": boot_path,
-        "alternatives": [
-            dict(a, slaves=[dict(s, target=os.path.join(home, "bin", s["program"]))
-                            for s in a["slaves"]])
-            for a in alternatives
-        ],
-        # Links that the alternatives steps point to qmail's sendmail.
-        "alternative_links": [a["link"] for a in alternatives] + [
-            s["link"] for a in alternatives for s in a["slaves"] if s["program"] == "sendmail"],
-        "mta_package": [{
-            "name": package,
-            "dir": os.path.join(state_dir, package),
-            "deb": os.path.join(state_dir, f"{package}.deb"),
-        }] if package else [],
-    }
-    return settings
+def _checked(validator, value, key):
+    """The shared validators (``_utils/qmail_validate.py``) for arguments
+    given on the command line."""
+    return __utils__[f"qmail_validate.{validator}"](value, key)
 
 
 # --------------------------------------------------------------------------
@@ -417,6 +305,8 @@ def _read_bytes(path):
 
 
 def _write_text(path, text):
+    # A symlinked rc.conf stays a symlink: the file it leads to is replaced.
+    path = os.path.realpath(path)
     try:
         like = os.stat(path)
     except FileNotFoundError:
@@ -424,52 +314,77 @@ def _write_text(path, text):
     _atomic_write(path, text.encode("latin-1"), mode=0o644, like=like)
 
 
-def _assignments(lines, key):
-    return [i for i, line in enumerate(lines)
-            if (m := _ASSIGN_RE.match(line)) and m.group(1) == key]
+# One shell assignment ``key=value`` at the start of a line or after ``;``:
+# the value is a run of quoted strings and unquoted non-blank characters.
+_STATEMENT_RE = re.compile(
+    r"""(?P<lead>(?:^|;)[ \t]*(?:export[ \t]+)?)(?P<key>[A-Za-z_][A-Za-z0-9_]*)="""
+    r"""(?P<value>(?:"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^\s;"'#])*)""",
+    re.MULTILINE,
+)
+
+
+def _assignments(line, key):
+    """The spans of ``key=value`` in one line (not inside a comment)."""
+    code = line.split("#", 1)[0] if not line.lstrip().startswith("#") else ""
+    return [m.span("key")[0:1] + m.span("value")[1:2]
+            for m in _STATEMENT_RE.finditer(code) if m.group("key") == key]
 
 
 def set_keys(text, wanted):
     """
     Return ``text`` (a shell-style ``key=value`` file such as rc.conf) with
-    every assignment of each key in ``wanted`` (key -> whole line, without
-    newline) replaced by that line, or the line appended when the key is not
-    set; every other line is kept byte for byte. Also returns, per key, the
-    lines it replaced.
+    every assignment of each key in ``wanted`` (key -> ``key=value``)
+    replaced by that assignment, or the line appended when the key is not
+    set. Only the assignment changes: other statements on the same line
+    (``sendmail_enable="YES"; sshd_enable="YES"``) and every other line stay
+    byte for byte. Also returns, per key, the assignments it replaced.
 
     CLI Example::
 
         salt '*' qmail_sendmail.set_keys 'sendmail_enable="YES"' \\
             '{sendmail_enable: sendmail_enable="NO"}'
     """
-    lines = (text or "").splitlines(keepends=True)
+    lines = (text or "").split("\n")
     originals = {}
-    for key, line in wanted.items():
-        where = _assignments(lines, key)
-        originals[key] = [lines[i].rstrip("\n") for i in where]
-        for i in where:
-            lines[i] = line + "\n"
-        if not where:
-            if lines and not lines[-1].endswith("\n"):
-                lines[-1] += "\n"
-            lines.append(line + "\n")
-    return "".join(lines), originals
+    for key, assignment in wanted.items():
+        originals[key] = []
+        found = False
+        for i, line in enumerate(lines):
+            spans = _assignments(line, key)
+            originals[key].extend(line[start:end] for start, end in spans)
+            for start, end in reversed(spans):
+                line = line[:start] + assignment + line[end:]
+                found = True
+            lines[i] = line
+        if not found:
+            if lines and lines[-1] == "":
+                lines[-1:] = [assignment, ""]
+            else:
+                lines.append(assignment)
+                lines.append("")
+    return "\n".join(lines), originals
 
 
 def _unset_keys(text, wanted, originals):
-    """Undo ``set_keys``: the lines it wrote go back to the saved ones
-    (removed where it appended); lines changed since are left alone."""
-    lines = text.splitlines(keepends=True)
-    drop = set()
-    for key, line in wanted.items():
-        saved = originals.get(key, [])
-        where = [i for i in _assignments(lines, key) if lines[i].rstrip("\n") == line]
-        if saved:
-            for i, original in zip(where, saved, strict=False):
-                lines[i] = original + "\n"
-        else:
-            drop.update(where)
-    return "".join(line for i, line in enumerate(lines) if i not in drop)
+    """Undo ``set_keys``: the assignments it wrote go back to the saved ones
+    (lines it appended are removed); assignments changed since stay."""
+    lines = text.split("\n")
+    for key, assignment in wanted.items():
+        saved = list(originals.get(key, []))
+        for i, line in enumerate(lines):
+            if line is None:
+                continue
+            spans = [(a, b) for a, b in _assignments(line, key) if line[a:b] == assignment]
+            if not saved:
+                if spans and line.strip() == assignment:
+                    lines[i] = None
+                continue
+            spans = spans[:len(saved)]
+            back, saved = saved[:len(spans)], saved[len(spans):]
+            for (start, end), original in reversed(list(zip(spans, back, strict=True))):
+                line = line[:start] + original + line[end:]
+            lines[i] = line
+    return "\n".join(line for line in lines if line is not None)
 
 
 def _keyvalue_wanted(method):
@@ -529,6 +444,9 @@ def boot_disable(method, services=(), path=None, record=DEFAULT_RECORD, test=Fal
         salt '*' qmail_sendmail.boot_disable rcconf path=/etc/rc.conf
         salt '*' qmail_sendmail.boot_disable systemd '[sendmail, sm-client]'
     """
+    if method in ("rcconf", "sysconfig", "irix"):
+        path = _checked("system_file", path, "path")
+    record = _checked("path", record, "record")
     if method not in BOOT_METHODS:
         raise SaltInvocationError(f"boot method {method!r} is not one of {BOOT_METHODS}")
     if method in ("rcconf", "sysconfig", "irix"):
@@ -591,6 +509,8 @@ def neutralise(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), test=Fa
 
         salt '*' qmail_sendmail.neutralise /usr/sbin/sendmail /var/qmail/bin/sendmail
     """
+    path = _checked("system_file", path, "path")
+    record = _checked("path", record, "record")
     if _is_qmail(path, frontend):
         return {}
     real = os.path.realpath(path)
@@ -696,6 +616,8 @@ def link_frontend(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), link
 
         salt '*' qmail_sendmail.link_frontend /usr/lib/sendmail /var/qmail/bin/sendmail
     """
+    path = _checked("system_file", path, "path")
+    record = _checked("path", record, "record")
     if os.path.lexists(path) and _is_qmail(path, frontend):
         return {}
     links = list(links)
@@ -789,6 +711,8 @@ def alternative(name, link, frontend, priority, slaves=(), record=DEFAULT_RECORD
 
         salt '*' qmail_sendmail.alternative mta /usr/sbin/sendmail /var/qmail/bin/sendmail 120
     """
+    link = _checked("system_file", link, "link")
+    record = _checked("path", record, "record")
     status = alternative_status(name)
     if status and status["current"] == frontend and status["mode"] == "manual":
         return {}
@@ -842,6 +766,8 @@ def mailer_conf(path, frontend, qread, record=DEFAULT_RECORD, test=False):
         salt '*' qmail_sendmail.mailer_conf /etc/mail/mailer.conf \\
             /var/qmail/bin/sendmail /var/qmail/bin/qmail-qread
     """
+    path = _checked("system_file", path, "path")
+    record = _checked("path", record, "record")
     old = _read_bytes(path)
     new = _mailer_conf_text(old, frontend, qread)
     if new == old:
@@ -1019,6 +945,7 @@ def restore(record=DEFAULT_RECORD, test=False):
 
         salt '*' qmail_sendmail.restore /var/lib/qmail-formula/sendmail.json
     """
+    record = _checked("path", record, "record")
     data = read_record(record)
     changes = {}
     # The binaries come back before the alternatives that point to them.

@@ -15,7 +15,6 @@ other control files only at start, and retries the queue at once on SIGALRM
 supervisor runs it, so the supervisor never sees a crash.
 """
 
-import ipaddress
 import logging
 import os
 import re
@@ -23,7 +22,7 @@ import signal
 import subprocess
 import time
 
-from salt.exceptions import CommandExecutionError, SaltInvocationError
+from salt.exceptions import CommandExecutionError
 
 log = logging.getLogger(__name__)
 
@@ -34,27 +33,10 @@ SMTPD_MODES = ("tcpserver", "inetd")
 SEND = "qmail-send"
 SMTPD = "qmail-smtpd"
 
-# Wider than a /8 would let a good part of the internet relay: a mistake.
-MIN_RELAY_PREFIX = 8
 
 
 def __virtual__():
     return __virtualname__
-
-
-# --------------------------------------------------------------------------
-# Settings (called by qmail_settings.merge while map.jinja renders)
-# --------------------------------------------------------------------------
-def _one_of(value, choices, key):
-    if value not in choices:
-        raise SaltInvocationError(
-            f"{key}: {value!r} is not one of " + ", ".join(choices)
-        )
-
-
-def _check_range(value, low, high, key):
-    if not low <= value <= high:
-        raise SaltInvocationError(f"{key}: {value} is not between {low} and {high}")
 
 
 def tcp_rules(relay_clients, key="qmail:relay_clients"):
@@ -70,26 +52,8 @@ def tcp_rules(relay_clients, key="qmail:relay_clients"):
 
         salt '*' qmail_service.tcp_rules '[10.1.2.0/24, 192.168.5.7]'
     """
-    if not isinstance(relay_clients, list):
-        raise SaltInvocationError(f"{key}: expected a list of networks, got {relay_clients!r}")
     prefixes = []
-    for index, entry in enumerate(relay_clients):
-        where = f"{key}[{index}]"
-        if not isinstance(entry, str):
-            raise SaltInvocationError(f"{where}: {entry!r} is not an address or network")
-        try:
-            net = ipaddress.ip_network(entry, strict=True)
-        except ValueError as exc:
-            raise SaltInvocationError(
-                f"{where}: {entry!r} is not an IPv4 address or network ({exc})"
-            ) from None
-        if net.version != 4:
-            raise SaltInvocationError(f"{where}: {entry!r}: only IPv4 is supported by tcpserver")
-        if net.prefixlen < MIN_RELAY_PREFIX:
-            raise SaltInvocationError(
-                f"{where}: {entry!r} is wider than /{MIN_RELAY_PREFIX}; that is close to an "
-                "open relay"
-            )
+    for net in __utils__["qmail_validate.relay_networks"](relay_clients, key):
         for prefix in _tcprules_prefixes(net):
             if prefix not in prefixes:
                 prefixes.append(prefix)
@@ -112,66 +76,6 @@ def _tcprules_prefixes(net):
     return [p for sub in net.subnets(new_prefix=whole) for p in _tcprules_prefixes(sub)]
 
 
-def _check_paths(paths, key):
-    for name, path in paths.items():
-        if not isinstance(path, str) or not path.startswith("/") or any(
-            c in path for c in "\n\0 "
-        ):
-            raise SaltInvocationError(f"{key}:{name}: {path!r} is not a plain absolute path")
-
-
-def check_settings(settings):
-    """
-    Check the pillar keys of ``qmail.service`` (``service``,
-    ``relay_clients``, ``lookup:service``) and add what its states need:
-
-    - ``service:smtpd_mode``: ``tcpserver`` or ``inetd`` on a spool, ``off``
-      on a client (no qmail-smtpd there, seed §5.1);
-    - ``service:tcp_rules``: the lines of the tcprules source;
-    - ``service:inetd_line``: qmail-smtpd's line in inetd.conf;
-    - ``service:newmrh_build``/``newmrh_drop``: control files whose .cdb is
-      rebuilt with qmail-newmrh / removed.
-
-    Raises SaltInvocationError naming the pillar key.
-
-    CLI Example::
-
-        salt '*' qmail_service.check_settings "{'role': 'spool', ...}"
-    """
-    service = settings["service"]
-    _one_of(service["supervisor"], SUPERVISORS, "qmail:service:supervisor")
-    _one_of(service["smtpd"], SMTPD_MODES, "qmail:service:smtpd")
-    _check_range(service["smtpd_port"], 1, 65535, "qmail:service:smtpd_port")
-    _check_range(service["smtpd_concurrency"], 1, 10000, "qmail:service:smtpd_concurrency")
-    _check_paths(settings["lookup"]["service"], "qmail:lookup:service")
-    rules = tcp_rules(settings["relay_clients"])
-    if service["smtpd"] == "inetd" and settings["relay_clients"]:
-        raise SaltInvocationError(
-            "qmail:relay_clients: inetd gives qmail-smtpd no per-client rules; "
-            "relaying needs qmail:service:smtpd: tcpserver"
-        )
-    service["smtpd_mode"] = service["smtpd"] if settings["role"] == "spool" else "off"
-    if service["smtpd_mode"] == "tcpserver" and service["supervisor"] == "bootscript":
-        raise SaltInvocationError(
-            "qmail:service:smtpd: tcpserver needs a supervisor (systemd or daemontools); "
-            "with supervisor bootscript a spool runs qmail-smtpd from inetd, as the seed does"
-        )
-    service["tcp_rules"] = rules
-    home = settings["lookup"]["home"]
-    port = service["smtpd_port"]
-    service["inetd_line"] = (
-        f"{'smtp' if port == 25 else port} stream tcp nowait "
-        f"{settings['lookup']['users']['qmaild']} {home}/bin/tcp-env tcp-env "
-        f"/bin/sh {home}/supervise/qmail-smtpd/smtpd"
-    )
-    # morercpthosts works through morercpthosts.cdb: rebuilt when the file
-    # changes, removed with it.
-    newmrh = settings["control_reload"]["newmrh"]
-    service["newmrh_build"] = [n for n in newmrh if n in settings["control_managed"]]
-    service["newmrh_drop"] = [n for n in newmrh if n in settings["control_absent"]]
-    return settings
-
-
 # --------------------------------------------------------------------------
 # Finding and signalling qmail-send
 # --------------------------------------------------------------------------
@@ -192,7 +96,7 @@ def _setting(*keys):
 
 def _supervisor(supervisor):
     supervisor = supervisor or _setting("service", "supervisor")
-    _one_of(supervisor, SUPERVISORS, "supervisor")
+    __utils__["qmail_validate.one_of"](supervisor, SUPERVISORS, "supervisor")
     return supervisor
 
 
@@ -439,7 +343,7 @@ def _daemon_reload_if_needed(service):
 
 
 def _check_service(service, supervisor):
-    _one_of(service, (SEND, SMTPD), "service")
+    __utils__["qmail_validate.one_of"](service, (SEND, SMTPD), "service")
     if service == SMTPD and supervisor == "bootscript":
         raise SaltInvocationError(
             "qmail-smtpd runs from inetd with the boot script; it has no supervisor here")
@@ -522,7 +426,7 @@ def stop(supervisor=None, service_dir=None, timeout=120, daemontools_bin=None, s
         salt '*' qmail_service.stop supervisor=bootscript
     """
     supervisor = _supervisor(supervisor)
-    _one_of(service, (SEND, SMTPD), "service")
+    __utils__["qmail_validate.one_of"](service, (SEND, SMTPD), "service")
     if supervisor == "systemd":
         if not systemd_booted():
             return False

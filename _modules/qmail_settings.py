@@ -2,14 +2,23 @@
 The formula's settings: merge parameters and pillar, check every key, and
 derive what the states need (e.g. the control files of the host's role).
 
-``qmail/map.jinja`` calls ``qmail_settings.merge`` while rendering, so a bad
-pillar value stops the whole run before the first state changes anything,
-with an error that names the pillar key.
+This module is the one owner of the ``qmail`` pillar's schema: types,
+bounds, path policy, host names, network lists and text are checked here,
+through the validators of ``_utils/qmail_validate.py`` that the execution
+functions called from the command line share. ``qmail/map.jinja`` calls
+``qmail_settings.merge`` while rendering, so a bad pillar value stops the
+whole run before the first state changes anything, with an error that
+starts with the full pillar key.
+
+``null`` in the pillar means "the default" for every key, except the
+entries of ``qmail:control`` and ``qmail:aliases``, where it removes the
+file.
 """
 
 import copy
 import json
 import os
+import shlex
 
 from salt.exceptions import SaltInvocationError
 
@@ -22,20 +31,62 @@ except ImportError:  # pragma: no cover - older Salt has no masking
 
 __virtualname__ = "qmail_settings"
 
-# Each concern checks its own pillar keys (and may add what its states need)
-# in a ``check_settings(settings)`` of its execution module; all of them run
-# before anything changes. A module that is not installed is skipped.
-SECTION_CHECKS = (
-    "qmail_build.check_settings",
-    "qmail_sendmail.check_settings",
-    "qmail_service.check_settings",
-)
+ROLES = ("spool", "client")
+BOOT_METHODS = ("systemd", "sysv", "chkconfig", "rcconf", "sysconfig", "irix")
+SUPERVISORS = ("systemd", "daemontools", "bootscript")
+SMTPD_MODES = ("tcpserver", "inetd")
+# INSTALL.ids: user -> (primary group key, home below the qmail home).
+ACCOUNTS = {
+    "alias": ("nofiles", "alias"),
+    "qmaild": ("nofiles", ""),
+    "qmaill": ("nofiles", ""),
+    "qmailp": ("nofiles", ""),
+    "qmailq": ("qmail", ""),
+    "qmailr": ("qmail", ""),
+    "qmails": ("qmail", ""),
+}
+GROUPS = ("qmail", "nofiles")
+# What the formula's install puts into the qmail home besides queue/,
+# control/, users/ and alias/ (whose contents belong to the mail system).
+INSTALLED_DIRS = ("bin", "boot", "doc", "man")
+RECORD_NAME = ".qmail-build.json"
+# Keys whose entries may be null: null there removes a file.
+NULL_REMOVES = ("qmail:control", "qmail:aliases")
+# A compiler or linker command: words of flags and paths, no shell syntax.
+_CC_RE = r"[A-Za-z0-9 ._+=/,:-]{1,200}"
+_URL_RE = r"(https?|ftp|salt|file)://[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+"
+_ALIAS_NAME_RE = r"[a-z0-9][a-z0-9._-]{0,63}"
+_MINION_ID_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}"
+_ALT_NAME_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+_PROGRAM_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"  # a file in <home>/bin
+_ADDRESS_RE = r"[A-Za-z0-9!#$%'*+/=?^_`{|}~.-]+(@[A-Za-z0-9.-]+)?"
 
 
 def __virtual__():
     return __virtualname__
 
 
+_VALIDATORS = {}
+
+
+def _v(name):
+    """A shared validator of ``_utils/qmail_validate.py``. The plain function
+    behind the loader's wrapper: they touch no dunder, and the wrapper's
+    per-call cost adds up over 100,000 rcpthosts."""
+    fun = _VALIDATORS.get(name)
+    if fun is None:
+        fun = __utils__[f"qmail_validate.{name}"]
+        fun = _VALIDATORS[name] = getattr(fun, "func", fun)
+    return fun
+
+
+def _fail(key, message):
+    raise SaltInvocationError(f"{key}: {message}")
+
+
+# --------------------------------------------------------------------------
+# Shape: nulls, unknown keys, types
+# --------------------------------------------------------------------------
 def _merge(base, update):
     """Merge ``update`` into a copy of ``base``: mappings deeply, the rest replaced."""
     result = copy.copy(base)
@@ -47,67 +98,174 @@ def _merge(base, update):
     return result
 
 
-def _type_name(value):
-    if isinstance(value, bool):
-        return "true/false"
-    return {dict: "a mapping", list: "a list", str: "a string", int: "a number"}.get(
-        type(value), type(value).__name__
-    )
+def _drop_nulls(value, key):
+    """A copy of pillar ``value`` without null entries (null = the default),
+    but where null removes a file."""
+    if not isinstance(value, dict):
+        return value
+    return {
+        name: _drop_nulls(item, f"{key}:{name}")
+        for name, item in value.items()
+        if item is not None or key in NULL_REMOVES
+    }
 
 
 def _check_shape(default, given, key):
     """
     Check ``given`` (pillar) against the shape of ``default``: no unknown keys
     where the defaults fix the keys, and the same type for every value. An
-    empty mapping or a null in the defaults accepts anything: those keys are
-    checked by their own validators.
+    empty mapping in the defaults accepts any keys: those are checked by
+    their own validators.
     """
-    if default is None or given is None:
+    type_name = _v("type_name")
+    if given is None:  # left by _drop_nulls only where null removes a file
         return
     if isinstance(default, dict):
         if not isinstance(given, dict):
-            raise SaltInvocationError(
-                f"{key}: expected a mapping, got {_type_name(given)} {given!r}"
-            )
+            _fail(key, f"expected a mapping, got {type_name(given)} {given!r}")
         if not default:
             return
         for name, value in given.items():
             where = f"{key}:{name}"
             if name not in default:
-                raise SaltInvocationError(
-                    f"{where}: unknown key; known keys: " + ", ".join(sorted(default))
-                )
+                _fail(where, "unknown key; known keys: " + ", ".join(sorted(default)))
             _check_shape(default[name], value, where)
         return
     if isinstance(default, bool) or isinstance(given, bool):
         if isinstance(default, bool) != isinstance(given, bool):
-            raise SaltInvocationError(
-                f"{key}: expected {_type_name(default)}, got {given!r}"
-            )
+            _fail(key, f"expected {type_name(default)}, got {given!r}")
         return
     if not isinstance(given, type(default)):
-        raise SaltInvocationError(
-            f"{key}: expected {_type_name(default)}, got {_type_name(given)} {given!r}"
-        )
+        _fail(key, f"expected {type_name(default)}, got {type_name(given)} {given!r}")
+
+
+# --------------------------------------------------------------------------
+# lookup
+# --------------------------------------------------------------------------
+def _check_alternative(alt, key):
+    _v("mapping")(alt, key)
+    for name in ("name", "link", "priority"):
+        if name not in alt:
+            _fail(key, f"{name} is missing")
+    unknown = set(alt) - {"name", "link", "priority", "slaves"}
+    if unknown:
+        _fail(key, f"unknown key {sorted(map(str, unknown))[0]!r}")
+    _v("matches")(alt["name"], f"{key}:name", _ALT_NAME_RE, "an alternatives group name")
+    link = _v("system_file")(alt["link"], f"{key}:link")
+    prio = _v("integer")(alt["priority"], f"{key}:priority", 0)
+    slaves = alt.get("slaves")
+    slaves = [] if slaves is None else _v("list_of")(slaves, f"{key}:slaves")
+    checked = []
+    for i, slave in enumerate(slaves):
+        where = f"{key}:slaves[{i}]"
+        if not isinstance(slave, dict) or set(slave) != {"name", "link", "program"}:
+            _fail(where, "expected name, link and program")
+        checked.append({
+            "name": _v("matches")(slave["name"], f"{where}:name", _ALT_NAME_RE,
+                                  "an alternatives name"),
+            "link": _v("system_file")(slave["link"], f"{where}:link"),
+            "program": _v("matches")(slave["program"], f"{where}:program", _PROGRAM_RE,
+                                     "a qmail program name"),
+        })
+    return {"name": alt["name"], "link": link, "priority": prio, "slaves": checked}
 
 
 def _check_lookup(lookup):
-    home = lookup["home"]
-    if not os.path.isabs(home) or os.path.normpath(home) != home.rstrip("/") or (
-        any(c in home for c in "\n\0")
-    ):
-        raise SaltInvocationError(
-            f"qmail:lookup:home: {home!r} is not a plain absolute path"
-        )
+    key = "qmail:lookup"
+    lookup["home"] = _v("own_dir")(lookup["home"], f"{key}:home")
+    _v("account")(lookup["rootgroup"], f"{key}:rootgroup")
+    lookup["nologin_shell"] = _v("path")(lookup["nologin_shell"], f"{key}:nologin_shell")
+    # Accounts.
+    for kind, known in (("users", ACCOUNTS), ("groups", GROUPS)):
+        for name in lookup[kind]:
+            if name not in known:
+                _fail(f"{key}:{kind}:{name}", "unknown account; known: " + ", ".join(known))
+        for name in known:
+            _v("account")(lookup[kind].get(name), f"{key}:{kind}:{name}")
+    if lookup["groups"]["nofiles"] in ("nogroup", "nobody"):
+        _fail(f"{key}:groups:nofiles",
+              "must not be nogroup or nobody (INSTALL.ids: it must own no files)")
+    for kind, known in (("uids", ACCOUNTS), ("gids", GROUPS)):
+        for name, number in lookup[kind].items():
+            where = f"{key}:{kind}:{name}"
+            if name not in known:
+                _fail(where, "unknown account; known: " + ", ".join(known))
+            lookup[kind][name] = _v("integer")(number, where, 1, 2**31 - 2)
+    # sendmail.
+    if not lookup["sendmail_paths"]:
+        _fail(f"{key}:sendmail_paths", "list where this OS keeps sendmail (at least one path)")
+    for name in ("sendmail_paths", "sendmail_links"):
+        lookup[name] = [_v("system_file")(p, f"{key}:{name}[{i}]")
+                        for i, p in enumerate(lookup[name])]
+    _v("one_of")(lookup["sendmail_boot"], BOOT_METHODS, f"{key}:sendmail_boot")
+    for i, service in enumerate(lookup["sendmail_services"]):
+        _v("service_name")(service, f"{key}:sendmail_services[{i}]")
+    lookup["sendmail_ports"] = [_v("integer")(p, f"{key}:sendmail_ports[{i}]", 1, 65535)
+                                for i, p in enumerate(lookup["sendmail_ports"])]
+    for name in ("sendmail_rc_conf", "sendmail_sysconfig", "sendmail_irix_config"):
+        lookup[name] = _v("system_file")(lookup[name], f"{key}:{name}")
+    if lookup["sendmail_mailer_conf"] != "":
+        lookup["sendmail_mailer_conf"] = _v("system_file")(
+            lookup["sendmail_mailer_conf"], f"{key}:sendmail_mailer_conf")
+    if lookup["sendmail_mta_package"] != "":
+        _v("deb_name")(lookup["sendmail_mta_package"], f"{key}:sendmail_mta_package")
+    lookup["sendmail_alternatives"] = [
+        _check_alternative(alt, f"{key}:sendmail_alternatives[{i}]")
+        for i, alt in enumerate(lookup["sendmail_alternatives"])]
+    # The record's folder is the formula's own: the dummy package is built there.
+    record = _v("path")(lookup["sendmail_record"], f"{key}:sendmail_record")
+    _v("own_dir")(os.path.dirname(record), f"{key}:sendmail_record")
+    if os.path.isdir(record):
+        _fail(f"{key}:sendmail_record", f"{record} is a folder, not a file")
+    lookup["sendmail_record"] = record
+    # qmail.service.
+    service = lookup["service"]
+    for name in ("ucspi_bin", "daemontools_bin"):
+        service[name] = _v("path")(service[name], f"{key}:service:{name}")
+    for name in ("unit_dir", "service_dir", "tcp_rules", "inetd_conf", "boot_script"):
+        service[name] = _v("system_file")(service[name], f"{key}:service:{name}")
+
+
+# --------------------------------------------------------------------------
+# Role, names and control files
+# --------------------------------------------------------------------------
+def _me(settings):
+    if settings["me"] != "":
+        return _v("fqdn")(settings["me"], "qmail:me")
+    for grain in ("fqdn", "id"):
+        name = __grains__.get(grain)
+        if _v("is_host")(name) and "." in name and not name.split(".")[-1].isdigit():
+            return name
+    _fail("qmail:me", f"the minion's fqdn grain {__grains__.get('fqdn')!r} is no fully "
+                      "qualified host name; set qmail:me")
+    return None
+
+
+def _check_control_places(settings):
+    """A folder (or other non-file) where a control file belongs fails now,
+    before any file is written."""
+    directory = os.path.join(settings["lookup"]["home"], "control")
+    for name in sorted(settings["control_managed"]) + settings["control_absent"]:
+        path = os.path.join(directory, name)
+        if os.path.lexists(path) and not (os.path.islink(path) or os.path.isfile(path)):
+            _fail(f"qmail:control:{name}",
+                  f"{path} is a folder or special file, not a control file; move it away")
 
 
 def _derive_control(settings):
+    _v("one_of")(settings["role"], ROLES, "qmail:role")
+    settings["me"] = _me(settings)
+    if settings["spool"] != "" or settings["role"] == "client":
+        if settings["spool"] == "":
+            _fail("qmail:spool", "the client role needs the spool host's name")
+        _v("mail_host")(settings["spool"], "qmail:spool")
     files = __salt__["qmail_control.derive"](
         settings["role"], settings["me"], settings["spool"] or None,
         settings["control"], key="qmail",
     )
     settings["control_managed"] = {n: v for n, v in files.items() if v is not None}
     settings["control_absent"] = sorted(n for n, v in files.items() if v is None)
+    _check_control_places(settings)
     # Which of these files' changes qmail must be told of, and how: the
     # service states watch the control states named here.
     reload = {"hup": [], "restart": [], "newmrh": []}
@@ -118,6 +276,222 @@ def _derive_control(settings):
     settings["control_reload"] = reload
 
 
+# --------------------------------------------------------------------------
+# source, build, aliases, delivery: qmail.users, qmail.build, qmail.aliases
+# --------------------------------------------------------------------------
+def _check_source(source):
+    presets = __salt__["qmail_build.presets"]()
+    name = _v("one_of")(source["preset"], tuple(presets), "qmail:source:preset")
+    preset = presets[name]
+    url = source["url"]
+    if url == "":
+        url = preset["url"]
+    elif url.startswith("/"):
+        url = _v("path")(url, "qmail:source:url")
+    else:
+        _v("matches")(url, "qmail:source:url", _URL_RE,
+                      "an https://, http://, ftp://, salt:// URL or an absolute path")
+    if url != preset["url"] and source["hash"] == "":
+        _fail("qmail:source:hash", "required: a source other than the preset's needs its hash")
+    if source["hash"] != "":
+        _v("string")(source["hash"], "qmail:source:hash")
+    algo, digest = __salt__["qmail_build.parse_hash"](source["hash"] or preset["hash"])
+    return {
+        "preset": name,
+        "url": url,
+        "hash": f"{algo}={digest}",
+        "runtime_ids": preset["runtime_ids"],
+        "errno_fix": preset["errno_fix"],
+        "alloc_fix": preset.get("alloc_fix", False),
+    }
+
+
+def _check_build(build, home):
+    conf = build["conf"]
+    key = "qmail:build:conf"
+    for name in ("cc", "ld"):
+        _v("matches")(conf[name], f"{key}:{name}", _CC_RE,
+                      "a command of words (letters, digits, space and . _ + = / , : -)")
+    conf["spawn"] = _v("integer")(conf["spawn"], f"{key}:spawn", 1, 255)
+    conf["split"] = _v("integer")(conf["split"], f"{key}:split", 1, 1000)
+    _v("matches")(conf["patrn"], f"{key}:patrn", "[0-7]{3}", "three octal digits")
+    _v("matches")(conf["break"], f"{key}:break", "[!-.0-~]", "one printable character but /")
+    # qmail.build.clean deletes the workdir: it must be a folder of its own.
+    workdir = _v("own_dir")(build["workdir"], "qmail:build:workdir")
+    inside = _v("inside")
+    if inside(workdir, home) or inside(home, workdir):
+        _fail("qmail:build:workdir",
+              f"{workdir!r} and the qmail home {home!r} must not hold one another")
+    build["workdir"] = workdir
+    share = build["share"]
+    if share["builder"] != "":
+        _v("matches")(share["builder"], "qmail:build:share:builder", _MINION_ID_RE,
+                      "a minion id")
+    share["wait"] = _v("integer")(share["wait"], "qmail:build:share:wait", 0, 86400)
+
+
+def _alias_line(line, where, alias_home):
+    """One delivery of a ~alias/.qmail file, kept inside the alias home."""
+    _v("string")(line, where, max_length=1000)
+    line = line.strip()
+    if line.startswith(("#", "|")):
+        return line, None
+    if line.startswith("&"):
+        _v("matches")(line[1:], where, _ADDRESS_RE, "an address after &")
+        return line, None
+    if line.startswith(("./", "/")):
+        target = line if line.startswith("/") else os.path.join(alias_home, line)
+        full = _v("path")(target, where)
+        if not _v("inside")(full, alias_home) or full == alias_home:
+            _fail(where, f"{line!r} leads to {full}, outside the alias home {alias_home}")
+        return line, (full if line.endswith("/") else None)
+    _v("matches")(line, where, _ADDRESS_RE,
+                  "a .qmail delivery (./Maildir/, ./Mailbox, &address, |command)")
+    return line, None
+
+
+def _check_aliases(aliases, home):
+    alias_home = os.path.join(home, "alias")
+    files, maildirs = {}, set()
+    for name, lines in aliases.items():
+        where = f"qmail:aliases:{name}"
+        if not isinstance(name, str):
+            _fail(where, "not an alias name")
+        _v("matches")(name, where, _ALIAS_NAME_RE,
+                      "an alias name (lower case letters, digits, . _ -)")
+        if lines is None:
+            files[name] = None
+            continue
+        _v("list_of")(lines, where)
+        if not lines:
+            _fail(where, "empty: give at least one delivery line, or null to remove the file")
+        files[name] = []
+        for i, line in enumerate(lines):
+            line, maildir = _alias_line(line, f"{where}[{i}]", alias_home)
+            files[name].append(line)
+            if maildir:
+                maildirs.add(maildir)
+    return files, sorted(maildirs)
+
+
+def _check_delivery(delivery):
+    line = _v("string")(delivery, "qmail:delivery", max_length=1000).strip()
+    if line.startswith("./"):
+        _v("path")("/" + line[2:], "qmail:delivery")
+        if ".." in line.split("/"):
+            _fail("qmail:delivery", f"{line!r} leaves the user's home")
+    elif not (line.startswith(("|", "&")) or "@" in line):
+        _fail("qmail:delivery",
+              f"{line!r} is not a .qmail delivery (./Maildir/, ./Mailbox, |command, &address)")
+    return shlex.quote(line)
+
+
+def _build_settings(settings):
+    lookup = settings["lookup"]
+    home = lookup["home"]
+    settings["build_source"] = _check_source(settings["source"])
+    build = settings["build"]
+    _check_build(build, home)
+    if build["share"]["builder"] and not settings["build_source"]["runtime_ids"]:
+        _fail("qmail:build:share:builder",
+              f"{settings['build_source']['preset']} bakes account ids into its binaries: "
+              "its builds cannot be shared; leave builder empty")
+    settings["build_conf"] = __salt__["qmail_build.conf_files"](
+        home, lookup["users"], lookup["groups"], build["conf"])
+    settings["build_remove"] = [os.path.join(home, d) for d in INSTALLED_DIRS] + [
+        os.path.join(home, "rc"), os.path.join(home, RECORD_NAME), build["workdir"],
+    ]
+    settings["accounts_groups"] = [
+        {"key": k, "name": lookup["groups"][k], "gid": lookup["gids"].get(k)} for k in GROUPS
+    ]
+    settings["accounts_users"] = [
+        {
+            "key": k,
+            "name": lookup["users"][k],
+            "group": lookup["groups"][group],
+            "group_key": group,
+            "home": os.path.join(home, sub) if sub else home,
+            "uid": lookup["uids"].get(k),
+        }
+        for k, (group, sub) in ACCOUNTS.items()
+    ]
+    settings["aliases_files"], settings["aliases_maildirs"] = _check_aliases(
+        settings["aliases"], home)
+    settings["delivery_arg"] = _check_delivery(settings["delivery"])
+
+
+# --------------------------------------------------------------------------
+# sendmail: qmail.sendmail
+# --------------------------------------------------------------------------
+def _sendmail_settings(settings):
+    lookup = settings["lookup"]
+    boot = lookup["sendmail_boot"]
+    home = lookup["home"]
+    state_dir = os.path.dirname(lookup["sendmail_record"])
+    package = lookup["sendmail_mta_package"]
+    alternatives = lookup["sendmail_alternatives"]
+    settings["sendmail"] = {
+        "frontend": os.path.join(home, "bin", "sendmail"),
+        "qread": os.path.join(home, "bin", "qmail-qread"),
+        "record": lookup["sendmail_record"],
+        "mailer_conf": [lookup["sendmail_mailer_conf"]] if lookup["sendmail_mailer_conf"] else [],
+        "boot_path": {"rcconf": lookup["sendmail_rc_conf"],
+                      "sysconfig": lookup["sendmail_sysconfig"],
+                      "irix": lookup["sendmail_irix_config"]}.get(boot),
+        "alternatives": [
+            dict(a, slaves=[dict(s, target=os.path.join(home, "bin", s["program"]))
+                            for s in a["slaves"]])
+            for a in alternatives
+        ],
+        # Links that the alternatives steps point to qmail's sendmail.
+        "alternative_links": [a["link"] for a in alternatives] + [
+            s["link"] for a in alternatives for s in a["slaves"] if s["program"] == "sendmail"],
+        "mta_package": [{
+            "name": package,
+            "dir": os.path.join(state_dir, package),
+            "deb": os.path.join(state_dir, f"{package}.deb"),
+        }] if package else [],
+    }
+
+
+# --------------------------------------------------------------------------
+# service: qmail.service
+# --------------------------------------------------------------------------
+def _service_settings(settings):
+    service = settings["service"]
+    _v("one_of")(service["supervisor"], SUPERVISORS, "qmail:service:supervisor")
+    _v("one_of")(service["smtpd"], SMTPD_MODES, "qmail:service:smtpd")
+    service["smtpd_port"] = _v("integer")(service["smtpd_port"], "qmail:service:smtpd_port",
+                                          1, 65535)
+    service["smtpd_concurrency"] = _v("integer")(
+        service["smtpd_concurrency"], "qmail:service:smtpd_concurrency", 1, 10000)
+    rules = __salt__["qmail_service.tcp_rules"](settings["relay_clients"])
+    if service["smtpd"] == "inetd" and settings["relay_clients"]:
+        _fail("qmail:relay_clients", "inetd gives qmail-smtpd no per-client rules; "
+                                     "relaying needs qmail:service:smtpd: tcpserver")
+    service["smtpd_mode"] = service["smtpd"] if settings["role"] == "spool" else "off"
+    if service["smtpd_mode"] == "tcpserver" and service["supervisor"] == "bootscript":
+        _fail("qmail:service:smtpd",
+              "tcpserver needs a supervisor (systemd or daemontools); with supervisor "
+              "bootscript a spool runs qmail-smtpd from inetd, as the seed does")
+    service["tcp_rules"] = rules
+    home = settings["lookup"]["home"]
+    port = service["smtpd_port"]
+    service["inetd_line"] = (
+        f"{'smtp' if port == 25 else port} stream tcp nowait "
+        f"{settings['lookup']['users']['qmaild']} {home}/bin/tcp-env tcp-env "
+        f"/bin/sh {home}/supervise/qmail-smtpd/smtpd"
+    )
+    # morercpthosts works through morercpthosts.cdb: rebuilt when the file
+    # changes, removed with it.
+    newmrh = settings["control_reload"]["newmrh"]
+    service["newmrh_build"] = [n for n in newmrh if n in settings["control_managed"]]
+    service["newmrh_drop"] = [n for n in newmrh if n in settings["control_absent"]]
+
+
+# --------------------------------------------------------------------------
+# Public functions
+# --------------------------------------------------------------------------
 def merge(defaults, os_family=None, pillar=None):
     """
     Merge the formula's ``defaults``, the ``os_family`` parameters and
@@ -128,13 +502,17 @@ def merge(defaults, os_family=None, pillar=None):
     - ``control_managed``: control file -> value for the host's role;
     - ``control_absent``: control files to remove;
     - ``control_reload``: ``hup``/``restart``/``newmrh`` -> the files among
-      them whose change needs that (for the service states' requisites).
+      them whose change needs that (for the service states' requisites);
+    - ``build_source``, ``build_conf``, ``build_remove``,
+      ``accounts_groups``/``accounts_users``, ``aliases_files``,
+      ``aliases_maildirs``, ``delivery_arg`` (qmail.users/build/aliases);
+    - ``sendmail`` (qmail.sendmail) and ``service:*`` (qmail.service).
 
     Raises SaltInvocationError naming the pillar key on bad input.
 
     CLI Example::
 
-        salt '*' qmail_settings.merge "{'role': 'spool', ...}"
+        salt '*' qmail_settings.merge "{'lookup': {...}, ...}" pillar="{'role': 'spool'}"
     """
     pillar = _plain(pillar) if pillar is not None else {}
     # Every SLS file imports map.jinja, so one state run asks for the same
@@ -148,14 +526,14 @@ def merge(defaults, os_family=None, pillar=None):
 
 
 def _merge_checked(defaults, os_family, pillar):
+    pillar = _drop_nulls(pillar, "qmail")
     _check_shape(defaults, pillar, "qmail")
-    settings = _merge(_merge(defaults, os_family or {}), pillar)
+    settings = copy.deepcopy(_merge(_merge(defaults, os_family or {}), pillar))
     _check_lookup(settings["lookup"])
-    settings["me"] = settings["me"] or __grains__.get("fqdn") or __grains__["id"]
     _derive_control(settings)
-    for check in SECTION_CHECKS:
-        if check in __salt__:
-            settings = __salt__[check](settings) or settings
+    _build_settings(settings)
+    _sendmail_settings(settings)
+    _service_settings(settings)
     return settings
 
 

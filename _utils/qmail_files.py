@@ -7,6 +7,7 @@ same folder, fsync, rename, then fsync of the folder.
 """
 
 import os
+import tempfile
 
 
 def fsync_dir(directory):
@@ -26,8 +27,10 @@ def atomic_write(path, data, mode=0o644, uid=None, gid=None):
     """
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o755, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    # mkstemp: O_CREAT|O_EXCL under a random name, so nothing planted in the
+    # folder (a hard link, a symlink) is ever opened, truncated or chowned.
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
+                               dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -8,5 +8,5 @@
 
 qmail-aliases-clean-qmail-{{ name }}-file-absent:
   file.absent:
-    - name: {{ qmail.lookup.home }}/alias/.qmail-{{ name }}
+    - name: {{ (qmail.lookup.home ~ '/alias/.qmail-' ~ name) | json }}
 {%- endfor %}

@@ -14,9 +14,9 @@ include:
 
 qmail-aliases-maildir-file-directory-{{ maildir }}{{ sub }}:
   file.directory:
-    - name: {{ maildir }}{{ sub }}
-    - user: {{ qmail.lookup.users.alias }}
-    - group: {{ qmail.lookup.groups.nofiles }}
+    - name: {{ (maildir ~ sub) | json }}
+    - user: {{ qmail.lookup.users.alias | json }}
+    - group: {{ qmail.lookup.groups.nofiles | json }}
     - mode: '0700'
     - makedirs: true
     - require:
@@ -29,15 +29,15 @@ qmail-aliases-maildir-file-directory-{{ maildir }}{{ sub }}:
 
 qmail-aliases-qmail-{{ name }}-file-absent:
   file.absent:
-    - name: {{ alias_home }}/.qmail-{{ name }}
+    - name: {{ (alias_home ~ '/.qmail-' ~ name) | json }}
 {%-   else %}
 
 qmail-aliases-qmail-{{ name }}-file-managed:
   file.managed:
-    - name: {{ alias_home }}/.qmail-{{ name }}
+    - name: {{ (alias_home ~ '/.qmail-' ~ name) | json }}
     - contents: {{ lines | json }}
     - user: root
-    - group: {{ qmail.lookup.rootgroup }}
+    - group: {{ qmail.lookup.rootgroup | json }}
     - mode: '0644'
     - require:
       - qmail_build: qmail-build-tree-qmail_build-installed

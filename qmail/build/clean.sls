@@ -11,11 +11,12 @@
 
 qmail-build-clean-file-absent-{{ path }}:
   file.absent:
-    - name: {{ path }}
+    - name: {{ path | json }}
 {%-   endfor %}
 {%- else %}
 
 qmail-build-clean-kept-test-nop:
   test.nop:
-    - name: qmail installed tree kept in {{ qmail.lookup.home }} (qmail:clean:remove_install is false)
+    - name: {{ ('qmail installed tree kept in ' ~ qmail.lookup.home
+                ~ ' (qmail:clean:remove_install is false)') | json }}
 {%- endif %}

@@ -13,7 +13,7 @@ include:
 # First of all (the accounts wait for it): a wrong hash changes nothing.
 qmail-build-source-qmail_build-source_verified:
   qmail_build.source_verified:
-    - name: {{ qmail.lookup.home }}
+    - name: {{ qmail.lookup.home | json }}
     - source: {{ qmail.build_source | json }}
     - conf: {{ qmail.build_conf | json }}
     - require_in:
@@ -26,10 +26,10 @@ qmail-build-source-qmail_build-source_verified:
 
 qmail-build-tree-qmail_build-installed:
   qmail_build.installed:
-    - name: {{ qmail.lookup.home }}
+    - name: {{ qmail.lookup.home | json }}
     - source: {{ qmail.build_source | json }}
     - conf: {{ qmail.build_conf | json }}
-    - workdir: {{ qmail.build.workdir }}
+    - workdir: {{ qmail.build.workdir | json }}
     - share: {{ qmail.build.share | json }}
     - require:
       - qmail_build: qmail-build-source-qmail_build-source_verified
@@ -42,14 +42,14 @@ qmail-build-tree-qmail_build-installed:
 
 qmail-build-rc-file-managed:
   file.managed:
-    - name: {{ qmail.lookup.home }}/rc
+    - name: {{ (qmail.lookup.home ~ '/rc') | json }}
     - source: {{ files_switch(qmail.tofs, ["build/rc.jinja"], "rc") }}
     - template: jinja
     - context:
-        home: {{ qmail.lookup.home }}
+        home: {{ qmail.lookup.home | json }}
         delivery_arg: {{ qmail.delivery_arg | json }}
     - user: root
-    - group: {{ qmail.lookup.rootgroup }}
+    - group: {{ qmail.lookup.rootgroup | json }}
     - mode: '0755'
     - require:
       - qmail_build: qmail-build-tree-qmail_build-installed

@@ -8,6 +8,6 @@
 
 qmail-control-clean-file-absent-{{ name }}:
   qmail_control.absent:
-    - name: {{ name }}
-    - home: {{ qmail.lookup.home }}
+    - name: {{ name | json }}
+    - home: {{ qmail.lookup.home | json }}
 {%- endfor %}

@@ -8,8 +8,8 @@
 
 qmail-control-file-managed-{{ name }}:
   qmail_control.managed:
-    - name: {{ name }}
-    - home: {{ qmail.lookup.home }}
+    - name: {{ name | json }}
+    - home: {{ qmail.lookup.home | json }}
     - contents: {{ contents | json }}
 {%- endfor %}
 
@@ -17,6 +17,6 @@ qmail-control-file-managed-{{ name }}:
 
 qmail-control-file-absent-{{ name }}:
   qmail_control.absent:
-    - name: {{ name }}
-    - home: {{ qmail.lookup.home }}
+    - name: {{ name | json }}
+    - home: {{ qmail.lookup.home | json }}
 {%- endfor %}

@@ -9,22 +9,25 @@
 
 qmail-sendmail-clean-qmail_sendmail-restored:
   qmail_sendmail.restored:
-    - name: {{ sendmail.record }}
+    - name: {{ sendmail.record | json }}
 
 {%- for package in sendmail.mta_package %}
 
 qmail-sendmail-clean-mta-package-cmd-run-purge:
   cmd.run:
-    - name: dpkg --purge {{ package.name }}
-    - onlyif: dpkg-query -W -f '${Status}' {{ package.name }} | grep -q ' installed$'
+    - name: {{ ('dpkg --purge ' ~ package.name | quote) | json }}
+    - onlyif:
+      - fun: pkg.version
+        args:
+          - {{ package.name | json }}
     - require:
       - qmail_sendmail: qmail-sendmail-clean-qmail_sendmail-restored
 
 qmail-sendmail-clean-mta-package-file-absent-dir:
   file.absent:
-    - name: {{ package.dir }}
+    - name: {{ package.dir | json }}
 
 qmail-sendmail-clean-mta-package-file-absent-deb:
   file.absent:
-    - name: {{ package.deb }}
+    - name: {{ package.deb | json }}
 {%- endfor %}

@@ -13,16 +13,16 @@ qmail-sendmail-processes-qmail_sendmail-stopped:
     - services: {{ qmail.lookup.sendmail_services | json }}
     - paths: {{ qmail.lookup.sendmail_paths | json }}
     - ports: {{ qmail.lookup.sendmail_ports | json }}
-    - frontend: {{ sendmail.frontend }}
-    - record: {{ sendmail.record }}
+    - frontend: {{ sendmail.frontend | json }}
+    - record: {{ sendmail.record | json }}
 
 qmail-sendmail-boot-qmail_sendmail-boot_disabled:
   qmail_sendmail.boot_disabled:
     - name: sendmail
-    - method: {{ qmail.lookup.sendmail_boot }}
+    - method: {{ qmail.lookup.sendmail_boot | json }}
     - services: {{ qmail.lookup.sendmail_services | json }}
     - path: {{ sendmail.boot_path | json }}
-    - record: {{ sendmail.record }}
+    - record: {{ sendmail.record | json }}
     - require:
       - qmail_sendmail: qmail-sendmail-processes-qmail_sendmail-stopped
 
@@ -30,10 +30,10 @@ qmail-sendmail-boot-qmail_sendmail-boot_disabled:
 
 qmail-sendmail-binary-qmail_sendmail-neutralised-{{ path }}:
   qmail_sendmail.neutralised:
-    - name: {{ path }}
-    - frontend: {{ sendmail.frontend }}
+    - name: {{ path | json }}
+    - frontend: {{ sendmail.frontend | json }}
     - sendmail_paths: {{ qmail.lookup.sendmail_paths | json }}
-    - record: {{ sendmail.record }}
+    - record: {{ sendmail.record | json }}
     - require:
       - qmail_sendmail: qmail-sendmail-processes-qmail_sendmail-stopped
 {%- endfor %}
@@ -42,12 +42,12 @@ qmail-sendmail-binary-qmail_sendmail-neutralised-{{ path }}:
 
 qmail-sendmail-alternative-qmail_sendmail-alternative-{{ alt.name }}:
   qmail_sendmail.alternative:
-    - name: {{ alt.name }}
-    - link: {{ alt.link }}
-    - frontend: {{ sendmail.frontend }}
-    - priority: {{ alt.priority }}
+    - name: {{ alt.name | json }}
+    - link: {{ alt.link | json }}
+    - frontend: {{ sendmail.frontend | json }}
+    - priority: {{ alt.priority | json }}
     - slaves: {{ alt.slaves | json }}
-    - record: {{ sendmail.record }}
+    - record: {{ sendmail.record | json }}
     - require:
       - qmail_sendmail: qmail-sendmail-binary-*
 {%- endfor %}
@@ -56,12 +56,12 @@ qmail-sendmail-alternative-qmail_sendmail-alternative-{{ alt.name }}:
 
 qmail-sendmail-link-qmail_sendmail-frontend_linked-{{ path }}:
   qmail_sendmail.frontend_linked:
-    - name: {{ path }}
-    - frontend: {{ sendmail.frontend }}
+    - name: {{ path | json }}
+    - frontend: {{ sendmail.frontend | json }}
     - sendmail_paths: {{ qmail.lookup.sendmail_paths | json }}
     - links: {{ qmail.lookup.sendmail_links | json }}
     - alternative_links: {{ sendmail.alternative_links | json }}
-    - record: {{ sendmail.record }}
+    - record: {{ sendmail.record | json }}
     - require:
       - qmail_sendmail: qmail-sendmail-binary-*
 {%- endfor %}
@@ -70,10 +70,10 @@ qmail-sendmail-link-qmail_sendmail-frontend_linked-{{ path }}:
 
 qmail-sendmail-mailer-conf-qmail_sendmail-mailer_conf:
   qmail_sendmail.mailer_conf:
-    - name: {{ path }}
-    - frontend: {{ sendmail.frontend }}
-    - qread: {{ sendmail.qread }}
-    - record: {{ sendmail.record }}
+    - name: {{ path | json }}
+    - frontend: {{ sendmail.frontend | json }}
+    - qread: {{ sendmail.qread | json }}
+    - record: {{ sendmail.record | json }}
     - require:
       - qmail_sendmail: qmail-sendmail-binary-*
 {%- endfor %}
@@ -86,32 +86,42 @@ qmail-sendmail-mailer-conf-qmail_sendmail-mailer_conf:
 
 qmail-sendmail-mta-package-file-managed-control:
   file.managed:
-    - name: {{ package.dir }}/DEBIAN/control
+    - name: {{ (package.dir ~ '/DEBIAN/control') | json }}
     - makedirs: true
     - mode: '0644'
-    - contents: |
-        Package: {{ package.name }}
-        Version: 1.0
-        Section: mail
-        Priority: optional
-        Architecture: all
-        Maintainer: qmail Salt formula <root@localhost>
-        Provides: mail-transport-agent
-        Description: qmail, installed from source, is this host's MTA
-         Installed by the qmail Salt formula: it provides mail-transport-agent
-         so that apt pulls in no other MTA for packages that need one.
-         qmail itself lives in {{ qmail.lookup.home }}, outside dpkg.
+    - contents: {{ [
+        'Package: ' ~ package.name,
+        'Version: 1.0',
+        'Section: mail',
+        'Priority: optional',
+        'Architecture: all',
+        'Maintainer: qmail Salt formula <root@localhost>',
+        'Provides: mail-transport-agent',
+        "Description: qmail, installed from source, is this host's MTA",
+        ' Installed by the qmail Salt formula: it provides mail-transport-agent',
+        ' so that apt pulls in no other MTA for packages that need one.',
+        ' qmail itself lives in ' ~ qmail.lookup.home ~ ', outside dpkg.',
+      ] | json }}
+
+{#- Salt's cmd.run state always runs its command through a shell (3008
+    has no python_shell for it), so every value in these commands is a
+    checked name or path (qmail_settings: a safe character set) and is
+    shell-quoted here besides. test=True runs only the `unless` tests,
+    which change nothing. #}
+{%- set dir = package.dir | quote %}
+{%- set deb = package.deb | quote %}
 
 qmail-sendmail-mta-package-cmd-run-build:
   cmd.run:
-    - name: dpkg-deb --root-owner-group --build {{ package.dir }} {{ package.deb }}
-    - unless: test {{ package.deb }} -nt {{ package.dir }}/DEBIAN/control
+    - name: {{ ('dpkg-deb --root-owner-group --build ' ~ dir ~ ' ' ~ deb) | json }}
+    - unless: {{ ('test ' ~ deb ~ ' -nt ' ~ (package.dir ~ '/DEBIAN/control') | quote) | json }}
     - require:
       - file: qmail-sendmail-mta-package-file-managed-control
 
 qmail-sendmail-mta-package-cmd-run-install:
   cmd.run:
-    - name: dpkg --install {{ package.deb }}
+    - name: {{ ('dpkg --install ' ~ deb) | json }}
+    # No pillar value in this test: only a question to dpkg.
     - unless: >-
         dpkg-query -W -f '${db:Status-Abbrev} ${Package}, ${Provides},\n'
         | grep -Eq '^ii +.*[ ,]mail-transport-agent[ ,(]'

@@ -10,14 +10,14 @@
 
 qmail-users-clean-user-absent-{{ user.key }}:
   user.absent:
-    - name: {{ user.name }}
+    - name: {{ user.name | json }}
 {%-   endfor %}
 
 {%-   for group in qmail.accounts_groups %}
 
 qmail-users-clean-group-absent-{{ group.key }}:
   group.absent:
-    - name: {{ group.name }}
+    - name: {{ group.name | json }}
     - require:
 {%-     for user in qmail.accounts_users %}
       - user: qmail-users-clean-user-absent-{{ user.key }}

@@ -9,10 +9,10 @@
 
 qmail-users-group-present-{{ group.key }}:
   group.present:
-    - name: {{ group.name }}
+    - name: {{ group.name | json }}
     - system: true
 {%-   if group.gid %}
-    - gid: {{ group.gid }}
+    - gid: {{ group.gid | json }}
 {%-   endif %}
 {%- endfor %}
 
@@ -20,15 +20,15 @@ qmail-users-group-present-{{ group.key }}:
 
 qmail-users-user-present-{{ user.key }}:
   user.present:
-    - name: {{ user.name }}
-    - gid: {{ user.group }}
-    - home: {{ user.home }}
+    - name: {{ user.name | json }}
+    - gid: {{ user.group | json }}
+    - home: {{ user.home | json }}
     - createhome: false
-    - shell: {{ qmail.lookup.nologin_shell }}
+    - shell: {{ qmail.lookup.nologin_shell | json }}
     - system: true
     - usergroup: false
 {%-   if user.uid %}
-    - uid: {{ user.uid }}
+    - uid: {{ user.uid | json }}
 {%-   endif %}
     - require:
       - group: qmail-users-group-present-{{ user.group_key }}

@@ -68,7 +68,7 @@ def test_settings_debian_package_lives_next_to_the_record(modules):
 BAD_LOOKUPS = [
     ({"sendmail_paths": ["usr/sbin/sendmail"]}, "qmail:lookup:sendmail_paths[0]"),
     ({"sendmail_paths": []}, "qmail:lookup:sendmail_paths"),
-    ({"sendmail_links": ["/usr/lib/../sendmail"]}, "qmail:lookup:sendmail_links[0]"),
+    ({"sendmail_links": ["/usr/lib/../lib"]}, "qmail:lookup:sendmail_links[0]"),
     ({"sendmail_links": ["/usr/lib/send\nmail"]}, "qmail:lookup:sendmail_links[0]"),
     ({"sendmail_boot": "launchd"}, "qmail:lookup:sendmail_boot"),
     ({"sendmail_services": ["send mail"]}, "qmail:lookup:sendmail_services[0]"),
@@ -118,7 +118,7 @@ RC_CONF_NO = (
     'hostname="hostname.cla.kobe-u.ac.jp"\n'
     '# sendmail_enable="NO"   <- a comment, kept\n'
     'sendmail_enable="NO"\n'
-    'sendmail_msp_queue_enable="NO"\n'
+    '\tsendmail_msp_queue_enable="NO" # trailing comment\n'
     'ifconfig_em0="DHCP"\n'
     'sendmail_submit_enable="NO"\n'
     'sendmail_outbound_enable="NO"\n'
@@ -135,7 +135,7 @@ def test_set_keys_replaces_appends_and_keeps_the_rest(modules):
         "sendmail_enable": ['sendmail_enable="YES"'],
         "sendmail_submit_enable": [],
         "sendmail_outbound_enable": [],
-        "sendmail_msp_queue_enable": ["\tsendmail_msp_queue_enable=YES # trailing comment"],
+        "sendmail_msp_queue_enable": ["sendmail_msp_queue_enable=YES"],
     }
     assert modules.qmail_sendmail.set_keys(text, wanted)[0] == text
 

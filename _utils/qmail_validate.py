@@ -1,0 +1,454 @@
+"""
+The formula's validators (``__utils__``): one place that says what a good
+value is, for the settings schema (``qmail_settings.merge``) and for every
+execution function called from the command line.
+
+Each validator takes the value and the full pillar key, returns the value
+in the form the formula uses (paths normalised, numbers as int) and raises
+SaltInvocationError whose text starts with the key. Nothing here reads the
+pillar or touches the host, except the Public Suffix List file and
+``realpath`` of paths.
+"""
+
+import ipaddress
+import os
+import re
+import sys
+import types
+
+from salt.exceptions import SaltInvocationError
+
+# --------------------------------------------------------------------------
+# Errors and text
+# --------------------------------------------------------------------------
+# qmail splits control files at "\n" only; Python's splitlines (and YAML
+# readers) also break at these, so none may hide inside a value.
+_LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+_PRINTABLE_RE = re.compile(r"[\x20-\x7e]*")
+# RFC 5321 4.5.3.1.5: a reply line is at most 512 octets with "220 " and CRLF.
+MAX_GREETING = 506
+# qmail's control_readint keeps numbers in a C int.
+MAX_INT = 2**31 - 1
+
+
+def fail(key, message):
+    raise SaltInvocationError(f"{key}: {message}")
+
+
+def _got(value):
+    return "null" if value is None else f"{type_name(value)} {_short(value)}"
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 80 else text[:60] + "...' (" + str(len(value)) + " characters)"
+
+
+def string(value, key, empty_ok=False, max_length=None):
+    """A one-line, printable ASCII string (spaces allowed)."""
+    if not isinstance(value, str):
+        fail(key, f"expected a string, got {_got(value)}")
+    if not _PRINTABLE_RE.fullmatch(value):
+        if any(c in value for c in _LINE_BREAKS):
+            fail(key, f"{_short(value)} contains a line break")
+        if any(ord(c) > 0x7E for c in value):
+            fail(key, f"{_short(value)} is not ASCII (write international domain names "
+                      "in punycode, xn--...)")
+        fail(key, f"{_short(value)} contains a control character")
+    if not empty_ok and not value.strip():
+        fail(key, "empty")
+    if max_length is not None and len(value) > max_length:
+        fail(key, f"{_short(value)} is longer than {max_length} characters")
+    return value
+
+
+def greeting(value, key):
+    """One line of text as qmail-smtpd sends it after "220 " (RFC 5321)."""
+    return string(value, key, max_length=MAX_GREETING)
+
+
+def type_name(value):
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    return {dict: "a mapping", list: "a list", str: "a string", int: "a number",
+            float: "a number"}.get(type(value), type(value).__name__)
+
+
+def one_of(value, choices, key):
+    if not isinstance(value, str) or value not in choices:
+        fail(key, f"{_short(value)} is not one of " + ", ".join(choices))
+    return value
+
+
+def boolean(value, key):
+    if not isinstance(value, bool):
+        fail(key, f"expected true or false, got {_short(value)}")
+    return value
+
+
+def list_of(value, key):
+    if not isinstance(value, list):
+        fail(key, f"expected a list, got {_got(value)}")
+    return value
+
+
+def mapping(value, key):
+    if not isinstance(value, dict):
+        fail(key, f"expected a mapping, got {_got(value)}")
+    return value
+
+
+# --------------------------------------------------------------------------
+# Numbers
+# --------------------------------------------------------------------------
+_DIGITS_RE = re.compile(r"[0-9]+")
+
+
+def integer(value, key, minimum=0, maximum=MAX_INT):
+    """A whole number (or a string of ASCII digits) within bounds."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        fail(key, f"expected a whole number, got {_got(value)}")
+    if isinstance(value, str):
+        string(value, key)
+        if not _DIGITS_RE.fullmatch(value.strip(" \t")):
+            fail(key, f"{_short(value)} is not a whole number in ASCII digits")
+        value = int(value.strip(" \t"))
+    if not minimum <= value <= maximum:
+        fail(key, f"{value} is out of range (from {minimum} to {maximum})")
+    return value
+
+
+# --------------------------------------------------------------------------
+# Names
+# --------------------------------------------------------------------------
+_ACCOUNT_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+_SERVICE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}")
+_DEB_NAME_RE = re.compile(r"[a-z0-9][a-z0-9+.-]{1,127}")
+
+
+def account(value, key):
+    string(value, key)
+    if not _ACCOUNT_RE.fullmatch(value):
+        fail(key, f"{_short(value)} is not an account name (a-z, 0-9, _ and -, "
+                  "at most 32 characters)")
+    return value
+
+
+def service_name(value, key):
+    string(value, key)
+    if not _SERVICE_RE.fullmatch(value):
+        fail(key, f"{_short(value)} is not a service name")
+    return value
+
+
+def deb_name(value, key):
+    string(value, key)
+    if not _DEB_NAME_RE.fullmatch(value):
+        fail(key, f"{_short(value)} is not a Debian package name")
+    return value
+
+
+def matches(value, key, pattern, what):
+    string(value, key)
+    if not re.fullmatch(pattern, value):
+        fail(key, f"{_short(value)} is not {what}")
+    return value
+
+
+# --------------------------------------------------------------------------
+# Host names
+# --------------------------------------------------------------------------
+_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+_HOST_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+
+
+def is_host(value):
+    return isinstance(value, str) and len(value) <= 253 and bool(_HOST_RE.fullmatch(value))
+
+
+def host(value, key):
+    """A DNS host name in ASCII (punycode for IDN), no trailing dot."""
+    if isinstance(value, str) and len(value) <= 253 and _HOST_RE.fullmatch(value):
+        return value  # the common case first: 100,000 rcpthosts
+    string(value, key)
+    if value.endswith("."):
+        fail(key, f"{_short(value)} ends with a dot; qmail takes names without it")
+    fail(key, f"{_short(value)} is not a host name")
+    return None
+
+
+def _is_ipv4(value):
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def fqdn(value, key):
+    """A fully qualified host name: two labels at least, not an address."""
+    host(value, key)
+    labels = value.split(".")
+    if _is_ipv4(value) or labels[-1].isdigit():
+        fail(key, f"{_short(value)} is an address, not a host name")
+    if len(labels) < 2:
+        fail(key, f"{_short(value)} is a single label; give the fully qualified name")
+    return value
+
+
+def mail_host(value, key):
+    """A host that mail is handed to: fully qualified and not this machine."""
+    fqdn(value, key)
+    if value.lower() == "localhost" or value.lower().startswith("localhost."):
+        fail(key, f"{_short(value)} is this host itself (localhost)")
+    return value
+
+
+def ipv4(value, key):
+    string(value, key)
+    if not _is_ipv4(value):
+        fail(key, f"{_short(value)} is not an IPv4 address")
+    return value
+
+
+# --------------------------------------------------------------------------
+# Public suffixes: a wildcard (.domain) must sit below one
+# --------------------------------------------------------------------------
+PSL_FILES = ("/usr/share/publicsuffix/public_suffix_list.dat",)
+
+
+def _ascii_rule(rule):
+    if rule.isascii():
+        return rule.lower()
+    try:
+        return rule.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        labels = []
+        for label in rule.split("."):
+            if label.isascii():
+                labels.append(label.lower())
+            else:
+                labels.append("xn--" + label.encode("punycode").decode("ascii"))
+        return ".".join(labels)
+
+
+# Salt's loader executes this module anew for every state run: the parsed
+# list is kept for the process in a module of its own, keyed by the file's
+# identity, so that a changed list is read again.
+_CACHE = sys.modules.setdefault("_qmail_validate_psl_cache", types.ModuleType("psl"))
+
+
+def _load_psl(path):
+    st = os.stat(path)
+    key = (path, st.st_mtime_ns, st.st_size, st.st_ino)
+    cached = getattr(_CACHE, "psl", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    psl = _parse_psl(path)
+    _CACHE.psl = (key, psl)
+    return psl
+
+
+def _parse_psl(path):
+    rules, wild, exceptions = set(), set(), set()
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            rule = line.split()[0] if line.split() else ""
+            if not rule or rule.startswith("//"):
+                continue
+            if rule.startswith("!"):
+                exceptions.add(_ascii_rule(rule[1:]))
+            elif rule.startswith("*."):
+                wild.add(_ascii_rule(rule[2:]))
+            else:
+                rules.add(_ascii_rule(rule))
+    return frozenset(rules), frozenset(wild), frozenset(exceptions)
+
+
+def psl_path():
+    for path in PSL_FILES:
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def public_suffix(domain, psl):
+    """The public suffix of ``domain`` (lower case ASCII) by the PSL algorithm."""
+    rules, wild, exceptions = psl
+    labels = domain.lower().split(".")
+    best = 1  # the implicit rule "*": the top-level label
+    for i in range(len(labels)):
+        name = ".".join(labels[i:])
+        count = len(labels) - i
+        if name in exceptions:
+            return ".".join(labels[i + 1:])
+        if name in rules:
+            best = max(best, count)
+        if i + 1 < len(labels) and ".".join(labels[i + 1:]) in wild:
+            best = max(best, count)
+    return ".".join(labels[-best:])
+
+
+def wildcard(value, key):
+    """A ``.domain`` entry (every subdomain): the domain must lie below a
+    public suffix, judged by the Public Suffix List."""
+    if not isinstance(value, str) or value[:1] != ".":
+        return host(value, key)
+    host(value[1:], key)
+    path_ = psl_path()
+    if path_ is None:
+        fail(key, f"{_short(value)}: a wildcard needs the Public Suffix List to be judged; "
+                  f"install the publicsuffix package ({PSL_FILES[0]}) "
+                  "or list the hosts one by one")
+    domain = value[1:].lower()
+    suffix = public_suffix(domain, _load_psl(path_))
+    if domain.count(".") <= suffix.count("."):
+        fail(key, f"{_short(value)} covers the public suffix {suffix!r}: that would relay "
+                  "for every domain under it")
+    return value
+
+
+# --------------------------------------------------------------------------
+# Relay networks
+# --------------------------------------------------------------------------
+MIN_RELAY_PREFIX = 8
+
+
+def relay_networks(value, key):
+    """IPv4 networks (CIDR); together at most one /8."""
+    list_of(value, key)
+    nets = []
+    for index, entry in enumerate(value):
+        where = f"{key}[{index}]"
+        string(entry, where)
+        try:
+            net = ipaddress.ip_network(entry, strict=True)
+        except ValueError as exc:
+            fail(where, f"{_short(entry)} is not an IPv4 address or network ({exc})")
+        if net.version != 4:
+            fail(where, f"{_short(entry)}: only IPv4 is supported by tcpserver")
+        if net.prefixlen < MIN_RELAY_PREFIX:
+            fail(where, f"{_short(entry)} is wider than /{MIN_RELAY_PREFIX}; that is close "
+                        "to an open relay")
+        nets.append(net)
+    total = sum(n.num_addresses for n in ipaddress.collapse_addresses(nets))
+    if total > 2 ** (32 - MIN_RELAY_PREFIX):
+        fail(key, f"together the networks cover {total} addresses, more than one "
+                  f"/{MIN_RELAY_PREFIX}; that is close to an open relay")
+    return nets
+
+
+# --------------------------------------------------------------------------
+# Paths
+# --------------------------------------------------------------------------
+_PATH_RE = re.compile(r"[A-Za-z0-9._+@,=/-]+")
+# Folders of the system: never the formula's own, nor may one of the
+# formula's own folders hold them (removing it would remove them).
+SYSTEM_DIRS = frozenset((
+    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32",
+    "/media", "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp",
+    "/usr", "/usr/bin", "/usr/games", "/usr/include", "/usr/lib", "/usr/lib32",
+    "/usr/lib64", "/usr/libexec", "/usr/local", "/usr/local/bin", "/usr/local/etc",
+    "/usr/local/include", "/usr/local/lib", "/usr/local/man", "/usr/local/sbin",
+    "/usr/local/share", "/usr/local/src", "/usr/sbin", "/usr/share", "/usr/src", "/var",
+    "/var/backups", "/var/cache", "/var/db", "/var/empty", "/var/lib", "/var/local",
+    "/var/lock", "/var/log", "/var/mail", "/var/opt", "/var/run", "/var/spool",
+    "/var/tmp", "/var/lib/dpkg", "/var/lib/apt", "/var/lib/rpm", "/var/lib/systemd",
+    "/var/cache/apt",
+))
+# Folders whose insides belong to the system or its packages.
+SYSTEM_INSIDES = (
+    "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32",
+    "/media", "/mnt", "/proc", "/root", "/run", "/sbin", "/sys", "/usr/bin", "/usr/games",
+    "/usr/include", "/usr/lib", "/usr/lib32", "/usr/lib64", "/usr/libexec", "/usr/sbin",
+    "/usr/share", "/usr/local/bin", "/usr/local/etc", "/usr/local/include",
+    "/usr/local/lib", "/usr/local/sbin", "/usr/local/share", "/var/cache/apt",
+    "/var/lib/apt", "/var/lib/dpkg", "/var/lib/rpm", "/var/lib/systemd", "/var/lock",
+    "/var/log", "/var/mail", "/var/run", "/var/spool",
+)
+
+
+def normpath(value):
+    """``value`` with ``//``, ``.`` and ``..`` resolved (no filesystem access)."""
+    path = os.path.normpath(value)
+    return "/" + path.lstrip("/") if path.startswith("/") else path
+
+
+def path(value, key):
+    """An absolute path in a safe character set, returned normalised."""
+    string(value, key)
+    if not _PATH_RE.fullmatch(value):
+        bad = sorted({c for c in value if not _PATH_RE.fullmatch(c)})
+        fail(key, f"{_short(value)} contains {''.join(bad)!r}; a path may hold only "
+                  "A-Z a-z 0-9 and / . _ - + @ , =")
+    if not value.startswith("/"):
+        fail(key, f"{_short(value)} is not an absolute path")
+    return normpath(value)
+
+
+def _holds_system(path_):
+    if path_ in SYSTEM_DIRS:
+        return path_
+    for system in SYSTEM_DIRS:
+        if system.startswith(path_.rstrip("/") + "/"):
+            return system
+    return None
+
+
+def _inside_system(path_):
+    for system in SYSTEM_INSIDES:
+        if path_.startswith(system + "/"):
+            return system
+    return None
+
+
+def _candidates(path_):
+    """The path, and where it really leads when symlinks are on the way."""
+    real = os.path.realpath(path_)
+    return [path_] if real == path_ else [path_, real]
+
+
+def own_dir(value, key):
+    """A folder the formula creates and may remove: not a system folder,
+    not one that holds one, not inside one (symlinks followed too)."""
+    path_ = path(value, key)
+    for candidate in _candidates(path_):
+        via = "" if candidate == path_ else f" (through a symlink to {candidate})"
+        system = _holds_system(candidate)
+        if system == candidate:
+            fail(key, f"{_short(value)} is the system folder {system}{via}, not a folder of "
+                      "the formula's own")
+        if system:
+            fail(key, f"{_short(value)} holds the system folder {system}{via}")
+        system = _inside_system(candidate)
+        if system:
+            fail(key, f"{_short(value)} lies inside the system folder {system}{via}")
+    return path_
+
+
+def system_file(value, key):
+    """A file of the system the formula edits, links or moves (rc.conf,
+    /usr/sbin/sendmail): never a system folder or one holding them."""
+    path_ = path(value, key)
+    for candidate in _candidates(path_):
+        system = _holds_system(candidate)
+        if system:
+            fail(key, f"{_short(value)} is or holds the system folder {system}, not a file")
+    return path_
+
+
+def inside(child, parent):
+    return child == parent or child.startswith(parent.rstrip("/") + "/")
+
+
+# --------------------------------------------------------------------------
+# Control file lines
+# --------------------------------------------------------------------------
+def split_lines(data):
+    """Entries as qmail reads them: split at b"\\n" only."""
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return lines

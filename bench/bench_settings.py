@@ -1,0 +1,123 @@
+"""
+What the one settings schema costs: the render time of ``qmail/map.jinja``
+(merge and every check, through ``qmail_settings.merge``) for a normal
+spool pillar and for one with 100,000 ``rcpthosts`` entries, against the
+formula as it was before the schema (``BENCH_SETTINGS_BASE``, default the
+last commit before issue 9), in the same run.
+
+Each tree gets a masterless minion of its own in a worker process (its
+modules synced once, then warmed); the workers render a one-state SLS that
+imports ``map.jinja``, ``ROUNDS`` times each, old and new alternately twice;
+the median is reported with the ratio new/old.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import yaml
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+BASE = os.environ.get("BENCH_SETTINGS_BASE", "0177413")
+ENTRIES = int(os.environ.get("BENCH_ENTRIES", "100000"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+SLS = """\
+{%- from "qmail/map.jinja" import qmail with context %}
+bench-settings-test-nop:
+  test.nop:
+    - name: {{ qmail.lookup.home | json }}
+"""
+
+
+def pillars(home):
+    normal = {"role": "spool", "me": "ccs.cla.kobe-u.ac.jp", "lookup": {"home": home},
+              "control": {"rcpthosts": ["cla.kobe-u.ac.jp", ".cla.kobe-u.ac.jp"],
+                          "concurrencyremote": 40},
+              "relay_clients": ["10.213.0.0/24"]}
+    large = dict(normal, control={"rcpthosts": [f"h{i}.example.com" for i in range(ENTRIES)]})
+    return {"normal": {"qmail": normal}, "rcpthosts_100k": {"qmail": large}}
+
+
+def worker(root, rounds):
+    """In a worker: render the bench SLS per pillar, ``rounds`` times."""
+    import salt.client  # pylint: disable=import-outside-toplevel
+    import salt.config  # pylint: disable=import-outside-toplevel
+
+    opts = salt.config.minion_config(f"{root}/minion")
+    caller = salt.client.Caller(mopts=opts)
+    caller.cmd("saltutil.sync_all")
+    cases = pillars(f"{root}/home/qmail")
+    times = {}
+    for name, pillar in cases.items():
+        caller.cmd("state.show_sls", "bench_settings", pillar=pillar)  # warm
+        times[name] = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            ret = caller.cmd("state.show_sls", "bench_settings", pillar=pillar)
+            times[name].append(time.perf_counter() - start)
+            assert isinstance(ret, dict), ret
+    print(json.dumps(times))
+
+
+def make_minion(root, tree):
+    (root / "states").mkdir(parents=True)
+    (root / "states" / "bench_settings.sls").write_text(SLS)
+    (root / "minion").write_text(yaml.safe_dump({
+        "id": "ccs.cla.kobe-u.ac.jp", "root_dir": str(root), "file_client": "local",
+        "file_roots": {"base": [str(tree), str(root / "states")]},
+        "log_level_logfile": "warning",
+    }))
+
+
+def run_worker(root, rounds):
+    env = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning")
+    proc = subprocess.run([sys.executable, "-m", "bench.bench_settings", "--worker", str(root),
+                           str(rounds)], cwd=REPO, capture_output=True, text=True, env=env,
+                          check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        old_tree = tmp / "old-tree"
+        old_tree.mkdir()
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", BASE, "_modules", "_utils",
+                                  "qmail"], capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(old_tree)], input=archive, check=True)
+        # The working tree's own files, copied alike: no .venv or other
+        # clutter in file_roots that only one side would pay for listing.
+        new_tree = tmp / "new-tree"
+        for part in ("_modules", "_utils", "qmail"):
+            shutil.copytree(REPO / part, new_tree / part,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        trees = {"old": old_tree, "new": new_tree}
+        for name, tree in trees.items():
+            make_minion(tmp / name, tree)
+        times = {"old": {}, "new": {}}
+        # Alternate the trees (a worker process each time, ROUNDS renders
+        # after a warm-up), so both see the same load.
+        for _ in range(2):
+            for name in trees:
+                for case, values in run_worker(tmp / name, ROUNDS).items():
+                    times[name].setdefault(case, []).extend(values)
+    print(f"map.jinja render (state.show_sls of one state importing it), median of "
+          f"{2 * ROUNDS}; "
+          f"old = {BASE}")
+    for case in times["new"]:
+        old = statistics.median(times["old"][case])
+        new = statistics.median(times["new"][case])
+        print(f"  {case:16s} old {old:7.3f} s  new {new:7.3f} s  x{new / old:.2f}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--worker"]:
+        worker(sys.argv[2], int(sys.argv[3]))
+    else:
+        main()

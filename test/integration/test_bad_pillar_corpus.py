@@ -1,0 +1,181 @@
+"""
+The trust boundary of the formula, as a hostile reviewer tries it: a corpus
+of bad pillar values (``data/bad_pillars.yaml``, by the classes of issue 9)
+rendered through the whole ``qmail`` formula (``state.show_sls qmail``) on
+this machine. Every one must be refused while rendering, with an error that
+starts with the full pillar key, no traceback, the scratch home byte for
+byte unchanged, and no command of the value run (a marker file that an
+injected command would create stays absent). The good pillars of
+``pillar.example`` and ``null`` meaning "the default" must still render.
+
+All cases render in one Salt process (``render_many.py``), not one
+``salt-call`` each.
+"""
+
+import copy
+import hashlib
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+HERE = pathlib.Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+CORPUS = yaml.safe_load((HERE / "data" / "bad_pillars.yaml").read_text(encoding="utf-8"))
+CLASSES = ("folders", "aliases", "code", "relay", "numbers_names_text", "nulls", "files_on_host")
+CASES = [(cls, i, entry) for cls in CLASSES for i, entry in enumerate(CORPUS[cls])]
+SPOOL = "ccs.cla.kobe-u.ac.jp"
+
+
+def test_the_corpus_has_200_values_and_10_in_each_class():
+    assert set(CORPUS) == set(CLASSES)
+    assert len(CASES) >= 200
+    assert all(len(CORPUS[cls]) >= 10 for cls in CLASSES), {c: len(CORPUS[c]) for c in CLASSES}
+
+
+def merge(base, update):
+    result = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merge(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+def substitute(value, names):
+    if isinstance(value, dict):
+        return {substitute(k, names): substitute(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, names) for v in value]
+    if isinstance(value, str):
+        for name, text in names.items():
+            value = value.replace(name, text)
+    return value
+
+
+def snapshot(root):
+    """Every path under ``root`` with its type, mode, owner and content hash."""
+    result = {}
+    for path in sorted(root.rglob("*")):
+        st = path.lstat()
+        if path.is_symlink():
+            content = "-> " + os.readlink(path)
+        elif path.is_file():
+            content = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            content = oct(st.st_mode)
+        result[str(path.relative_to(root))] = (content, st.st_mode, st.st_uid, st.st_mtime_ns)
+    return result
+
+
+def good_pillar(root):
+    return {
+        "role": "spool",
+        "me": SPOOL,
+        "lookup": {"home": str(root / "qmail"),
+                   "sendmail_record": str(root / "state" / "sendmail.json")},
+        "build": {"workdir": str(root / "work")},
+    }
+
+
+def setup_root(root, setup):
+    home = root / "qmail"
+    for kind, what in (setup or {}).items():
+        if kind == "dir":
+            if (home / what).exists():
+                (home / what).unlink()
+            (home / what).mkdir(parents=True)
+        elif kind == "fifo":
+            (home / what).unlink(missing_ok=True)
+            os.mkfifo(home / what)
+        elif kind == "symlink":
+            target, name = what
+            (home / name).parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(target, home / name)
+
+
+def render_all(salt_call, pillars, workdir):
+    """Render ``state.show_sls qmail`` for each pillar in one Salt process."""
+    cases = workdir / "cases.json"
+    results = workdir / "results.json"
+    cases.write_text(json.dumps([{"qmail": p} for p in pillars]))
+    env = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning")
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "render_many.py"), str(salt_call.root), str(cases),
+         str(results)], capture_output=True, text=True, env=env, check=False, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(results.read_text())
+
+
+@pytest.fixture(scope="module")
+def corpus_run(salt_call_synced, tmp_path_factory):
+    """Render every case; return per case (result, before, after) and the marker."""
+    work = tmp_path_factory.mktemp("corpus")
+    marker = work / "marker"
+    shared = work / "shared"
+    (shared / "qmail").mkdir(parents=True)
+    # A converged spool tree for the cases without a setup of their own.
+    salt_call_synced.set_pillar({"qmail": good_pillar(shared)})
+    salt_call_synced.apply("qmail.control")
+    assert (shared / "qmail" / "control" / "me").read_text() == SPOOL + "\n"
+    roots, pillars = [], []
+    for cls, i, entry in CASES:
+        root = shared
+        if entry.get("setup"):
+            root = work / f"{cls}-{i}"
+            (root / "qmail" / "control").mkdir(parents=True)
+            (root / "qmail" / "control" / "me").write_text(SPOOL + "\n")
+            setup_root(root, entry["setup"])
+        names = {"@HOME@": str(root / "qmail"), "@MARKER@": str(marker), "@LONG@": "x" * 600}
+        roots.append(root)
+        pillars.append(merge(good_pillar(root), substitute(entry["qmail"], names)))
+    before = {str(r): snapshot(r) for r in set(roots)}
+    results = render_all(salt_call_synced, pillars, work)
+    after = {str(r): snapshot(r) for r in set(roots)}
+    return {"results": results, "roots": roots, "before": before, "after": after,
+            "marker": marker}
+
+
+@pytest.mark.parametrize(("cls", "index", "entry"), CASES,
+                         ids=[f"{cls}-{i:02d}-{e['key']}" for cls, i, e in CASES])
+def test_bad_value_is_refused_naming_its_key(corpus_run, cls, index, entry):
+    result = corpus_run["results"][CASES.index((cls, index, entry))]
+    root = str(corpus_run["roots"][CASES.index((cls, index, entry))])
+    assert "exception" not in result, result["exception"]
+    assert "errors" in result, f"rendered {result.get('states')} states: not refused"
+    text = "\n".join(result["errors"])
+    assert "Traceback" not in text, text
+    # Salt's render error names the template, then our message: the key first.
+    assert f"template: {entry['key']}: " in text, text
+    assert corpus_run["after"][root] == corpus_run["before"][root]
+    assert not corpus_run["marker"].exists()
+
+
+def test_good_pillars_still_render(salt_call_synced, tmp_path):
+    """pillar.example, and null meaning "the default" wherever it is no error."""
+    example = yaml.safe_load((REPO / "pillar.example").read_text())["qmail"]
+    root = tmp_path / "root"
+    (root / "qmail").mkdir(parents=True)
+    home = {"lookup": {"home": str(root / "qmail"),
+                       "sendmail_record": str(root / "state" / "sendmail.json")},
+            "build": {"workdir": str(root / "work")}}
+    pillars = [
+        merge(example, home),
+        merge(good_pillar(root), {"lookup": {"rootgroup": None, "service": None}, "build": None,
+                                  "source": None, "service": None, "aliases": None,
+                                  "control": None, "relay_clients": None, "clean": None}),
+        merge(good_pillar(root), {"aliases": {"root": None}, "control": {"smtproutes": None},
+                                  "lookup": {"uids": {"alias": None}}}),
+        merge(good_pillar(root), {"control": {"rcpthosts": [SPOOL, ".cla.kobe-u.ac.jp"]},
+                                  "relay_clients": ["10.0.0.0/9", "10.128.0.0/9"]}),
+    ]
+    before = snapshot(root)
+    results = render_all(salt_call_synced, pillars, tmp_path)
+    for pillar, result in zip(pillars, results, strict=True):
+        assert result.get("states", 0) > 20, (pillar, result)
+    assert snapshot(root) == before

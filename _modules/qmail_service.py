@@ -15,6 +15,7 @@ other control files only at start, and retries the queue at once on SIGALRM
 supervisor runs it, so the supervisor never sees a crash.
 """
 
+import logging
 import os
 import re
 import signal
@@ -23,13 +24,14 @@ import time
 
 from salt.exceptions import CommandExecutionError
 
+log = logging.getLogger(__name__)
+
 __virtualname__ = "qmail_service"
 
 SUPERVISORS = ("systemd", "daemontools", "bootscript")
 SMTPD_MODES = ("tcpserver", "inetd")
 SEND = "qmail-send"
 SMTPD = "qmail-smtpd"
-DEFAULT_HOME = "/var/qmail"
 
 
 
@@ -77,31 +79,47 @@ def _tcprules_prefixes(net):
 # --------------------------------------------------------------------------
 # Finding and signalling qmail-send
 # --------------------------------------------------------------------------
-def _config(key, default):
-    return __salt__["config.get"](f"qmail:{key}", default) or default
+def _setting(*keys):
+    """
+    A value of the formula's merged settings (parameters/ and pillar, as
+    ``qmail_settings.show`` gives them), for arguments the caller left out.
+    The states always pass every path; these defaults serve the CLI and live
+    in parameters/ only. Read once per run.
+    """
+    if "qmail_service.settings" not in __context__:
+        __context__["qmail_service.settings"] = __salt__["qmail_settings.show"]()
+    value = __context__["qmail_service.settings"]
+    for key in keys:
+        value = value[key]
+    return value
 
 
 def _supervisor(supervisor):
-    supervisor = supervisor or _config("service:supervisor", "systemd")
+    supervisor = supervisor or _setting("service", "supervisor")
     __utils__["qmail_validate.one_of"](supervisor, SUPERVISORS, "supervisor")
     return supervisor
 
 
 def _service_dir(service_dir):
-    return __utils__["qmail_validate.path"](
-        service_dir or _config("lookup:service:service_dir", "/etc/service"), "service_dir")
+    return service_dir or _setting("lookup", "service", "service_dir")
 
 
-def _daemontools_bin(name):
-    return os.path.join(_config("lookup:service:daemontools_bin", "/usr/bin"), name)
+def _home(home):
+    return home or _setting("lookup", "home")
 
 
-def _run(argv):
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        said = proc.stderr.strip() or proc.stdout.strip()
-        raise CommandExecutionError(f"{' '.join(argv)} failed ({proc.returncode}): {said}")
-    return proc.stdout
+def _daemontools_bin(name, daemontools_bin=None):
+    return os.path.join(daemontools_bin or _setting("lookup", "service", "daemontools_bin"), name)
+
+
+def _run(argv, check=True, **kwargs):
+    """Run ``argv`` (a list: no shell ever sees a value) through Salt's cmd.run_all."""
+    proc = __salt__["cmd.run_all"](argv, python_shell=False, ignore_retcode=not check,
+                                   **kwargs)
+    if check and proc["retcode"] != 0:
+        said = proc["stderr"].strip() or proc["stdout"].strip()
+        raise CommandExecutionError(f"{' '.join(argv)} failed ({proc['retcode']}): {said}")
+    return proc["stdout"]
 
 
 def _alive(pid):
@@ -113,7 +131,72 @@ def _pids_named(name):
     return __utils__["qmail_procs.pids_named"](name)
 
 
-def send_pid(supervisor=None, service_dir=None):
+def systemd_booted():
+    """
+    Whether systemd runs this host (sd_booted(3): /run/systemd/system exists).
+    Where it does not, nothing runs under it, whatever ``systemctl`` says.
+
+    CLI Example::
+
+        salt '*' qmail_service.systemd_booted
+    """
+    return os.path.isdir("/run/systemd/system")
+
+
+def unit_state(name):
+    """
+    What systemd knows of unit ``name`` (``qmail-send``, ``qmail-smtpd``,
+    ...), in one ``systemctl show``: ``LoadState``, ``ActiveState``,
+    ``UnitFileState``, ``MainPID`` and ``NeedDaemonReload``.
+
+    CLI Example::
+
+        salt '*' qmail_service.unit_state qmail-send
+    """
+    out = _run(["systemctl", "show", f"{name}.service", "--property=LoadState,ActiveState,"
+                "UnitFileState,MainPID,NeedDaemonReload"])
+    found = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    found["MainPID"] = int(found.get("MainPID") or 0)
+    return found
+
+
+def svstat(name, service_dir=None, daemontools_bin=None):
+    """
+    The PID of service ``name`` under daemontools (``svstat
+    <service_dir>/<name>``), or None when it is down or not supervised.
+
+    CLI Example::
+
+        salt '*' qmail_service.svstat qmail-smtpd
+    """
+    path = os.path.join(_service_dir(service_dir), name)
+    out = _run([_daemontools_bin("svstat", daemontools_bin), path], check=False)
+    match = re.search(r": up \(pid (\d+)\)", out)
+    return int(match.group(1)) if match else None
+
+
+def service_pid(name, supervisor=None, service_dir=None, daemontools_bin=None):
+    """
+    The PID of ``qmail-send`` or ``qmail-smtpd`` (tcpserver) as its
+    supervisor knows it, or None when it is not running. Under the boot
+    script qmail-send is found by name; qmail-smtpd runs from inetd there.
+
+    CLI Example::
+
+        salt '*' qmail_service.service_pid qmail-smtpd
+    """
+    supervisor = _supervisor(supervisor)
+    if supervisor == "systemd":
+        if not systemd_booted():
+            return None
+        return unit_state(name)["MainPID"] or None
+    if supervisor == "daemontools":
+        return svstat(name, service_dir, daemontools_bin)
+    pids = _pids_named(name)
+    return pids[0] if pids else None
+
+
+def send_pid(supervisor=None, service_dir=None, daemontools_bin=None):
     """
     Return the PID of qmail-send as its supervisor knows it, or None when it
     is not running.
@@ -123,19 +206,24 @@ def send_pid(supervisor=None, service_dir=None):
         salt '*' qmail_service.send_pid
         salt '*' qmail_service.send_pid supervisor=daemontools
     """
-    supervisor = _supervisor(supervisor)
-    if supervisor == "systemd":
-        out = _run(["systemctl", "show", "--property=MainPID", "--value", f"{SEND}.service"])
-        pid = int(out.strip() or 0)
-        return pid or None
-    if supervisor == "daemontools":
-        path = os.path.join(_service_dir(service_dir), SEND)
-        proc = subprocess.run([_daemontools_bin("svstat"), path], capture_output=True,
-                              text=True, check=False)
-        match = re.search(r": up \(pid (\d+)\)", proc.stdout)
-        return int(match.group(1)) if match else None
-    pids = _pids_named(SEND)
-    return pids[0] if pids else None
+    return service_pid(SEND, supervisor, service_dir, daemontools_bin)
+
+
+def start_time(pid):
+    """
+    When process ``pid`` started, in clock ticks since boot (field 22 of
+    /proc/PID/stat), or None when it is gone: with the PID, it tells a
+    restarted process from the same one.
+
+    CLI Example::
+
+        salt '*' qmail_service.start_time 1234
+    """
+    try:
+        with open(f"/proc/{int(pid)}/stat", encoding="ascii", errors="replace") as handle:
+            return int(handle.read().rpartition(")")[2].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _catches(pid, sig):
@@ -171,23 +259,25 @@ def _wait_ready(pid, sig, timeout=15):
     raise CommandExecutionError(f"{SEND} (pid {pid}) does not handle signal {sig}")
 
 
-def _signal(sig, supervisor, service_dir):
+def _signal(sig, supervisor, service_dir, daemontools_bin=None):
     """Send ``sig`` to qmail-send alone (not to its helpers); return its PID."""
     supervisor = _supervisor(supervisor)
-    pid = send_pid(supervisor, service_dir)
+    pid = send_pid(supervisor, service_dir, daemontools_bin)
     if pid is None:
         raise CommandExecutionError(f"{SEND} is not running (supervisor {supervisor})")
     if sig != signal.SIGTERM:
         _wait_ready(pid, sig)
+    log.info("qmail_service: sending signal %s to %s (pid %s)", sig, SEND, pid)
     if supervisor == "daemontools":
         flag = {signal.SIGHUP: "-h", signal.SIGALRM: "-a", signal.SIGTERM: "-t"}[sig]
-        _run([_daemontools_bin("svc"), flag, os.path.join(_service_dir(service_dir), SEND)])
+        _run([_daemontools_bin("svc", daemontools_bin),
+              flag, os.path.join(_service_dir(service_dir), SEND)])
     else:
         os.kill(pid, sig)
     return pid
 
 
-def hup(supervisor=None, service_dir=None):
+def hup(supervisor=None, service_dir=None, daemontools_bin=None):
     """
     Make qmail-send re-read ``locals`` and ``virtualdomains`` (SIGHUP); it
     keeps running with the same PID. Returns that PID.
@@ -196,10 +286,10 @@ def hup(supervisor=None, service_dir=None):
 
         salt '*' qmail_service.hup
     """
-    return _signal(signal.SIGHUP, supervisor, service_dir)
+    return _signal(signal.SIGHUP, supervisor, service_dir, daemontools_bin)
 
 
-def flush(supervisor=None, service_dir=None):
+def flush(supervisor=None, service_dir=None, daemontools_bin=None):
     """
     Make qmail-send retry every queued message now (SIGALRM), as
     ``qmail-tcpok; svc -a`` does. Returns qmail-send's PID.
@@ -208,7 +298,7 @@ def flush(supervisor=None, service_dir=None):
 
         salt '*' qmail_service.flush
     """
-    return _signal(signal.SIGALRM, supervisor, service_dir)
+    return _signal(signal.SIGALRM, supervisor, service_dir, daemontools_bin)
 
 
 def _wait_gone(pid, timeout):
@@ -220,111 +310,181 @@ def _wait_gone(pid, timeout):
     return False
 
 
-def _wait_new_pid(old, supervisor, service_dir, timeout):
+def _wait_new_pid(old, service, supervisor, service_dir, daemontools_bin, timeout):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        pid = send_pid(supervisor, service_dir)
+        pid = service_pid(service, supervisor, service_dir, daemontools_bin)
         if pid and pid != old:
             return pid
         time.sleep(0.2)
-    raise CommandExecutionError(f"{SEND} did not come back within {timeout} s")
+    raise CommandExecutionError(f"{service} did not come back within {timeout} s")
 
 
-def _wait_supervise(path, timeout):
+def _wait_supervise(path, daemontools_bin, timeout):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if subprocess.run([_daemontools_bin("svok"), path], check=False).returncode == 0:
+        if not __salt__["cmd.retcode"]([_daemontools_bin("svok", daemontools_bin), path],
+                                       python_shell=False, ignore_retcode=True):
             return
         time.sleep(0.5)
     raise CommandExecutionError(f"supervise is not running for {path} after {timeout} s")
 
 
-def start(supervisor=None, home=None, service_dir=None):
+def _systemctl(*args):
+    _run(["systemctl", *args])
+
+
+def _daemon_reload_if_needed(service):
+    """systemd reads a new or changed unit file only after daemon-reload."""
+    unit = unit_state(service)
+    if unit.get("NeedDaemonReload") == "yes" or unit.get("LoadState") == "not-found":
+        log.info("qmail_service: systemctl daemon-reload (unit %s changed)", service)
+        _systemctl("daemon-reload")
+
+
+def _check_service(service, supervisor):
+    __utils__["qmail_validate.one_of"](service, (SEND, SMTPD), "service")
+    if service == SMTPD and supervisor == "bootscript":
+        raise SaltInvocationError(
+            "qmail-smtpd runs from inetd with the boot script; it has no supervisor here")
+
+
+def start(supervisor=None, home=None, service_dir=None, daemontools_bin=None, service=SEND):
     """
-    Start qmail-send if it is not running; returns its PID. With
-    ``bootscript`` this runs ``<home>/supervise/qmail-send/run`` detached,
-    as the boot script does.
+    Start ``service`` (qmail-send, or qmail-smtpd under tcpserver) if it is
+    not running; returns its PID. With ``bootscript`` this runs
+    ``<home>/supervise/qmail-send/run`` detached, as the boot script does.
 
     CLI Example::
 
         salt '*' qmail_service.start
+        salt '*' qmail_service.start service=qmail-smtpd
     """
     supervisor = _supervisor(supervisor)
-    pid = send_pid(supervisor, service_dir)
+    _check_service(service, supervisor)
+    pid = service_pid(service, supervisor, service_dir, daemontools_bin)
     if pid:
         return pid
+    log.info("qmail_service: starting %s under %s", service, supervisor)
     if supervisor == "systemd":
-        __salt__["service.start"](SEND)
+        _daemon_reload_if_needed(service)
+        _systemctl("start", f"{service}.service")
     elif supervisor == "daemontools":
-        path = os.path.join(_service_dir(service_dir), SEND)
-        _wait_supervise(path, 30)  # svscan looks for new services every 5 s
-        _run([_daemontools_bin("svc"), "-u", path])
+        path = os.path.join(_service_dir(service_dir), service)
+        _wait_supervise(path, daemontools_bin, 30)  # svscan looks for new services every 5 s
+        _run([_daemontools_bin("svc", daemontools_bin), "-u", path])
     else:
-        run = os.path.join(home or _config("lookup:home", DEFAULT_HOME), "supervise", SEND, "run")
+        run = os.path.join(_home(home), "supervise", SEND, "run")
         # As the boot script does: `run &` from a shell that exits at once, so
         # qmail-send's parent becomes init (which reaps it), not this minion.
         subprocess.run(["/bin/sh", "-c", f"/bin/sh {run} </dev/null >/dev/null 2>&1 &"],
                        check=True, start_new_session=True, close_fds=True)
-    return _wait_new_pid(None, supervisor, service_dir, 30)
+    return _wait_new_pid(None, service, supervisor, service_dir, daemontools_bin, 30)
 
 
-def restart(supervisor=None, home=None, service_dir=None, timeout=120):
+def restart(supervisor=None, home=None, service_dir=None, timeout=120, daemontools_bin=None,
+            service=SEND):
     """
-    Restart qmail-send so that it reads every control file again: TERM
+    Restart ``service`` so that it reads every control file again: TERM
     (qmail-send finishes the deliveries under way and exits; the queue stays
     on disk), then start it again. Returns the new PID.
 
     CLI Example::
 
         salt '*' qmail_service.restart
+        salt '*' qmail_service.restart service=qmail-smtpd
     """
     supervisor = _supervisor(supervisor)
+    _check_service(service, supervisor)
+    old = service_pid(service, supervisor, service_dir, daemontools_bin)
+    log.info("qmail_service: restarting %s (pid %s) under %s", service, old, supervisor)
     if supervisor == "systemd":
-        old = send_pid(supervisor)
-        if not __salt__["service.restart"](SEND):
-            raise CommandExecutionError(f"systemctl restart {SEND} failed")
-        return _wait_new_pid(old, supervisor, service_dir, timeout)
-    old = send_pid(supervisor, service_dir)
+        _daemon_reload_if_needed(service)
+        _systemctl("restart", f"{service}.service")
+        return _wait_new_pid(old, service, supervisor, service_dir, daemontools_bin, timeout)
     if old is None:
-        return start(supervisor, home, service_dir)
+        return start(supervisor, home, service_dir, daemontools_bin, service)
     if supervisor == "daemontools":
-        _signal(signal.SIGTERM, supervisor, service_dir)  # supervise starts it again
-        return _wait_new_pid(old, supervisor, service_dir, timeout)
+        # supervise starts it again
+        _run([_daemontools_bin("svc", daemontools_bin), "-t",
+              os.path.join(_service_dir(service_dir), service)])
+        return _wait_new_pid(old, service, supervisor, service_dir, daemontools_bin, timeout)
     os.kill(old, signal.SIGTERM)
     if not _wait_gone(old, timeout):
         raise CommandExecutionError(f"{SEND} (pid {old}) did not exit within {timeout} s")
-    return start(supervisor, home, service_dir)
+    return start(supervisor, home, service_dir, daemontools_bin)
 
 
-def stop(supervisor=None, service_dir=None, timeout=120):
+def stop(supervisor=None, service_dir=None, timeout=120, daemontools_bin=None, service=SEND):
     """
-    Stop qmail-send (TERM: deliveries under way finish; the queue stays).
-    Returns True when it was running.
+    Stop ``service`` (TERM: qmail-send lets deliveries under way finish; the
+    queue stays). Under daemontools its supervise exits too. Returns True
+    when it was running.
 
     CLI Example::
 
         salt '*' qmail_service.stop supervisor=bootscript
     """
     supervisor = _supervisor(supervisor)
+    __utils__["qmail_validate.one_of"](service, (SEND, SMTPD), "service")
     if supervisor == "systemd":
-        running = send_pid(supervisor) is not None
-        __salt__["service.stop"](SEND)
+        if not systemd_booted():
+            return False
+        running = service_pid(service, supervisor) is not None
+        log.info("qmail_service: stopping %s under systemd", service)
+        _systemctl("stop", f"{service}.service")
         return running
     if supervisor == "daemontools":
-        path = os.path.join(_service_dir(service_dir), SEND)
+        path = os.path.join(_service_dir(service_dir), service)
         if not os.path.exists(path):
             return False
-        pid = send_pid(supervisor, service_dir)
-        _run([_daemontools_bin("svc"), "-dx", path])
+        pid = service_pid(service, supervisor, service_dir, daemontools_bin)
+        log.info("qmail_service: stopping %s (pid %s) under daemontools", service, pid)
+        _run([_daemontools_bin("svc", daemontools_bin), "-dx", path])
         if pid:
             _wait_gone(pid, timeout)
         return pid is not None
-    pids = _pids_named(SEND)
+    pids = _pids_named(service)
     for pid in pids:
+        log.info("qmail_service: TERM to %s (pid %s)", service, pid)
         os.kill(pid, signal.SIGTERM)
     for pid in pids:
         _wait_gone(pid, timeout)
     return bool(pids)
+
+
+def newmrh(home=None):
+    """
+    Rebuild ``control/morercpthosts.cdb`` from ``control/morercpthosts``
+    with qmail-newmrh (qmail-smtpd reads only the .cdb). Returns the .cdb's
+    path.
+
+    CLI Example::
+
+        salt '*' qmail_service.newmrh
+    """
+    home = _home(home)
+    log.info("qmail_service: %s/bin/qmail-newmrh", home)
+    _run([os.path.join(home, "bin", "qmail-newmrh")], cwd=home)
+    return os.path.join(home, "control", "morercpthosts.cdb")
+
+
+def compile_tcp_rules(rules, ucspi_bin=None):
+    """
+    Compile the tcprules source ``rules`` into ``<rules>.cdb`` (atomically,
+    through ``<rules>.tmp``), as qmail-smtpd's tcpserver reads it. Returns
+    the .cdb's path.
+
+    CLI Example::
+
+        salt '*' qmail_service.compile_tcp_rules /etc/tcp.smtp
+    """
+    ucspi_bin = ucspi_bin or _setting("lookup", "service", "ucspi_bin")
+    with open(rules, encoding="utf-8") as handle:
+        text = handle.read()
+    log.info("qmail_service: tcprules %s.cdb", rules)
+    _run([os.path.join(ucspi_bin, "tcprules"), f"{rules}.cdb", f"{rules}.tmp"], stdin=text)
+    return f"{rules}.cdb"
 
 
 def reload_inetd(missing_ok=False):
@@ -404,7 +564,7 @@ def queue_status(home=None):
 
         salt '*' qmail_service.queue_status
     """
-    bindir = os.path.join(home or _config("lookup:home", DEFAULT_HOME), "bin")
+    bindir = os.path.join(_home(home), "bin")
     counts = _parse_qstat(_run(["/bin/sh", os.path.join(bindir, "qmail-qstat")]))
     messages, warnings = _parse_qread(_run([os.path.join(bindir, "qmail-qread")]))
     return {**counts, "queue": messages, "warnings": warnings}
@@ -423,23 +583,19 @@ def control_settings(home=None):
     return __salt__["qmail_control.showctl"](home)
 
 
-def status(supervisor=None, service_dir=None):
+def status(supervisor=None, service_dir=None, daemontools_bin=None):
     """
-    Whether qmail-send runs (and its PID) and whether the qmail-smtpd
-    service is active, under the given supervisor.
+    Whether qmail-send runs (and its PID) and whether qmail-smtpd runs under
+    tcpserver, under the given supervisor.
 
     CLI Example::
 
         salt '*' qmail_service.status
     """
     supervisor = _supervisor(supervisor)
-    pid = send_pid(supervisor, service_dir)
+    pid = send_pid(supervisor, service_dir, daemontools_bin)
     result = {SEND: {"running": pid is not None, "pid": pid, "supervisor": supervisor}}
-    if supervisor == "systemd":
-        result[SMTPD] = {"running": bool(__salt__["service.status"](SMTPD))}
-    elif supervisor == "daemontools":
-        path = os.path.join(_service_dir(service_dir), SMTPD)
-        proc = subprocess.run([_daemontools_bin("svstat"), path], capture_output=True,
-                              text=True, check=False)
-        result[SMTPD] = {"running": ": up (pid" in proc.stdout}
+    if supervisor != "bootscript":
+        smtpd = service_pid(SMTPD, supervisor, service_dir, daemontools_bin)
+        result[SMTPD] = {"running": smtpd is not None, "pid": smtpd}
     return result

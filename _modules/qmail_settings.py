@@ -16,6 +16,7 @@ file.
 """
 
 import copy
+import json
 import os
 import shlex
 
@@ -481,11 +482,6 @@ def _service_settings(settings):
               "tcpserver needs a supervisor (systemd or daemontools); with supervisor "
               "bootscript a spool runs qmail-smtpd from inetd, as the seed does")
     service["tcp_rules"] = rules
-    # The SLS files under qmail/service/ that qmail.service includes.
-    service["sls"] = [f"send.{service['supervisor']}", "send.reload",
-                      f"smtpd.{service['smtpd_mode']}"]
-    if service["smtpd_mode"] == "tcpserver":
-        service["sls"].append(f"smtpd.tcpserver.{service['supervisor']}")
     home = settings["lookup"]["home"]
     port = service["smtpd_port"]
     service["inetd_line"] = (
@@ -526,6 +522,17 @@ def merge(defaults, os_family=None, pillar=None):
         salt '*' qmail_settings.merge "{'lookup': {...}, ...}" pillar="{'role': 'spool'}"
     """
     pillar = _plain(pillar) if pillar is not None else {}
+    # Every SLS file imports map.jinja, so one state run asks for the same
+    # merge about ten times: check and derive once per run and input.
+    grains = [__grains__.get(g) for g in ("id", "fqdn", "os_family", "osfinger", "osarch")]
+    key = "qmail_settings.merge:" + json.dumps([defaults, os_family, pillar, grains],
+                                               sort_keys=True, default=repr)
+    if key not in __context__:
+        __context__[key] = _merge_checked(defaults, os_family, pillar)
+    return copy.deepcopy(__context__[key])
+
+
+def _merge_checked(defaults, os_family, pillar):
     pillar = _drop_nulls(pillar, "qmail")
     _check_shape(defaults, pillar, "qmail")
     settings = copy.deepcopy(_merge(_merge(defaults, os_family or {}), pillar))

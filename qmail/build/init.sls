@@ -5,6 +5,7 @@
 # then <home>/rc, the script that starts qmail with the default delivery.
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- from tplroot ~ "/libtofs.jinja" import files_switch with context %}
 
 include:
   - {{ tplroot }}.users
@@ -42,7 +43,7 @@ qmail-build-tree-qmail_build-installed:
 qmail-build-rc-file-managed:
   file.managed:
     - name: {{ (qmail.lookup.home ~ '/rc') | json }}
-    - source: salt://{{ tplroot }}/files/build/rc.jinja
+    - source: {{ files_switch(qmail.tofs, ["build/rc.jinja"], "rc") }}
     - template: jinja
     - context:
         home: {{ qmail.lookup.home | json }}

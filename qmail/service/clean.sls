@@ -7,89 +7,96 @@
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
 {%- set paths = qmail.lookup.service %}
 {%- set home = qmail.lookup.home %}
+{%- set service_args = {"home": home, "service_dir": paths.service_dir,
+                        "daemontools_bin": paths.daemontools_bin} %}
 
-include:
-  - {{ tplroot }}.service.smtpd.off
+{#- qmail-smtpd first (it hands mail to qmail-send), then qmail-send. #}
+{%- for name, supervisors in [("smtpd", ["systemd", "daemontools"]),
+                              ("send", ["systemd", "daemontools", "bootscript"])] %}
+{%-   for under in supervisors %}
 
-# systemd
-qmail-service-clean-send-service-dead:
-  service.dead:
-    - name: qmail-send
-    - enable: False
-    - onlyif:
-      # absent unit: nothing to stop (and test mode predicts nothing)
-      - fun: service.available
-        args:
-          - qmail-send
+qmail-service-clean-{{ name }}-{{ under }}-qmail_service-dead:
+  qmail_service.dead:
+    - name: {{ ("qmail-" ~ name) | json }}
+    - supervisor: {{ under | json }}
+{%-     for key, value in service_args | dictsort %}
+    - {{ key }}: {{ value | json }}
+{%-     endfor %}
+{%-     if name == "send" %}
     - require:
-      - service: qmail-service-smtpd-service-dead
-
-# daemontools: out of svscan's directory first, then supervise exits.
-qmail-service-clean-send-link-file-absent:
-  file.absent:
-    - name: {{ paths.service_dir }}/qmail-send
-
-qmail-service-clean-send-supervise-cmd-run:
-  cmd.run:
-    - name: {{ paths.daemontools_bin }}/svc -dx {{ home }}/supervise/qmail-send
-    - onlyif: {{ paths.daemontools_bin }}/svok {{ home }}/supervise/qmail-send
-    - require:
-      - file: qmail-service-clean-send-link-file-absent
-      - cmd: qmail-service-smtpd-supervise-cmd-run
+      - qmail_service: qmail-service-clean-smtpd-*
+{%-       if under == "bootscript" %}
+      {#- qmail-send found by name: whatever systemd or svscan ran is gone first #}
+      - qmail_service: qmail-service-clean-send-systemd-qmail_service-dead
+      - qmail_service: qmail-service-clean-send-daemontools-qmail_service-dead
+      - service: qmail-service-clean-svscan-service-dead
+{%-       endif %}
+{%-     endif %}
+{%-   endfor %}
+{%- endfor %}
 
 qmail-service-clean-svscan-service-dead:
   service.dead:
     - name: qmail-svscan
-    - enable: False
+    - enable: false
     - onlyif:
       # absent unit: nothing to stop (and test mode predicts nothing)
       - fun: service.available
         args:
           - qmail-svscan
     - require:
-      - cmd: qmail-service-clean-send-supervise-cmd-run
+      - qmail_service: qmail-service-clean-send-systemd-qmail_service-dead
+      - qmail_service: qmail-service-clean-send-daemontools-qmail_service-dead
 
-# bootscript
 qmail-service-clean-bootscript-file-replace:
   file.replace:
-    - name: {{ paths.boot_script }}
+    - name: {{ paths.boot_script | json }}
     - pattern: '^# BEGIN qmail-send \(managed by Salt[^\n]*\n(?:[^\n]*\n)*?# END qmail-send\n?'
     - repl: ''
     - flags: ['MULTILINE']
     - bufsize: file
-    - ignore_if_missing: True
-    - backup: False
+    - ignore_if_missing: true
+    - backup: false
 
-qmail-service-clean-send-stop-module-run:
-  module.run:
-    - qmail_service.stop:
-      - supervisor: bootscript
-    - onlyif:
-      - fun: qmail_service.send_pid
-        supervisor: bootscript
-    - require:
-      - service: qmail-service-clean-send-service-dead
-      - service: qmail-service-clean-svscan-service-dead
+qmail-service-clean-inetd-line-file-replace:
+  file.replace:
+    - name: {{ paths.inetd_conf | json }}
+    - pattern: '^[ \t]*[^#\s][^\n]*qmail-smtpd[^\n]*\n?'
+    - repl: ''
+    - flags: ['MULTILINE']
+    - ignore_if_missing: true
+    - backup: false
+
+qmail-service-clean-inetd-qmail_service-inetd_reloaded:
+  qmail_service.inetd_reloaded:
+    - name: {{ paths.inetd_conf | json }}
+    - missing_ok: true
+    - watch:
+      - file: qmail-service-clean-inetd-line-file-replace
 
 # The files qmail.service wrote (the queue and qmail's own files stay).
 {%- for file in [paths.unit_dir ~ "/qmail-send.service",
                  paths.unit_dir ~ "/qmail-smtpd.service",
                  paths.unit_dir ~ "/qmail-svscan.service",
+                 paths.service_dir ~ "/qmail-send",
+                 paths.service_dir ~ "/qmail-smtpd",
                  home ~ "/supervise",
                  paths.tcp_rules,
                  paths.tcp_rules ~ ".cdb"] %}
 
 qmail-service-clean-{{ file | replace("/", "-") | trim("-") }}-file-absent:
   file.absent:
-    - name: {{ file }}
+    - name: {{ file | json }}
     - require:
-      - module: qmail-service-clean-send-stop-module-run
+      - service: qmail-service-clean-svscan-service-dead
+      - qmail_service: qmail-service-clean-send-*
 {%- endfor %}
 
-qmail-service-clean-systemd-reload-module-run:
-  module.run:
-    - service.systemctl_reload: []
+
+qmail-service-clean-systemd-daemon-reload-cmd-run:
+  cmd.run:
+    - name: systemctl daemon-reload
     - onchanges:
-      - file: {{ paths.unit_dir }}/qmail-send.service
-      - file: {{ paths.unit_dir }}/qmail-smtpd.service
-      - file: {{ paths.unit_dir }}/qmail-svscan.service
+      - file: qmail-service-clean-{{ (paths.unit_dir ~ "/qmail-send.service") | replace("/", "-") | trim("-") }}-file-absent
+      - file: qmail-service-clean-{{ (paths.unit_dir ~ "/qmail-smtpd.service") | replace("/", "-") | trim("-") }}-file-absent
+      - file: qmail-service-clean-{{ (paths.unit_dir ~ "/qmail-svscan.service") | replace("/", "-") | trim("-") }}-file-absent

@@ -53,7 +53,7 @@ def add_legacy_lines(host):
 
 
 def test_client_drops_a_legacy_smtpd_line_from_inetd_conf(lab_master, lab_hosts):
-    """No qmail needed: ``qmail.service.smtpd.off.inetd`` on a legacy client."""
+    """No qmail needed: ``qmail.service.smtpd`` on a legacy client."""
     pillar = {"qmail": {"role": "client", "spool": SPOOL}}
     (host,) = lab_hosts([CLIENT], image="sendmail", pillars={CLIENT: pillar})
     lab_master.salt(CLIENT, "saltutil.sync_all")
@@ -67,20 +67,20 @@ def test_client_drops_a_legacy_smtpd_line_from_inetd_conf(lab_master, lab_hosts)
     assert host.listeners()[9] == {"inetd"}
     pid = inetd_pid(host)
 
-    predicted = lab_master.apply_ok(CLIENT, "qmail.service.smtpd.off.inetd", test=True)
+    predicted = lab_master.apply_ok(CLIENT, "qmail.service.smtpd", test=True)
     pending = {v["__id__"] for v in predicted[CLIENT].values() if v["result"] is None}
-    assert "qmail-service-smtpd-inetd-line-file-replace" in pending
+    assert "qmail-service-smtpd-inetd-no-line-file-replace" in pending
     assert host.read_file(INETD_CONF) == original + DISCARD + LEGACY_SMTPD
     assert 25 in host.listeners()
 
-    ret = lab_master.apply_ok(CLIENT, "qmail.service.smtpd.off.inetd")
-    assert changed(ret)[CLIENT] == ["qmail-service-smtpd-inetd-line-file-replace",
-                                    "qmail-service-smtpd-inetd-reload-module-run"]
+    ret = lab_master.apply_ok(CLIENT, "qmail.service.smtpd")
+    assert changed(ret)[CLIENT] == ["qmail-service-smtpd-inetd-no-line-file-replace",
+                                    "qmail-service-smtpd-inetd-qmail_service-inetd_reloaded"]
     assert host.read_file(INETD_CONF) == original + DISCARD  # the rest byte for byte
     wait_until(lambda: 25 not in host.listeners(), 30, what="inetd off port 25")
     assert host.listeners()[9] == {"inetd"}  # re-read (HUP), not restarted
     assert inetd_pid(host) == pid
-    assert changed(lab_master.apply_ok(CLIENT, "qmail.service.smtpd.off.inetd")) == {CLIENT: []}
+    assert changed(lab_master.apply_ok(CLIENT, "qmail.service.smtpd")) == {CLIENT: []}
 
 
 # --------------------------------------------------------------------------

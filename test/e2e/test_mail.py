@@ -169,11 +169,39 @@ def test_mail_queued_while_the_spool_is_down_arrives_after_a_reapply(mail):
     (waiting,) = wait_until(queued, 30, what="the message waiting in the client's queue")
 
     ret = mail.apply(target=[SPOOL, CLIENT1])
-    assert changed(ret) == {SPOOL: ["qmail-service-smtpd-service-running"], CLIENT1: []}
+    assert changed(ret) == {SPOOL: ["qmail-service-smtpd-qmail_service-running"], CLIENT1: []}
     assert [m["id"] for m in mail.queue(CLIENT1)["queue"]] == [waiting["id"]]
     mail.call(CLIENT1, "qmail_service.flush")  # retry now, not at the next retry time
     wait_until(lambda: mail.delivered(subject), 60, what="delivery after the spool came back")
     wait_until(lambda: mail.queue(CLIENT1)["messages"] == 0, 30, what="client queue empty")
+
+
+SEND_RUNNING = "qmail-service-send-qmail_service-running"
+
+
+def send_state(ret, fqdn=SPOOL):
+    return next(v for v in ret[fqdn].values() if v["__id__"] == SEND_RUNNING)
+
+
+def started(host, pid):
+    """When ``pid`` started (ticks since boot): a restart changes it, a HUP does not."""
+    return host.run(["cut", "-d", " ", "-f", "22", f"/proc/{pid}/stat"], check=True).stdout
+
+
+def predicted_signal(mail, pid):
+    """
+    ``state.apply test=True`` after a control change: what it says qmail-send
+    would be told, checking that it told it nothing (same PID, same start
+    time) and changed no file.
+    """
+    spool = mail.spool
+    before = (started(spool, pid), spool.run("md5sum /var/qmail/control/*").stdout)
+    ret = mail.apply(target=[SPOOL], test=True)
+    state = send_state(ret)
+    assert state["result"] is None
+    assert mail.send_pid() == pid
+    assert (started(spool, pid), spool.run("md5sum /var/qmail/control/*").stdout) == before
+    return state["changes"]["action"], state["changes"]["because"]
 
 
 def test_control_changes_hup_or_restart_without_losing_queued_mail(mail):
@@ -191,9 +219,10 @@ def test_control_changes_hup_or_restart_without_losing_queued_mail(mail):
     # locals: qmail-send re-reads it on HUP, keeps its PID, and takes the new name.
     pid = mail.send_pid()
     mail.set_spool_control(locals=["localhost.cla.kobe-u.ac.jp", SPOOL, "mail.cla.kobe-u.ac.jp"])
+    assert predicted_signal(mail, pid) == ("hup", ["qmail-control-file-managed-locals"])
     ret = mail.apply(target=[SPOOL])
-    assert changed(ret)[SPOOL] == ["qmail-control-file-managed-locals",
-                                   "qmail-service-send-hup-module-run"]
+    assert changed(ret)[SPOOL] == ["qmail-control-file-managed-locals", SEND_RUNNING]
+    assert send_state(ret)["changes"]["action"] == "hup"
     assert mail.send_pid() == pid
     hup_subject = f"hup {uuid.uuid4().hex}"
     mail.sendmail(spool, "someone@mail.cla.kobe-u.ac.jp", hup_subject)
@@ -201,9 +230,12 @@ def test_control_changes_hup_or_restart_without_losing_queued_mail(mail):
 
     # concurrencyremote: read only at start, so qmail-send is restarted.
     mail.set_spool_control(concurrencyremote=60)
+    assert predicted_signal(mail, pid) == (
+        "restart", ["qmail-control-file-managed-concurrencyremote"])
     ret = mail.apply(target=[SPOOL])
     assert changed(ret)[SPOOL] == ["qmail-control-file-managed-concurrencyremote",
-                                   "qmail-service-send-service-running"]
+                                   SEND_RUNNING]
+    assert send_state(ret)["changes"]["action"] == "restart"
     new_pid = mail.send_pid()
     assert new_pid and new_pid != pid
     settings = mail.call(SPOOL, "qmail_service.control_settings")
@@ -224,8 +256,9 @@ def test_morercpthosts_takes_effect_through_qmail_newmrh(mail):
     assert smtp.rcpt(mail.spool.ip, "someone@lists.example.org") == 553
     mail.set_spool_control(morercpthosts=["lists.example.org"])
     ret = mail.apply(target=[SPOOL])
-    assert changed(ret)[SPOOL] == ["qmail-control-file-managed-morercpthosts",
-                                   "qmail-service-morercpthosts-newmrh-cmd-run"]
+    assert changed(ret)[SPOOL] == ["qmail-control-file-managed-morercpthosts", SEND_RUNNING]
+    assert send_state(ret)["changes"] == {
+        "newmrh": "/var/qmail/control/morercpthosts.cdb"}  # no restart, no HUP
     assert mail.spool.exists("/var/qmail/control/morercpthosts.cdb")
     # qmail-smtpd reads the .cdb per connection: accepted at once.
     assert smtp.rcpt(mail.spool.ip, "someone@lists.example.org") == 250

@@ -107,18 +107,42 @@ def test_mail_from_the_boot_script_client_reaches_the_daemontools_spool(supervis
                what="delivery to the spool")
 
 
+SEND_RUNNING = "qmail-service-send-qmail_service-running"
+
+
+def send_changes(ret, fqdn=SPOOL):
+    return next(v for v in ret[fqdn].values() if v["__id__"] == SEND_RUNNING)["changes"]
+
+
+def started(host, pid):
+    """When ``pid`` started (ticks since boot): a restart changes it, a HUP does not."""
+    return host.run(["cut", "-d", " ", "-f", "22", f"/proc/{pid}/stat"], check=True).stdout
+
+
 def test_control_changes_signal_through_each_supervisor(supervised):
     spool_pid = supervised.call(SPOOL, "qmail_service.send_pid")
     client_pid = supervised.call(CLIENT, "qmail_service.send_pid", supervisor="bootscript")
+    spool_started = started(supervised.spool, spool_pid)
     supervised.set_spool_control(
         locals=["localhost.cla.kobe-u.ac.jp", SPOOL, "mx.cla.kobe-u.ac.jp"])
-    ret = supervised.apply(target=[SPOOL])
-    assert "qmail-service-send-hup-module-run" in changed(ret)[SPOOL]
+    predicted = supervised.apply(target=[SPOOL], test=True)
+    assert send_changes(predicted)["action"] == "hup"  # predicted, not sent:
     assert supervised.call(SPOOL, "qmail_service.send_pid") == spool_pid
+    assert started(supervised.spool, spool_pid) == spool_started
+    ret = supervised.apply(target=[SPOOL])
+    assert SEND_RUNNING in changed(ret)[SPOOL]
+    assert send_changes(ret)["action"] == "hup"
+    assert supervised.call(SPOOL, "qmail_service.send_pid") == spool_pid
+    assert started(supervised.spool, spool_pid) == spool_started
 
     supervised.set_spool_control(concurrencyremote=30)
+    predicted = supervised.apply(target=[SPOOL], test=True)
+    assert send_changes(predicted)["action"] == "restart"
+    assert supervised.call(SPOOL, "qmail_service.send_pid") == spool_pid
+    assert started(supervised.spool, spool_pid) == spool_started
     ret = supervised.apply(target=[SPOOL])
-    assert "qmail-service-send-restart-module-run" in changed(ret)[SPOOL]
+    assert SEND_RUNNING in changed(ret)[SPOOL]
+    assert send_changes(ret)["action"] == "restart"
     assert supervised.call(SPOOL, "qmail_service.send_pid") not in (None, spool_pid)
 
     # The boot-script client: restart through qmail_service (TERM, wait, start).

@@ -60,11 +60,15 @@ class SaltCall:
         """The IDs of the states in a ``state.apply`` return that changed something."""
         return sorted(v["__id__"] for v in ret.values() if v["changes"])
 
-    def apply(self, sls, test=False, check=True):
-        """``state.apply SLS``; returns the state return dict (or render errors)."""
+    def apply(self, sls, test=False, check=True, exclude=()):
+        """``state.apply SLS``, leaving out the state IDs in ``exclude`` (those
+        that need a supervisor this machine does not run); returns the state
+        return dict (or render errors)."""
         args = ["state.apply", sls]
         if test:
             args.append("test=True")
+        if exclude:
+            args.append("exclude=" + json.dumps([{"id": i} for i in exclude]))
         return self.run(*args, check=check)
 
 
@@ -82,3 +86,9 @@ def salt_call(salt_call_synced, tmp_path):
     salt_call_synced.home = tmp_path / "qmail"
     salt_call_synced.set_pillar({})
     return salt_call_synced
+
+
+@pytest.fixture(scope="session")
+def new_salt_call():
+    """Make another masterless minion: ``new_salt_call(root, minion_id)``."""
+    return SaltCall

@@ -34,8 +34,6 @@ CLIENT = {"role": "client", "me": "hostname.cla.kobe-u.ac.jp", "spool": "ccs.cla
 def test_defaults_spool_runs_tcpserver_under_systemd(modules):
     got = settings(modules)["service"]
     assert got["supervisor"] == "systemd" and got["smtpd_mode"] == "tcpserver"
-    assert got["sls"] == ["send.systemd", "send.reload", "smtpd.tcpserver",
-                          "smtpd.tcpserver.systemd"]
     # No relay client by default: everyone may only send to rcpthosts.
     assert got["tcp_rules"] == [":allow"]
 
@@ -43,18 +41,16 @@ def test_defaults_spool_runs_tcpserver_under_systemd(modules):
 def test_client_runs_no_smtpd(modules):
     got = settings(modules, CLIENT)["service"]
     assert got["smtpd_mode"] == "off"
-    assert got["sls"] == ["send.systemd", "send.reload", "smtpd.off"]
 
 
 def test_daemontools_supervises_both(modules):
     got = settings(modules, {"service": {"supervisor": "daemontools"}})["service"]
-    assert got["sls"] == ["send.daemontools", "send.reload", "smtpd.tcpserver",
-                          "smtpd.tcpserver.daemontools"]
+    assert (got["supervisor"], got["smtpd_mode"]) == ("daemontools", "tcpserver")
 
 
 def test_bootscript_spool_uses_inetd_the_seeds_way(modules):
     got = settings(modules, {"service": {"supervisor": "bootscript", "smtpd": "inetd"}})
-    assert got["service"]["sls"] == ["send.bootscript", "send.reload", "smtpd.inetd"]
+    assert got["service"]["smtpd_mode"] == "inetd"
     assert got["service"]["inetd_line"] == (
         "smtp stream tcp nowait qmaild /var/qmail/bin/tcp-env tcp-env "
         "/bin/sh /var/qmail/supervise/qmail-smtpd/smtpd")
@@ -110,7 +106,8 @@ def test_bad_pillar_names_the_key(modules, pillar, error):
 
 def test_bootscript_client_needs_no_smtpd_supervisor(modules):
     got = settings(modules, {**CLIENT, "service": {"supervisor": "bootscript"}})
-    assert got["service"]["sls"] == ["send.bootscript", "send.reload", "smtpd.off"]
+    assert (got["service"]["supervisor"], got["service"]["smtpd_mode"]) == (
+        "bootscript", "off")
 
 
 @pytest.mark.parametrize("os_family, supervisor, smtpd", [
@@ -121,8 +118,7 @@ def test_bootscript_client_needs_no_smtpd_supervisor(modules):
 ])
 def test_every_os_family_has_a_working_default(modules, os_family, supervisor, smtpd):
     got = settings(modules, os_family=os_family)["service"]
-    assert got["sls"] == [f"send.{supervisor}", "send.reload", f"smtpd.{smtpd}"] + (
-        [f"smtpd.tcpserver.{supervisor}"] if smtpd == "tcpserver" else [])
+    assert (got["supervisor"], got["smtpd_mode"]) == (supervisor, smtpd)
 
 
 # -- relay rules ----------------------------------------------------------------

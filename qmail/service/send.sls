@@ -1,0 +1,151 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+# qmail-send, from the run script that execs <home>/rc, under the supervisor
+# of qmail:service:supervisor. qmail_service.running watches what qmail-send
+# reads only at start and the control files it must be told of: its
+# mod_watch restarts it, HUPs it (locals, virtualdomains: same PID) or runs
+# qmail-newmrh (morercpthosts), as each change calls for.
+{%- set tplroot = tpldir.split("/")[0] %}
+{%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- from tplroot ~ "/libtofs.jinja" import files_switch with context %}
+{%- set supervisor = qmail.service.supervisor %}
+{%- set paths = qmail.lookup.service %}
+{%- set home = qmail.lookup.home %}
+
+include:
+  - {{ tplroot }}.build
+  - {{ tplroot }}.control
+
+qmail-service-send-run-file-managed:
+  file.managed:
+    - name: {{ (home ~ "/supervise/qmail-send/run") | json }}
+    - source: {{ files_switch(qmail.tofs, ["service/send-run"], "send-run") }}
+    - template: jinja
+    - user: root
+    - group: {{ qmail.lookup.rootgroup | json }}
+    - mode: '0755'
+    - makedirs: true
+    - context:
+        home: {{ home | json }}
+
+{%- if supervisor == "systemd" %}
+
+qmail-service-send-unit-file-managed:
+  file.managed:
+    - name: {{ (paths.unit_dir ~ "/qmail-send.service") | json }}
+    - source: {{ files_switch(qmail.tofs, ["service/qmail-send.service"], "qmail-send.service") }}
+    - template: jinja
+    - user: root
+    - group: {{ qmail.lookup.rootgroup | json }}
+    - mode: '0644'
+    - context:
+        home: {{ home | json }}
+
+{%- elif supervisor == "daemontools" %}
+
+# svscan (a systemd unit of ours, enabled at boot) watches the service
+# directory, which links to <home>/supervise/qmail-send.
+qmail-service-svscan-dir-file-directory:
+  file.directory:
+    - name: {{ paths.service_dir | json }}
+    - user: root
+    - group: {{ qmail.lookup.rootgroup | json }}
+    - mode: '0755'
+
+qmail-service-svscan-unit-file-managed:
+  file.managed:
+    - name: {{ (paths.unit_dir ~ "/qmail-svscan.service") | json }}
+    - source: {{ files_switch(qmail.tofs, ["service/qmail-svscan.service"], "qmail-svscan.service") }}
+    - template: jinja
+    - user: root
+    - group: {{ qmail.lookup.rootgroup | json }}
+    - mode: '0644'
+    - context:
+        service_dir: {{ paths.service_dir | json }}
+        daemontools_bin: {{ paths.daemontools_bin | json }}
+
+qmail-service-svscan-service-running:
+  service.running:
+    - name: qmail-svscan
+    - enable: true
+    - require:
+      - file: qmail-service-svscan-dir-file-directory
+    - watch:
+      - file: qmail-service-svscan-unit-file-managed
+
+qmail-service-send-link-file-symlink:
+  file.symlink:
+    - name: {{ (paths.service_dir ~ "/qmail-send") | json }}
+    - target: {{ (home ~ "/supervise/qmail-send") | json }}
+    - require:
+      - file: qmail-service-send-run-file-managed
+      - file: qmail-build-rc-file-managed
+      - service: qmail-service-svscan-service-running
+      - qmail_control: qmail-control-file-managed-me
+
+{%- elif supervisor == "bootscript" %}
+
+# The seed's way: the boot script starts <home>/rc in the background
+# (qmail's INSTALL: `/var/qmail/rc &` in /etc/rc.local).
+qmail-service-send-bootscript-file-managed:
+  file.managed:
+    - name: {{ paths.boot_script | json }}
+    - contents: '#!/bin/sh'
+    - replace: false
+    - user: root
+    - group: {{ qmail.lookup.rootgroup | json }}
+    - mode: '0755'
+
+qmail-service-send-bootscript-file-blockreplace:
+  file.blockreplace:
+    - name: {{ paths.boot_script | json }}
+    - marker_start: '# BEGIN qmail-send (managed by Salt, qmail.service)'
+    - marker_end: '# END qmail-send'
+    - content: {{ (home ~ "/supervise/qmail-send/run </dev/null >/dev/null &") | json }}
+    # after the #! line: an `exit 0` at the end must not skip it
+    - insert_after_match: '^#!'
+    - backup: false
+    - require:
+      - file: qmail-service-send-bootscript-file-managed
+{%- endif %}
+
+qmail-service-send-qmail_service-running:
+  qmail_service.running:
+    - name: qmail-send
+    - supervisor: {{ supervisor | json }}
+    - home: {{ home | json }}
+    - service_dir: {{ paths.service_dir | json }}
+    - daemontools_bin: {{ paths.daemontools_bin | json }}
+    - require:
+      - qmail_control: qmail-control-file-managed-me
+{%- if supervisor == "daemontools" %}
+      - file: qmail-service-send-link-file-symlink
+{%- elif supervisor == "bootscript" %}
+      - file: qmail-service-send-bootscript-file-blockreplace
+{%- endif %}
+    - watch:
+      - file: qmail-service-send-run-file-managed
+      - file: qmail-build-rc-file-managed
+      - qmail_build: qmail-build-tree-qmail_build-installed
+{%- if supervisor == "systemd" %}
+      - file: qmail-service-send-unit-file-managed
+{%- endif %}
+{%- for action in ["restart", "hup", "newmrh"] %}
+{%-   for name in qmail.control_reload[action] %}
+{%-     if name in qmail.control_managed %}
+      - qmail_control: {{ ("qmail-control-file-managed-" ~ name) | json }}
+{%-     else %}
+      - qmail_control: {{ ("qmail-control-file-absent-" ~ name) | json }}
+{%-     endif %}
+{%-   endfor %}
+{%- endfor %}
+
+{#- morercpthosts gone: its .cdb must go too (qmail-smtpd reads only that). #}
+{%- for name in qmail.service.newmrh_drop %}
+
+qmail-service-send-{{ name }}-cdb-file-absent:
+  file.absent:
+    - name: {{ (home ~ "/control/" ~ name ~ ".cdb") | json }}
+    - require:
+      - qmail_control: {{ ("qmail-control-file-absent-" ~ name) | json }}
+{%- endfor %}

@@ -16,8 +16,8 @@ qmail-sendmail-clean-qmail_sendmail-restored:
     (qmail.service.clean has stopped qmail-send by now). #}
 qmail-sendmail-clean-queue-qmail_mqueue-handed_back:
   qmail_mqueue.handed_back:
-    - name: {{ qmail.lookup.home }}
-    - sendmail: {{ qmail.lookup.sendmail_paths[0] }}
+    - name: {{ qmail.lookup.home | json }}
+    - sendmail: {{ qmail.lookup.sendmail_paths[0] | json }}
     - lock: {{ sendmail.mqueue_lock | json }}
     - require:
       - qmail_sendmail: qmail-sendmail-clean-qmail_sendmail-restored

@@ -46,7 +46,7 @@ qmail-sendmail-queue-qmail_mqueue-handed_over:
   qmail_mqueue.handed_over:
     - name: sendmail's queue
     - queues: {{ qmail.lookup.sendmail_queues | json }}
-    - qmail_queue: {{ qmail.lookup.home }}/bin/qmail-queue
+    - qmail_queue: {{ (qmail.lookup.home ~ "/bin/qmail-queue") | json }}
     - lock: {{ sendmail.mqueue_lock | json }}
     - require:
       - qmail_sendmail: qmail-sendmail-processes-qmail_sendmail-stopped

@@ -22,7 +22,7 @@ import signal
 import subprocess
 import time
 
-from salt.exceptions import CommandExecutionError
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,8 @@ SUPERVISORS = ("systemd", "daemontools", "bootscript")
 SMTPD_MODES = ("tcpserver", "inetd")
 SEND = "qmail-send"
 SMTPD = "qmail-smtpd"
+SMTPSD = "qmail-smtpsd"  # implicit TLS (qmail:tls:smtps)
+SERVICES = (SEND, SMTPD, SMTPSD)
 
 
 
@@ -343,10 +345,11 @@ def _daemon_reload_if_needed(service):
 
 
 def _check_service(service, supervisor):
-    __utils__["qmail_validate.one_of"](service, (SEND, SMTPD), "service")
-    if service == SMTPD and supervisor == "bootscript":
+    __utils__["qmail_validate.one_of"](service, SERVICES, "service")
+    if service != SEND and supervisor == "bootscript":
         raise SaltInvocationError(
-            "qmail-smtpd runs from inetd with the boot script; it has no supervisor here")
+            f"{service}: qmail-smtpd runs from inetd with the boot script; "
+            "it has no supervisor here")
 
 
 def start(supervisor=None, home=None, service_dir=None, daemontools_bin=None, service=SEND):
@@ -426,7 +429,7 @@ def stop(supervisor=None, service_dir=None, timeout=120, daemontools_bin=None, s
         salt '*' qmail_service.stop supervisor=bootscript
     """
     supervisor = _supervisor(supervisor)
-    __utils__["qmail_validate.one_of"](service, (SEND, SMTPD), "service")
+    __utils__["qmail_validate.one_of"](service, SERVICES, "service")
     if supervisor == "systemd":
         if not systemd_booted():
             return False
@@ -585,8 +588,9 @@ def control_settings(home=None):
 
 def status(supervisor=None, service_dir=None, daemontools_bin=None):
     """
-    Whether qmail-send runs (and its PID) and whether qmail-smtpd runs under
-    tcpserver, under the given supervisor.
+    Whether qmail-send runs (and its PID) and whether qmail-smtpd (and
+    qmail-smtpsd, implicit TLS) run under tcpserver, under the given
+    supervisor.
 
     CLI Example::
 
@@ -596,6 +600,61 @@ def status(supervisor=None, service_dir=None, daemontools_bin=None):
     pid = send_pid(supervisor, service_dir, daemontools_bin)
     result = {SEND: {"running": pid is not None, "pid": pid, "supervisor": supervisor}}
     if supervisor != "bootscript":
-        smtpd = service_pid(SMTPD, supervisor, service_dir, daemontools_bin)
-        result[SMTPD] = {"running": smtpd is not None, "pid": smtpd}
+        for name in (SMTPD, SMTPSD):
+            smtpd = service_pid(name, supervisor, service_dir, daemontools_bin)
+            result[name] = {"running": smtpd is not None, "pid": smtpd}
     return result
+
+
+def _tail(path, lines):
+    """The last ``lines`` lines of file ``path`` (read from its end)."""
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        block, data = 65536, b""
+        while size > 0 and data.count(b"\n") <= lines:
+            step = min(block, size)
+            size -= step
+            handle.seek(size)
+            data = handle.read(step) + data
+    return data.decode("utf-8", errors="replace").splitlines()[-lines:]
+
+
+def logs(service=SEND, lines=50, supervisor=None, log_dir=None):
+    """
+    The last ``lines`` lines of ``service``'s log (qmail-send, qmail-smtpd,
+    qmail-smtpsd), as a list of strings, oldest first: under systemd from
+    the journal of its unit (``journalctl -u``; qmail-send's splogger lines
+    and tcpserver's connection lines are there); under daemontools from
+    multilog's ``<log_dir>/<service>/current`` (TAI64N timestamps, as
+    ``tai64nlocal`` reads them); with the boot script, qmail-send's syslog
+    lines (``journalctl -t qmail``).
+
+    CLI Example::
+
+        salt spool qmail_service.logs qmail-smtpd lines=20
+        salt '*' qmail_service.logs qmail-send supervisor=daemontools
+    """
+    supervisor = _supervisor(supervisor)
+    __utils__["qmail_validate.one_of"](service, SERVICES, "service")
+    lines = __utils__["qmail_validate.integer"](lines, "lines", 1, 100000)
+    if supervisor == "daemontools":
+        folder = log_dir or _setting("lookup", "service", "log_dir")
+        path = os.path.join(folder, service, "current")
+        try:
+            return _tail(path, lines)
+        except FileNotFoundError as exc:
+            raise CommandExecutionError(f"{path} does not exist: no multilog for "
+                                        f"{service} here") from exc
+    if not systemd_booted():
+        raise CommandExecutionError("systemd does not run this host: no journal to read")
+    if supervisor == "systemd":
+        which = ["-u", f"{service}.service"]
+    elif service == SEND:
+        which = ["-t", "qmail"]  # rc's splogger tag
+    else:
+        raise CommandExecutionError(f"{service} runs from inetd with the boot script: "
+                                    "inetd keeps no log of it")
+    out = _run(["journalctl", "--no-pager", "--quiet", "-o", "short-iso", "-n", str(lines),
+                *which])
+    return out.splitlines()

@@ -226,8 +226,13 @@ def _check_lookup(lookup):
     service = lookup["service"]
     for name in ("ucspi_bin", "daemontools_bin"):
         service[name] = _v("path")(service[name], f"{key}:service:{name}")
-    for name in ("unit_dir", "service_dir", "tcp_rules", "inetd_conf", "boot_script"):
+    for name in ("unit_dir", "service_dir", "tcp_rules", "inetd_conf", "boot_script",
+                 "tls_dir", "log_dir"):
         service[name] = _v("system_file")(service[name], f"{key}:service:{name}")
+    service["tlswrapper_bin"] = _v("path")(service["tlswrapper_bin"],
+                                           f"{key}:service:tlswrapper_bin")
+    if service["tls_package"] != "":
+        _v("deb_name")(service["tls_package"], f"{key}:service:tls_package")
 
 
 # --------------------------------------------------------------------------
@@ -489,11 +494,106 @@ def _service_settings(settings):
         f"{settings['lookup']['users']['qmaild']} {home}/bin/tcp-env tcp-env "
         f"/bin/sh {home}/supervise/qmail-smtpd/smtpd"
     )
+    log = service["log"]
+    # multilog(8) takes s4096..s16777215 and keeps at least two files.
+    log["size"] = _v("integer")(log["size"], "qmail:service:log:size", 4096, 16777215)
+    log["count"] = _v("integer")(log["count"], "qmail:service:log:count", 2, 1000)
+    # qmail-send's log: syslog through splogger (journald keeps it under the
+    # unit's name), or under daemontools rc's stdout, read by multilog.
+    service["send_logger"] = "" if service["supervisor"] == "daemontools" else "splogger qmail"
+    _tls_settings(settings)
     # morercpthosts works through morercpthosts.cdb: rebuilt when the file
     # changes, removed with it.
     newmrh = settings["control_reload"]["newmrh"]
     service["newmrh_build"] = [n for n in newmrh if n in settings["control_managed"]]
     service["newmrh_drop"] = [n for n in newmrh if n in settings["control_absent"]]
+
+
+# --------------------------------------------------------------------------
+# tls: qmail.service.tls (STARTTLS and SMTPS through tlswrapper)
+# --------------------------------------------------------------------------
+def _tls_release_check():
+    """tlswrapper is packaged from Debian 12 on; on 11 qmail:tls cannot work."""
+    if __grains__.get("os") != "Debian":
+        return
+    try:
+        major = int(__grains__.get("osmajorrelease") or 0)
+    except (TypeError, ValueError):
+        return
+    if 0 < major < 12:
+        _fail("qmail:tls:enable", f"Debian {major} has no tlswrapper package (Debian 12 and "
+                                  "later have it): TLS for qmail-smtpd needs it; set "
+                                  "qmail:tls:enable: false on this host")
+
+
+def _tls_settings(settings):
+    tls = settings["tls"]
+    service = settings["service"]
+    paths = settings["lookup"]["service"]
+    home = settings["lookup"]["home"]
+    qmaild = settings["lookup"]["users"]["qmaild"]
+    _v("boolean")(tls["enable"], "qmail:tls:enable")
+    _v("boolean")(tls["smtps"], "qmail:tls:smtps")
+    tls["smtps_port"] = _v("integer")(tls["smtps_port"], "qmail:tls:smtps_port", 1, 65535)
+    for name in ("days_valid", "days_remaining"):
+        tls["self_signed"][name] = _v("integer")(
+            tls["self_signed"][name], f"qmail:tls:self_signed:{name}", 1, 36500)
+    if tls["self_signed"]["days_remaining"] >= tls["self_signed"]["days_valid"]:
+        _fail("qmail:tls:self_signed:days_remaining",
+              "must be less than days_valid (it would renew on every run)")
+    mode = service["smtpd_mode"]
+    tls["active"] = tls["enable"] and mode != "off"
+    if tls["enable"] and mode == "inetd":
+        _fail("qmail:tls:enable", "TLS runs through tlswrapper under tcpserver; inetd mode "
+                                  "has none: set qmail:service:smtpd: tcpserver")
+    if tls["smtps"] and not tls["enable"]:
+        _fail("qmail:tls:smtps", "implicit TLS needs qmail:tls:enable: true")
+    if tls["active"] and tls["smtps"] and tls["smtps_port"] == service["smtpd_port"]:
+        _fail("qmail:tls:smtps_port", f"{tls['smtps_port']} is qmail:service:smtpd_port "
+                                      "already")
+    if tls["active"]:
+        _tls_release_check()
+    if tls["certificate"] or tls["key"]:
+        # Checked even where TLS is off: a bad pair must not wait for the day
+        # it is switched on.
+        tls["given"] = __utils__["qmail_tls.check_pair"](
+            tls["certificate"], tls["key"], settings["me"], "qmail:tls")
+    else:
+        tls["given"] = None
+    tls_dir = paths["tls_dir"]
+    tls["files"] = {
+        "dir": tls_dir,
+        "key": os.path.join(tls_dir, "key.pem"),          # self-signed: its key
+        "certificate": os.path.join(tls_dir, "cert.pem"),  # self-signed: its certificate
+        "pem": os.path.join(tls_dir, "smtpd.pem"),         # what tlswrapper reads
+    }
+    # The command lines of qmail-smtpd's services, as data. Under TLS
+    # tcpserver stays root: tlswrapper's key process reads the PEM as root
+    # (per connection, so a new certificate needs no restart), then drops
+    # to a jail; tlswrapper-smtp or tlswrapper runs the SMTP side as qmaild
+    # (uid and primary group).
+    wrapper = ["/bin/sh", f"{home}/supervise/qmail-smtpd/smtpd"]
+    tlswrapper = os.path.join(paths["tlswrapper_bin"], "tlswrapper")
+    smtp_helper = os.path.join(paths["tlswrapper_bin"], "tlswrapper-smtp")
+    pem = tls["files"]["pem"]
+    services = []
+    if mode == "tcpserver":
+        if tls["active"]:
+            services.append({"name": "qmail-smtpd", "port": service["smtpd_port"],
+                             "tls": "starttls", "drop": False, "program": [
+                                 tlswrapper, "-n", "-f", pem, smtp_helper, "-u", qmaild,
+                                 *wrapper]})
+        else:
+            services.append({"name": "qmail-smtpd", "port": service["smtpd_port"],
+                             "tls": "none", "drop": True, "program": wrapper})
+        if tls["active"] and tls["smtps"]:
+            services.append({"name": "qmail-smtpsd", "port": tls["smtps_port"],
+                             "tls": "implicit", "drop": False, "program": [
+                                 tlswrapper, "-f", pem, "-u", qmaild, *wrapper]})
+    service["smtpd_services"] = services
+    # What runs under no supervisor here (stopped, units and links removed).
+    running = {s["name"] for s in services}
+    service["smtpd_stopped"] = [n for n in ("qmail-smtpd", "qmail-smtpsd") if n not in running]
 
 
 # --------------------------------------------------------------------------

@@ -44,6 +44,7 @@ __virtualname__ = "qmail_service"
 
 SEND = "qmail-send"
 SMTPD = "qmail-smtpd"
+SMTPSD = "qmail-smtpsd"  # implicit TLS (qmail:tls:smtps)
 
 
 def __virtual__():
@@ -68,11 +69,11 @@ def _paths(supervisor, service_dir, daemontools_bin):
 
 
 def _check_name(name, supervisor):
-    if name not in (SEND, SMTPD):
-        raise SaltInvocationError(f"name: {name!r} is not one of {SEND}, {SMTPD}")
-    if name == SMTPD and supervisor == "bootscript":
+    if name not in (SEND, SMTPD, SMTPSD):
+        raise SaltInvocationError(f"name: {name!r} is not one of {SEND}, {SMTPD}, {SMTPSD}")
+    if name != SEND and supervisor == "bootscript":
         raise SaltInvocationError(
-            "qmail-smtpd has no supervisor with the boot script: inetd runs it")
+            f"{name} has no supervisor with the boot script: inetd runs it")
 
 
 def _systemd_unit(name):
@@ -308,13 +309,32 @@ def _actions(name, watched):
             wanted = [wanted] if isinstance(wanted, str) else wanted
             if fun == "absent":  # a removed morercpthosts leaves no .cdb to build
                 wanted = [w for w in wanted if w != "newmrh"]
+        elif sid.endswith("-log-run-file-managed"):
+            wanted = ["log"]  # multilog's own supervise: the service keeps running
         else:
             wanted = ["restart"]
         for action in wanted:
-            if name == SMTPD and action != "restart":
+            if name != SEND and action != "restart":
                 continue  # qmail-smtpd reads control files per connection
             actions.setdefault(action, []).append(sid)
     return actions
+
+
+def _restart_log(name, paths):
+    """multilog reads its size and count at start: restart it (svc -t on the
+    service's log/, when its supervise runs) and leave the service alone."""
+    if paths["supervisor"] != "daemontools":
+        return
+    bindir = paths["daemontools_bin"]
+    log_dir = os.path.join(paths["service_dir"], name, "log")
+    if __salt__["cmd.retcode"]([os.path.join(bindir, "svok"), log_dir], python_shell=False,
+                               ignore_retcode=True):
+        return  # not supervised yet: svscan starts it with the new run script
+    log.info("qmail_service: svc -t %s", log_dir)
+    proc = __salt__["cmd.run_all"]([os.path.join(bindir, "svc"), "-t", log_dir],
+                                   python_shell=False, ignore_retcode=True)
+    if proc["retcode"]:
+        raise CommandExecutionError(f"svc -t {log_dir} failed: {proc['stderr']}")
 
 
 def mod_watch(name, sfun=None, **kwargs):
@@ -351,6 +371,10 @@ def mod_watch(name, sfun=None, **kwargs):
     try:
         _newmrh(home, changes, "newmrh" in actions)
         pid = __salt__["qmail_service.service_pid"](name, **paths)
+        if "log" in actions:
+            changes["log"] = {"restart": actions["log"]}
+            if not test:
+                _restart_log(name, paths)
         action = "restart" if "restart" in actions else "hup" if "hup" in actions else None
         if action:
             changes.update(action=action, because=actions[action], pid={"old": pid})
@@ -368,10 +392,10 @@ def mod_watch(name, sfun=None, **kwargs):
         ret["comment"] = f"{name} needs nothing for these changes (read per message)"
     elif test:
         ret.update(result=None, comment=f"{name} would be told: " + ", ".join(
-            sorted(a for a in ("restart", "hup", "newmrh") if a in changes or
+            sorted(a for a in ("restart", "hup", "newmrh", "log") if a in changes or
                    changes.get("action") == a)))
     else:
         ret["comment"] = f"{name} told: " + ", ".join(
-            sorted(a for a in ("restart", "hup", "newmrh") if a in changes or
+            sorted(a for a in ("restart", "hup", "newmrh", "log") if a in changes or
                    changes.get("action") == a))
     return ret

@@ -36,6 +36,10 @@ BASE_PACKAGES = [
     "daemontools", "ucspi-tcp", "netcat-openbsd", "less", "file", "publicsuffix",
 ]
 
+# tlswrapper (with tlswrapper-smtp) gives qmail-smtpd STARTTLS and implicit
+# TLS from outside (qmail:tls); Debian packages it from 12 on, 11 has none.
+TLS_PACKAGES = {"12": ["tlswrapper"], "13": ["tlswrapper"]}
+
 SENDMAIL_PACKAGES = ["sendmail", "openbsd-inetd"]
 
 MINION_UNIT = """\
@@ -150,7 +154,8 @@ CHROOT_ENV = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 def _recipe(variant: str, release: str) -> dict:
     suite, python = config.RELEASES[release]
     base = {
-        "suite": suite, "mirror": config.MIRROR, "packages": BASE_PACKAGES,
+        "suite": suite, "mirror": config.MIRROR,
+        "packages": BASE_PACKAGES + TLS_PACKAGES.get(release, []),
         "salt": config.SALT_VERSION, "python": python, "unit": MINION_UNIT,
         "setup": BASE_SETUP, "wheels": WHEEL_SETUP, "version": 1,
     }
@@ -245,7 +250,8 @@ def _build_base_tree(dest: pathlib.Path, release: str) -> None:
     suite = config.RELEASES[release][0]
     _log(f"debootstrap {suite} minbase into {tmp} (about 1-2 minutes)")
     t0 = time.monotonic()
-    _run(["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
+    packages = BASE_PACKAGES + TLS_PACKAGES.get(release, [])
+    _run(["debootstrap", "--variant=minbase", f"--include={','.join(packages)}",
           suite, str(tmp), config.MIRROR], stdout=subprocess.DEVNULL)
     _log(f"debootstrap done in {time.monotonic() - t0:.0f} s")
     wheels = wheelhouse(release, tmp)

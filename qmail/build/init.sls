@@ -48,6 +48,7 @@ qmail-build-rc-file-managed:
     - context:
         home: {{ qmail.lookup.home | json }}
         delivery_arg: {{ qmail.delivery_arg | json }}
+        logger: {{ qmail.service.send_logger | json }}
     - user: root
     - group: {{ qmail.lookup.rootgroup | json }}
     - mode: '0755'

@@ -12,6 +12,7 @@
 
 {#- qmail-smtpd first (it hands mail to qmail-send), then qmail-send. #}
 {%- for name, supervisors in [("smtpd", ["systemd", "daemontools"]),
+                              ("smtpsd", ["systemd", "daemontools"]),
                               ("send", ["systemd", "daemontools", "bootscript"])] %}
 {%-   for under in supervisors %}
 
@@ -25,6 +26,7 @@ qmail-service-clean-{{ name }}-{{ under }}-qmail_service-dead:
 {%-     if name == "send" %}
     - require:
       - qmail_service: qmail-service-clean-smtpd-*
+      - qmail_service: qmail-service-clean-smtpsd-*
 {%-       if under == "bootscript" %}
       {#- qmail-send found by name: whatever systemd or svscan ran is gone first #}
       - qmail_service: qmail-service-clean-send-systemd-qmail_service-dead
@@ -77,9 +79,12 @@ qmail-service-clean-inetd-qmail_service-inetd_reloaded:
 # The files qmail.service wrote (the queue and qmail's own files stay).
 {%- for file in [paths.unit_dir ~ "/qmail-send.service",
                  paths.unit_dir ~ "/qmail-smtpd.service",
+                 paths.unit_dir ~ "/qmail-smtpsd.service",
                  paths.unit_dir ~ "/qmail-svscan.service",
                  paths.service_dir ~ "/qmail-send",
                  paths.service_dir ~ "/qmail-smtpd",
+                 paths.service_dir ~ "/qmail-smtpsd",
+                 paths.tls_dir,
                  home ~ "/supervise",
                  paths.tcp_rules,
                  paths.tcp_rules ~ ".cdb"] %}
@@ -99,4 +104,5 @@ qmail-service-clean-systemd-daemon-reload-cmd-run:
     - onchanges:
       - file: qmail-service-clean-{{ (paths.unit_dir ~ "/qmail-send.service") | replace("/", "-") | trim("-") }}-file-absent
       - file: qmail-service-clean-{{ (paths.unit_dir ~ "/qmail-smtpd.service") | replace("/", "-") | trim("-") }}-file-absent
+      - file: qmail-service-clean-{{ (paths.unit_dir ~ "/qmail-smtpsd.service") | replace("/", "-") | trim("-") }}-file-absent
       - file: qmail-service-clean-{{ (paths.unit_dir ~ "/qmail-svscan.service") | replace("/", "-") | trim("-") }}-file-absent

@@ -73,12 +73,40 @@ qmail-service-svscan-service-running:
     - watch:
       - file: qmail-service-svscan-unit-file-managed
 
+# multilog as qmaill into <log_dir>/qmail-send (Life with qmail's layout);
+# rc then logs to its stdout, not to splogger.
+qmail-service-send-log-dir-file-directory:
+  file.directory:
+    - name: {{ (paths.log_dir ~ "/qmail-send") | json }}
+    - user: {{ qmail.lookup.users.qmaill | json }}
+    - group: {{ qmail.lookup.rootgroup | json }}
+    - mode: '0750'
+    - makedirs: true
+
+qmail-service-send-log-run-file-managed:
+  file.managed:
+    - name: {{ (home ~ "/supervise/qmail-send/log/run") | json }}
+    - source: {{ files_switch(qmail.tofs, ["service/log-run"], "log-run") }}
+    - template: jinja
+    - user: root
+    - group: {{ qmail.lookup.rootgroup | json }}
+    - mode: '0755'
+    - makedirs: true
+    - context:
+        daemontools_bin: {{ paths.daemontools_bin | json }}
+        user: {{ qmail.lookup.users.qmaill | json }}
+        size: {{ qmail.service.log.size | json }}
+        count: {{ qmail.service.log.count | json }}
+        log_dir: {{ (paths.log_dir ~ "/qmail-send") | json }}
+
 qmail-service-send-link-file-symlink:
   file.symlink:
     - name: {{ (paths.service_dir ~ "/qmail-send") | json }}
     - target: {{ (home ~ "/supervise/qmail-send") | json }}
     - require:
       - file: qmail-service-send-run-file-managed
+      - file: qmail-service-send-log-run-file-managed
+      - file: qmail-service-send-log-dir-file-directory
       - file: qmail-build-rc-file-managed
       - service: qmail-service-svscan-service-running
       - qmail_control: qmail-control-file-managed-me
@@ -129,6 +157,8 @@ qmail-service-send-qmail_service-running:
       - qmail_build: qmail-build-tree-qmail_build-installed
 {%- if supervisor == "systemd" %}
       - file: qmail-service-send-unit-file-managed
+{%- elif supervisor == "daemontools" %}
+      - file: qmail-service-send-log-run-file-managed
 {%- endif %}
 {%- for action in ["restart", "hup", "newmrh"] %}
 {%-   for name in qmail.control_reload[action] %}

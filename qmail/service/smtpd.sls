@@ -24,6 +24,9 @@ include:
 {%-   if mode == "tcpserver" and supervisor == "daemontools" %}
   - {{ tplroot }}.service.send
 {%-   endif %}
+{%-   if qmail.tls.active %}
+  - {{ tplroot }}.service.tls
+{%-   endif %}
 
 qmail-service-smtpd-wrapper-file-managed:
   file.managed:
@@ -59,12 +62,19 @@ qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
     - ucspi_bin: {{ paths.ucspi_bin | json }}
     - watch:
       - file: qmail-service-smtpd-rules-file-managed
+{%- endif %}
+
+{#- qmail-smtpd (port 25; STARTTLS with qmail:tls) and qmail-smtpsd (implicit
+    TLS, qmail:tls:smtps): one service each, the same relay rules. #}
+{%- for svc in qmail.service.smtpd_services %}
+{%-   set sid = "qmail-service-" ~ svc.name[6:] %}
+{%-   set dir = home ~ "/supervise/" ~ svc.name %}
 
 # The tcpserver command line as data (extend it through the run script's
 # TOFS override, or with more options here).
-qmail-service-smtpd-run-file-managed:
+{{ sid }}-run-file-managed:
   file.managed:
-    - name: {{ (home ~ "/supervise/qmail-smtpd/run") | json }}
+    - name: {{ (dir ~ "/run") | json }}
     - source: {{ files_switch(qmail.tofs, ["service/smtpd-run"], "smtpd-run") }}
     - template: jinja
     - user: root
@@ -76,15 +86,17 @@ qmail-service-smtpd-run-file-managed:
         rules: {{ rules | json }}
         qmaild: {{ qmail.lookup.users.qmaild | json }}
         ucspi_bin: {{ paths.ucspi_bin | json }}
-        port: {{ qmail.service.smtpd_port | json }}
+        port: {{ svc.port | json }}
         concurrency: {{ qmail.service.smtpd_concurrency | json }}
-        program: {{ ["/bin/sh", home ~ "/supervise/qmail-smtpd/smtpd"] | json }}
+        program: {{ svc.program | json }}
+        drop: {{ svc.drop | json }}
+        tls: {{ svc.tls | json }}
 
 {%-   if supervisor == "systemd" %}
 
-qmail-service-smtpd-unit-file-managed:
+{{ sid }}-unit-file-managed:
   file.managed:
-    - name: {{ (paths.unit_dir ~ "/qmail-smtpd.service") | json }}
+    - name: {{ (paths.unit_dir ~ "/" ~ svc.name ~ ".service") | json }}
     - source: {{ files_switch(qmail.tofs, ["service/qmail-smtpd.service"], "qmail-smtpd.service") }}
     - template: jinja
     - user: root
@@ -92,26 +104,61 @@ qmail-service-smtpd-unit-file-managed:
     - mode: '0644'
     - context:
         home: {{ home | json }}
-        port: {{ qmail.service.smtpd_port | json }}
+        port: {{ svc.port | json }}
+        service: {{ svc.name | json }}
+        tls: {{ svc.tls | json }}
 
 {%-   elif supervisor == "daemontools" %}
 
-qmail-service-smtpd-link-file-symlink:
+{%-     set log = qmail.service.log %}
+{%-     set log_dir = paths.log_dir ~ "/" ~ svc.name %}
+
+# multilog as qmaill into <log_dir>/<service> (Life with qmail's layout).
+{{ sid }}-log-dir-file-directory:
+  file.directory:
+    - name: {{ log_dir | json }}
+    - user: {{ qmail.lookup.users.qmaill | json }}
+    - group: {{ qmail.lookup.rootgroup | json }}
+    - mode: '0750'
+    - makedirs: true
+
+{{ sid }}-log-run-file-managed:
+  file.managed:
+    - name: {{ (dir ~ "/log/run") | json }}
+    - source: {{ files_switch(qmail.tofs, ["service/log-run"], "log-run") }}
+    - template: jinja
+    - user: root
+    - group: {{ qmail.lookup.rootgroup | json }}
+    - mode: '0755'
+    - makedirs: true
+    - context:
+        daemontools_bin: {{ paths.daemontools_bin | json }}
+        user: {{ qmail.lookup.users.qmaill | json }}
+        size: {{ log.size | json }}
+        count: {{ log.count | json }}
+        log_dir: {{ log_dir | json }}
+
+{{ sid }}-link-file-symlink:
   file.symlink:
-    - name: {{ (paths.service_dir ~ "/qmail-smtpd") | json }}
-    - target: {{ (home ~ "/supervise/qmail-smtpd") | json }}
+    - name: {{ (paths.service_dir ~ "/" ~ svc.name) | json }}
+    - target: {{ dir | json }}
     - require:
       - qmail_control: qmail-control-file-managed-rcpthosts
       - qmail_service: qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled
       - file: qmail-service-smtpd-wrapper-file-managed
-      - file: qmail-service-smtpd-run-file-managed
+      - file: {{ sid }}-run-file-managed
+      - file: {{ sid }}-log-run-file-managed
+      - file: {{ sid }}-log-dir-file-directory
       - file: qmail-service-smtpd-inetd-no-line-file-replace
       - service: qmail-service-svscan-service-running
+{%-     if svc.tls != "none" %}
+      - qmail_tls: qmail-service-tls-pem-qmail_tls-pem_managed
+{%-     endif %}
 {%-   endif %}
 
-qmail-service-smtpd-qmail_service-running:
+{{ sid }}-qmail_service-running:
   qmail_service.running:
-    - name: qmail-smtpd
+    - name: {{ svc.name | json }}
     - supervisor: {{ supervisor | json }}
 {%-   for key, value in service_args | dictsort %}
     - {{ key }}: {{ value | json }}
@@ -121,29 +168,36 @@ qmail-service-smtpd-qmail_service-running:
       - qmail_service: qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled
       - file: qmail-service-smtpd-wrapper-file-managed
       - file: qmail-service-smtpd-inetd-no-line-file-replace
+{%-   if svc.tls != "none" %}
+      # tlswrapper reads the PEM per connection: a new one needs no restart.
+      - qmail_tls: qmail-service-tls-pem-qmail_tls-pem_managed
+{%-   endif %}
 {%-   if supervisor == "daemontools" %}
-      - file: qmail-service-smtpd-link-file-symlink
+      - file: {{ sid }}-link-file-symlink
 {%-   endif %}
     - watch:
-      - file: qmail-service-smtpd-run-file-managed
+      - file: {{ sid }}-run-file-managed
 {%-   if supervisor == "systemd" %}
-      - file: qmail-service-smtpd-unit-file-managed
+      - file: {{ sid }}-unit-file-managed
+{%-   elif supervisor == "daemontools" %}
+      - file: {{ sid }}-log-run-file-managed
 {%-   endif %}
+{%- endfor %}
 
-{%- else %}
-
-# No qmail-smtpd under tcpserver, whichever supervisor ran it before.
+{#- Whatever runs no more: no qmail-smtpd on a client or under inetd, no
+    qmail-smtpsd without qmail:tls:smtps, under whichever supervisor ran it. #}
+{%- for name in qmail.service.smtpd_stopped %}
 {%-   for under in ["systemd", "daemontools"] %}
 
-qmail-service-smtpd-{{ under }}-qmail_service-dead:
+qmail-service-{{ name[6:] }}-{{ under }}-qmail_service-dead:
   qmail_service.dead:
-    - name: qmail-smtpd
+    - name: {{ name | json }}
     - supervisor: {{ under | json }}
 {%-     for key, value in service_args | dictsort %}
     - {{ key }}: {{ value | json }}
 {%-     endfor %}
 {%-   endfor %}
-{%- endif %}
+{%- endfor %}
 
 {%- if mode == "inetd" %}
 

@@ -23,10 +23,13 @@ import sys
 import pytest
 import yaml
 
+from lab import tls
+
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 CORPUS = yaml.safe_load((HERE / "data" / "bad_pillars.yaml").read_text(encoding="utf-8"))
-CLASSES = ("folders", "aliases", "code", "relay", "numbers_names_text", "nulls", "files_on_host")
+CLASSES = ("folders", "aliases", "code", "relay", "numbers_names_text", "nulls", "files_on_host",
+           "tls")
 CASES = [(cls, i, entry) for cls in CLASSES for i, entry in enumerate(CORPUS[cls])]
 SPOOL = "ccs.cla.kobe-u.ac.jp"
 
@@ -71,6 +74,25 @@ def snapshot(root):
             content = oct(st.st_mode)
         result[str(path.relative_to(root))] = (content, st.st_mode, st.st_uid, st.st_mtime_ns)
     return result
+
+
+def tls_names():
+    """The corpus's @CERT@-style names: real PEM made for this run."""
+    ca = tls.CA()
+    cert, key = ca.issue(SPOOL)
+    other_cert, other_key = ca.issue("mail.example.org")
+    expired_cert, expired_key = ca.issue(SPOOL, expired=True)
+    return {
+        "@CERT_OTHER_HOST@": other_cert, "@KEY_OTHER_HOST@": other_key,
+        "@CERT_EXPIRED@": expired_cert, "@KEY_EXPIRED@": expired_key,
+        "@KEY_OTHER@": tls.key_pem(tls.new_key()),
+        "@KEY_ED25519@": tls.key_pem(tls.new_key("ed25519")),
+        "@KEY_ENCRYPTED@": tls.key_pem(tls.new_key(), password=b"secret"),
+        "@CERT@": cert, "@KEY@": key,
+    }
+
+
+TLS_NAMES = tls_names()
 
 
 def good_pillar(root):
@@ -131,7 +153,8 @@ def corpus_run(salt_call_synced, tmp_path_factory):
             (root / "qmail" / "control").mkdir(parents=True)
             (root / "qmail" / "control" / "me").write_text(SPOOL + "\n")
             setup_root(root, entry["setup"])
-        names = {"@HOME@": str(root / "qmail"), "@MARKER@": str(marker), "@LONG@": "x" * 600}
+        names = {"@HOME@": str(root / "qmail"), "@MARKER@": str(marker), "@LONG@": "x" * 600,
+                 **TLS_NAMES}
         roots.append(root)
         pillars.append(merge(good_pillar(root), substitute(entry["qmail"], names)))
     before = {str(r): snapshot(r) for r in set(roots)}
@@ -159,6 +182,7 @@ def test_bad_value_is_refused_naming_its_key(corpus_run, cls, index, entry):
 def test_good_pillars_still_render(salt_call_synced, tmp_path):
     """pillar.example, and null meaning "the default" wherever it is no error."""
     example = yaml.safe_load((REPO / "pillar.example").read_text())["qmail"]
+    ca_pem = tls.CA().pem
     root = tmp_path / "root"
     (root / "qmail").mkdir(parents=True)
     home = {"lookup": {"home": str(root / "qmail"),
@@ -173,9 +197,15 @@ def test_good_pillars_still_render(salt_call_synced, tmp_path):
                                   "lookup": {"uids": {"alias": None}}}),
         merge(good_pillar(root), {"control": {"rcpthosts": [SPOOL, ".cla.kobe-u.ac.jp"]},
                                   "relay_clients": ["10.0.0.0/9", "10.128.0.0/9"]}),
+        # TLS from pillar (with the CA in the chain), and self-signed with SMTPS.
+        merge(good_pillar(root), {"tls": {"enable": True,
+                                          "certificate": TLS_NAMES["@CERT@"] + ca_pem,
+                                          "key": TLS_NAMES["@KEY@"]}}),
+        merge(good_pillar(root), {"tls": {"enable": True, "smtps": True}}),
     ]
     before = snapshot(root)
     results = render_all(salt_call_synced, pillars, tmp_path)
+    assert results[-1].get("states", 0) > results[-3].get("states", 0), results[-1]
     for pillar, result in zip(pillars, results, strict=True):
         assert result.get("states", 0) > 20, (pillar, result)
     assert snapshot(root) == before

@@ -1,0 +1,78 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+# qmail:tls: the PEM file tlswrapper reads (private key, then certificate
+# and chain), root's alone (0600 in a 0700 folder): tlswrapper's key process
+# reads it as root, per connection, before it jails itself. From pillar, or
+# self-signed for `me` by Salt's x509_v2 states (renewed days_remaining
+# before expiry). The file is replaced by rename: a session sees the old
+# certificate or the new one, and the next session gets the new one without
+# a restart (mail in flight is never cut).
+{%- set tplroot = tpldir.split("/")[0] %}
+{%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- set tls = qmail.tls %}
+{%- set files = tls.files %}
+{%- set paths = qmail.lookup.service %}
+
+{%- if paths.tls_package %}
+
+qmail-service-tls-package-pkg-installed:
+  pkg.installed:
+    - name: {{ paths.tls_package | json }}
+{%- endif %}
+
+qmail-service-tls-dir-file-directory:
+  file.directory:
+    - name: {{ files.dir | json }}
+    - user: root
+    - group: {{ qmail.lookup.rootgroup | json }}
+    - mode: '0700'
+    - makedirs: true
+
+{%- if not tls.given %}
+
+qmail-service-tls-key-x509_v2-private_key_managed:
+  x509_v2.private_key_managed:
+    - name: {{ files.key | json }}
+    - algo: rsa
+    - keysize: 2048
+    - user: root
+    - group: {{ qmail.lookup.rootgroup | json }}
+    - mode: '0600'
+    - require:
+      - file: qmail-service-tls-dir-file-directory
+
+qmail-service-tls-certificate-x509_v2-certificate_managed:
+  x509_v2.certificate_managed:
+    - name: {{ files.certificate | json }}
+    - signing_private_key: {{ files.key | json }}
+    - CN: {{ qmail.me | json }}
+    - subjectAltName: {{ ("DNS:" ~ qmail.me) | json }}
+    - extendedKeyUsage: serverAuth
+    - days_valid: {{ tls.self_signed.days_valid | json }}
+    - days_remaining: {{ tls.self_signed.days_remaining | json }}
+    - user: root
+    - group: {{ qmail.lookup.rootgroup | json }}
+    - mode: '0644'
+    - require:
+      - x509_v2: qmail-service-tls-key-x509_v2-private_key_managed
+{%- endif %}
+
+qmail-service-tls-pem-qmail_tls-pem_managed:
+  qmail_tls.pem_managed:
+    - name: {{ files.pem | json }}
+    - host: {{ qmail.me | json }}
+{%- if tls.given %}
+    - key: {{ tls.key | json }}
+    - certificate: {{ tls.certificate | json }}
+{%- else %}
+    - key_file: {{ files.key | json }}
+    - certificate_file: {{ files.certificate | json }}
+{%- endif %}
+    - require:
+      - file: qmail-service-tls-dir-file-directory
+{%- if paths.tls_package %}
+      - pkg: qmail-service-tls-package-pkg-installed
+{%- endif %}
+{%- if not tls.given %}
+      - x509_v2: qmail-service-tls-certificate-x509_v2-certificate_managed
+{%- endif %}

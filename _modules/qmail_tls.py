@@ -43,7 +43,8 @@ def bundle(key=None, certificate=None, key_file=None, certificate_file=None, hos
 
     CLI Example::
 
-        salt '*' qmail_tls.bundle key_file=/etc/qmail-tls/key.pem certificate_file=/etc/qmail-tls/cert.pem
+        salt '*' qmail_tls.bundle key_file=/etc/qmail-tls/key.pem \\
+            certificate_file=/etc/qmail-tls/cert.pem
     """
     if key is None:
         key = _read(key_file, "the private key")

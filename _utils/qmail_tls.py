@@ -140,7 +140,7 @@ def check_pair(certificate, private_key, host, key="qmail:tls"):
     if not any(covers(n, host) for n in dns):
         _fail(f"{key}:certificate", f"is for {', '.join(dns) or 'no DNS name'}, "
                                     f"not for {host} (qmail:me)")
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 - minions run 3.9
     if leaf.not_valid_after_utc < now:
         _fail(f"{key}:certificate", f"expired on {leaf.not_valid_after_utc:%Y-%m-%d}")
     return {"names": dns, "fingerprint": fingerprint(leaf),

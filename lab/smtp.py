@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 
 from .host import Host
 
@@ -52,3 +53,78 @@ def rcpt(ip: str, recipient: str, port: int = 25, host: Host | None = None) -> i
     if "rcpt" not in answer:
         raise ConnectionError(f"SMTP {ip}:{port} greeted with {answer['greeting']}")
     return answer["rcpt"]
+
+
+# One SMTP session over TLS, as a client program makes it: STARTTLS on the
+# SMTP port or implicit TLS (RFC 8314), the server's certificate verified
+# against a CA (with the host name) or only fetched (a self-signed one is
+# then checked by its fingerprint). Optionally a pause between RCPT and
+# DATA, for a certificate change while the session is open.
+_TLS_SCRIPT = """\
+import hashlib, json, smtplib, socket, ssl, sys, time
+a = json.loads(sys.argv[1])
+if a["ca"]:
+    ctx = ssl.create_default_context(cadata=a["ca"])
+else:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+out = {}
+s = smtplib.SMTP(timeout=30, local_hostname="checker.example")
+if a["implicit"]:
+    # TLS from the first byte, verified for the spool's name (not its address)
+    raw = socket.create_connection((a["ip"], a["port"]), timeout=30)
+    s.sock = ctx.wrap_socket(raw, server_hostname=a["name"])
+    out["greeting"] = s.getreply()[0]
+else:
+    out["greeting"] = s.connect(a["ip"], a["port"])[0]
+    s._host = a["name"]  # what starttls verifies the certificate against
+    s.ehlo()
+    out["starttls_offered"] = s.has_extn("starttls")
+    out["starttls"] = s.starttls(context=ctx)[0]
+out["ehlo"] = s.ehlo()[0]
+der = s.sock.getpeercert(binary_form=True)
+digest = hashlib.sha256(der).hexdigest().upper()
+out["fingerprint"] = ":".join(digest[i:i + 2] for i in range(0, 64, 2))
+out["tls_version"] = s.sock.version()
+out["mail"] = s.mail(a["sender"])[0]
+out["rcpt"] = [s.rcpt(r)[0] for r in a["rcpts"]]
+if a["pause_file"]:
+    open(a["pause_file"] + ".ready", "w").close()
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            open(a["pause_file"]).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+if a["message"] is not None and 250 in out["rcpt"]:
+    out["data"] = s.data(a["message"])[0]
+s.quit()
+print(json.dumps(out))
+"""
+
+
+def tls_session(ip: str, name: str, port: int = 25, implicit: bool = False,
+                ca: str | None = None, rcpts: Sequence[str] = (), message: str | None = None,
+                sender: str = "someone@checker.example", host: Host | None = None,
+                pause_file: str | None = None, timeout: float = 180) -> dict:
+    """One SMTP session over TLS to ``ip`` (whose certificate must be for
+    ``name`` when ``ca`` is given), from this machine or from ``host``.
+    Returns the codes (``starttls``, ``ehlo``, ``mail``, ``rcpt`` list,
+    ``data``), ``starttls_offered``, the server certificate's SHA-256
+    ``fingerprint`` and the ``tls_version``. A failed handshake or
+    verification raises ConnectionError with the client's error."""
+    args = {"ip": ip, "name": name, "port": port, "implicit": implicit, "ca": ca,
+            "rcpts": list(rcpts), "message": message, "sender": sender,
+            "pause_file": pause_file}
+    argv = ["python3", "-c", _TLS_SCRIPT, json.dumps(args)]
+    if host is None:
+        argv[0] = sys.executable
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    else:
+        proc = host.run(argv, timeout=timeout)
+    if proc.returncode != 0:
+        raise ConnectionError(f"SMTP over TLS to {ip}:{port}: "
+                              f"{proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout)

@@ -42,7 +42,7 @@ class CA:
 
     def __init__(self, name: str = "qmail-lab test CA"):
         self.key = new_key("ec")
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         self.cert = (
             x509.CertificateBuilder().subject_name(_name(name)).issuer_name(_name(name))
             .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
@@ -58,7 +58,7 @@ class CA:
     def issue(self, host: str, key=None, days: int = 30, expired: bool = False):
         """(certificate PEM, key PEM) for ``host``, signed by this CA."""
         key = key or new_key("ec")
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         start = now - datetime.timedelta(days=days + 2 if expired else 1)
         end = now - datetime.timedelta(days=1) if expired else now + datetime.timedelta(days=days)
         cert = (

@@ -66,7 +66,7 @@ class TlsLab(Fleet):
 
 
 @pytest.fixture(scope="module")
-def lab(lab_master, lab_hosts_module, qmail_source):
+def tlslab(lab_master, lab_hosts_module, qmail_source):
     hosts = lab_hosts_module([SPOOL, CLIENT, SPOOL2], release="12")
     the_lab = TlsLab(lab_master, hosts, lab_master.put_source(qmail_source))
     lab_master.set_pillar(the_lab.pillars())
@@ -77,130 +77,130 @@ def lab(lab_master, lab_hosts_module, qmail_source):
     return the_lab
 
 
-def test_tls_services_listen_and_the_pem_is_roots_alone(lab):
-    assert {25, 465} <= lab.spool.listeners().keys()
-    assert 25 in lab.spool2.listeners() and 465 not in lab.spool2.listeners()
-    for host in (lab.spool, lab.spool2):
+def test_tls_services_listen_and_the_pem_is_roots_alone(tlslab):
+    assert {25, 465} <= tlslab.spool.listeners().keys()
+    assert 25 in tlslab.spool2.listeners() and 465 not in tlslab.spool2.listeners()
+    for host in (tlslab.spool, tlslab.spool2):
         # tcpserver runs as root (tlswrapper reads the key), never qmail-smtpd
         assert host.run(["stat", "-c", "%a %U %G", PEM], check=True).stdout.split() == [
             "600", "root", "root"]
         assert host.run(["stat", "-c", "%a %U", "/etc/qmail-tls"],
                         check=True).stdout.split() == ["700", "root"]
     # Only the self-signed host keeps a separate key, root's alone too.
-    assert lab.spool2.run(["stat", "-c", "%a %U", "/etc/qmail-tls/key.pem"],
+    assert tlslab.spool2.run(["stat", "-c", "%a %U", "/etc/qmail-tls/key.pem"],
                           check=True).stdout.split() == ["600", "root"]
-    assert not lab.spool.exists("/etc/qmail-tls/key.pem")
+    assert not tlslab.spool.exists("/etc/qmail-tls/key.pem")
 
 
-def test_starttls_verified_against_the_ca_and_delivered(lab):
+def test_starttls_verified_against_the_ca_and_delivered(tlslab):
     subject = f"starttls {uuid.uuid4().hex}"
-    got = lab.session(lab.spool.ip, SPOOL, ca=lab.ca.pem, rcpts=[f"someone@{SPOOL}"],
-                      message=lab.message(subject))
+    got = tlslab.session(tlslab.spool.ip, SPOOL, ca=tlslab.ca.pem, rcpts=[f"someone@{SPOOL}"],
+                      message=tlslab.message(subject))
     assert got["starttls_offered"] and got["starttls"] == 220
     assert got["rcpt"] == [250] and got["data"] == 250
-    assert got["fingerprint"] == tls.fingerprint_pem(lab.cert)
-    (found,) = wait_until(lambda: lab.spool.delivered(MAILDIR, subject), 60, what="delivery")
-    assert "Delivered-To: someone@ccs.cla.kobe-u.ac.jp" in lab.spool.read_file(found)
+    assert got["fingerprint"] == tls.fingerprint_pem(tlslab.cert)
+    (found,) = wait_until(lambda: tlslab.spool.delivered(MAILDIR, subject), 60, what="delivery")
+    assert "Delivered-To: someone@ccs.cla.kobe-u.ac.jp" in tlslab.spool.read_file(found)
 
 
-def test_a_wrong_name_fails_verification(lab):
+def test_a_wrong_name_fails_verification(tlslab):
     with pytest.raises(ConnectionError, match="CERTIFICATE_VERIFY_FAILED|match"):
-        lab.session(lab.spool.ip, "other.example.org", ca=lab.ca.pem)
+        tlslab.session(tlslab.spool.ip, "other.example.org", ca=tlslab.ca.pem)
 
 
-def test_implicit_tls_on_465_delivers(lab):
+def test_implicit_tls_on_465_delivers(tlslab):
     subject = f"smtps {uuid.uuid4().hex}"
-    got = lab.session(lab.spool.ip, SPOOL, port=465, implicit=True, ca=lab.ca.pem,
-                      rcpts=[f"someone@{SPOOL}"], message=lab.message(subject))
+    got = tlslab.session(tlslab.spool.ip, SPOOL, port=465, implicit=True, ca=tlslab.ca.pem,
+                      rcpts=[f"someone@{SPOOL}"], message=tlslab.message(subject))
     assert got["greeting"] == 220 and got["rcpt"] == [250] and got["data"] == 250
-    wait_until(lambda: lab.spool.delivered(MAILDIR, subject), 60, what="delivery over 465")
+    wait_until(lambda: tlslab.spool.delivered(MAILDIR, subject), 60, what="delivery over 465")
 
 
 @pytest.mark.parametrize(("port", "implicit"), [(25, False), (465, True)])
-def test_relaying_inside_tls_still_by_client_address(lab, port, implicit):
-    outsider = lab.session(lab.spool.ip, SPOOL, port=port, implicit=implicit, ca=lab.ca.pem,
-                           rcpts=["someone@example.org", f"someone@{SPOOL}"])
+def test_relaying_inside_tls_still_by_client_address(tlslab, port, implicit):
+    outsider = tlslab.session(tlslab.spool.ip, SPOOL, port=port, implicit=implicit,
+                              ca=tlslab.ca.pem, rcpts=["someone@example.org", f"someone@{SPOOL}"])
     assert outsider["rcpt"] == [553, 250]
-    client = lab.session(lab.spool.ip, SPOOL, port=port, implicit=implicit, ca=lab.ca.pem,
-                         rcpts=["someone@example.org"], host=lab.client)
+    client = tlslab.session(tlslab.spool.ip, SPOOL, port=port, implicit=implicit, ca=tlslab.ca.pem,
+                         rcpts=["someone@example.org"], host=tlslab.client)
     assert client["rcpt"] == [250]
 
 
-def test_the_client_still_sends_as_today(lab):
+def test_the_client_still_sends_as_today(tlslab):
     subject = f"plain {uuid.uuid4().hex}"
-    proc = lab.client.run("/usr/sbin/sendmail someone", input=f"Subject: {subject}\n\nx\n")
+    proc = tlslab.client.run("/usr/sbin/sendmail someone", input=f"Subject: {subject}\n\nx\n")
     assert proc.returncode == 0, proc.stderr
-    (found,) = wait_until(lambda: lab.spool.delivered(MAILDIR, subject), 90, what="delivery")
-    assert f"(HELO {CLIENT})" in lab.spool.read_file(found)
+    (found,) = wait_until(lambda: tlslab.spool.delivered(MAILDIR, subject), 90, what="delivery")
+    assert f"(HELO {CLIENT})" in tlslab.spool.read_file(found)
 
 
-def test_self_signed_certificate_for_me_checked_by_fingerprint(lab):
-    info = lab.call(SPOOL2, "qmail_tls.certificate")
+def test_self_signed_certificate_for_me_checked_by_fingerprint(tlslab):
+    info = tlslab.call(SPOOL2, "qmail_tls.certificate")
     assert info["names"] == [SPOOL2] and info["mode"] == "0600" and info["uid"] == 0
     subject = f"self-signed {uuid.uuid4().hex}"
-    got = lab.session(lab.spool2.ip, SPOOL2, rcpts=[f"someone@{SPOOL2}"],
-                      message=lab.message(subject, f"someone@{SPOOL2}"))
+    got = tlslab.session(tlslab.spool2.ip, SPOOL2, rcpts=[f"someone@{SPOOL2}"],
+                      message=tlslab.message(subject, f"someone@{SPOOL2}"))
     assert got["fingerprint"] == info["fingerprint"]
     assert got["data"] == 250
-    wait_until(lambda: lab.spool2.delivered(MAILDIR, subject), 60, what="delivery on mx2")
+    wait_until(lambda: tlslab.spool2.delivered(MAILDIR, subject), 60, what="delivery on mx2")
     # Salt made it with x509_v2, valid for the configured days, renewed before expiry.
-    assert lab.spool2.exists("/etc/qmail-tls/cert.pem")
+    assert tlslab.spool2.exists("/etc/qmail-tls/cert.pem")
 
 
-def test_journal_has_deliveries_and_connections_under_the_unit_names(lab):
-    send = lab.call(SPOOL, "qmail_service.logs", "qmail-send", lines=500)
+def test_journal_has_deliveries_and_connections_under_the_unit_names(tlslab):
+    send = tlslab.call(SPOOL, "qmail_service.logs", "qmail-send", lines=500)
     assert any("delivery" in line and "success" in line for line in send), send[-20:]
-    smtpd = lab.call(SPOOL, "qmail_service.logs", "qmail-smtpd", lines=500)
-    assert any("tcpserver: ok" in line and lab.client.ip in line for line in smtpd), smtpd[-20:]
-    smtpsd = lab.call(SPOOL, "qmail_service.logs", "qmail-smtpsd", lines=500)
+    smtpd = tlslab.call(SPOOL, "qmail_service.logs", "qmail-smtpd", lines=500)
+    assert any("tcpserver: ok" in line and tlslab.client.ip in line for line in smtpd), smtpd[-20:]
+    smtpsd = tlslab.call(SPOOL, "qmail_service.logs", "qmail-smtpsd", lines=500)
     assert any("tcpserver: ok" in line for line in smtpsd), smtpsd[-20:]
 
 
-def test_multilog_has_deliveries_connections_and_rotates_at_the_size(lab):
+def test_multilog_has_deliveries_connections_and_rotates_at_the_size(tlslab):
     # Enough sessions to pass 4096 bytes of smtpd log more than once.
     for _ in range(40):
-        smtp.greeting(lab.spool2.ip)
-    send = lab.call(SPOOL2, "qmail_service.logs", "qmail-send", lines=500)
+        smtp.greeting(tlslab.spool2.ip)
+    send = tlslab.call(SPOOL2, "qmail_service.logs", "qmail-send", lines=500)
     assert any("delivery" in line and "success" in line for line in send), send[-20:]
     assert all(line.startswith("@4000") for line in send)  # multilog's t: TAI64N
-    smtpd = lab.call(SPOOL2, "qmail_service.logs", "qmail-smtpd", lines=500)
+    smtpd = tlslab.call(SPOOL2, "qmail_service.logs", "qmail-smtpd", lines=500)
     assert any("tcpserver: ok" in line for line in smtpd), smtpd[-20:]
     folder = "/var/log/qmail/qmail-smtpd"
-    files = wait_until(lambda: [f for f in lab.spool2.run(["ls", folder]).stdout.split()
+    files = wait_until(lambda: [f for f in tlslab.spool2.run(["ls", folder]).stdout.split()
                                 if f.startswith("@")], 30, what="a rotated multilog file")
     assert len(files) <= 2  # n3: current and two old ones
-    size = int(lab.spool2.run(["stat", "-c", "%s", f"{folder}/current"]).stdout)
+    size = int(tlslab.spool2.run(["stat", "-c", "%s", f"{folder}/current"]).stdout)
     assert size <= 4096
-    assert lab.spool2.run(["stat", "-c", "%U", folder]).stdout.strip() == "qmaill"
+    assert tlslab.spool2.run(["stat", "-c", "%U", folder]).stdout.strip() == "qmaill"
 
 
-def test_second_apply_changes_nothing(lab):
-    assert changed(lab.apply()) == {SPOOL: [], CLIENT: [], SPOOL2: []}
-    assert changed(lab.apply(test=True)) == {SPOOL: [], CLIENT: [], SPOOL2: []}
+def test_second_apply_changes_nothing(tlslab):
+    assert changed(tlslab.apply()) == {SPOOL: [], CLIENT: [], SPOOL2: []}
+    assert changed(tlslab.apply(test=True)) == {SPOOL: [], CLIENT: [], SPOOL2: []}
 
 
-def test_a_new_certificate_is_used_by_the_next_session_and_nothing_is_lost(lab):
-    pid = lab.call(SPOOL, "qmail_service.service_pid", "qmail-smtpd")
-    old = tls.fingerprint_pem(lab.cert)
+def test_a_new_certificate_is_used_by_the_next_session_and_nothing_is_lost(tlslab):
+    pid = tlslab.call(SPOOL, "qmail_service.service_pid", "qmail-smtpd")
+    old = tls.fingerprint_pem(tlslab.cert)
     # A session opened with the old certificate, paused after RCPT.
     pause = f"/tmp/pause-{uuid.uuid4().hex}"
     subject = f"in flight {uuid.uuid4().hex}"
     import concurrent.futures  # noqa: PLC0415 - only this test needs a thread
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        inflight = pool.submit(lab.session, lab.spool.ip, SPOOL, rcpts=[f"someone@{SPOOL}"],
-                               message=lab.message(subject), host=lab.client,
+        inflight = pool.submit(tlslab.session, tlslab.spool.ip, SPOOL, rcpts=[f"someone@{SPOOL}"],
+                               message=tlslab.message(subject), host=tlslab.client,
                                pause_file=pause)
-        wait_until(lambda: lab.client.exists(pause + ".ready"), 60, what="the open session")
-        lab.ca = tls.CA("second test CA")
-        lab.cert, lab.key = lab.ca.issue(SPOOL)
-        lab.master.set_pillar(lab.pillars())
-        ret = lab.apply(target=SPOOL)
+        wait_until(lambda: tlslab.client.exists(pause + ".ready"), 60, what="the open session")
+        tlslab.ca = tls.CA("second test CA")
+        tlslab.cert, tlslab.key = tlslab.ca.issue(SPOOL)
+        tlslab.master.set_pillar(tlslab.pillars())
+        ret = tlslab.apply(target=SPOOL)
         assert changed(ret)[SPOOL] == ["qmail-service-tls-pem-qmail_tls-pem_managed"]
-        lab.client.run(["touch", pause], check=True)
+        tlslab.client.run(["touch", pause], check=True)
         first = inflight.result(timeout=180)
     assert first["fingerprint"] == old and first["data"] == 250
-    wait_until(lambda: lab.spool.delivered(MAILDIR, subject), 60, what="the in-flight message")
-    nxt = lab.session(lab.spool.ip, SPOOL, ca=lab.ca.pem)
-    assert nxt["fingerprint"] == tls.fingerprint_pem(lab.cert) != old
-    assert lab.call(SPOOL, "qmail_service.service_pid", "qmail-smtpd") == pid  # no restart
+    wait_until(lambda: tlslab.spool.delivered(MAILDIR, subject), 60, what="the in-flight message")
+    nxt = tlslab.session(tlslab.spool.ip, SPOOL, ca=tlslab.ca.pem)
+    assert nxt["fingerprint"] == tls.fingerprint_pem(tlslab.cert) != old
+    assert tlslab.call(SPOOL, "qmail_service.service_pid", "qmail-smtpd") == pid  # no restart

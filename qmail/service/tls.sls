@@ -3,8 +3,8 @@
 # qmail:tls: the PEM file tlswrapper reads (private key, then certificate
 # and chain), root's alone (0600 in a 0700 folder): tlswrapper's key process
 # reads it as root, per connection, before it jails itself. From pillar, or
-# self-signed for `me` by Salt's x509_v2 states (renewed days_remaining
-# before expiry). The file is replaced by rename: a session sees the old
+# self-signed for `me` by Salt's x509_v2 states (loaded as `x509`; renewed
+# days_remaining before expiry). The file is replaced by rename: a session sees the old
 # certificate or the new one, and the next session gets the new one without
 # a restart (mail in flight is never cut).
 {%- set tplroot = tpldir.split("/")[0] %}
@@ -30,8 +30,8 @@ qmail-service-tls-dir-file-directory:
 
 {%- if not tls.given %}
 
-qmail-service-tls-key-x509_v2-private_key_managed:
-  x509_v2.private_key_managed:
+qmail-service-tls-key-x509-private_key_managed:
+  x509.private_key_managed:
     - name: {{ files.key | json }}
     - algo: rsa
     - keysize: 2048
@@ -41,8 +41,8 @@ qmail-service-tls-key-x509_v2-private_key_managed:
     - require:
       - file: qmail-service-tls-dir-file-directory
 
-qmail-service-tls-certificate-x509_v2-certificate_managed:
-  x509_v2.certificate_managed:
+qmail-service-tls-certificate-x509-certificate_managed:
+  x509.certificate_managed:
     - name: {{ files.certificate | json }}
     - signing_private_key: {{ files.key | json }}
     - CN: {{ qmail.me | json }}
@@ -54,7 +54,7 @@ qmail-service-tls-certificate-x509_v2-certificate_managed:
     - group: {{ qmail.lookup.rootgroup | json }}
     - mode: '0644'
     - require:
-      - x509_v2: qmail-service-tls-key-x509_v2-private_key_managed
+      - x509: qmail-service-tls-key-x509-private_key_managed
 {%- endif %}
 
 qmail-service-tls-pem-qmail_tls-pem_managed:
@@ -74,5 +74,5 @@ qmail-service-tls-pem-qmail_tls-pem_managed:
       - pkg: qmail-service-tls-package-pkg-installed
 {%- endif %}
 {%- if not tls.given %}
-      - x509_v2: qmail-service-tls-certificate-x509_v2-certificate_managed
+      - x509: qmail-service-tls-certificate-x509-certificate_managed
 {%- endif %}

@@ -78,3 +78,42 @@ def test_sendmail_queue_hand_over_settings(merge):
     settings = merge("Debian", PILLAR)
     assert "/var/spool/mqueue" in settings["lookup"]["sendmail_queues"]
     assert settings["sendmail"]["mqueue_lock"] == "/var/lib/qmail-formula/mqueue.lock"
+
+
+def test_tls_command_lines_are_data(merge):
+    """STARTTLS on 25 through tlswrapper -n + tlswrapper-smtp, 465 through
+    tlswrapper alone; tcpserver keeps root (no -u/-g) only under TLS."""
+    plain = merge("Debian", PILLAR)["service"]["smtpd_services"]
+    assert plain == [{"name": "qmail-smtpd", "port": 25, "tls": "none", "drop": True,
+                      "program": ["/bin/sh", "/var/qmail/supervise/qmail-smtpd/smtpd"]}]
+    settings = merge("Debian", {**PILLAR, "tls": {"enable": True, "smtps": True}})
+    smtpd, smtpsd = settings["service"]["smtpd_services"]
+    pem = "/etc/qmail-tls/smtpd.pem"
+    assert smtpd["program"] == ["/usr/bin/tlswrapper", "-n", "-f", pem,
+                                "/usr/bin/tlswrapper-smtp", "-u", "qmaild", "/bin/sh",
+                                "/var/qmail/supervise/qmail-smtpd/smtpd"]
+    assert smtpsd["port"] == 465 and smtpsd["program"][:5] == [
+        "/usr/bin/tlswrapper", "-f", pem, "-u", "qmaild"]
+    assert not smtpd["drop"] and not smtpsd["drop"]
+    assert settings["service"]["smtpd_stopped"] == []
+    client = merge("Debian", {"role": "client", "me": "hostname.cla.kobe-u.ac.jp",
+                              "spool": "ccs.cla.kobe-u.ac.jp", "tls": {"enable": True}})
+    assert client["service"]["smtpd_services"] == [] and not client["tls"]["active"]
+
+
+@pytest.mark.parametrize(("release", "refused"), [("11", True), ("12", False), ("13", False)])
+def test_tls_is_refused_where_debian_has_no_tlswrapper(loaders, merge, release, refused):
+    saved = {k: loaders.grains.get(k) for k in ("os", "osmajorrelease")}
+    loaders.grains.update(os="Debian", osmajorrelease=int(release))
+    try:
+        pillar = {**PILLAR, "tls": {"enable": True}}
+        if refused:
+            with pytest.raises(SaltInvocationError, match=r"^qmail:tls:enable: Debian 11 has "
+                                                          "no tlswrapper package"):
+                merge("Debian", pillar)
+        else:
+            assert merge("Debian", pillar)["tls"]["active"]
+        # Off, the same pillar is fine everywhere.
+        assert not merge("Debian", {**PILLAR, "tls": {"enable": False}})["tls"]["active"]
+    finally:
+        loaders.grains.update(saved)

@@ -626,8 +626,8 @@ def logs(service=SEND, lines=50, supervisor=None, log_dir=None):
     qmail-smtpsd), as a list of strings, oldest first: under systemd from
     the journal of its unit (``journalctl -u``; qmail-send's splogger lines
     and tcpserver's connection lines are there); under daemontools from
-    multilog's ``<log_dir>/<service>/current`` (TAI64N timestamps, as
-    ``tai64nlocal`` reads them); with the boot script, qmail-send's syslog
+    multilog's ``<log_dir>/<service>/current`` and the files it rotated
+    (TAI64N timestamps, as ``tai64nlocal`` reads them); with the boot script, qmail-send's syslog
     lines (``journalctl -t qmail``).
 
     CLI Example::
@@ -639,13 +639,22 @@ def logs(service=SEND, lines=50, supervisor=None, log_dir=None):
     __utils__["qmail_validate.one_of"](service, SERVICES, "service")
     lines = __utils__["qmail_validate.integer"](lines, "lines", 1, 100000)
     if supervisor == "daemontools":
-        folder = log_dir or _setting("lookup", "service", "log_dir")
-        path = os.path.join(folder, service, "current")
-        try:
-            return _tail(path, lines)
-        except FileNotFoundError as exc:
-            raise CommandExecutionError(f"{path} does not exist: no multilog for "
-                                        f"{service} here") from exc
+        folder = os.path.join(log_dir or _setting("lookup", "service", "log_dir"), service)
+        if not os.path.isfile(os.path.join(folder, "current")):
+            raise CommandExecutionError(f"{folder}/current does not exist: no multilog for "
+                                        f"{service} here")
+        # current, then the rotated files (@<TAI64N>.s/.u: their names sort
+        # by time), newest first, until there are lines enough.
+        rotated = sorted((n for n in os.listdir(folder) if n.startswith("@")), reverse=True)
+        found = []
+        for name in ["current", *rotated]:
+            try:
+                found = _tail(os.path.join(folder, name), lines - len(found)) + found
+            except FileNotFoundError:  # rotated away meanwhile
+                continue
+            if len(found) >= lines:
+                break
+        return found
     if not systemd_booted():
         raise CommandExecutionError("systemd does not run this host: no journal to read")
     if supervisor == "systemd":

@@ -234,3 +234,16 @@ def test_wait_ready_gives_up_on_a_process_that_would_die_of_the_signal():
     with pytest.raises(CommandExecutionError) as exc:
         _module()._wait_ready(os.getpid(), signal.SIGHUP, timeout=0.3)
     assert "does not handle signal" in str(exc.value)
+
+
+def test_logs_under_daemontools_read_current_and_the_rotated_files(modules, tmp_path):
+    folder = tmp_path / "qmail-smtpd"
+    folder.mkdir()
+    (folder / "@400000006b0ed7d100000000.s").write_text("".join(f"old {i}\n" for i in range(3)))
+    (folder / "@400000006b0ed7d200000000.s").write_text("".join(f"mid {i}\n" for i in range(3)))
+    (folder / "current").write_text("new 0\nnew 1\n")
+    logs = modules.qmail_service.logs("qmail-smtpd", lines=6, supervisor="daemontools",
+                                      log_dir=str(tmp_path))
+    assert logs == ["old 2", "mid 0", "mid 1", "mid 2", "new 0", "new 1"]
+    assert modules.qmail_service.logs("qmail-smtpd", lines=1, supervisor="daemontools",
+                                      log_dir=str(tmp_path)) == ["new 1"]

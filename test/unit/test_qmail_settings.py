@@ -89,11 +89,15 @@ def test_tls_command_lines_are_data(merge):
     settings = merge("Debian", {**PILLAR, "tls": {"enable": True, "smtps": True}})
     smtpd, smtpsd = settings["service"]["smtpd_services"]
     pem = "/etc/qmail-tls/smtpd.pem"
-    assert smtpd["program"] == ["/usr/bin/tlswrapper", "-n", "-f", pem,
-                                "/usr/bin/tlswrapper-smtp", "-u", "qmaild", "/bin/sh",
-                                "/var/qmail/supervise/qmail-smtpd/smtpd"]
-    assert smtpsd["port"] == 465 and smtpsd["program"][:5] == [
-        "/usr/bin/tlswrapper", "-f", pem, "-u", "qmaild"]
+    # idle timeouts: qmail-smtpd's timeoutsmtpd, not tlswrapper's 60 s / 15 s
+    assert smtpd["program"] == ["/usr/bin/tlswrapper", "-t", "1200", "-n", "-f", pem,
+                                "/usr/bin/tlswrapper-smtp", "-T", "1200", "-u", "qmaild",
+                                "/bin/sh", "/var/qmail/supervise/qmail-smtpd/smtpd"]
+    assert smtpsd["port"] == 465 and smtpsd["program"][:7] == [
+        "/usr/bin/tlswrapper", "-t", "1200", "-f", pem, "-u", "qmaild"]
+    timed = merge("Debian", {**PILLAR, "control": {"timeoutsmtpd": 300},
+                             "tls": {"enable": True}})
+    assert timed["service"]["smtpd_services"][0]["program"][1:3] == ["-t", "300"]
     assert not smtpd["drop"] and not smtpsd["drop"]
     assert settings["service"]["smtpd_stopped"] == []
     client = merge("Debian", {"role": "client", "me": "hostname.cla.kobe-u.ac.jp",

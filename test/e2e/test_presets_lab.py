@@ -38,6 +38,28 @@ def changed(states):
     return sorted(v["__id__"] for v in states.values() if v["changes"])
 
 
+def build_log(host, first):
+    """The first apply compiled; the build log it left on the host."""
+    build = next(v for v in first.values()
+                 if v["__id__"] == "qmail-build-tree-qmail_build-installed")
+    assert build["changes"].get("compiled"), build
+    return host.run("cat /var/cache/qmail-build/*.log", check=True).stdout
+
+
+def runs_delivers_and_stays_put(lab_master, host, subject):
+    """qmail-send up, qmail-showctl names the host, /usr/sbin/sendmail
+    delivers locally, and a second apply changes nothing."""
+    assert host.service_active("qmail-send")
+    showctl = host.run(["/var/qmail/bin/qmail-showctl"], check=True).stdout
+    assert f"me: My name is {host.fqdn}." in showctl
+    maildir = host.add_mail_user("someone")
+    subject = f"{subject} {uuid.uuid4().hex}"
+    proc = host.run("/usr/sbin/sendmail someone", input=f"Subject: {subject}\n\nhi\n")
+    assert proc.returncode == 0, proc.stderr
+    wait_until(lambda: host.delivered(maildir, subject), 60, what=f"{subject}: local delivery")
+    assert changed(lab_master.apply_ok(host.fqdn, "qmail")[host.fqdn]) == []
+
+
 @pytest.mark.parametrize("preset, fixed", [("qmail-1.03", True), ("netqmail-1.06", False)])
 def test_preset_builds_runs_and_delivers(lab_master, lab_hosts, preset, fixed):
     source = source_or_skip(preset)
@@ -46,23 +68,9 @@ def test_preset_builds_runs_and_delivers(lab_master, lab_hosts, preset, fixed):
     (host,) = lab_hosts([FQDN], image="base", pillars={FQDN: pillar})
     lab_master.salt(FQDN, "saltutil.sync_all")
     first = lab_master.apply_ok(FQDN, "qmail", timeout=1800)[FQDN]
-    build = next(v for v in first.values()
-                 if v["__id__"] == "qmail-build-tree-qmail_build-installed")
-    assert build["changes"].get("compiled"), build
-
-    log = host.run("cat /var/cache/qmail-build/*.log", check=True).stdout
+    log = build_log(host, first)
     assert [fix in log for fix in FIXES] == [fixed, fixed]
-    assert host.service_active("qmail-send")
-    showctl = host.run(["/var/qmail/bin/qmail-showctl"], check=True).stdout
-    assert f"me: My name is {FQDN}." in showctl
-
-    maildir = host.add_mail_user("someone")
-    subject = f"{preset} {uuid.uuid4().hex}"
-    proc = host.run("/usr/sbin/sendmail someone", input=f"Subject: {subject}\n\nhi\n")
-    assert proc.returncode == 0, proc.stderr
-    wait_until(lambda: host.delivered(maildir, subject), 60, what=f"{preset}: local delivery")
-
-    assert changed(lab_master.apply_ok(FQDN, "qmail")[FQDN]) == []
+    runs_delivers_and_stays_put(lab_master, host, preset)
 
 
 #: Release -> the gcc it ships (major version).
@@ -97,10 +105,7 @@ def test_preset_per_release_compiles_checks_starts_and_delivers(lab_master,
     assert host.release == release
     gcc = GCC[release]
     assert f"gcc (Debian {gcc}." in host.run(["gcc", "--version"], check=True).stdout
-    build = next(v for v in first.values()
-                 if v["__id__"] == "qmail-build-tree-qmail_build-installed")
-    assert build["changes"].get("compiled"), build
-    log = host.run("cat /var/cache/qmail-build/*.log", check=True).stdout
+    log = build_log(host, first)
     source_fixes, implicit = PRESETS[preset]
     assert [fix in log for fix in FIXES] == [source_fixes, source_fixes]
     # The conf-cc fix goes with the preset, whatever the gcc: older ones
@@ -108,13 +113,4 @@ def test_preset_per_release_compiles_checks_starts_and_delivers(lab_master,
     assert (IMPLICIT_FIX in log) is implicit
     # make check (qmail's instcheck) ran and passed: it is part of the build.
     assert "### make setup check" in log or "### make check" in log
-    assert host.service_active("qmail-send")
-    showctl = host.run(["/var/qmail/bin/qmail-showctl"], check=True).stdout
-    assert f"me: My name is {host.fqdn}." in showctl
-
-    maildir = host.add_mail_user("someone")
-    subject = f"{preset} on Debian {release} {uuid.uuid4().hex}"
-    proc = host.run("/usr/sbin/sendmail someone", input=f"Subject: {subject}\n\nhi\n")
-    assert proc.returncode == 0, proc.stderr
-    wait_until(lambda: host.delivered(maildir, subject), 60, what=f"{preset}: local delivery")
-    assert changed(lab_master.apply_ok(host.fqdn, "qmail")[host.fqdn]) == []
+    runs_delivers_and_stays_put(lab_master, host, f"{preset} on Debian {release}")

@@ -18,10 +18,8 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from lab import image  # noqa: E402
+from bench.labbench import synced_fleet  # noqa: E402
 from lab import source as lab_source  # noqa: E402
-from lab.lab import Lab  # noqa: E402
-from lab.master import LabMaster  # noqa: E402
 
 MESSAGES = int(os.environ.get("BENCH_TLS_MESSAGES", "300"))
 ROUNDS = int(os.environ.get("BENCH_TLS_ROUNDS", "2"))
@@ -69,18 +67,17 @@ def main():
     source = lab_source.locate_or_none()
     if source is None:
         return
-    image.build_all()
-    with Lab() as lab, LabMaster(lab) as master:
-        qsource = master.put_source(source)
-        hosts = {h.fqdn: h for h in master.start_hosts([SPOOL, CLIENT], image="base")}
-        spool, client = hosts[SPOOL], hosts[CLIENT]
-        master.set_pillar({
+    def pillars(hosts, qsource):
+        return {
             SPOOL: {"qmail": {"role": "spool", "source": qsource,
-                              "relay_clients": [f"{client.ip}/32"],
+                              "relay_clients": [f"{hosts[CLIENT].ip}/32"],
                               "tls": {"enable": True, "smtps": True}}},
             CLIENT: {"qmail": {"role": "client", "spool": SPOOL, "source": qsource}},
-        })
-        master.salt("*", "saltutil.sync_all")
+        }
+
+    with synced_fleet(source, [SPOOL, CLIENT], pillars, image_name="base") as (
+            master, hosts, _):
+        spool, client = hosts[SPOOL], hosts[CLIENT]
         master.apply_ok("*", "qmail", timeout=1800)
         best = {}
         for r in range(ROUNDS):

@@ -36,10 +36,12 @@ ctx.verify_mode = ssl.CERT_NONE
 def one(i):
     s = smtplib.SMTP(timeout=60, local_hostname="bench.example")
     if mode == "smtps":
-        s.sock = ctx.wrap_socket(socket.create_connection((ip, 465), timeout=60))
+        s.sock = ctx.wrap_socket(socket.create_connection((ip, 465), timeout=60),
+                                 server_hostname=sys.argv[5])
         s.getreply()
     else:
         s.connect(ip, 25)
+        s._host = sys.argv[5]  # the name starttls sends as SNI (connect leaves it empty)
         if mode == "starttls":
             s.starttls(context=ctx)
     s.sendmail("bench@bench.example", [user + "@" + sys.argv[5]],

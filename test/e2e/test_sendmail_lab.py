@@ -118,7 +118,7 @@ def test_debian_sendmail_neutralised_survives_reboot_and_comes_back(lab_master,
     assert not failed(ret), ret
     # test=True predicted all of it (the dummy MTA package is not installed
     # while sendmail-bin, which conflicts with it, provides one).
-    assert "qmail-sendmail-mta-package-cmd-run-install" not in changed(ret)
+    assert "qmail-sendmail-mta-package-qmail_mta_package-installed" not in changed(ret)
     assert changed(predicted) == changed(ret), (predicted, ret)
     assert sendmail_processes(host) == [], (sh(host, "ps -ef"), ret)
     assert listening(host) == [], sh(host, "ss -ltn")

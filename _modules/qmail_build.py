@@ -33,7 +33,7 @@ import stat
 import tarfile
 import time
 
-from salt.exceptions import CommandExecutionError, MinionError, SaltInvocationError
+from salt.exceptions import CommandExecutionError, MinionError
 
 __virtualname__ = "qmail_build"
 
@@ -91,8 +91,29 @@ def __virtual__():
 # --------------------------------------------------------------------------
 # Settings (called by qmail_settings.merge while map.jinja renders)
 # --------------------------------------------------------------------------
+def _v(name):
+    """A validator of ``_utils/qmail_validate.py`` (the one schema owner)."""
+    return __utils__["qmail_validate.plain"](name)
+
+
 def _bad(key, message):
-    __utils__["qmail_validate.fail"](key, message)
+    _v("fail")(key, message)
+
+
+CONF_KEYS = ("cc", "ld", "spawn", "split", "patrn", "break")
+
+
+def _checked_source(source, key="source"):
+    return _v("fields")(source, key, ("preset", "hash"))
+
+
+def _checked_conf(conf, key="conf"):
+    """conf-* name -> contents: names as qmail's Makefile knows them."""
+    for name, value in _v("mapping")(conf, key).items():
+        _v("matches")(name, f"{key}:{name}", r"conf-[a-z]+", "a conf-* file name")
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            _bad(f"{key}:{name}", f"expected text or a number, got {value!r}")
+    return conf
 
 
 def parse_hash(value, key="qmail:source:hash"):
@@ -125,6 +146,12 @@ def conf_files(home, users, groups, conf):
         salt '*' qmail_build.conf_files /var/qmail "{alias: alias, ...}" "{qmail: qmail, ...}" \
             "{cc: 'cc -O2', ...}"
     """
+    home = _v("path")(home, "home")
+    for name in (k for k in CONF_USERS if k):
+        _v("account")(_v("fields")(users, "users", [name])[name], f"users:{name}")
+    for name in GROUPS:
+        _v("account")(_v("fields")(groups, "groups", [name])[name], f"groups:{name}")
+    _v("fields")(conf, "conf", CONF_KEYS)
     return {
         "conf-qmail": home,
         "conf-users": "\n".join(users[k] if k else "root" for k in CONF_USERS),
@@ -168,6 +195,7 @@ def record(home="/var/qmail"):
 
         salt '*' qmail_build.record /var/qmail
     """
+    home = _v("path")(home, "home")
     try:
         with open(_record_path(home), encoding="utf-8") as handle:
             data = json.load(handle)
@@ -185,15 +213,11 @@ def _write_record(home, data):
     _write_atomic(_record_path(home), text.encode())
 
 
-def wanted(source, conf):
-    """
-    The part of the record that decides whether to build: preset, source
-    hash and conf-* contents.
-
-    CLI Example::
-
-        salt '*' qmail_build.wanted "{preset: notqmail-1.09, hash: sha256=...}" "{conf-qmail: ...}"
-    """
+def _wanted(source, conf):
+    """The part of the record that decides whether to build: preset, source
+    hash and conf-* contents."""
+    _checked_source(source)
+    _checked_conf(conf)
     return {"preset": source["preset"], "hash": source["hash"], "conf": dict(conf)}
 
 
@@ -207,7 +231,8 @@ def check_changes(home, source, conf):
 
         salt '*' qmail_build.check_changes /var/qmail "$source" "$conf"
     """
-    want = wanted(source, conf)
+    home = _v("path")(home, "home")
+    want = _wanted(source, conf)
     have = record(home)
     current = {k: have.get(k) for k in want} if have else None
     if current == want and os.path.isfile(os.path.join(home, "bin", "qmail-queue")):
@@ -224,6 +249,7 @@ def queue_is_empty(home):
 
         salt '*' qmail_build.queue_is_empty /var/qmail
     """
+    home = _v("path")(home, "home")
     for _dirpath, _dirs, files in os.walk(os.path.join(home, "queue", "mess")):
         if files:
             return False
@@ -243,7 +269,7 @@ def build_id(source, conf):
     key = {
         "os": __grains__.get("osfinger") or __grains__.get("os"),
         "osarch": __grains__.get("osarch") or __grains__.get("cpuarch"),
-        **wanted(source, conf),
+        **_wanted(source, conf),
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
     return f"{source['preset']}-{digest[:16]}"
@@ -281,6 +307,7 @@ def fetch(url, hash):  # pylint: disable=redefined-builtin
 
         salt '*' qmail_build.fetch /srv/notqmail-1.09.tar.xz sha256=712e6d61...
     """
+    url = _v("string")(url, "qmail:source:url")
     algo, digest = parse_hash(hash)
     downloaded = False
     if url.startswith("file://"):
@@ -319,6 +346,7 @@ def verify_source(home, source, conf):
 
         salt '*' qmail_build.verify_source /var/qmail "$source" "$conf"
     """
+    _v("fields")(source, "source", ("preset", "hash", "url"))
     if not check_changes(home, source, conf):
         return ""
     return fetch(source["url"], source["hash"])
@@ -360,6 +388,8 @@ def extract(tarball, dest):
 
         salt '*' qmail_build.extract /srv/notqmail-1.09.tar.xz /var/cache/qmail-build/src
     """
+    tarball = _v("existing_file")(tarball, "tarball")
+    dest = _v("own_dir")(dest, "dest")  # emptied first: never a system folder
     _extract_into(tarball, dest)
     if os.path.isfile(os.path.join(dest, "Makefile")):
         return dest
@@ -393,6 +423,7 @@ def fix_errno(srcdir):
 
         salt '*' qmail_build.fix_errno /var/cache/qmail-build/src/qmail-1.03
     """
+    srcdir = _v("existing_dir")(srcdir, "srcdir")
     return _patch(os.path.join(srcdir, "error.h"), "extern int errno;", "#include <errno.h>")
 
 
@@ -408,6 +439,7 @@ def fix_alloc(srcdir):
 
         salt '*' qmail_build.fix_alloc /var/cache/qmail-build/src/qmail-1.03
     """
+    srcdir = _v("existing_dir")(srcdir, "srcdir")
     return _patch(os.path.join(srcdir, "spawn.c"), '#include "stralloc.h"\n',
                   '#include "alloc.h"\n#include "stralloc.h"\n')
 
@@ -433,6 +465,7 @@ def fix_implicit(srcdir):
 
         salt '*' qmail_build.fix_implicit /var/cache/qmail-build/src/netqmail-1.06
     """
+    srcdir = _v("existing_dir")(srcdir, "srcdir")
     path = os.path.join(srcdir, "conf-cc")
     with open(path, encoding="utf-8") as handle:
         lines = handle.read().split("\n")
@@ -453,22 +486,15 @@ def write_conf(srcdir, conf):
 
         salt '*' qmail_build.write_conf /var/cache/qmail-build/src "{conf-qmail: /var/qmail}"
     """
-    for name, value in conf.items():
-        if not re.match(r"^conf-[a-z]+$", name):
-            raise SaltInvocationError(f"{name!r} is not a conf-* file name")
+    srcdir = _v("existing_dir")(srcdir, "srcdir")
+    for name, value in _checked_conf(conf).items():
         with open(os.path.join(srcdir, name), "w", encoding="utf-8") as handle:
             handle.write(f"{value}\n")
     return sorted(conf)
 
 
-def log_tail(log, lines=20):
-    """
-    The last ``lines`` lines of a build log.
-
-    CLI Example::
-
-        salt '*' qmail_build.log_tail /var/cache/qmail-build/build.log
-    """
+def _log_tail(log, lines=20):
+    """The last ``lines`` lines of a build log."""
     try:
         with open(log, encoding="utf-8", errors="replace") as handle:
             return "".join(handle.readlines()[-lines:])
@@ -486,6 +512,11 @@ def make(srcdir, targets, log, destdir=None):
 
         salt "*" qmail_build.make /var/cache/qmail-build/src "[setup]" /tmp/build.log
     """
+    srcdir = _v("existing_dir")(srcdir, "srcdir")
+    targets = _v("names")(targets, "targets", r"[a-z][a-z0-9_.-]{0,63}", "a make target")
+    log = _v("path")(log, "log")
+    if destdir is not None:
+        destdir = _v("own_dir")(destdir, "destdir")
     env = {"DESTDIR": destdir} if destdir else {}
     cmd = ["make", *targets]
     started = time.monotonic()
@@ -503,7 +534,7 @@ def make(srcdir, targets, log, destdir=None):
         what = f"exit status {res['retcode']}" if res["retcode"] else "instcheck warnings"
         raise CommandExecutionError(
             f"make {' '.join(targets)} failed ({what}); last lines of {log}:\n"
-            + log_tail(log)
+            + _log_tail(log)
         )
     return True
 
@@ -544,6 +575,8 @@ def install_tree(stage, home):
 
         salt '*' qmail_build.install_tree /var/cache/qmail-build/destdir/var/qmail /var/qmail
     """
+    stage = _v("existing_dir")(stage, "stage")
+    home = _v("own_dir")(home, "home")
     written = 0
     for dirpath, dirnames, filenames in os.walk(stage):
         dirnames.sort()
@@ -601,6 +634,8 @@ def pack(stage, tarball):
 
         salt '*' qmail_build.pack /var/cache/qmail-build/destdir/var/qmail /tmp/qmail.tar.gz
     """
+    stage = _v("existing_dir")(stage, "stage")
+    tarball = _v("path")(tarball, "tarball")
     os.makedirs(os.path.dirname(tarball), mode=0o700, exist_ok=True)
     tmp = tarball + ".tmp"
     with tarfile.open(tmp, "w:gz", format=tarfile.PAX_FORMAT) as archive:
@@ -618,6 +653,8 @@ def unpack(tarball, stage):
 
         salt '*' qmail_build.unpack /var/cache/salt/minion/files/base/x/qmail.tar.gz /tmp/stage
     """
+    tarball = _v("existing_file")(tarball, "tarball")
+    stage = _v("own_dir")(stage, "stage")  # emptied first: never a system folder
     _extract_into(tarball, stage)
     return stage
 
@@ -629,20 +666,14 @@ def _can_share():
     return __opts__.get("file_client") == "remote" and not __opts__.get("local")
 
 
-def shared_url(builder, bid, ext):
-    """
-    Where the master serves ``builder``'s pushed file ``<bid>.<ext>``
-    (minionfs: ``salt://<minion id>/<upload path>``).
-
-    CLI Example::
-
-        salt '*' qmail_build.shared_url build1.example.org notqmail-1.09-0123abcd json
-    """
+def _shared_url(builder, bid, ext):
+    """Where the master serves ``builder``'s pushed file ``<bid>.<ext>``
+    (minionfs: ``salt://<minion id>/<upload path>``)."""
     return f"salt://{builder}/{SHARE_DIR}/{bid}.{ext}"
 
 
 def _shared_json(builder, bid, ext):
-    text = __salt__["cp.get_file_str"](shared_url(builder, bid, ext))
+    text = __salt__["cp.get_file_str"](_shared_url(builder, bid, ext))
     if not text:
         return None
     try:
@@ -652,16 +683,12 @@ def _shared_json(builder, bid, ext):
     return data if isinstance(data, dict) else None
 
 
-def find_shared(builder, bid, wait=0):
+def _find_shared(builder, bid, wait=0):
     """
     Look for ``builder``'s published tree ``bid``; return its manifest or
     None. With ``wait`` > 0, keep looking while the builder says it is
     building (its ``.building`` note is younger than ``wait`` seconds), for
     up to ``wait`` seconds.
-
-    CLI Example::
-
-        salt '*' qmail_build.find_shared build1.example.org notqmail-1.09-0123abcd
     """
     started = time.time()
     while True:
@@ -687,16 +714,11 @@ def _push(path, upload):
         return False
 
 
-def publish(stage, workdir, bid, record_data):
+def _publish(stage, workdir, bid, record_data):
     """
     Pack the staged tree and push it with its manifest to the master
     (``cp.push``; the master needs ``file_recv: True`` and the ``minionfs``
     file server backend). Returns True when both arrived.
-
-    CLI Example::
-
-        salt 'build1*' qmail_build.publish /var/cache/qmail-build/destdir/var/qmail \
-            /var/cache/qmail-build notqmail-1.09-0123abcd "{...}"
     """
     shared = os.path.join(workdir, "shared")
     tarball = os.path.join(shared, f"{bid}.tar.gz")
@@ -720,7 +742,7 @@ def _announce(workdir, bid):
 
 def _install_shared(builder, manifest, workdir, home):
     bid = manifest["id"]
-    path = __salt__["cp.cache_file"](shared_url(builder, bid, "tar.gz"))
+    path = __salt__["cp.cache_file"](_shared_url(builder, bid, "tar.gz"))
     if not path or _file_hash(path, "sha256") != manifest.get("sha256"):
         return None
     stage = unpack(path, os.path.join(workdir, "stage"))
@@ -789,7 +811,8 @@ def build(home, source, conf, workdir="/var/cache/qmail-build", share=None):
     if __utils__["qmail_validate.inside"](workdir, home) or __utils__[
             "qmail_validate.inside"](home, workdir):
         _bad("workdir", f"{workdir!r} and the home {home!r} must not hold one another")
-    share = share or {}
+    _v("fields")(source, "source", ("preset", "hash", "url"))
+    share = _v("mapping")(share or {}, "share")
     if not check_changes(home, source, conf):
         return {}
     previous = record(home)
@@ -801,13 +824,13 @@ def build(home, source, conf, workdir="/var/cache/qmail-build", share=None):
             "qmail:build:conf:split: the queue in "
             f"{home}/queue holds messages; conf-split can change only with an empty queue"
         )
-    want = wanted(source, conf)
+    want = _wanted(source, conf)
     bid = build_id(source, conf)
     builder = share.get("builder") or ""
     me = __grains__["id"]
     result = {"compiled": False, "published": False, "files": 0, "id": bid}
     if builder and source.get("runtime_ids") and _can_share():
-        manifest = find_shared(builder, bid, 0 if builder == me else share.get("wait", 600))
+        manifest = _find_shared(builder, bid, 0 if builder == me else share.get("wait", 600))
         if manifest:
             os.makedirs(workdir, mode=0o700, exist_ok=True)
             written = _install_shared(builder, manifest, workdir, home)
@@ -829,7 +852,7 @@ def build(home, source, conf, workdir="/var/cache/qmail-build", share=None):
     result.update(compiled=True, files=written, log=log, **{"from": "compiled"})
     data = dict(want, installed_from="compiled", id=bid, time=time.time())
     if sharing:
-        result["published"] = publish(stage, workdir, bid, want)
+        result["published"] = _publish(stage, workdir, bid, want)
         result["sharing"] = True
     _write_record(home, data)
     result["record"] = data

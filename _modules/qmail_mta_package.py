@@ -33,7 +33,8 @@ def __virtual__():
 
 
 def _v(name):
-    return __utils__[f"qmail_validate.{name}"]
+    """A validator of ``_utils/qmail_validate.py`` (the one schema owner)."""
+    return __utils__["qmail_validate.plain"](name)
 
 
 def _checked_control(control):

@@ -62,10 +62,32 @@ def __virtual__():
     return __virtualname__
 
 
-def _checked(validator, value, key):
-    """The shared validators (``_utils/qmail_validate.py``) for arguments
-    given on the command line."""
-    return __utils__[f"qmail_validate.{validator}"](value, key)
+def _v(name):
+    """A validator of ``_utils/qmail_validate.py`` (the one schema owner)."""
+    return __utils__["qmail_validate.plain"](name)
+
+
+# Arguments as a user types them on the command line, checked by the shared
+# validators: an error names the argument, never a traceback.
+def _list(value, key):
+    """A list (a tuple default counts as one)."""
+    return _v("list_of")(list(value) if isinstance(value, tuple) else value, key)
+
+
+def _paths(value, key):
+    return [_v("system_file")(p, f"{key}[{i}]") for i, p in enumerate(_list(value, key))]
+
+
+def _ports(value, key="ports"):
+    return [_v("integer")(p, f"{key}[{i}]", 1, 65535) for i, p in enumerate(_list(value, key))]
+
+
+def _services(value, key="services"):
+    return [_v("service_name")(s, f"{key}[{i}]") for i, s in enumerate(_list(value, key))]
+
+
+def _optional_path(value, key):
+    return None if value is None else _v("path")(value, key)
 
 
 # --------------------------------------------------------------------------
@@ -95,6 +117,7 @@ def read_record(record):
 
         salt '*' qmail_sendmail.read_record /var/lib/qmail-formula/sendmail.json
     """
+    record = _v("path")(record, "record")
     try:
         with open(record, encoding="utf-8") as handle:
             data = json.load(handle)
@@ -174,7 +197,7 @@ def listeners(ports=(25, 587)):
 
         salt '*' qmail_sendmail.listeners '[25, 587]'
     """
-    inodes = _listening_inodes(set(ports))
+    inodes = _listening_inodes(set(_ports(ports)))
     found = []
     if not inodes:
         return found
@@ -209,6 +232,10 @@ def processes(paths, ports=(25, 587), record=None, frontend=None):
 
         salt '*' qmail_sendmail.processes '[/usr/sbin/sendmail, /usr/lib/sendmail]'
     """
+    paths = _paths(paths, "paths")
+    ports = _ports(ports)
+    record = _optional_path(record, "record")
+    frontend = _optional_path(frontend, "frontend")
     binaries = _binaries(paths, record, frontend)
     found = {}
     if os.path.isdir("/proc/self"):
@@ -247,6 +274,8 @@ def stop(services, paths, ports=(25, 587), record=DEFAULT_RECORD, frontend=None,
 
         salt '*' qmail_sendmail.stop '[sendmail]' '[/usr/sbin/sendmail]'
     """
+    services = _services(services)
+    record = _optional_path(record, "record")
     running = processes(paths, ports, record, frontend)
     if not running:
         return {}
@@ -344,6 +373,11 @@ def set_keys(text, wanted):
         salt '*' qmail_sendmail.set_keys 'sendmail_enable="YES"' \\
             '{sendmail_enable: sendmail_enable="NO"}'
     """
+    if text is not None and not isinstance(text, str):
+        _v("fail")("text", f"expected a string, got {_v('type_name')(text)}")
+    for key, assignment in _v("mapping")(wanted, "wanted").items():
+        _v("matches")(key, f"wanted:{key}", r"[A-Za-z_][A-Za-z0-9_]*", "a shell variable name")
+        _v("string")(assignment, f"wanted:{key}")
     lines = (text or "").split("\n")
     originals = {}
     for key, assignment in wanted.items():
@@ -445,9 +479,11 @@ def boot_disable(method, services=(), path=None, record=DEFAULT_RECORD, test=Fal
         salt '*' qmail_sendmail.boot_disable rcconf path=/etc/rc.conf
         salt '*' qmail_sendmail.boot_disable systemd '[sendmail, sm-client]'
     """
+    _v("one_of")(method, BOOT_METHODS, "method")
+    services = _services(services)
     if method in ("rcconf", "sysconfig", "irix"):
-        path = _checked("system_file", path, "path")
-    record = _checked("path", record, "record")
+        path = _v("system_file")(path, "path")
+    record = _v("path")(record, "record")
     if method not in BOOT_METHODS:
         raise SaltInvocationError(f"boot method {method!r} is not one of {BOOT_METHODS}")
     if method in ("rcconf", "sysconfig", "irix"):
@@ -510,8 +546,10 @@ def neutralise(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), test=Fa
 
         salt '*' qmail_sendmail.neutralise /usr/sbin/sendmail /var/qmail/bin/sendmail
     """
-    path = _checked("system_file", path, "path")
-    record = _checked("path", record, "record")
+    path = _v("system_file")(path, "path")
+    frontend = _v("path")(frontend, "frontend")
+    sendmail_paths = _paths(sendmail_paths, "sendmail_paths")
+    record = _v("path")(record, "record")
     if _is_qmail(path, frontend):
         return {}
     real = os.path.realpath(path)
@@ -617,8 +655,12 @@ def link_frontend(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), link
 
         salt '*' qmail_sendmail.link_frontend /usr/lib/sendmail /var/qmail/bin/sendmail
     """
-    path = _checked("system_file", path, "path")
-    record = _checked("path", record, "record")
+    path = _v("system_file")(path, "path")
+    frontend = _v("path")(frontend, "frontend")
+    sendmail_paths = _paths(sendmail_paths, "sendmail_paths")
+    links = _paths(links, "links")
+    alternative_links = _paths(alternative_links, "alternative_links")
+    record = _v("path")(record, "record")
     if os.path.lexists(path) and _is_qmail(path, frontend):
         return {}
     links = list(links)
@@ -666,6 +708,7 @@ def alternative_status(name):
 
         salt '*' qmail_sendmail.alternative_status mta
     """
+    _v("matches")(name, "name", r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", "an alternatives group name")
     proc = __salt__["cmd.run_all"]([_alternatives_cmd(), "--display", name],
                                    python_shell=False, ignore_retcode=True,
                                    output_loglevel="quiet")
@@ -712,8 +755,14 @@ def alternative(name, link, frontend, priority, slaves=(), record=DEFAULT_RECORD
 
         salt '*' qmail_sendmail.alternative mta /usr/sbin/sendmail /var/qmail/bin/sendmail 120
     """
-    link = _checked("system_file", link, "link")
-    record = _checked("path", record, "record")
+    link = _v("system_file")(link, "link")
+    frontend = _v("path")(frontend, "frontend")
+    priority = _v("integer")(priority, "priority", 0, 2**31 - 1)
+    for i, slave in enumerate(_list(slaves, "slaves")):
+        _v("fields")(slave, f"slaves[{i}]", ("name", "link", "target"))
+        _v("system_file")(slave["link"], f"slaves[{i}]:link")
+        _v("path")(slave["target"], f"slaves[{i}]:target")
+    record = _v("path")(record, "record")
     status = alternative_status(name)
     if status and status["current"] == frontend and status["mode"] == "manual":
         return {}
@@ -767,8 +816,10 @@ def mailer_conf(path, frontend, qread, record=DEFAULT_RECORD, test=False):
         salt '*' qmail_sendmail.mailer_conf /etc/mail/mailer.conf \\
             /var/qmail/bin/sendmail /var/qmail/bin/qmail-qread
     """
-    path = _checked("system_file", path, "path")
-    record = _checked("path", record, "record")
+    path = _v("system_file")(path, "path")
+    frontend = _v("path")(frontend, "frontend")
+    qread = _v("path")(qread, "qread")
+    record = _v("path")(record, "record")
     old = _read_bytes(path)
     new = _mailer_conf_text(old, frontend, qread)
     if new == old:
@@ -946,7 +997,7 @@ def restore(record=DEFAULT_RECORD, test=False):
 
         salt '*' qmail_sendmail.restore /var/lib/qmail-formula/sendmail.json
     """
-    record = _checked("path", record, "record")
+    record = _v("path")(record, "record")
     data = read_record(record)
     changes = {}
     # The binaries come back before the alternatives that point to them.
@@ -971,6 +1022,8 @@ def status(paths=("/usr/sbin/sendmail", "/usr/lib/sendmail"), ports=(25, 587),
 
         salt '*' qmail_sendmail.status
     """
+    paths = _paths(paths, "paths")
+    frontend = _v("path")(frontend, "frontend")
     return {
         "paths": {p: {"leads_to": os.path.realpath(p), "qmail": _is_qmail(p, frontend)}
                   for p in paths},

@@ -94,22 +94,39 @@ def _setting(*keys):
     return value
 
 
+def _v(name):
+    """A validator of ``_utils/qmail_validate.py`` (the one schema owner)."""
+    return __utils__["qmail_validate.plain"](name)
+
+
+# Every argument a user can type on the command line goes through the
+# shared validators: an error names the argument, never a traceback.
 def _supervisor(supervisor):
-    supervisor = supervisor or _setting("service", "supervisor")
-    __utils__["qmail_validate.one_of"](supervisor, SUPERVISORS, "supervisor")
-    return supervisor
+    return _v("one_of")(supervisor or _setting("service", "supervisor"), SUPERVISORS,
+                        "supervisor")
 
 
 def _service_dir(service_dir):
-    return service_dir or _setting("lookup", "service", "service_dir")
+    return _v("path")(service_dir or _setting("lookup", "service", "service_dir"),
+                      "service_dir")
 
 
 def _home(home):
-    return home or _setting("lookup", "home")
+    return _v("path")(home or _setting("lookup", "home"), "home")
 
 
 def _daemontools_bin(name, daemontools_bin=None):
-    return os.path.join(daemontools_bin or _setting("lookup", "service", "daemontools_bin"), name)
+    return os.path.join(_v("path")(daemontools_bin or _setting(
+        "lookup", "service", "daemontools_bin"), "daemontools_bin"), name)
+
+
+def _timeout(timeout):
+    return _v("integer")(timeout, "timeout", 1, 86400)
+
+
+def _unit(name, key="name"):
+    """A unit or service folder name: no path, no option."""
+    return _v("matches")(name, key, r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}", "a service name")
 
 
 def _run(argv, check=True, **kwargs):
@@ -153,6 +170,7 @@ def unit_state(name):
 
         salt '*' qmail_service.unit_state qmail-send
     """
+    name = _unit(name)
     out = _run(["systemctl", "show", f"{name}.service", "--property=LoadState,ActiveState,"
                 "UnitFileState,MainPID,NeedDaemonReload"])
     found = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
@@ -169,7 +187,7 @@ def svstat(name, service_dir=None, daemontools_bin=None):
 
         salt '*' qmail_service.svstat qmail-smtpd
     """
-    path = os.path.join(_service_dir(service_dir), name)
+    path = os.path.join(_service_dir(service_dir), _unit(name))
     out = _run([_daemontools_bin("svstat", daemontools_bin), path], check=False)
     match = re.search(r": up \(pid (\d+)\)", out)
     return int(match.group(1)) if match else None
@@ -186,6 +204,7 @@ def service_pid(name, supervisor=None, service_dir=None, daemontools_bin=None):
         salt '*' qmail_service.service_pid qmail-smtpd
     """
     supervisor = _supervisor(supervisor)
+    name = _unit(name)
     if supervisor == "systemd":
         if not systemd_booted():
             return None
@@ -219,8 +238,9 @@ def start_time(pid):
 
         salt '*' qmail_service.start_time 1234
     """
+    pid = _v("integer")(pid, "pid", 1)
     try:
-        with open(f"/proc/{int(pid)}/stat", encoding="ascii", errors="replace") as handle:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
             return int(handle.read().rpartition(")")[2].split()[19])
     except (OSError, ValueError, IndexError):
         return None
@@ -343,10 +363,10 @@ def _daemon_reload_if_needed(service):
 
 
 def _check_service(service, supervisor):
-    __utils__["qmail_validate.one_of"](service, (SEND, SMTPD), "service")
+    _v("one_of")(service, (SEND, SMTPD), "service")
     if service == SMTPD and supervisor == "bootscript":
-        raise SaltInvocationError(
-            "qmail-smtpd runs from inetd with the boot script; it has no supervisor here")
+        _v("fail")("service", "qmail-smtpd runs from inetd with the boot script; it has no "
+                              "supervisor here")
 
 
 def start(supervisor=None, home=None, service_dir=None, daemontools_bin=None, service=SEND):
@@ -396,6 +416,7 @@ def restart(supervisor=None, home=None, service_dir=None, timeout=120, daemontoo
     """
     supervisor = _supervisor(supervisor)
     _check_service(service, supervisor)
+    timeout = _timeout(timeout)
     old = service_pid(service, supervisor, service_dir, daemontools_bin)
     log.info("qmail_service: restarting %s (pid %s) under %s", service, old, supervisor)
     if supervisor == "systemd":
@@ -426,7 +447,8 @@ def stop(supervisor=None, service_dir=None, timeout=120, daemontools_bin=None, s
         salt '*' qmail_service.stop supervisor=bootscript
     """
     supervisor = _supervisor(supervisor)
-    __utils__["qmail_validate.one_of"](service, (SEND, SMTPD), "service")
+    _v("one_of")(service, (SEND, SMTPD), "service")  # bootscript: stops inetd's qmail-smtpd
+    timeout = _timeout(timeout)
     if supervisor == "systemd":
         if not systemd_booted():
             return False
@@ -479,7 +501,8 @@ def compile_tcp_rules(rules, ucspi_bin=None):
 
         salt '*' qmail_service.compile_tcp_rules /etc/tcp.smtp
     """
-    ucspi_bin = ucspi_bin or _setting("lookup", "service", "ucspi_bin")
+    ucspi_bin = _v("path")(ucspi_bin or _setting("lookup", "service", "ucspi_bin"), "ucspi_bin")
+    rules = _v("existing_file")(rules, "rules")
     with open(rules, encoding="utf-8") as handle:
         text = handle.read()
     log.info("qmail_service: tcprules %s.cdb", rules)
@@ -498,6 +521,7 @@ def reload_inetd(missing_ok=False):
         salt '*' qmail_service.reload_inetd
         salt '*' qmail_service.reload_inetd missing_ok=True
     """
+    _v("boolean")(missing_ok, "missing_ok")
     pids = _pids_named("inetd")
     if not pids and not missing_ok:
         raise CommandExecutionError("no inetd is running to re-read inetd.conf")

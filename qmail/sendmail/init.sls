@@ -5,6 +5,7 @@
 # saves what it changes (lookup:sendmail_record) for qmail.sendmail.clean.
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- from tplroot ~ "/libsid.jinja" import sid %}
 {%- set sendmail = qmail.sendmail %}
 
 qmail-sendmail-processes-qmail_sendmail-stopped:
@@ -28,7 +29,7 @@ qmail-sendmail-boot-qmail_sendmail-boot_disabled:
 
 {%- for path in qmail.lookup.sendmail_paths %}
 
-qmail-sendmail-binary-qmail_sendmail-neutralised-{{ path }}:
+{{ sid(["qmail-sendmail-binary-qmail_sendmail-neutralised-", path]) }}:
   qmail_sendmail.neutralised:
     - name: {{ path | json }}
     - frontend: {{ sendmail.frontend | json }}
@@ -54,7 +55,7 @@ qmail-sendmail-queue-qmail_mqueue-handed_over:
 
 {%- for alt in sendmail.alternatives %}
 
-qmail-sendmail-alternative-qmail_sendmail-alternative-{{ alt.name }}:
+{{ sid(["qmail-sendmail-alternative-qmail_sendmail-alternative-", alt.name]) }}:
   qmail_sendmail.alternative:
     - name: {{ alt.name | json }}
     - link: {{ alt.link | json }}
@@ -68,7 +69,7 @@ qmail-sendmail-alternative-qmail_sendmail-alternative-{{ alt.name }}:
 
 {%- for path in qmail.lookup.sendmail_links %}
 
-qmail-sendmail-link-qmail_sendmail-frontend_linked-{{ path }}:
+{{ sid(["qmail-sendmail-link-qmail_sendmail-frontend_linked-", path]) }}:
   qmail_sendmail.frontend_linked:
     - name: {{ path | json }}
     - frontend: {{ sendmail.frontend | json }}

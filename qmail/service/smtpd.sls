@@ -8,6 +8,7 @@
 # missing (an open relay otherwise).
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- from tplroot ~ "/libsid.jinja" import sid %}
 {%- from tplroot ~ "/libtofs.jinja" import files_switch with context %}
 {%- set mode = qmail.service.smtpd_mode %}
 {%- set supervisor = qmail.service.supervisor %}
@@ -20,9 +21,9 @@
 {%- if mode != "off" %}
 
 include:
-  - {{ tplroot }}.control
+  - {{ (tplroot ~ ".control") | json }}
 {%-   if mode == "tcpserver" and supervisor == "daemontools" %}
-  - {{ tplroot }}.service.send
+  - {{ (tplroot ~ ".service.send") | json }}
 {%-   endif %}
 
 qmail-service-smtpd-wrapper-file-managed:
@@ -114,7 +115,7 @@ qmail-service-smtpd-qmail_service-running:
     - name: qmail-smtpd
     - supervisor: {{ supervisor | json }}
 {%-   for key, value in service_args | dictsort %}
-    - {{ key }}: {{ value | json }}
+    - {{ key | json }}: {{ value | json }}
 {%-   endfor %}
     - require:
       - qmail_control: qmail-control-file-managed-rcpthosts
@@ -135,12 +136,12 @@ qmail-service-smtpd-qmail_service-running:
 # No qmail-smtpd under tcpserver, whichever supervisor ran it before.
 {%-   for under in ["systemd", "daemontools"] %}
 
-qmail-service-smtpd-{{ under }}-qmail_service-dead:
+{{ sid(["qmail-service-smtpd-", under, "-qmail_service-dead"]) }}:
   qmail_service.dead:
     - name: qmail-smtpd
     - supervisor: {{ under | json }}
 {%-     for key, value in service_args | dictsort %}
-    - {{ key }}: {{ value | json }}
+    - {{ key | json }}: {{ value | json }}
 {%-     endfor %}
 {%-   endfor %}
 {%- endif %}

@@ -25,6 +25,7 @@ The pillar keys ``source`` and ``build`` are checked by
 import grp
 import hashlib
 import json
+import logging
 import os
 import pwd
 import re
@@ -34,6 +35,8 @@ import tarfile
 import time
 
 from salt.exceptions import CommandExecutionError, MinionError
+
+log = logging.getLogger(__name__)
 
 __virtualname__ = "qmail_build"
 
@@ -842,14 +845,15 @@ def build(home, source, conf, workdir="/var/cache/qmail-build", share=None):
                 return result
     tarball = fetch(source["url"], source["hash"])  # verified before anything else
     os.makedirs(workdir, mode=0o700, exist_ok=True)
-    log = os.path.join(workdir, "build.log")
-    with open(log, "w", encoding="utf-8") as handle:
+    build_log = os.path.join(workdir, "build.log")
+    with open(build_log, "w", encoding="utf-8") as handle:
         handle.write(f"### qmail build {bid} of {source['url']} ({source['hash']})\n")
     sharing = builder == me and source.get("runtime_ids") and _can_share()
     if sharing:
         _announce(workdir, bid)
-    stage, written = _compile(source, conf, workdir, home, log, tarball)
-    result.update(compiled=True, files=written, log=log, **{"from": "compiled"})
+    log.info("qmail_build: compiling %s into %s (build log %s)", bid, home, build_log)
+    stage, written = _compile(source, conf, workdir, home, build_log, tarball)
+    result.update(compiled=True, files=written, log=build_log, **{"from": "compiled"})
     data = dict(want, installed_from="compiled", id=bid, time=time.time())
     if sharing:
         result["published"] = _publish(stage, workdir, bid, want)

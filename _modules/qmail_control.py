@@ -11,11 +11,14 @@ every function takes ``home`` to point elsewhere.
 """
 
 import difflib
+import logging
 import os
 import re
 import stat
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+log = logging.getLogger(__name__)
 
 __virtualname__ = "qmail_control"
 __func_alias__ = {"list_": "list"}
@@ -447,6 +450,7 @@ def write(name, value, home=None):
             raise CommandExecutionError(
                 f"cannot write {_path(name, home)}: {exc.strerror or exc}; "
                 "the file keeps its old content") from exc
+        log.info("qmail_control: wrote %s", _path(name, home))
     return changes
 
 
@@ -487,6 +491,7 @@ def remove(name, home=None):
             return {}
         except OSError as exc:
             raise CommandExecutionError(f"cannot remove {_path(name, home)}: {exc}") from exc
+        log.info("qmail_control: removed %s", _path(name, home))
     return changes
 
 

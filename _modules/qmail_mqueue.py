@@ -31,6 +31,7 @@ left exactly where it is and reported.
 
 import fcntl
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -41,6 +42,8 @@ try:
     from salt.exceptions import CommandExecutionError, SaltInvocationError
 except ImportError:  # run as the hand-over process by a python without Salt
     CommandExecutionError = SaltInvocationError = RuntimeError
+
+log = logging.getLogger(__name__)
 
 __virtualname__ = "qmail_mqueue"
 

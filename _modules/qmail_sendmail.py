@@ -27,6 +27,7 @@ JSON file, written atomically; lookup ``sendmail_record``), then changes it:
 
 import hashlib
 import json
+import logging
 import os
 import re
 import signal
@@ -35,6 +36,8 @@ import time
 import salt.utils.path
 import salt.utils.systemd
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+log = logging.getLogger(__name__)
 
 __virtualname__ = "qmail_sendmail"
 
@@ -297,6 +300,10 @@ def stop(services, paths, ports=(25, 587), record=DEFAULT_RECORD, frontend=None,
     for sig in (signal.SIGTERM, signal.SIGKILL):
         left = [p["pid"] for p in processes(paths, ports, record, frontend)]
         for pid in left:
+            # SIGKILL means sendmail ignored SIGTERM for STOP_TIMEOUT seconds:
+            # worth a warning in the minion's log.
+            log.log(logging.WARNING if sig == signal.SIGKILL else logging.INFO,
+                    "qmail_sendmail: %s to sendmail process %s", sig.name, pid)
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:

@@ -397,8 +397,12 @@ def start(supervisor=None, home=None, service_dir=None, daemontools_bin=None, se
         run = os.path.join(_home(home), "supervise", SEND, "run")
         # As the boot script does: `run &` from a shell that exits at once, so
         # qmail-send's parent becomes init (which reaps it), not this minion.
-        subprocess.run(["/bin/sh", "-c", f"/bin/sh {run} </dev/null >/dev/null 2>&1 &"],
-                       check=True, start_new_session=True, close_fds=True)
+        # subprocess, not cmd.run_bg: qmail-send needs a session of its own,
+        # so that nothing aimed at the minion's process group reaches it.
+        # The path is an argument of the shell ($1), never part of its code.
+        log.info("qmail_service: starting %s from %s", SEND, run)
+        subprocess.run(["/bin/sh", "-c", '/bin/sh "$1" </dev/null >/dev/null 2>&1 &',
+                        "qmail-rc", run], check=True, start_new_session=True, close_fds=True)
     return _wait_new_pid(None, service, supervisor, service_dir, daemontools_bin, 30)
 
 
@@ -430,6 +434,7 @@ def restart(supervisor=None, home=None, service_dir=None, timeout=120, daemontoo
         _run([_daemontools_bin("svc", daemontools_bin), "-t",
               os.path.join(_service_dir(service_dir), service)])
         return _wait_new_pid(old, service, supervisor, service_dir, daemontools_bin, timeout)
+    log.info("qmail_service: TERM to %s (pid %s) for a restart", SEND, old)
     os.kill(old, signal.SIGTERM)
     if not _wait_gone(old, timeout):
         raise CommandExecutionError(f"{SEND} (pid {old}) did not exit within {timeout} s")
@@ -526,6 +531,7 @@ def reload_inetd(missing_ok=False):
     if not pids and not missing_ok:
         raise CommandExecutionError("no inetd is running to re-read inetd.conf")
     for pid in pids:
+        log.info("qmail_service: HUP to inetd (pid %s)", pid)
         os.kill(pid, signal.SIGHUP)
     return pids
 

@@ -17,6 +17,7 @@ file.
 
 import copy
 import json
+import logging
 import os
 import shlex
 
@@ -28,6 +29,8 @@ except ImportError:  # pragma: no cover - older Salt has no masking
 
     def _plain(value):
         return value
+
+log = logging.getLogger(__name__)
 
 __virtualname__ = "qmail_settings"
 

@@ -15,9 +15,12 @@ comment names each with the reason (the state does not fail: they are safe,
 and ``qmail_sendmail.status`` lists them too).
 """
 
+import logging
 import os
 
 from salt.exceptions import CommandExecutionError
+
+log = logging.getLogger(__name__)
 
 __virtualname__ = "qmail_mqueue"
 

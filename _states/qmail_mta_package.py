@@ -17,7 +17,11 @@ Debian's dummy ``mail-transport-agent`` package, built for qmail
           - 'Description: qmail is the MTA'
 """
 
+import logging
+
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+log = logging.getLogger(__name__)
 
 __virtualname__ = "qmail_mta_package"
 

@@ -6,8 +6,11 @@ half-written one behind: every write goes through a temporary file in the
 same folder, fsync, rename, then fsync of the folder.
 """
 
+import logging
 import os
 import tempfile
+
+log = logging.getLogger(__name__)
 
 
 def fsync_dir(directory):

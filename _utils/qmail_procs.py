@@ -9,8 +9,11 @@ than ours.
 """
 
 import functools
+import logging
 import os
 import subprocess
+
+log = logging.getLogger(__name__)
 
 
 def _namespace_depth(pid):

@@ -11,12 +11,15 @@ pillar or touches the host, except the Public Suffix List file and
 """
 
 import ipaddress
+import logging
 import os
 import re
 import sys
 import types
 
 from salt.exceptions import SaltInvocationError
+
+log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------
 # Errors and text

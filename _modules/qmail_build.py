@@ -126,7 +126,8 @@ def parse_hash(value, key="qmail:source:hash"):
 
     CLI Example::
 
-        salt '*' qmail_build.parse_hash sha256=e921891e...
+        salt '*' qmail_build.parse_hash \
+            value=sha256=e921891e7c2d84e30b6b52c02c251f61eb4a6255a922620a99a337f46fa32c52
     """
     match = _HASH_RE.fullmatch(value.strip(" \t")) if isinstance(value, str) else None
     if not match:
@@ -146,9 +147,11 @@ def conf_files(home, users, groups, conf):
 
     CLI Example::
 
-        salt '*' qmail_build.conf_files /var/qmail "{alias: alias, ...}" "{qmail: qmail, ...}" \
-            "{cc: 'cc -O2', ...}"
-    """
+        salt '*' qmail_build.conf_files /var/qmail \
+            "{alias: alias, qmaild: qmaild, qmaill: qmaill, qmailp: qmailp, qmailq: qmailq, qmailr: qmailr, qmails: qmails}" \
+            "{qmail: qmail, nofiles: nofiles}" \
+            "{cc: 'cc -O2', ld: 'cc -s', spawn: 120, split: 23, patrn: '002', break: '-'}"
+    """  # noqa: E501 (a CLI line with all seven accounts)
     home = _v("path")(home, "home")
     for name in (k for k in CONF_USERS if k):
         _v("account")(_v("fields")(users, "users", [name])[name], f"users:{name}")
@@ -232,8 +235,10 @@ def check_changes(home, source, conf):
 
     CLI Example::
 
-        salt '*' qmail_build.check_changes /var/qmail "$source" "$conf"
-    """
+        salt '*' qmail_build.check_changes /var/qmail \
+            "{preset: notqmail-1.09, url: /srv/notqmail-1.09.tar.xz, hash: 'sha256=e921891e7c2d84e30b6b52c02c251f61eb4a6255a922620a99a337f46fa32c52'}" \
+            "{conf-qmail: /var/qmail}"
+    """  # noqa: E501 (a CLI line with a whole sha256)
     home = _v("path")(home, "home")
     want = _wanted(source, conf)
     have = record(home)
@@ -267,8 +272,10 @@ def build_id(source, conf):
 
     CLI Example::
 
-        salt '*' qmail_build.build_id "$source" "$conf"
-    """
+        salt '*' qmail_build.build_id \
+            "{preset: notqmail-1.09, url: /srv/notqmail-1.09.tar.xz, hash: 'sha256=e921891e7c2d84e30b6b52c02c251f61eb4a6255a922620a99a337f46fa32c52'}" \
+            "{conf-qmail: /var/qmail}"
+    """  # noqa: E501 (a CLI line with a whole sha256)
     key = {
         "os": __grains__.get("osfinger") or __grains__.get("os"),
         "osarch": __grains__.get("osarch") or __grains__.get("cpuarch"),
@@ -308,7 +315,8 @@ def fetch(url, hash):  # pylint: disable=redefined-builtin
 
     CLI Example::
 
-        salt '*' qmail_build.fetch /srv/notqmail-1.09.tar.xz sha256=712e6d61...
+        salt '*' qmail_build.fetch /srv/notqmail-1.09.tar.xz \
+            hash=sha256=e921891e7c2d84e30b6b52c02c251f61eb4a6255a922620a99a337f46fa32c52
     """
     url = _v("string")(url, "qmail:source:url")
     algo, digest = parse_hash(hash)
@@ -347,8 +355,10 @@ def verify_source(home, source, conf):
 
     CLI Example::
 
-        salt '*' qmail_build.verify_source /var/qmail "$source" "$conf"
-    """
+        salt '*' qmail_build.verify_source /var/qmail \
+            "{preset: notqmail-1.09, url: /srv/notqmail-1.09.tar.xz, hash: 'sha256=e921891e7c2d84e30b6b52c02c251f61eb4a6255a922620a99a337f46fa32c52'}" \
+            "{conf-qmail: /var/qmail}"
+    """  # noqa: E501 (a CLI line with a whole sha256)
     _v("fields")(source, "source", ("preset", "hash", "url"))
     if not check_changes(home, source, conf):
         return ""
@@ -806,9 +816,10 @@ def build(home, source, conf, workdir="/var/cache/qmail-build", share=None):
 
     CLI Example::
 
-        salt '*' qmail_build.build /var/qmail "{preset: notqmail-1.09, url: ..., hash: ...}" \
-            "{conf-qmail: /var/qmail, ...}"
-    """
+        salt '*' qmail_build.build /var/qmail \
+            "{preset: notqmail-1.09, url: /srv/notqmail-1.09.tar.xz, hash: 'sha256=e921891e7c2d84e30b6b52c02c251f61eb4a6255a922620a99a337f46fa32c52'}" \
+            "{conf-qmail: /var/qmail}"
+    """  # noqa: E501 (a CLI line with a whole sha256)
     home = __utils__["qmail_validate.own_dir"](home, "home")
     workdir = __utils__["qmail_validate.own_dir"](workdir, "workdir")
     if __utils__["qmail_validate.inside"](workdir, home) or __utils__[

@@ -113,10 +113,9 @@ def build(root, deb, control, test=False):
 
     CLI Example::
 
-        salt '*' qmail_mta_package.build /var/lib/qmail-formula/qmail-formula-mta \
-            /var/lib/qmail-formula/qmail-formula-mta.deb \
-            '["Package: qmail-formula-mta", "Version: 1.0", "Architecture: all",
-              "Maintainer: root <root@localhost>", "Description: qmail"]'
+        salt '*' qmail_mta_package.build /var/lib/qmail-formula/qmail-mta \
+            /var/lib/qmail-formula/qmail-mta.deb \
+            '["Package: qmail-mta", "Version: 1.0", "Architecture: all"]'
     """
     root = _v("own_dir")(root, "root")
     deb = _v("path")(deb, "deb")

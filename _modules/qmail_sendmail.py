@@ -377,8 +377,8 @@ def set_keys(text, wanted):
 
     CLI Example::
 
-        salt '*' qmail_sendmail.set_keys 'sendmail_enable="YES"' \\
-            '{sendmail_enable: sendmail_enable="NO"}'
+        salt '*' qmail_sendmail.set_keys text='sendmail_enable="YES"' \\
+            wanted='{sendmail_enable: sendmail_enable="NO"}'
     """
     if text is not None and not isinstance(text, str):
         _v("fail")("text", f"expected a string, got {_v('type_name')(text)}")

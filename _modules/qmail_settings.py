@@ -493,7 +493,7 @@ def _service_settings(settings):
 # --------------------------------------------------------------------------
 # Public functions
 # --------------------------------------------------------------------------
-def merge(defaults, os_family=None, pillar=None):
+def merge(defaults=None, os_family=None, pillar=None):
     """
     Merge the formula's ``defaults``, the ``os_family`` parameters and
     ``pillar`` (the ``qmail`` pillar; its ``lookup`` goes over the OS-level
@@ -513,8 +513,13 @@ def merge(defaults, os_family=None, pillar=None):
 
     CLI Example::
 
-        salt '*' qmail_settings.merge "{'lookup': {...}, ...}" pillar="{'role': 'spool'}"
+        salt '*' qmail_settings.merge pillar="{role: client, spool: mail.example.org}"
+
+    Without ``defaults``, the parameters shipped with the formula (and this
+    minion's ``os_family`` file) are used, as ``show`` does.
     """
+    if defaults is None:
+        defaults, os_family = _parameters()
     pillar = _plain(pillar) if pillar is not None else {}
     # Every SLS file imports map.jinja, so one state run asks for the same
     # merge about ten times: check and derive once per run and input.
@@ -538,6 +543,17 @@ def _merge_checked(defaults, os_family, pillar):
     return settings
 
 
+def _parameters():
+    """defaults.yaml and this minion's os_family file, from the file server."""
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    def _yaml(path):
+        text = __salt__["cp.get_file_str"](f"salt://qmail/parameters/{path}")
+        return yaml.safe_load(text) if text else {}
+
+    return _yaml("defaults.yaml"), _yaml(f"os_family/{__grains__['os_family']}.yaml")
+
+
 def show(pillar=None):
     """
     Show the merged, checked settings for this minion, from the parameters
@@ -547,14 +563,7 @@ def show(pillar=None):
 
         salt '*' qmail_settings.show
     """
-    import yaml  # pylint: disable=import-outside-toplevel
-
-    def _yaml(path):
-        text = __salt__["cp.get_file_str"](f"salt://qmail/parameters/{path}")
-        return yaml.safe_load(text) if text else {}
-
-    defaults = _yaml("defaults.yaml")
-    os_family = _yaml(f"os_family/{__grains__['os_family']}.yaml")
+    defaults, os_family = _parameters()
     if pillar is None:
         pillar = __salt__["pillar.get"]("qmail", {}, unmask=True)
     return merge(defaults, os_family, pillar)

@@ -34,6 +34,7 @@ import stat
 import tarfile
 import time
 
+import salt.utils.hashutils
 from salt.exceptions import CommandExecutionError, MinionError
 
 log = logging.getLogger(__name__)
@@ -289,11 +290,7 @@ def build_id(source, conf):
 # Steps
 # --------------------------------------------------------------------------
 def _file_hash(path, algo):
-    digest = hashlib.new(algo)
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return salt.utils.hashutils.get_hash(path, form=algo)
 
 
 def _forget_download(path):

@@ -25,7 +25,6 @@ JSON file, written atomically; lookup ``sendmail_record``), then changes it:
 ``test=True`` to predict its changes without touching anything.
 """
 
-import hashlib
 import json
 import logging
 import os
@@ -33,9 +32,15 @@ import re
 import signal
 import time
 
+import salt.utils.hashutils
 import salt.utils.path
 import salt.utils.systemd
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+try:  # a Salt requirement; IRIX has no build of it
+    import psutil
+except ImportError:  # pragma: no cover
+    psutil = None
 
 log = logging.getLogger(__name__)
 
@@ -174,51 +179,28 @@ def _binaries(paths, record, frontend):
     return found
 
 
-def _listening_inodes(ports):
-    """Socket inode -> port for TCP sockets listening on one of ``ports``."""
-    inodes = {}
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table, encoding="ascii") as handle:
-                next(handle)
-                for line in handle:
-                    fields = line.split()
-                    port = int(fields[1].rsplit(":", 1)[1], 16)
-                    if fields[3] == "0A" and port in ports:
-                        inodes[fields[9]] = port
-        except OSError:
-            continue
-    return inodes
-
-
 def listeners(ports=(25, 587)):
     """
     Return the processes listening on TCP ``ports``: a list of
-    ``{port, pid, comm, exe}`` (Linux /proc).
+    ``{port, pid, comm, exe}`` (psutil).
 
     CLI Example::
 
         salt '*' qmail_sendmail.listeners '[25, 587]'
     """
-    inodes = _listening_inodes(set(_ports(ports)))
+    ports = set(_ports(ports))
     found = []
-    if not inodes:
+    if psutil is None:
         return found
-    for pid in __utils__["qmail_procs.all_pids"]():
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if target.startswith("socket:[") and target[8:-1] in inodes and \
-                    __utils__["qmail_procs.is_own"](pid):
-                found.append({"port": inodes[target[8:-1]], "pid": pid,
-                              "comm": __utils__["qmail_procs.comm"](pid),
-                              "exe": __utils__["qmail_procs.exe"](pid)})
+    # psutil maps this network namespace's listening sockets to their PIDs
+    # (all of them: the minion runs as root); containers' are left out by
+    # is_own, as everywhere.
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port in ports \
+                and conn.pid and __utils__["qmail_procs.is_own"](conn.pid):
+            found.append({"port": conn.laddr.port, "pid": conn.pid,
+                          "comm": __utils__["qmail_procs.comm"](conn.pid),
+                          "exe": __utils__["qmail_procs.exe"](conn.pid)})
     return sorted(found, key=lambda x: (x["port"], x["pid"]))
 
 
@@ -530,11 +512,7 @@ def _is_qmail(path, frontend):
 
 
 def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 16), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return salt.utils.hashutils.get_hash(path, form="sha256")
 
 
 def neutralise(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), test=False):

@@ -21,6 +21,7 @@ import logging
 import os
 import shlex
 
+import salt.utils.dictupdate
 from salt.exceptions import SaltInvocationError
 
 try:  # Salt >= 3008 masks pillar values in output; the formula needs them plain.
@@ -82,14 +83,9 @@ def _fail(key, message):
 # Shape: nulls, unknown keys, types
 # --------------------------------------------------------------------------
 def _merge(base, update):
-    """Merge ``update`` into a copy of ``base``: mappings deeply, the rest replaced."""
-    result = copy.copy(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(result.get(key), dict):
-            result[key] = _merge(result[key], value)
-        else:
-            result[key] = value
-    return result
+    """Merge ``update`` into a copy of ``base``: mappings deeply, the rest
+    (lists too) replaced, as template-formula's map does."""
+    return salt.utils.dictupdate.merge(base, update, strategy="recurse", merge_lists=False)
 
 
 def _drop_nulls(value, key):

@@ -34,13 +34,17 @@ e2e: venv
 	$(PY) -m pytest test/e2e
 
 # test: what CI runs on every change; test-all adds the tests marked slow
-# (Debian 11 hosts, the mixed-release fleet).
+# (Debian 11 hosts, the mixed-release fleet, kill trials, long churn runs).
+# JOBS pytest workers (pytest-xdist), one test file each at a time: a worker
+# that gets a lab module starts a lab of its own (master, network, hosts),
+# so lab modules run side by side while others wait on boots and SMTP.
+JOBS ?= 3
 test: lint
-	$(PY) -m pytest -rs -m "not slow" test
+	$(PY) -m pytest -rs -m "not slow" -n $(JOBS) --dist loadfile test
 
 # Everything, the long lab runs marked `slow` included.
 test-all: lint
-	$(PY) -m pytest -rs test
+	$(PY) -m pytest -rs -n $(JOBS) --dist loadfile test
 
 bench: venv
 	$(PY) -m bench

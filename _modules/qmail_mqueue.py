@@ -399,10 +399,11 @@ def handover(queues=None, qmail_queue=None, lock=DEFAULT_LOCK, test=False, timeo
         home = __salt__["config.get"]("qmail:lookup:home", "") or "/var/qmail"
         qmail_queue = os.path.join(home, "bin", "qmail-queue")
     home = os.path.dirname(os.path.dirname(qmail_queue))
-    if test:
-        info = status(queues)
-        handed = [{"queue": q, "id": i} for q, ids in pending(queues).items() for i in ids]
-        kept = [dict(k, queue=q) for q, v in info.items() for k in v["kept"]]
+    info = status(queues)
+    handed = [{"queue": q, "id": i} for q, ids in pending(queues).items() for i in ids]
+    kept = [dict(k, queue=q) for q, v in info.items() for k in v["kept"]]
+    # Nothing to hand over (the converged case): no process to start.
+    if test or not handed:
         return {"handed_over": handed, "kept": kept}
     if not os.access(qmail_queue, os.X_OK):
         raise CommandExecutionError(f"{qmail_queue} is not installed")

@@ -19,10 +19,10 @@ import os
 import pathlib
 import statistics
 import sys
-import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+from bench.labbench import bare_compile, timed  # noqa: E402
 from lab import image  # noqa: E402
 from lab import source as lab_source  # noqa: E402
 from lab.lab import Lab  # noqa: E402
@@ -35,12 +35,6 @@ SLS = "qmail.aliases"  # includes qmail.build and qmail.users
 BUILD = "qmail_build_|-qmail-build-tree-qmail_build-installed_|-/var/qmail_|-installed"
 
 
-def _timed(fn, *args, **kwargs):
-    t0 = time.monotonic()
-    result = fn(*args, **kwargs)
-    return time.monotonic() - t0, result
-
-
 def _master(lab):
     master = LabMaster(lab)
     extra = pathlib.Path(master.config_dir) / "master.d"
@@ -51,7 +45,7 @@ def _master(lab):
 
 
 def _apply(master, minions):
-    seconds, ret = _timed(master.salt, list(minions), "state.apply", SLS, tgt_type="list",
+    seconds, ret = timed(master.salt, list(minions), "state.apply", SLS, tgt_type="list",
                           check=False)
     for minion in minions:
         results = ret.get(minion)
@@ -69,15 +63,7 @@ def bench_first_and_converged(master, pillar, tarball):
     master.salt(fqdn, "saltutil.sync_all")
     first, ret = _apply(master, [fqdn])
     state = ret[fqdn][BUILD]
-    host.put_file("/root/src.tar", tarball.read_bytes())
-    # The accounts exist now (the formula made them); the bare build uses
-    # them and a home of its own.
-    script = ("set -e; rm -rf /root/bare && mkdir /root/bare && cd /root/bare && "
-              "tar xf /root/src.tar && cd */ && echo /opt/bare > conf-qmail && "
-              "make setup check >/dev/null 2>&1")
-    bare, proc = _timed(host.run, script)
-    if proc.returncode:
-        raise RuntimeError(f"bare make setup check failed: {proc.stderr}")
+    bare = bare_compile(host, tarball)
     print(f"  first apply of {SLS} on a fresh host: {first:.1f} s (salt CLI wall; "
           f"the build state {state['duration'] / 1000:.1f} s); bare make setup check of "
           f"the same tarball: {bare:.1f} s; ratio x{first / bare:.2f}", flush=True)
@@ -86,7 +72,7 @@ def bench_first_and_converged(master, pillar, tarball):
     converged, nop = [], []
     for _ in range(ROUNDS):
         converged.append(_apply(master, [fqdn])[0])
-        nop.append(_timed(master.salt, fqdn, "state.apply", "bench_build_nop")[0])
+        nop.append(timed(master.salt, fqdn, "state.apply", "bench_build_nop")[0])
     c, b = statistics.median(converged), statistics.median(nop)
     print(f"  converged re-apply: {c:.2f} s; test.nop apply: {b:.2f} s; ratio x{c / b:.2f} "
           f"(median of {ROUNDS}); first apply / converged: x{first / c:.1f}", flush=True)

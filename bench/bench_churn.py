@@ -22,10 +22,8 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from lab import image  # noqa: E402
+from bench.labbench import synced_fleet  # noqa: E402
 from lab import source as lab_source  # noqa: E402
-from lab.lab import Lab  # noqa: E402
-from lab.master import LabMaster  # noqa: E402
 
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "1000"))
 SPOOL = "ccs.cla.kobe-u.ac.jp"
@@ -91,12 +89,7 @@ def main():
     source = lab_source.locate_or_none()
     if source is None:
         return
-    image.build_all()
-    with Lab() as lab, LabMaster(lab) as master:
-        qsource = master.put_source(source)
-        hosts = {h.fqdn: h for h in master.start_hosts([SPOOL, *CLIENTS], image="sendmail")}
-        master.set_pillar(pillars(hosts, qsource))
-        master.salt("*", "saltutil.sync_all")
+    with synced_fleet(source, [SPOOL, *CLIENTS], pillars) as (master, hosts, _):
         master.apply_ok("*", "qmail", timeout=1800)
         calm, total, got, distinct, _ = run_round(master, hosts, "calm", False)
         print(f"  calm: {total} messages in {calm:.1f} s = {total / calm:.0f} msg/s "

@@ -22,10 +22,10 @@ import os
 import pathlib
 import statistics
 import sys
-import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+from bench.labbench import bare_compile, timed  # noqa: E402
 from lab import image  # noqa: E402
 from lab import source as lab_source  # noqa: E402
 from lab.lab import Lab  # noqa: E402
@@ -35,14 +35,8 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "9"))
 SPOOL = "ccs.cla.kobe-u.ac.jp"
 
 
-def _timed(fn, *args, **kwargs):
-    t0 = time.monotonic()
-    result = fn(*args, **kwargs)
-    return time.monotonic() - t0, result
-
-
 def _apply(master, sls, timeout=300):
-    seconds, ret = _timed(master.salt, SPOOL, "state.apply", sls, check=False,
+    seconds, ret = timed(master.salt, SPOOL, "state.apply", sls, check=False,
                           timeout=timeout)
     states = ret.get(SPOOL)
     if not isinstance(states, dict):
@@ -87,13 +81,7 @@ def main():
 
         first, states, _, _ = _apply(master, "qmail", timeout=1800)
         n_states = len(states)
-        host.put_file("/root/src.tar", source.path.read_bytes())
-        script = ("set -e; rm -rf /root/bare && mkdir /root/bare && cd /root/bare && "
-                  "tar xf /root/src.tar && cd */ && echo /opt/bare > conf-qmail && "
-                  "make setup check >/dev/null 2>&1")
-        bare, proc = _timed(host.run, script)
-        if proc.returncode:
-            raise RuntimeError(f"bare make setup check failed: {proc.stderr}")
+        bare = bare_compile(host, source.path)
 
         settings = master.salt(SPOOL, "qmail_settings.show")[SPOOL]
         master.put_file("bench_builtins.sls", _builtins_sls(settings))

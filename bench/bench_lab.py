@@ -15,6 +15,7 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+from bench.labbench import timed  # noqa: E402
 from lab import image  # noqa: E402
 from lab.lab import Lab  # noqa: E402
 from lab.master import LabMaster  # noqa: E402
@@ -24,18 +25,12 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 SPOOL = "ccs.cla.kobe-u.ac.jp"
 
 
-def _timed(fn, *args, **kwargs):
-    t0 = time.monotonic()
-    result = fn(*args, **kwargs)
-    return time.monotonic() - t0, result
-
-
 def bench_start(master: LabMaster) -> None:
     """Hosts from nothing to answering test.ping, and their memory."""
     base = None
     for n in SIZES:
         names = [f"b{n}h{i}.cla.kobe-u.ac.jp" for i in range(n)]
-        seconds, hosts = _timed(master.start_hosts, names, image="base")
+        seconds, hosts = timed(master.start_hosts, names, image="base")
         time.sleep(3)  # let the minions settle before measuring memory
         mem = statistics.mean(h.memory_bytes() for h in hosts) / 2**20
         rss = statistics.mean(h.memory_rss_bytes() for h in hosts) / 2**20
@@ -57,8 +52,8 @@ def bench_apply(master: LabMaster) -> None:
     master.salt(SPOOL, "state.apply", "lab_bench_nop")  # warm the file client
     control, nop = [], []
     for _ in range(ROUNDS):
-        control.append(_timed(master.salt, SPOOL, "state.apply", "qmail.control")[0])
-        nop.append(_timed(master.salt, SPOOL, "state.apply", "lab_bench_nop")[0])
+        control.append(timed(master.salt, SPOOL, "state.apply", "qmail.control")[0])
+        nop.append(timed(master.salt, SPOOL, "state.apply", "lab_bench_nop")[0])
     c, b = statistics.median(control), statistics.median(nop)
     print(f"  converged state.apply qmail.control: {c:.2f} s; test.nop apply: {b:.2f} s; "
           f"ratio x{c / b:.2f} (median of {ROUNDS}, wall time through the salt CLI)",

@@ -24,10 +24,8 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from lab import image  # noqa: E402
+from bench.labbench import synced_fleet  # noqa: E402
 from lab import source as lab_source  # noqa: E402
-from lab.lab import Lab  # noqa: E402
-from lab.master import LabMaster  # noqa: E402
 
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "1000"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "60"))
@@ -100,12 +98,7 @@ def main():
     source = lab_source.locate_or_none()
     if source is None:
         return
-    image.build_all()
-    with Lab() as lab, LabMaster(lab) as master:
-        qsource = master.put_source(source)
-        hosts = {h.fqdn: h for h in master.start_hosts([SPOOL, *CLIENTS], image="sendmail")}
-        master.set_pillar(pillars(hosts, qsource))
-        master.salt("*", "saltutil.sync_all")
+    with synced_fleet(source, [SPOOL, *CLIENTS], pillars) as (master, hosts, qsource):
         apply(master)
         base, injection, total = run_round(hosts, "bench1")
         print(f"  defaults (concurrencyremote 20, smtpd_concurrency 40): {total} messages "

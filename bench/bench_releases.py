@@ -14,26 +14,16 @@ Env: QMAIL_SOURCE (else lab.source's order), BENCH_RELEASES (default
 import os
 import pathlib
 import sys
-import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+from bench.labbench import bare_compile, timed  # noqa: E402
 from lab import config, image  # noqa: E402
 from lab import source as lab_source  # noqa: E402
 from lab.lab import Lab  # noqa: E402
 from lab.master import LabMaster  # noqa: E402
 
 RELEASES = os.environ.get("BENCH_RELEASES", "11,12,13").split(",")
-BARE = ("set -e; rm -rf /root/bare && mkdir /root/bare && cd /root/bare && "
-        "tar xf /root/src.tar && cd */ && echo /opt/bare > conf-qmail && "
-        "make setup check >/dev/null 2>&1")
-
-
-def _timed(fn, *args, **kwargs):
-    t0 = time.monotonic()
-    result = fn(*args, **kwargs)
-    return time.monotonic() - t0, result
-
 
 def bench_release(master, release, pillar, tarball):
     """(first apply, bare compile, gcc version) on a fresh host of ``release``."""
@@ -41,11 +31,8 @@ def bench_release(master, release, pillar, tarball):
     (host,) = master.start_hosts([fqdn], pillars={fqdn: pillar}, release=release)
     try:
         master.salt(fqdn, "saltutil.sync_all")
-        first, _ = _timed(master.apply_ok, fqdn, "qmail", timeout=1800)
-        host.put_file("/root/src.tar", tarball.read_bytes())
-        bare, proc = _timed(host.run, BARE)
-        if proc.returncode:
-            raise RuntimeError(f"Debian {release}: bare make setup check failed: {proc.stderr}")
+        first, _ = timed(master.apply_ok, fqdn, "qmail", timeout=1800)
+        bare = bare_compile(host, tarball, what=f"Debian {release}: bare make setup check")
         gcc = host.run("gcc -dumpfullversion").stdout.strip()
         return first, bare, gcc
     finally:

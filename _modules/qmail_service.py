@@ -526,7 +526,7 @@ def reload_inetd(missing_ok=False):
         salt '*' qmail_service.reload_inetd
         salt '*' qmail_service.reload_inetd missing_ok=True
     """
-    _v("boolean")(missing_ok, "missing_ok")
+    missing_ok = missing_ok is not None and _v("boolean")(missing_ok, "missing_ok")
     pids = _pids_named("inetd")
     if not pids and not missing_ok:
         raise CommandExecutionError("no inetd is running to re-read inetd.conf")

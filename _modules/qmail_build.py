@@ -211,13 +211,9 @@ def record(home="/var/qmail"):
     return data if isinstance(data, dict) else {}
 
 
-def _write_atomic(path, data, mode=0o644):
-    __utils__["qmail_files.atomic_write"](path, data, mode=mode)
-
-
 def _write_record(home, data):
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    _write_atomic(_record_path(home), text.encode())
+    __utils__["qmail_files.atomic_write"](_record_path(home), text.encode())
 
 
 def _wanted(source, conf):
@@ -549,14 +545,6 @@ def make(srcdir, targets, log, destdir=None):
     return True
 
 
-def _copy_file(src, dst, st):
-    tmp = os.path.join(os.path.dirname(dst), f".{os.path.basename(dst)}.qmail-build")
-    shutil.copyfile(src, tmp)
-    os.chown(tmp, st.st_uid, st.st_gid)  # chown first: it would clear setuid bits
-    os.chmod(tmp, stat.S_IMODE(st.st_mode))
-    os.replace(tmp, dst)  # a running binary keeps its old inode
-
-
 def _same_file(src, dst, st):
     try:
         dst_st = os.lstat(dst)
@@ -610,15 +598,12 @@ def install_tree(stage, home):
                 os.chown(dst, st.st_uid, st.st_gid)
                 os.chmod(dst, stat.S_IMODE(st.st_mode))
             elif stat.S_ISLNK(st.st_mode):
-                tmp = dst + ".qmail-build"
-                if os.path.lexists(tmp):
-                    os.unlink(tmp)
-                os.symlink(os.readlink(src), tmp)
-                os.replace(tmp, dst)
+                __utils__["qmail_files.atomic_symlink"](os.readlink(src), dst)
             elif stat.S_ISREG(st.st_mode):
                 if _same_file(src, dst, st):
                     continue
-                _copy_file(src, dst, st)
+                __utils__["qmail_files.atomic_copy"](
+                    src, dst, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
             else:
                 continue
             written += 1
@@ -735,7 +720,8 @@ def _publish(stage, workdir, bid, record_data):
     digest = pack(stage, tarball)
     manifest = os.path.join(shared, f"{bid}.json")
     data = {"id": bid, "sha256": digest, "builder": __grains__["id"], "record": record_data}
-    _write_atomic(manifest, (json.dumps(data, sort_keys=True) + "\n").encode(), 0o600)
+    __utils__["qmail_files.atomic_write"](
+        manifest, (json.dumps(data, sort_keys=True) + "\n").encode(), 0o600)
     # The tree first, its manifest last: a reader that sees the manifest
     # finds the whole tarball, and checks it against the manifest's hash.
     return _push(tarball, f"{SHARE_DIR}/{bid}.tar.gz") and _push(
@@ -746,7 +732,8 @@ def _publish(stage, workdir, bid, record_data):
 def _announce(workdir, bid):
     note = os.path.join(workdir, "shared", f"{bid}.building")
     os.makedirs(os.path.dirname(note), mode=0o700, exist_ok=True)
-    _write_atomic(note, json.dumps({"id": bid, "started": time.time()}).encode(), 0o600)
+    __utils__["qmail_files.atomic_write"](
+        note, json.dumps({"id": bid, "started": time.time()}).encode(), 0o600)
     _push(note, f"{SHARE_DIR}/{bid}.building")
 
 

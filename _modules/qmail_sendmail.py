@@ -101,17 +101,6 @@ def _optional_path(value, key):
 # --------------------------------------------------------------------------
 # The record of what was changed, for restore
 # --------------------------------------------------------------------------
-def _atomic_write(path, data, mode=0o644, like=None):
-    """Write bytes ``data`` to ``path`` atomically. ``like``: an
-    os.stat_result whose mode and owner the new file takes."""
-    if like is None:
-        __utils__["qmail_files.atomic_write"](path, data, mode=mode)
-    else:
-        __utils__["qmail_files.atomic_write"](
-            path, data, mode=like.st_mode & 0o7777, uid=like.st_uid, gid=like.st_gid
-        )
-
-
 def _fsync_dir(directory):
     __utils__["qmail_files.fsync_dir"](directory)
 
@@ -146,8 +135,8 @@ def _save(record, section, key, value):
         return data[section][key]
     data[section][key] = value
     data["version"] = 1
-    _atomic_write(record, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(),
-                  mode=0o600)
+    __utils__["qmail_files.atomic_write"](
+        record, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), mode=0o600)
     return value
 
 
@@ -156,8 +145,8 @@ def _forget(record, section, key):
     if data[section].pop(key, None) is None:
         return
     if any(data[s] for s in SECTIONS):
-        _atomic_write(record, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(),
-                      mode=0o600)
+        __utils__["qmail_files.atomic_write"](
+            record, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), mode=0o600)
     else:
         os.unlink(record)
 
@@ -329,7 +318,8 @@ def _write_text(path, text):
         like = os.stat(path)
     except FileNotFoundError:
         like = None
-    _atomic_write(path, text.encode("latin-1"), mode=0o644, like=like)
+    __utils__["qmail_files.atomic_write"](path, text.encode("latin-1"), mode=0o644,
+                                          like=like)
 
 
 # One shell assignment ``key=value`` at the start of a line or after ``;``:
@@ -597,18 +587,6 @@ def _save_groups(path, record):
             _save(record, "groups", group, status)
 
 
-def _symlink(target, path):
-    """Make ``path`` a symlink to ``target``, atomically (rename over it)."""
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp{os.getpid()}")
-    try:
-        os.unlink(tmp)
-    except FileNotFoundError:
-        pass
-    os.symlink(target, tmp)
-    os.rename(tmp, path)
-    _fsync_dir(os.path.dirname(path))
-
-
 def _would_lead_to_qmail(path, frontend, linked_before):
     """Test mode: would ``path`` lead to qmail once the links listed before
     it are made? Follows the link chain by hand."""
@@ -666,7 +644,7 @@ def link_frontend(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), link
     changes = {path: {"old": old, "new": frontend}}
     if not test:
         _save(record, "links", path, {"target": old})
-        _symlink(frontend, path)
+        __utils__["qmail_files.atomic_symlink"](frontend, path)
     return changes
 
 
@@ -832,7 +810,7 @@ def _restore_links(record, data, test):
                 if target is None:
                     os.unlink(path)
                 else:
-                    _symlink(target, path)
+                    __utils__["qmail_files.atomic_symlink"](target, path)
         if not test:
             _forget(record, "links", path)
     return changes

@@ -25,6 +25,7 @@ The pillar keys ``source`` and ``build`` are checked by
 import grp
 import hashlib
 import json
+import logging
 import os
 import pwd
 import re
@@ -33,7 +34,10 @@ import stat
 import tarfile
 import time
 
-from salt.exceptions import CommandExecutionError, MinionError, SaltInvocationError
+import salt.utils.hashutils
+from salt.exceptions import CommandExecutionError, MinionError
+
+log = logging.getLogger(__name__)
 
 __virtualname__ = "qmail_build"
 
@@ -91,8 +95,29 @@ def __virtual__():
 # --------------------------------------------------------------------------
 # Settings (called by qmail_settings.merge while map.jinja renders)
 # --------------------------------------------------------------------------
+def _v(name):
+    """A validator of ``_utils/qmail_validate.py`` (the one schema owner)."""
+    return __utils__["qmail_validate.plain"](name)
+
+
 def _bad(key, message):
-    __utils__["qmail_validate.fail"](key, message)
+    _v("fail")(key, message)
+
+
+CONF_KEYS = ("cc", "ld", "spawn", "split", "patrn", "break")
+
+
+def _checked_source(source, key="source"):
+    return _v("fields")(source, key, ("preset", "hash"))
+
+
+def _checked_conf(conf, key="conf"):
+    """conf-* name -> contents: names as qmail's Makefile knows them."""
+    for name, value in _v("mapping")(conf, key).items():
+        _v("matches")(name, f"{key}:{name}", r"conf-[a-z]+", "a conf-* file name")
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            _bad(f"{key}:{name}", f"expected text or a number, got {value!r}")
+    return conf
 
 
 def parse_hash(value, key="qmail:source:hash"):
@@ -102,7 +127,8 @@ def parse_hash(value, key="qmail:source:hash"):
 
     CLI Example::
 
-        salt '*' qmail_build.parse_hash sha256=e921891e...
+        salt '*' qmail_build.parse_hash \
+            value=sha256=e921891e7c2d84e30b6b52c02c251f61eb4a6255a922620a99a337f46fa32c52
     """
     match = _HASH_RE.fullmatch(value.strip(" \t")) if isinstance(value, str) else None
     if not match:
@@ -122,9 +148,17 @@ def conf_files(home, users, groups, conf):
 
     CLI Example::
 
-        salt '*' qmail_build.conf_files /var/qmail "{alias: alias, ...}" "{qmail: qmail, ...}" \
-            "{cc: 'cc -O2', ...}"
-    """
+        salt '*' qmail_build.conf_files /var/qmail \
+            "{alias: alias, qmaild: qmaild, qmaill: qmaill, qmailp: qmailp, qmailq: qmailq, qmailr: qmailr, qmails: qmails}" \
+            "{qmail: qmail, nofiles: nofiles}" \
+            "{cc: 'cc -O2', ld: 'cc -s', spawn: 120, split: 23, patrn: '002', break: '-'}"
+    """  # noqa: E501 (a CLI line with all seven accounts)
+    home = _v("path")(home, "home")
+    for name in (k for k in CONF_USERS if k):
+        _v("account")(_v("fields")(users, "users", [name])[name], f"users:{name}")
+    for name in GROUPS:
+        _v("account")(_v("fields")(groups, "groups", [name])[name], f"groups:{name}")
+    _v("fields")(conf, "conf", CONF_KEYS)
     return {
         "conf-qmail": home,
         "conf-users": "\n".join(users[k] if k else "root" for k in CONF_USERS),
@@ -168,6 +202,7 @@ def record(home="/var/qmail"):
 
         salt '*' qmail_build.record /var/qmail
     """
+    home = _v("path")(home, "home")
     try:
         with open(_record_path(home), encoding="utf-8") as handle:
             data = json.load(handle)
@@ -176,24 +211,16 @@ def record(home="/var/qmail"):
     return data if isinstance(data, dict) else {}
 
 
-def _write_atomic(path, data, mode=0o644):
-    __utils__["qmail_files.atomic_write"](path, data, mode=mode)
-
-
 def _write_record(home, data):
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    _write_atomic(_record_path(home), text.encode())
+    __utils__["qmail_files.atomic_write"](_record_path(home), text.encode())
 
 
-def wanted(source, conf):
-    """
-    The part of the record that decides whether to build: preset, source
-    hash and conf-* contents.
-
-    CLI Example::
-
-        salt '*' qmail_build.wanted "{preset: notqmail-1.09, hash: sha256=...}" "{conf-qmail: ...}"
-    """
+def _wanted(source, conf):
+    """The part of the record that decides whether to build: preset, source
+    hash and conf-* contents."""
+    _checked_source(source)
+    _checked_conf(conf)
     return {"preset": source["preset"], "hash": source["hash"], "conf": dict(conf)}
 
 
@@ -205,9 +232,12 @@ def check_changes(home, source, conf):
 
     CLI Example::
 
-        salt '*' qmail_build.check_changes /var/qmail "$source" "$conf"
-    """
-    want = wanted(source, conf)
+        salt '*' qmail_build.check_changes /var/qmail \
+            "{preset: notqmail-1.09, url: /srv/notqmail-1.09.tar.xz, hash: 'sha256=e921891e7c2d84e30b6b52c02c251f61eb4a6255a922620a99a337f46fa32c52'}" \
+            "{conf-qmail: /var/qmail}"
+    """  # noqa: E501 (a CLI line with a whole sha256)
+    home = _v("path")(home, "home")
+    want = _wanted(source, conf)
     have = record(home)
     current = {k: have.get(k) for k in want} if have else None
     if current == want and os.path.isfile(os.path.join(home, "bin", "qmail-queue")):
@@ -224,6 +254,7 @@ def queue_is_empty(home):
 
         salt '*' qmail_build.queue_is_empty /var/qmail
     """
+    home = _v("path")(home, "home")
     for _dirpath, _dirs, files in os.walk(os.path.join(home, "queue", "mess")):
         if files:
             return False
@@ -238,12 +269,14 @@ def build_id(source, conf):
 
     CLI Example::
 
-        salt '*' qmail_build.build_id "$source" "$conf"
-    """
+        salt '*' qmail_build.build_id \
+            "{preset: notqmail-1.09, url: /srv/notqmail-1.09.tar.xz, hash: 'sha256=e921891e7c2d84e30b6b52c02c251f61eb4a6255a922620a99a337f46fa32c52'}" \
+            "{conf-qmail: /var/qmail}"
+    """  # noqa: E501 (a CLI line with a whole sha256)
     key = {
         "os": __grains__.get("osfinger") or __grains__.get("os"),
         "osarch": __grains__.get("osarch") or __grains__.get("cpuarch"),
-        **wanted(source, conf),
+        **_wanted(source, conf),
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
     return f"{source['preset']}-{digest[:16]}"
@@ -253,11 +286,7 @@ def build_id(source, conf):
 # Steps
 # --------------------------------------------------------------------------
 def _file_hash(path, algo):
-    digest = hashlib.new(algo)
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return salt.utils.hashutils.get_hash(path, form=algo)
 
 
 def _forget_download(path):
@@ -279,8 +308,10 @@ def fetch(url, hash):  # pylint: disable=redefined-builtin
 
     CLI Example::
 
-        salt '*' qmail_build.fetch /srv/notqmail-1.09.tar.xz sha256=712e6d61...
+        salt '*' qmail_build.fetch /srv/notqmail-1.09.tar.xz \
+            hash=sha256=e921891e7c2d84e30b6b52c02c251f61eb4a6255a922620a99a337f46fa32c52
     """
+    url = _v("string")(url, "qmail:source:url")
     algo, digest = parse_hash(hash)
     downloaded = False
     if url.startswith("file://"):
@@ -317,8 +348,11 @@ def verify_source(home, source, conf):
 
     CLI Example::
 
-        salt '*' qmail_build.verify_source /var/qmail "$source" "$conf"
-    """
+        salt '*' qmail_build.verify_source /var/qmail \
+            "{preset: notqmail-1.09, url: /srv/notqmail-1.09.tar.xz, hash: 'sha256=e921891e7c2d84e30b6b52c02c251f61eb4a6255a922620a99a337f46fa32c52'}" \
+            "{conf-qmail: /var/qmail}"
+    """  # noqa: E501 (a CLI line with a whole sha256)
+    _v("fields")(source, "source", ("preset", "hash", "url"))
     if not check_changes(home, source, conf):
         return ""
     return fetch(source["url"], source["hash"])
@@ -360,6 +394,8 @@ def extract(tarball, dest):
 
         salt '*' qmail_build.extract /srv/notqmail-1.09.tar.xz /var/cache/qmail-build/src
     """
+    tarball = _v("existing_file")(tarball, "tarball")
+    dest = _v("own_dir")(dest, "dest")  # emptied first: never a system folder
     _extract_into(tarball, dest)
     if os.path.isfile(os.path.join(dest, "Makefile")):
         return dest
@@ -393,6 +429,7 @@ def fix_errno(srcdir):
 
         salt '*' qmail_build.fix_errno /var/cache/qmail-build/src/qmail-1.03
     """
+    srcdir = _v("existing_dir")(srcdir, "srcdir")
     return _patch(os.path.join(srcdir, "error.h"), "extern int errno;", "#include <errno.h>")
 
 
@@ -408,6 +445,7 @@ def fix_alloc(srcdir):
 
         salt '*' qmail_build.fix_alloc /var/cache/qmail-build/src/qmail-1.03
     """
+    srcdir = _v("existing_dir")(srcdir, "srcdir")
     return _patch(os.path.join(srcdir, "spawn.c"), '#include "stralloc.h"\n',
                   '#include "alloc.h"\n#include "stralloc.h"\n')
 
@@ -433,6 +471,7 @@ def fix_implicit(srcdir):
 
         salt '*' qmail_build.fix_implicit /var/cache/qmail-build/src/netqmail-1.06
     """
+    srcdir = _v("existing_dir")(srcdir, "srcdir")
     path = os.path.join(srcdir, "conf-cc")
     with open(path, encoding="utf-8") as handle:
         lines = handle.read().split("\n")
@@ -453,22 +492,15 @@ def write_conf(srcdir, conf):
 
         salt '*' qmail_build.write_conf /var/cache/qmail-build/src "{conf-qmail: /var/qmail}"
     """
-    for name, value in conf.items():
-        if not re.match(r"^conf-[a-z]+$", name):
-            raise SaltInvocationError(f"{name!r} is not a conf-* file name")
+    srcdir = _v("existing_dir")(srcdir, "srcdir")
+    for name, value in _checked_conf(conf).items():
         with open(os.path.join(srcdir, name), "w", encoding="utf-8") as handle:
             handle.write(f"{value}\n")
     return sorted(conf)
 
 
-def log_tail(log, lines=20):
-    """
-    The last ``lines`` lines of a build log.
-
-    CLI Example::
-
-        salt '*' qmail_build.log_tail /var/cache/qmail-build/build.log
-    """
+def _log_tail(log, lines=20):
+    """The last ``lines`` lines of a build log."""
     try:
         with open(log, encoding="utf-8", errors="replace") as handle:
             return "".join(handle.readlines()[-lines:])
@@ -486,6 +518,11 @@ def make(srcdir, targets, log, destdir=None):
 
         salt "*" qmail_build.make /var/cache/qmail-build/src "[setup]" /tmp/build.log
     """
+    srcdir = _v("existing_dir")(srcdir, "srcdir")
+    targets = _v("names")(targets, "targets", r"[a-z][a-z0-9_.-]{0,63}", "a make target")
+    log = _v("path")(log, "log")
+    if destdir is not None:
+        destdir = _v("own_dir")(destdir, "destdir")
     env = {"DESTDIR": destdir} if destdir else {}
     cmd = ["make", *targets]
     started = time.monotonic()
@@ -503,17 +540,9 @@ def make(srcdir, targets, log, destdir=None):
         what = f"exit status {res['retcode']}" if res["retcode"] else "instcheck warnings"
         raise CommandExecutionError(
             f"make {' '.join(targets)} failed ({what}); last lines of {log}:\n"
-            + log_tail(log)
+            + _log_tail(log)
         )
     return True
-
-
-def _copy_file(src, dst, st):
-    tmp = os.path.join(os.path.dirname(dst), f".{os.path.basename(dst)}.qmail-build")
-    shutil.copyfile(src, tmp)
-    os.chown(tmp, st.st_uid, st.st_gid)  # chown first: it would clear setuid bits
-    os.chmod(tmp, stat.S_IMODE(st.st_mode))
-    os.replace(tmp, dst)  # a running binary keeps its old inode
 
 
 def _same_file(src, dst, st):
@@ -544,6 +573,8 @@ def install_tree(stage, home):
 
         salt '*' qmail_build.install_tree /var/cache/qmail-build/destdir/var/qmail /var/qmail
     """
+    stage = _v("existing_dir")(stage, "stage")
+    home = _v("own_dir")(home, "home")
     written = 0
     for dirpath, dirnames, filenames in os.walk(stage):
         dirnames.sort()
@@ -567,15 +598,12 @@ def install_tree(stage, home):
                 os.chown(dst, st.st_uid, st.st_gid)
                 os.chmod(dst, stat.S_IMODE(st.st_mode))
             elif stat.S_ISLNK(st.st_mode):
-                tmp = dst + ".qmail-build"
-                if os.path.lexists(tmp):
-                    os.unlink(tmp)
-                os.symlink(os.readlink(src), tmp)
-                os.replace(tmp, dst)
+                __utils__["qmail_files.atomic_symlink"](os.readlink(src), dst)
             elif stat.S_ISREG(st.st_mode):
                 if _same_file(src, dst, st):
                     continue
-                _copy_file(src, dst, st)
+                __utils__["qmail_files.atomic_copy"](
+                    src, dst, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
             else:
                 continue
             written += 1
@@ -601,6 +629,8 @@ def pack(stage, tarball):
 
         salt '*' qmail_build.pack /var/cache/qmail-build/destdir/var/qmail /tmp/qmail.tar.gz
     """
+    stage = _v("existing_dir")(stage, "stage")
+    tarball = _v("path")(tarball, "tarball")
     os.makedirs(os.path.dirname(tarball), mode=0o700, exist_ok=True)
     tmp = tarball + ".tmp"
     with tarfile.open(tmp, "w:gz", format=tarfile.PAX_FORMAT) as archive:
@@ -618,6 +648,8 @@ def unpack(tarball, stage):
 
         salt '*' qmail_build.unpack /var/cache/salt/minion/files/base/x/qmail.tar.gz /tmp/stage
     """
+    tarball = _v("existing_file")(tarball, "tarball")
+    stage = _v("own_dir")(stage, "stage")  # emptied first: never a system folder
     _extract_into(tarball, stage)
     return stage
 
@@ -629,20 +661,14 @@ def _can_share():
     return __opts__.get("file_client") == "remote" and not __opts__.get("local")
 
 
-def shared_url(builder, bid, ext):
-    """
-    Where the master serves ``builder``'s pushed file ``<bid>.<ext>``
-    (minionfs: ``salt://<minion id>/<upload path>``).
-
-    CLI Example::
-
-        salt '*' qmail_build.shared_url build1.example.org notqmail-1.09-0123abcd json
-    """
+def _shared_url(builder, bid, ext):
+    """Where the master serves ``builder``'s pushed file ``<bid>.<ext>``
+    (minionfs: ``salt://<minion id>/<upload path>``)."""
     return f"salt://{builder}/{SHARE_DIR}/{bid}.{ext}"
 
 
 def _shared_json(builder, bid, ext):
-    text = __salt__["cp.get_file_str"](shared_url(builder, bid, ext))
+    text = __salt__["cp.get_file_str"](_shared_url(builder, bid, ext))
     if not text:
         return None
     try:
@@ -652,16 +678,12 @@ def _shared_json(builder, bid, ext):
     return data if isinstance(data, dict) else None
 
 
-def find_shared(builder, bid, wait=0):
+def _find_shared(builder, bid, wait=0):
     """
     Look for ``builder``'s published tree ``bid``; return its manifest or
     None. With ``wait`` > 0, keep looking while the builder says it is
     building (its ``.building`` note is younger than ``wait`` seconds), for
     up to ``wait`` seconds.
-
-    CLI Example::
-
-        salt '*' qmail_build.find_shared build1.example.org notqmail-1.09-0123abcd
     """
     started = time.time()
     while True:
@@ -687,23 +709,19 @@ def _push(path, upload):
         return False
 
 
-def publish(stage, workdir, bid, record_data):
+def _publish(stage, workdir, bid, record_data):
     """
     Pack the staged tree and push it with its manifest to the master
     (``cp.push``; the master needs ``file_recv: True`` and the ``minionfs``
     file server backend). Returns True when both arrived.
-
-    CLI Example::
-
-        salt 'build1*' qmail_build.publish /var/cache/qmail-build/destdir/var/qmail \
-            /var/cache/qmail-build notqmail-1.09-0123abcd "{...}"
     """
     shared = os.path.join(workdir, "shared")
     tarball = os.path.join(shared, f"{bid}.tar.gz")
     digest = pack(stage, tarball)
     manifest = os.path.join(shared, f"{bid}.json")
     data = {"id": bid, "sha256": digest, "builder": __grains__["id"], "record": record_data}
-    _write_atomic(manifest, (json.dumps(data, sort_keys=True) + "\n").encode(), 0o600)
+    __utils__["qmail_files.atomic_write"](
+        manifest, (json.dumps(data, sort_keys=True) + "\n").encode(), 0o600)
     # The tree first, its manifest last: a reader that sees the manifest
     # finds the whole tarball, and checks it against the manifest's hash.
     return _push(tarball, f"{SHARE_DIR}/{bid}.tar.gz") and _push(
@@ -714,13 +732,14 @@ def publish(stage, workdir, bid, record_data):
 def _announce(workdir, bid):
     note = os.path.join(workdir, "shared", f"{bid}.building")
     os.makedirs(os.path.dirname(note), mode=0o700, exist_ok=True)
-    _write_atomic(note, json.dumps({"id": bid, "started": time.time()}).encode(), 0o600)
+    __utils__["qmail_files.atomic_write"](
+        note, json.dumps({"id": bid, "started": time.time()}).encode(), 0o600)
     _push(note, f"{SHARE_DIR}/{bid}.building")
 
 
 def _install_shared(builder, manifest, workdir, home):
     bid = manifest["id"]
-    path = __salt__["cp.cache_file"](shared_url(builder, bid, "tar.gz"))
+    path = __salt__["cp.cache_file"](_shared_url(builder, bid, "tar.gz"))
     if not path or _file_hash(path, "sha256") != manifest.get("sha256"):
         return None
     stage = unpack(path, os.path.join(workdir, "stage"))
@@ -781,15 +800,17 @@ def build(home, source, conf, workdir="/var/cache/qmail-build", share=None):
 
     CLI Example::
 
-        salt '*' qmail_build.build /var/qmail "{preset: notqmail-1.09, url: ..., hash: ...}" \
-            "{conf-qmail: /var/qmail, ...}"
-    """
+        salt '*' qmail_build.build /var/qmail \
+            "{preset: notqmail-1.09, url: /srv/notqmail-1.09.tar.xz, hash: 'sha256=e921891e7c2d84e30b6b52c02c251f61eb4a6255a922620a99a337f46fa32c52'}" \
+            "{conf-qmail: /var/qmail}"
+    """  # noqa: E501 (a CLI line with a whole sha256)
     home = __utils__["qmail_validate.own_dir"](home, "home")
     workdir = __utils__["qmail_validate.own_dir"](workdir, "workdir")
     if __utils__["qmail_validate.inside"](workdir, home) or __utils__[
             "qmail_validate.inside"](home, workdir):
         _bad("workdir", f"{workdir!r} and the home {home!r} must not hold one another")
-    share = share or {}
+    _v("fields")(source, "source", ("preset", "hash", "url"))
+    share = _v("mapping")(share or {}, "share")
     if not check_changes(home, source, conf):
         return {}
     previous = record(home)
@@ -801,13 +822,13 @@ def build(home, source, conf, workdir="/var/cache/qmail-build", share=None):
             "qmail:build:conf:split: the queue in "
             f"{home}/queue holds messages; conf-split can change only with an empty queue"
         )
-    want = wanted(source, conf)
+    want = _wanted(source, conf)
     bid = build_id(source, conf)
     builder = share.get("builder") or ""
     me = __grains__["id"]
     result = {"compiled": False, "published": False, "files": 0, "id": bid}
     if builder and source.get("runtime_ids") and _can_share():
-        manifest = find_shared(builder, bid, 0 if builder == me else share.get("wait", 600))
+        manifest = _find_shared(builder, bid, 0 if builder == me else share.get("wait", 600))
         if manifest:
             os.makedirs(workdir, mode=0o700, exist_ok=True)
             written = _install_shared(builder, manifest, workdir, home)
@@ -819,17 +840,18 @@ def build(home, source, conf, workdir="/var/cache/qmail-build", share=None):
                 return result
     tarball = fetch(source["url"], source["hash"])  # verified before anything else
     os.makedirs(workdir, mode=0o700, exist_ok=True)
-    log = os.path.join(workdir, "build.log")
-    with open(log, "w", encoding="utf-8") as handle:
+    build_log = os.path.join(workdir, "build.log")
+    with open(build_log, "w", encoding="utf-8") as handle:
         handle.write(f"### qmail build {bid} of {source['url']} ({source['hash']})\n")
     sharing = builder == me and source.get("runtime_ids") and _can_share()
     if sharing:
         _announce(workdir, bid)
-    stage, written = _compile(source, conf, workdir, home, log, tarball)
-    result.update(compiled=True, files=written, log=log, **{"from": "compiled"})
+    log.info("qmail_build: compiling %s into %s (build log %s)", bid, home, build_log)
+    stage, written = _compile(source, conf, workdir, home, build_log, tarball)
+    result.update(compiled=True, files=written, log=build_log, **{"from": "compiled"})
     data = dict(want, installed_from="compiled", id=bid, time=time.time())
     if sharing:
-        result["published"] = publish(stage, workdir, bid, want)
+        result["published"] = _publish(stage, workdir, bid, want)
         result["sharing"] = True
     _write_record(home, data)
     result["record"] = data

@@ -11,11 +11,14 @@ every function takes ``home`` to point elsewhere.
 """
 
 import difflib
+import logging
 import os
 import re
 import stat
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+log = logging.getLogger(__name__)
 
 __virtualname__ = "qmail_control"
 __func_alias__ = {"list_": "list"}
@@ -39,18 +42,9 @@ def __virtual__():
     return __virtualname__
 
 
-_VALIDATORS = {}
-
-
 def _v(name):
-    """A shared validator of ``_utils/qmail_validate.py``. The plain function
-    behind the loader's wrapper: they touch no dunder, and the wrapper's
-    per-call cost adds up over 100,000 rcpthosts."""
-    fun = _VALIDATORS.get(name)
-    if fun is None:
-        fun = __utils__[f"qmail_validate.{name}"]
-        fun = _VALIDATORS[name] = getattr(fun, "func", fun)
-    return fun
+    """A validator of ``_utils/qmail_validate.py`` (the one schema owner)."""
+    return __utils__["qmail_validate.plain"](name)
 
 
 # --------------------------------------------------------------------------
@@ -192,8 +186,7 @@ def _control_dir(home=None):
     return os.path.join(_home(home), "control")
 
 
-def _spec(name, key=None):
-    key = key or name
+def _spec(name, key="name"):
     if not isinstance(name, str) or name not in CATALOGUE:
         raise SaltInvocationError(
             f"{key}: {name!r} is not a qmail control file; known files: "
@@ -444,6 +437,7 @@ def write(name, value, home=None):
         salt '*' qmail_control.write concurrencyremote 40
         salt '*' qmail_control.write rcpthosts '[example.com, .example.com]'
     """
+    _spec(name)
     text = normalize(name, value)
     changes = _changes(name, text, home)
     if changes:
@@ -456,6 +450,7 @@ def write(name, value, home=None):
             raise CommandExecutionError(
                 f"cannot write {_path(name, home)}: {exc.strerror or exc}; "
                 "the file keeps its old content") from exc
+        log.info("qmail_control: wrote %s", _path(name, home))
     return changes
 
 
@@ -496,6 +491,7 @@ def remove(name, home=None):
             return {}
         except OSError as exc:
             raise CommandExecutionError(f"cannot remove {_path(name, home)}: {exc}") from exc
+        log.info("qmail_control: removed %s", _path(name, home))
     return changes
 
 

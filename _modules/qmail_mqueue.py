@@ -31,6 +31,7 @@ left exactly where it is and reported.
 
 import fcntl
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -41,6 +42,8 @@ try:
     from salt.exceptions import CommandExecutionError, SaltInvocationError
 except ImportError:  # run as the hand-over process by a python without Salt
     CommandExecutionError = SaltInvocationError = RuntimeError
+
+log = logging.getLogger(__name__)
 
 __virtualname__ = "qmail_mqueue"
 
@@ -54,6 +57,24 @@ TRACE = b"Received: (from sendmail queue %s id %s)\n\tby %s (qmail formula hand-
 
 def __virtual__():
     return __virtualname__
+
+
+def _v(name):
+    """A validator of ``_utils/qmail_validate.py`` (the one schema owner)."""
+    return __utils__["qmail_validate.plain"](name)
+
+
+# Arguments as typed on the command line, through the shared validators.
+def _queues(queues):
+    if queues is None:
+        return list(DEFAULT_QUEUES)
+    queues = list(queues) if isinstance(queues, tuple) else queues
+    return [_v("system_file")(q, f"queues[{i}]")
+            for i, q in enumerate(_v("list_of")(queues, "queues"))]
+
+
+def _timeout(timeout):
+    return _v("integer")(timeout, "timeout", 1, 86400)
 
 
 class Unparsable(ValueError):
@@ -88,6 +109,10 @@ def parse_qf(data):
 
         salt '*' qmail_mqueue.parse_qf "$(cat /var/spool/mqueue/qf6B1AL7t3000206)"
     """
+    if isinstance(data, str):  # from the command line
+        data = data.encode("utf-8", "surrogateescape")
+    if not isinstance(data, bytes):
+        _v("fail")("data", f"expected the queue file's text, got {_v('type_name')(data)}")
     if isinstance(data, str):
         data = data.encode("utf-8", "surrogateescape")
     lines = data.split(b"\n")
@@ -142,7 +167,7 @@ def parse_qf(data):
     return {"sender": sender, "recipients": recipients, "headers": b"".join(kept)}
 
 
-def envelope(sender, recipients):
+def _envelope(sender, recipients):
     """qmail-queue's envelope (qmail-queue(8)): F sender, T each recipient."""
     return (b"F" + sender + b"\0" + b"".join(b"T" + r + b"\0" for r in recipients) + b"\0")
 
@@ -203,7 +228,7 @@ def status(queues=None):
         salt '*' qmail_mqueue.status '[/var/spool/mqueue]'
     """
     result = {}
-    for queue in queues or DEFAULT_QUEUES:
+    for queue in _queues(queues):
         if not os.path.isdir(queue):
             continue
         entries = _entries(queue)
@@ -287,7 +312,7 @@ def _qmail_queue(qmail_queue, data, message):
     try:
         proc.stdin.write(data)
         proc.stdin.close()
-        _write_all(write_env, envelope(message["sender"], message["recipients"]))
+        _write_all(write_env, _envelope(message["sender"], message["recipients"]))
     except BrokenPipeError:
         pass
     finally:
@@ -365,8 +390,12 @@ def handover(queues=None, qmail_queue=None, lock=DEFAULT_LOCK, test=False, timeo
         salt '*' qmail_mqueue.handover
         salt '*' qmail_mqueue.handover test=True
     """
-    queues = list(queues or DEFAULT_QUEUES)
-    if not qmail_queue:
+    queues = _queues(queues)
+    lock = _v("path")(lock, "lock")
+    timeout = _timeout(timeout)
+    if qmail_queue:
+        qmail_queue = _v("path")(qmail_queue, "qmail_queue")
+    else:
         home = __salt__["config.get"]("qmail:lookup:home", "") or "/var/qmail"
         qmail_queue = os.path.join(home, "bin", "qmail-queue")
     home = os.path.dirname(os.path.dirname(qmail_queue))
@@ -412,6 +441,11 @@ def qmail_queue_messages(home="/var/qmail"):
 
         salt '*' qmail_mqueue.qmail_queue_messages
     """
+    return _queue_messages(_v("path")(home, "home"))
+
+
+def _queue_messages(home):
+    """qmail_queue_messages without the loader (the hand-back process)."""
     queue = os.path.join(home, "queue")
     found = []
     for root, _, files in os.walk(os.path.join(queue, "mess")):
@@ -440,7 +474,7 @@ def qmail_queue_messages(home="/var/qmail"):
 
 def _give_back(home, sendmail):
     handed, kept = [], []
-    for message in qmail_queue_messages(home):
+    for message in _queue_messages(home):
         if message["bounce"] or message["sender"] is None:
             kept.append({"id": message["id"], "reason": "a bounce is pending"
                          if message["bounce"] else "no envelope yet"})
@@ -479,6 +513,10 @@ def handback(home="/var/qmail", sendmail="/usr/sbin/sendmail", lock=DEFAULT_LOCK
 
         salt '*' qmail_mqueue.handback
     """
+    home = _v("path")(home, "home")
+    sendmail = _v("path")(sendmail, "sendmail")
+    lock = _v("path")(lock, "lock")
+    timeout = _timeout(timeout)
     if __utils__["qmail_procs.pids_named"]("qmail-send"):
         raise CommandExecutionError("qmail-send runs: its queue stays with it")
     if test:

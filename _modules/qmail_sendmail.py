@@ -25,16 +25,24 @@ JSON file, written atomically; lookup ``sendmail_record``), then changes it:
 ``test=True`` to predict its changes without touching anything.
 """
 
-import hashlib
 import json
+import logging
 import os
 import re
 import signal
 import time
 
+import salt.utils.hashutils
 import salt.utils.path
 import salt.utils.systemd
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+try:  # a Salt requirement; IRIX has no build of it
+    import psutil
+except ImportError:  # pragma: no cover
+    psutil = None
+
+log = logging.getLogger(__name__)
 
 __virtualname__ = "qmail_sendmail"
 
@@ -62,26 +70,37 @@ def __virtual__():
     return __virtualname__
 
 
-def _checked(validator, value, key):
-    """The shared validators (``_utils/qmail_validate.py``) for arguments
-    given on the command line."""
-    return __utils__[f"qmail_validate.{validator}"](value, key)
+def _v(name):
+    """A validator of ``_utils/qmail_validate.py`` (the one schema owner)."""
+    return __utils__["qmail_validate.plain"](name)
+
+
+# Arguments as a user types them on the command line, checked by the shared
+# validators: an error names the argument, never a traceback.
+def _list(value, key):
+    """A list (a tuple default counts as one)."""
+    return _v("list_of")(list(value) if isinstance(value, tuple) else value, key)
+
+
+def _paths(value, key):
+    return [_v("system_file")(p, f"{key}[{i}]") for i, p in enumerate(_list(value, key))]
+
+
+def _ports(value, key="ports"):
+    return [_v("integer")(p, f"{key}[{i}]", 1, 65535) for i, p in enumerate(_list(value, key))]
+
+
+def _services(value, key="services"):
+    return [_v("service_name")(s, f"{key}[{i}]") for i, s in enumerate(_list(value, key))]
+
+
+def _optional_path(value, key):
+    return None if value is None else _v("path")(value, key)
 
 
 # --------------------------------------------------------------------------
 # The record of what was changed, for restore
 # --------------------------------------------------------------------------
-def _atomic_write(path, data, mode=0o644, like=None):
-    """Write bytes ``data`` to ``path`` atomically. ``like``: an
-    os.stat_result whose mode and owner the new file takes."""
-    if like is None:
-        __utils__["qmail_files.atomic_write"](path, data, mode=mode)
-    else:
-        __utils__["qmail_files.atomic_write"](
-            path, data, mode=like.st_mode & 0o7777, uid=like.st_uid, gid=like.st_gid
-        )
-
-
 def _fsync_dir(directory):
     __utils__["qmail_files.fsync_dir"](directory)
 
@@ -95,6 +114,7 @@ def read_record(record):
 
         salt '*' qmail_sendmail.read_record /var/lib/qmail-formula/sendmail.json
     """
+    record = _v("path")(record, "record")
     try:
         with open(record, encoding="utf-8") as handle:
             data = json.load(handle)
@@ -115,8 +135,8 @@ def _save(record, section, key, value):
         return data[section][key]
     data[section][key] = value
     data["version"] = 1
-    _atomic_write(record, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(),
-                  mode=0o600)
+    __utils__["qmail_files.atomic_write"](
+        record, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), mode=0o600)
     return value
 
 
@@ -125,8 +145,8 @@ def _forget(record, section, key):
     if data[section].pop(key, None) is None:
         return
     if any(data[s] for s in SECTIONS):
-        _atomic_write(record, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(),
-                      mode=0o600)
+        __utils__["qmail_files.atomic_write"](
+            record, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), mode=0o600)
     else:
         os.unlink(record)
 
@@ -148,51 +168,28 @@ def _binaries(paths, record, frontend):
     return found
 
 
-def _listening_inodes(ports):
-    """Socket inode -> port for TCP sockets listening on one of ``ports``."""
-    inodes = {}
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table, encoding="ascii") as handle:
-                next(handle)
-                for line in handle:
-                    fields = line.split()
-                    port = int(fields[1].rsplit(":", 1)[1], 16)
-                    if fields[3] == "0A" and port in ports:
-                        inodes[fields[9]] = port
-        except OSError:
-            continue
-    return inodes
-
-
 def listeners(ports=(25, 587)):
     """
     Return the processes listening on TCP ``ports``: a list of
-    ``{port, pid, comm, exe}`` (Linux /proc).
+    ``{port, pid, comm, exe}`` (psutil).
 
     CLI Example::
 
         salt '*' qmail_sendmail.listeners '[25, 587]'
     """
-    inodes = _listening_inodes(set(ports))
+    ports = set(_ports(ports))
     found = []
-    if not inodes:
+    if psutil is None:
         return found
-    for pid in __utils__["qmail_procs.all_pids"]():
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if target.startswith("socket:[") and target[8:-1] in inodes and \
-                    __utils__["qmail_procs.is_own"](pid):
-                found.append({"port": inodes[target[8:-1]], "pid": pid,
-                              "comm": __utils__["qmail_procs.comm"](pid),
-                              "exe": __utils__["qmail_procs.exe"](pid)})
+    # psutil maps this network namespace's listening sockets to their PIDs
+    # (all of them: the minion runs as root); containers' are left out by
+    # is_own, as everywhere.
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port in ports \
+                and conn.pid and __utils__["qmail_procs.is_own"](conn.pid):
+            found.append({"port": conn.laddr.port, "pid": conn.pid,
+                          "comm": __utils__["qmail_procs.comm"](conn.pid),
+                          "exe": __utils__["qmail_procs.exe"](conn.pid)})
     return sorted(found, key=lambda x: (x["port"], x["pid"]))
 
 
@@ -209,6 +206,10 @@ def processes(paths, ports=(25, 587), record=None, frontend=None):
 
         salt '*' qmail_sendmail.processes '[/usr/sbin/sendmail, /usr/lib/sendmail]'
     """
+    paths = _paths(paths, "paths")
+    ports = _ports(ports)
+    record = _optional_path(record, "record")
+    frontend = _optional_path(frontend, "frontend")
     binaries = _binaries(paths, record, frontend)
     found = {}
     if os.path.isdir("/proc/self"):
@@ -247,6 +248,8 @@ def stop(services, paths, ports=(25, 587), record=DEFAULT_RECORD, frontend=None,
 
         salt '*' qmail_sendmail.stop '[sendmail]' '[/usr/sbin/sendmail]'
     """
+    services = _services(services)
+    record = _optional_path(record, "record")
     running = processes(paths, ports, record, frontend)
     if not running:
         return {}
@@ -268,6 +271,10 @@ def stop(services, paths, ports=(25, 587), record=DEFAULT_RECORD, frontend=None,
     for sig in (signal.SIGTERM, signal.SIGKILL):
         left = [p["pid"] for p in processes(paths, ports, record, frontend)]
         for pid in left:
+            # SIGKILL means sendmail ignored SIGTERM for STOP_TIMEOUT seconds:
+            # worth a warning in the minion's log.
+            log.log(logging.WARNING if sig == signal.SIGKILL else logging.INFO,
+                    "qmail_sendmail: %s to sendmail process %s", sig.name, pid)
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
@@ -311,7 +318,8 @@ def _write_text(path, text):
         like = os.stat(path)
     except FileNotFoundError:
         like = None
-    _atomic_write(path, text.encode("latin-1"), mode=0o644, like=like)
+    __utils__["qmail_files.atomic_write"](path, text.encode("latin-1"), mode=0o644,
+                                          like=like)
 
 
 # One shell assignment ``key=value`` at the start of a line or after ``;``:
@@ -341,9 +349,14 @@ def set_keys(text, wanted):
 
     CLI Example::
 
-        salt '*' qmail_sendmail.set_keys 'sendmail_enable="YES"' \\
-            '{sendmail_enable: sendmail_enable="NO"}'
+        salt '*' qmail_sendmail.set_keys text='sendmail_enable="YES"' \\
+            wanted='{sendmail_enable: sendmail_enable="NO"}'
     """
+    if text is not None and not isinstance(text, str):
+        _v("fail")("text", f"expected a string, got {_v('type_name')(text)}")
+    for key, assignment in _v("mapping")(wanted, "wanted").items():
+        _v("matches")(key, f"wanted:{key}", r"[A-Za-z_][A-Za-z0-9_]*", "a shell variable name")
+        _v("string")(assignment, f"wanted:{key}")
     lines = (text or "").split("\n")
     originals = {}
     for key, assignment in wanted.items():
@@ -445,9 +458,11 @@ def boot_disable(method, services=(), path=None, record=DEFAULT_RECORD, test=Fal
         salt '*' qmail_sendmail.boot_disable rcconf path=/etc/rc.conf
         salt '*' qmail_sendmail.boot_disable systemd '[sendmail, sm-client]'
     """
+    _v("one_of")(method, BOOT_METHODS, "method")
+    services = _services(services)
     if method in ("rcconf", "sysconfig", "irix"):
-        path = _checked("system_file", path, "path")
-    record = _checked("path", record, "record")
+        path = _v("system_file")(path, "path")
+    record = _v("path")(record, "record")
     if method not in BOOT_METHODS:
         raise SaltInvocationError(f"boot method {method!r} is not one of {BOOT_METHODS}")
     if method in ("rcconf", "sysconfig", "irix"):
@@ -487,11 +502,7 @@ def _is_qmail(path, frontend):
 
 
 def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 16), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return salt.utils.hashutils.get_hash(path, form="sha256")
 
 
 def neutralise(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), test=False):
@@ -510,8 +521,10 @@ def neutralise(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), test=Fa
 
         salt '*' qmail_sendmail.neutralise /usr/sbin/sendmail /var/qmail/bin/sendmail
     """
-    path = _checked("system_file", path, "path")
-    record = _checked("path", record, "record")
+    path = _v("system_file")(path, "path")
+    frontend = _v("path")(frontend, "frontend")
+    sendmail_paths = _paths(sendmail_paths, "sendmail_paths")
+    record = _v("path")(record, "record")
     if _is_qmail(path, frontend):
         return {}
     real = os.path.realpath(path)
@@ -574,18 +587,6 @@ def _save_groups(path, record):
             _save(record, "groups", group, status)
 
 
-def _symlink(target, path):
-    """Make ``path`` a symlink to ``target``, atomically (rename over it)."""
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp{os.getpid()}")
-    try:
-        os.unlink(tmp)
-    except FileNotFoundError:
-        pass
-    os.symlink(target, tmp)
-    os.rename(tmp, path)
-    _fsync_dir(os.path.dirname(path))
-
-
 def _would_lead_to_qmail(path, frontend, linked_before):
     """Test mode: would ``path`` lead to qmail once the links listed before
     it are made? Follows the link chain by hand."""
@@ -617,8 +618,12 @@ def link_frontend(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), link
 
         salt '*' qmail_sendmail.link_frontend /usr/lib/sendmail /var/qmail/bin/sendmail
     """
-    path = _checked("system_file", path, "path")
-    record = _checked("path", record, "record")
+    path = _v("system_file")(path, "path")
+    frontend = _v("path")(frontend, "frontend")
+    sendmail_paths = _paths(sendmail_paths, "sendmail_paths")
+    links = _paths(links, "links")
+    alternative_links = _paths(alternative_links, "alternative_links")
+    record = _v("path")(record, "record")
     if os.path.lexists(path) and _is_qmail(path, frontend):
         return {}
     links = list(links)
@@ -639,7 +644,7 @@ def link_frontend(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), link
     changes = {path: {"old": old, "new": frontend}}
     if not test:
         _save(record, "links", path, {"target": old})
-        _symlink(frontend, path)
+        __utils__["qmail_files.atomic_symlink"](frontend, path)
     return changes
 
 
@@ -666,6 +671,7 @@ def alternative_status(name):
 
         salt '*' qmail_sendmail.alternative_status mta
     """
+    _v("matches")(name, "name", r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", "an alternatives group name")
     proc = __salt__["cmd.run_all"]([_alternatives_cmd(), "--display", name],
                                    python_shell=False, ignore_retcode=True,
                                    output_loglevel="quiet")
@@ -712,8 +718,14 @@ def alternative(name, link, frontend, priority, slaves=(), record=DEFAULT_RECORD
 
         salt '*' qmail_sendmail.alternative mta /usr/sbin/sendmail /var/qmail/bin/sendmail 120
     """
-    link = _checked("system_file", link, "link")
-    record = _checked("path", record, "record")
+    link = _v("system_file")(link, "link")
+    frontend = _v("path")(frontend, "frontend")
+    priority = _v("integer")(priority, "priority", 0, 2**31 - 1)
+    for i, slave in enumerate(_list(slaves, "slaves")):
+        _v("fields")(slave, f"slaves[{i}]", ("name", "link", "target"))
+        _v("system_file")(slave["link"], f"slaves[{i}]:link")
+        _v("path")(slave["target"], f"slaves[{i}]:target")
+    record = _v("path")(record, "record")
     status = alternative_status(name)
     if status and status["current"] == frontend and status["mode"] == "manual":
         return {}
@@ -767,8 +779,10 @@ def mailer_conf(path, frontend, qread, record=DEFAULT_RECORD, test=False):
         salt '*' qmail_sendmail.mailer_conf /etc/mail/mailer.conf \\
             /var/qmail/bin/sendmail /var/qmail/bin/qmail-qread
     """
-    path = _checked("system_file", path, "path")
-    record = _checked("path", record, "record")
+    path = _v("system_file")(path, "path")
+    frontend = _v("path")(frontend, "frontend")
+    qread = _v("path")(qread, "qread")
+    record = _v("path")(record, "record")
     old = _read_bytes(path)
     new = _mailer_conf_text(old, frontend, qread)
     if new == old:
@@ -796,7 +810,7 @@ def _restore_links(record, data, test):
                 if target is None:
                     os.unlink(path)
                 else:
-                    _symlink(target, path)
+                    __utils__["qmail_files.atomic_symlink"](target, path)
         if not test:
             _forget(record, "links", path)
     return changes
@@ -946,7 +960,7 @@ def restore(record=DEFAULT_RECORD, test=False):
 
         salt '*' qmail_sendmail.restore /var/lib/qmail-formula/sendmail.json
     """
-    record = _checked("path", record, "record")
+    record = _v("path")(record, "record")
     data = read_record(record)
     changes = {}
     # The binaries come back before the alternatives that point to them.
@@ -971,6 +985,8 @@ def status(paths=("/usr/sbin/sendmail", "/usr/lib/sendmail"), ports=(25, 587),
 
         salt '*' qmail_sendmail.status
     """
+    paths = _paths(paths, "paths")
+    frontend = _v("path")(frontend, "frontend")
     return {
         "paths": {p: {"leads_to": os.path.realpath(p), "qmail": _is_qmail(p, frontend)}
                   for p in paths},

@@ -96,22 +96,39 @@ def _setting(*keys):
     return value
 
 
+def _v(name):
+    """A validator of ``_utils/qmail_validate.py`` (the one schema owner)."""
+    return __utils__["qmail_validate.plain"](name)
+
+
+# Every argument a user can type on the command line goes through the
+# shared validators: an error names the argument, never a traceback.
 def _supervisor(supervisor):
-    supervisor = supervisor or _setting("service", "supervisor")
-    __utils__["qmail_validate.one_of"](supervisor, SUPERVISORS, "supervisor")
-    return supervisor
+    return _v("one_of")(supervisor or _setting("service", "supervisor"), SUPERVISORS,
+                        "supervisor")
 
 
 def _service_dir(service_dir):
-    return service_dir or _setting("lookup", "service", "service_dir")
+    return _v("path")(service_dir or _setting("lookup", "service", "service_dir"),
+                      "service_dir")
 
 
 def _home(home):
-    return home or _setting("lookup", "home")
+    return _v("path")(home or _setting("lookup", "home"), "home")
 
 
 def _daemontools_bin(name, daemontools_bin=None):
-    return os.path.join(daemontools_bin or _setting("lookup", "service", "daemontools_bin"), name)
+    return os.path.join(_v("path")(daemontools_bin or _setting(
+        "lookup", "service", "daemontools_bin"), "daemontools_bin"), name)
+
+
+def _timeout(timeout):
+    return _v("integer")(timeout, "timeout", 1, 86400)
+
+
+def _unit(name, key="name"):
+    """A unit or service folder name: no path, no option."""
+    return _v("matches")(name, key, r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}", "a service name")
 
 
 def _run(argv, check=True, **kwargs):
@@ -155,6 +172,7 @@ def unit_state(name):
 
         salt '*' qmail_service.unit_state qmail-send
     """
+    name = _unit(name)
     out = _run(["systemctl", "show", f"{name}.service", "--property=LoadState,ActiveState,"
                 "UnitFileState,MainPID,NeedDaemonReload"])
     found = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
@@ -171,7 +189,7 @@ def svstat(name, service_dir=None, daemontools_bin=None):
 
         salt '*' qmail_service.svstat qmail-smtpd
     """
-    path = os.path.join(_service_dir(service_dir), name)
+    path = os.path.join(_service_dir(service_dir), _unit(name))
     out = _run([_daemontools_bin("svstat", daemontools_bin), path], check=False)
     match = re.search(r": up \(pid (\d+)\)", out)
     return int(match.group(1)) if match else None
@@ -188,6 +206,7 @@ def service_pid(name, supervisor=None, service_dir=None, daemontools_bin=None):
         salt '*' qmail_service.service_pid qmail-smtpd
     """
     supervisor = _supervisor(supervisor)
+    name = _unit(name)
     if supervisor == "systemd":
         if not systemd_booted():
             return None
@@ -221,8 +240,9 @@ def start_time(pid):
 
         salt '*' qmail_service.start_time 1234
     """
+    pid = _v("integer")(pid, "pid", 1)
     try:
-        with open(f"/proc/{int(pid)}/stat", encoding="ascii", errors="replace") as handle:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
             return int(handle.read().rpartition(")")[2].split()[19])
     except (OSError, ValueError, IndexError):
         return None
@@ -345,11 +365,10 @@ def _daemon_reload_if_needed(service):
 
 
 def _check_service(service, supervisor):
-    __utils__["qmail_validate.one_of"](service, SERVICES, "service")
+    _v("one_of")(service, SERVICES, "service")
     if service != SEND and supervisor == "bootscript":
-        raise SaltInvocationError(
-            f"{service}: qmail-smtpd runs from inetd with the boot script; "
-            "it has no supervisor here")
+        _v("fail")("service", f"{service} runs from inetd with the boot script; it has no "
+                              "supervisor here")
 
 
 def start(supervisor=None, home=None, service_dir=None, daemontools_bin=None, service=SEND):
@@ -380,8 +399,12 @@ def start(supervisor=None, home=None, service_dir=None, daemontools_bin=None, se
         run = os.path.join(_home(home), "supervise", SEND, "run")
         # As the boot script does: `run &` from a shell that exits at once, so
         # qmail-send's parent becomes init (which reaps it), not this minion.
-        subprocess.run(["/bin/sh", "-c", f"/bin/sh {run} </dev/null >/dev/null 2>&1 &"],
-                       check=True, start_new_session=True, close_fds=True)
+        # subprocess, not cmd.run_bg: qmail-send needs a session of its own,
+        # so that nothing aimed at the minion's process group reaches it.
+        # The path is an argument of the shell ($1), never part of its code.
+        log.info("qmail_service: starting %s from %s", SEND, run)
+        subprocess.run(["/bin/sh", "-c", '/bin/sh "$1" </dev/null >/dev/null 2>&1 &',
+                        "qmail-rc", run], check=True, start_new_session=True, close_fds=True)
     return _wait_new_pid(None, service, supervisor, service_dir, daemontools_bin, 30)
 
 
@@ -399,6 +422,7 @@ def restart(supervisor=None, home=None, service_dir=None, timeout=120, daemontoo
     """
     supervisor = _supervisor(supervisor)
     _check_service(service, supervisor)
+    timeout = _timeout(timeout)
     old = service_pid(service, supervisor, service_dir, daemontools_bin)
     log.info("qmail_service: restarting %s (pid %s) under %s", service, old, supervisor)
     if supervisor == "systemd":
@@ -412,6 +436,7 @@ def restart(supervisor=None, home=None, service_dir=None, timeout=120, daemontoo
         _run([_daemontools_bin("svc", daemontools_bin), "-t",
               os.path.join(_service_dir(service_dir), service)])
         return _wait_new_pid(old, service, supervisor, service_dir, daemontools_bin, timeout)
+    log.info("qmail_service: TERM to %s (pid %s) for a restart", SEND, old)
     os.kill(old, signal.SIGTERM)
     if not _wait_gone(old, timeout):
         raise CommandExecutionError(f"{SEND} (pid {old}) did not exit within {timeout} s")
@@ -429,7 +454,8 @@ def stop(supervisor=None, service_dir=None, timeout=120, daemontools_bin=None, s
         salt '*' qmail_service.stop supervisor=bootscript
     """
     supervisor = _supervisor(supervisor)
-    __utils__["qmail_validate.one_of"](service, SERVICES, "service")
+    _v("one_of")(service, SERVICES, "service")  # bootscript: stops inetd's qmail-smtpd
+    timeout = _timeout(timeout)
     if supervisor == "systemd":
         if not systemd_booted():
             return False
@@ -482,7 +508,8 @@ def compile_tcp_rules(rules, ucspi_bin=None):
 
         salt '*' qmail_service.compile_tcp_rules /etc/tcp.smtp
     """
-    ucspi_bin = ucspi_bin or _setting("lookup", "service", "ucspi_bin")
+    ucspi_bin = _v("path")(ucspi_bin or _setting("lookup", "service", "ucspi_bin"), "ucspi_bin")
+    rules = _v("existing_file")(rules, "rules")
     with open(rules, encoding="utf-8") as handle:
         text = handle.read()
     log.info("qmail_service: tcprules %s.cdb", rules)
@@ -501,10 +528,12 @@ def reload_inetd(missing_ok=False):
         salt '*' qmail_service.reload_inetd
         salt '*' qmail_service.reload_inetd missing_ok=True
     """
+    missing_ok = missing_ok is not None and _v("boolean")(missing_ok, "missing_ok")
     pids = _pids_named("inetd")
     if not pids and not missing_ok:
         raise CommandExecutionError("no inetd is running to re-read inetd.conf")
     for pid in pids:
+        log.info("qmail_service: HUP to inetd (pid %s)", pid)
         os.kill(pid, signal.SIGHUP)
     return pids
 
@@ -636,8 +665,8 @@ def logs(service=SEND, lines=50, supervisor=None, log_dir=None):
         salt '*' qmail_service.logs qmail-send supervisor=daemontools
     """
     supervisor = _supervisor(supervisor)
-    __utils__["qmail_validate.one_of"](service, SERVICES, "service")
-    lines = __utils__["qmail_validate.integer"](lines, "lines", 1, 100000)
+    _v("one_of")(service, SERVICES, "service")
+    lines = _v("integer")(lines, "lines", 1, 100000)
     if supervisor == "daemontools":
         folder = os.path.join(log_dir or _setting("lookup", "service", "log_dir"), service)
         if not os.path.isfile(os.path.join(folder, "current")):

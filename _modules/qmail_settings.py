@@ -17,9 +17,11 @@ file.
 
 import copy
 import json
+import logging
 import os
 import shlex
 
+import salt.utils.dictupdate
 from salt.exceptions import SaltInvocationError
 
 try:  # Salt >= 3008 masks pillar values in output; the formula needs them plain.
@@ -28,6 +30,8 @@ except ImportError:  # pragma: no cover - older Salt has no masking
 
     def _plain(value):
         return value
+
+log = logging.getLogger(__name__)
 
 __virtualname__ = "qmail_settings"
 
@@ -66,18 +70,9 @@ def __virtual__():
     return __virtualname__
 
 
-_VALIDATORS = {}
-
-
 def _v(name):
-    """A shared validator of ``_utils/qmail_validate.py``. The plain function
-    behind the loader's wrapper: they touch no dunder, and the wrapper's
-    per-call cost adds up over 100,000 rcpthosts."""
-    fun = _VALIDATORS.get(name)
-    if fun is None:
-        fun = __utils__[f"qmail_validate.{name}"]
-        fun = _VALIDATORS[name] = getattr(fun, "func", fun)
-    return fun
+    """A validator of ``_utils/qmail_validate.py`` (the one schema owner)."""
+    return __utils__["qmail_validate.plain"](name)
 
 
 def _fail(key, message):
@@ -88,14 +83,9 @@ def _fail(key, message):
 # Shape: nulls, unknown keys, types
 # --------------------------------------------------------------------------
 def _merge(base, update):
-    """Merge ``update`` into a copy of ``base``: mappings deeply, the rest replaced."""
-    result = copy.copy(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(result.get(key), dict):
-            result[key] = _merge(result[key], value)
-        else:
-            result[key] = value
-    return result
+    """Merge ``update`` into a copy of ``base``: mappings deeply, the rest
+    (lists too) replaced, as template-formula's map does."""
+    return salt.utils.dictupdate.merge(base, update, strategy="recurse", merge_lists=False)
 
 
 def _drop_nulls(value, key):
@@ -606,7 +596,7 @@ def _tls_settings(settings):
 # --------------------------------------------------------------------------
 # Public functions
 # --------------------------------------------------------------------------
-def merge(defaults, os_family=None, pillar=None):
+def merge(defaults=None, os_family=None, pillar=None):
     """
     Merge the formula's ``defaults``, the ``os_family`` parameters and
     ``pillar`` (the ``qmail`` pillar; its ``lookup`` goes over the OS-level
@@ -626,8 +616,13 @@ def merge(defaults, os_family=None, pillar=None):
 
     CLI Example::
 
-        salt '*' qmail_settings.merge "{'lookup': {...}, ...}" pillar="{'role': 'spool'}"
+        salt '*' qmail_settings.merge pillar="{role: client, spool: mail.example.org}"
+
+    Without ``defaults``, the parameters shipped with the formula (and this
+    minion's ``os_family`` file) are used, as ``show`` does.
     """
+    if defaults is None:
+        defaults, os_family = _parameters()
     pillar = _plain(pillar) if pillar is not None else {}
     # Every SLS file imports map.jinja, so one state run asks for the same
     # merge about ten times: check and derive once per run and input.
@@ -651,6 +646,17 @@ def _merge_checked(defaults, os_family, pillar):
     return settings
 
 
+def _parameters():
+    """defaults.yaml and this minion's os_family file, from the file server."""
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    def _yaml(path):
+        text = __salt__["cp.get_file_str"](f"salt://qmail/parameters/{path}")
+        return yaml.safe_load(text) if text else {}
+
+    return _yaml("defaults.yaml"), _yaml(f"os_family/{__grains__['os_family']}.yaml")
+
+
 def show(pillar=None):
     """
     Show the merged, checked settings for this minion, from the parameters
@@ -660,14 +666,7 @@ def show(pillar=None):
 
         salt '*' qmail_settings.show
     """
-    import yaml  # pylint: disable=import-outside-toplevel
-
-    def _yaml(path):
-        text = __salt__["cp.get_file_str"](f"salt://qmail/parameters/{path}")
-        return yaml.safe_load(text) if text else {}
-
-    defaults = _yaml("defaults.yaml")
-    os_family = _yaml(f"os_family/{__grains__['os_family']}.yaml")
+    defaults, os_family = _parameters()
     if pillar is None:
         pillar = __salt__["pillar.get"]("qmail", {}, unmask=True)
     return merge(defaults, os_family, pillar)

@@ -30,7 +30,11 @@ installed (``installed``: old/new record), how (``compiled`` true/false,
 state can restart qmail-send with ``onchanges``.
 """
 
+import logging
+
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+log = logging.getLogger(__name__)
 
 __virtualname__ = "qmail_build"
 

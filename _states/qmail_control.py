@@ -27,7 +27,11 @@ change needs qmail-send to be told, ``changes`` carries ``reload``: ``hup``,
 state can react with ``onchanges``.
 """
 
+import logging
+
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+log = logging.getLogger(__name__)
 
 __virtualname__ = "qmail_control"
 

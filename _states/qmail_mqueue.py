@@ -15,9 +15,12 @@ comment names each with the reason (the state does not fail: they are safe,
 and ``qmail_sendmail.status`` lists them too).
 """
 
+import logging
 import os
 
-from salt.exceptions import CommandExecutionError
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+log = logging.getLogger(__name__)
 
 __virtualname__ = "qmail_mqueue"
 
@@ -59,7 +62,7 @@ def handed_over(name, queues=None, qmail_queue="/var/qmail/bin/qmail-queue",
             done = handover(queues, qmail_queue, lock=lock, test=True)
         else:
             done = handover(queues, qmail_queue, lock=lock)
-    except (CommandExecutionError, OSError) as exc:
+    except (CommandExecutionError, SaltInvocationError, OSError) as exc:
         ret.update(result=False, comment=str(exc))
         return ret
     count = len(done["handed_over"])
@@ -97,7 +100,7 @@ def handed_back(name, sendmail="/usr/sbin/sendmail",
     test = bool(__opts__["test"])
     try:
         done = __salt__["qmail_mqueue.handback"](name, sendmail, lock=lock, test=test)
-    except CommandExecutionError as exc:
+    except (CommandExecutionError, SaltInvocationError) as exc:
         if "qmail-send runs" in str(exc):
             ret["comment"] = f"qmail-send runs: the messages in {name}/queue stay with it"
             return ret

@@ -33,9 +33,12 @@ Every state takes ``record`` (default /var/lib/qmail-formula/sendmail.json).
 ``test=True`` returns the predicted changes (old/new) and touches nothing.
 """
 
+import logging
 import os
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+log = logging.getLogger(__name__)
 
 __virtualname__ = "qmail_sendmail"
 

@@ -264,7 +264,7 @@ def _compile_rules(ret, name, ucspi_bin, why):
         return ret
     try:
         __salt__["qmail_service.compile_tcp_rules"](name, ucspi_bin)
-    except (OSError, CommandExecutionError) as exc:
+    except (OSError, CommandExecutionError, SaltInvocationError) as exc:
         return _fail(ret, exc)
     ret["comment"] = f"{cdb} compiled: {why}"
     return ret
@@ -356,7 +356,7 @@ def mod_watch(name, sfun=None, **kwargs):
             return ret
         try:
             pids = __salt__["qmail_service.reload_inetd"](missing_ok=kwargs.get("missing_ok"))
-        except CommandExecutionError as exc:
+        except (CommandExecutionError, SaltInvocationError) as exc:
             return _fail(ret, exc)
         ret.update(changes={"hup": pids} if pids else {},
                    comment=f"inetd re-read {name}" if pids else "no inetd runs")

@@ -2,12 +2,18 @@
 File helpers shared by the formula's execution modules (``__utils__``).
 
 qmail reads its files at any moment and a killed Salt run must not leave a
-half-written one behind: every write goes through a temporary file in the
-same folder, fsync, rename, then fsync of the folder.
+half-written one behind: every write, copy and symlink of the formula goes
+through a temporary name in the same folder, fsync, rename, then fsync of
+the folder. This is the one writer; the modules call it directly.
 """
 
+import logging
 import os
+import secrets
+import shutil
 import tempfile
+
+log = logging.getLogger(__name__)
 
 
 def fsync_dir(directory):
@@ -19,12 +25,10 @@ def fsync_dir(directory):
         os.close(fd)
 
 
-def atomic_write(path, data, mode=0o644, uid=None, gid=None):
-    """
-    Write bytes ``data`` to ``path`` so that readers see the old file or the
-    new one, never a part: ``mode``, and ``uid``/``gid`` when given, are set
-    on the temporary file before it takes the name.
-    """
+def _replace(path, fill, mode, uid=None, gid=None):
+    """Create a temporary file beside ``path`` (O_EXCL, random name), let
+    ``fill`` write it, set owner then mode (chown clears set-id bits), fsync,
+    rename over ``path`` and fsync the folder."""
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o755, exist_ok=True)
     # mkstemp: O_CREAT|O_EXCL under a random name, so nothing planted in the
@@ -33,18 +37,62 @@ def atomic_write(path, data, mode=0o644, uid=None, gid=None):
                                dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            fill(handle)
             handle.flush()
             if uid is not None or gid is not None:
                 os.fchown(handle.fileno(), -1 if uid is None else uid,
                           -1 if gid is None else gid)
             os.fchmod(handle.fileno(), mode)
             os.fsync(handle.fileno())
+        # rename: readers (and a running binary) keep the old inode.
         os.rename(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        raise
+    fsync_dir(directory)
+
+
+def atomic_write(path, data, mode=0o644, uid=None, gid=None, like=None):
+    """
+    Write bytes ``data`` to ``path`` so that readers see the old file or the
+    new one, never a part: ``mode``, and ``uid``/``gid`` when given, are set
+    on the temporary file before it takes the name. ``like``: an
+    ``os.stat_result`` whose mode and owner the new file takes instead.
+    """
+    if like is not None:
+        mode, uid, gid = like.st_mode & 0o7777, like.st_uid, like.st_gid
+    _replace(path, lambda handle: handle.write(data), mode, uid, gid)
+
+
+def atomic_copy(src, dst, mode, uid=None, gid=None):
+    """Copy file ``src`` over ``dst`` the same way (a running program ``dst``
+    keeps its old inode)."""
+    def fill(handle):
+        with open(src, "rb") as source:
+            shutil.copyfileobj(source, handle, 1 << 20)
+
+    _replace(dst, fill, mode, uid, gid)
+
+
+def atomic_symlink(target, path):
+    """Make ``path`` a symlink to ``target`` by renaming a new one over it: a
+    reader sees the old link or the new one, never none."""
+    directory = os.path.dirname(path)
+    for _ in range(100):  # symlink() has no mkstemp: a random name, O_EXCL-like
+        tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(8)}.tmp")
+        try:
+            os.symlink(target, tmp)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"no free temporary name beside {path}")
+    try:
+        os.rename(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
         raise
     fsync_dir(directory)

@@ -9,8 +9,16 @@ than ours.
 """
 
 import functools
+import logging
 import os
 import subprocess
+
+try:  # a Salt requirement; IRIX has no build of it
+    import psutil
+except ImportError:  # pragma: no cover
+    psutil = None
+
+log = logging.getLogger(__name__)
 
 
 def _namespace_depth(pid):
@@ -42,8 +50,11 @@ def is_own(pid):
 
 
 def all_pids():
-    """Every PID /proc lists, containers' included: filter what matches with
-    ``is_own`` (cheaper than reading every process's status first)."""
+    """Every PID the kernel lists (psutil), containers' included: filter what
+    matches with ``is_own`` (cheaper than reading every process's status
+    first)."""
+    if psutil is not None:
+        return sorted(psutil.pids())
     return sorted(int(entry) for entry in os.listdir("/proc") if entry.isdigit())
 
 
@@ -53,7 +64,9 @@ def own_pids():
 
 
 def comm(pid):
-    """The command name of ``pid`` ('' when it is gone)."""
+    """The command name of ``pid`` ('' when it is gone): the kernel's comm,
+    as ps and pgrep show it (psutil's ``name()`` may swap a long one for
+    the program's file name)."""
     try:
         with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as handle:
             return handle.read().strip()
@@ -64,6 +77,12 @@ def comm(pid):
 def exe(pid):
     """The program ``pid`` runs, or None when it cannot be read (gone, or a
     set-id program that is not dumpable where root lacks CAP_SYS_PTRACE)."""
+    if psutil is not None:
+        try:
+            path = psutil.Process(pid).exe()
+        except (psutil.Error, OSError):
+            return None
+        return path.removesuffix(" (deleted)") or None
     try:
         path = os.readlink(f"/proc/{pid}/exe")
     except OSError:
@@ -77,7 +96,14 @@ def _has_proc():
 
 def alive(pid):
     """Whether ``pid`` runs: it exists and is not a zombie waiting for its
-    parent (without /proc, as on FreeBSD or IRIX, a zombie counts as alive)."""
+    parent (without psutil and /proc, as on IRIX, a zombie counts as alive)."""
+    if psutil is not None:
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+        except psutil.Error:
+            return True
     if _has_proc():
         try:
             with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
@@ -102,6 +128,9 @@ def pids_named(name):
     if _has_proc():
         return [pid for pid in all_pids()
                 if comm(pid) == name and is_own(pid) and alive(pid)]
+    if psutil is not None:  # FreeBSD: no /proc, psutil asks the kernel
+        return sorted(p.pid for p in psutil.process_iter(["name", "status"])
+                      if p.info["name"] == name and p.info["status"] != psutil.STATUS_ZOMBIE)
     out = subprocess.run(["ps", "-A", "-o", "pid=", "-o", "stat=", "-o", "comm="],
                          capture_output=True, text=True, check=False).stdout
     pids = []

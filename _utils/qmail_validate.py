@@ -11,12 +11,15 @@ pillar or touches the host, except the Public Suffix List file and
 """
 
 import ipaddress
+import logging
 import os
 import re
 import sys
 import types
 
 from salt.exceptions import SaltInvocationError
+
+log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------
 # Errors and text
@@ -33,6 +36,19 @@ MAX_INT = 2**31 - 1
 
 def fail(key, message):
     raise SaltInvocationError(f"{key}: {message}")
+
+
+def plain(name):
+    """
+    Validator ``name`` of this module as a plain function, for the
+    execution modules' ``_v``: the functions here touch no dunder, and the
+    loader's per-call wrapper adds up over 100,000 rcpthosts entries, so
+    hot loops fetch a validator once and call it directly.
+    """
+    fun = globals().get(name)
+    if name.startswith("_") or not isinstance(fun, types.FunctionType):
+        raise SaltInvocationError(f"qmail_validate has no validator {name!r}")
+    return fun
 
 
 def _got(value):
@@ -437,6 +453,37 @@ def system_file(value, key):
         if system:
             fail(key, f"{_short(value)} is or holds the system folder {system}, not a file")
     return path_
+
+
+def existing_dir(value, key):
+    """An absolute path to a folder that exists (execution arguments)."""
+    path_ = path(value, key)
+    if not os.path.isdir(path_):
+        fail(key, f"{path_} is not a folder")
+    return path_
+
+
+def existing_file(value, key):
+    """An absolute path to a regular file that exists (execution arguments)."""
+    path_ = path(value, key)
+    if not os.path.isfile(path_):
+        fail(key, f"{path_} is not a file")
+    return path_
+
+
+def fields(value, key, names):
+    """A mapping that holds at least the keys ``names``."""
+    mapping(value, key)
+    missing = [name for name in names if name not in value]
+    if missing:
+        fail(key, "missing " + ", ".join(f"{key}:{name}" for name in missing))
+    return value
+
+
+def names(value, key, pattern=r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", what="a name"):
+    """A list of names (make targets, services...), each in ``pattern``."""
+    return [matches(item, f"{key}[{i}]", pattern, what)
+            for i, item in enumerate(list_of(value, key))]
 
 
 def inside(child, parent):

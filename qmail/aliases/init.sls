@@ -4,15 +4,16 @@
 # with their targets from pillar qmail:aliases; the Maildirs they deliver to.
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- from tplroot ~ "/libsid.jinja" import sid %}
 {%- set alias_home = qmail.lookup.home ~ "/alias" %}
 
 include:
-  - {{ tplroot }}.build
+  - {{ (tplroot ~ ".build") | json }}
 
 {%- for maildir in qmail.aliases_maildirs %}
 {%-   for sub in ["", "/cur", "/new", "/tmp"] %}
 
-qmail-aliases-maildir-file-directory-{{ maildir }}{{ sub }}:
+{{ sid(["qmail-aliases-maildir-file-directory-", maildir, sub]) }}:
   file.directory:
     - name: {{ (maildir ~ sub) | json }}
     - user: {{ qmail.lookup.users.alias | json }}
@@ -27,12 +28,12 @@ qmail-aliases-maildir-file-directory-{{ maildir }}{{ sub }}:
 {%- for name, lines in qmail.aliases_files | dictsort %}
 {%-   if lines is none %}
 
-qmail-aliases-qmail-{{ name }}-file-absent:
+{{ sid(["qmail-aliases-qmail-", name, "-file-absent"]) }}:
   file.absent:
     - name: {{ (alias_home ~ '/.qmail-' ~ name) | json }}
 {%-   else %}
 
-qmail-aliases-qmail-{{ name }}-file-managed:
+{{ sid(["qmail-aliases-qmail-", name, "-file-managed"]) }}:
   file.managed:
     - name: {{ (alias_home ~ '/.qmail-' ~ name) | json }}
     - contents: {{ lines | json }}
@@ -42,7 +43,7 @@ qmail-aliases-qmail-{{ name }}-file-managed:
     - require:
       - qmail_build: qmail-build-tree-qmail_build-installed
 {%-     for maildir in qmail.aliases_maildirs %}
-      - file: qmail-aliases-maildir-file-directory-{{ maildir }}/tmp
+      - file: {{ sid(["qmail-aliases-maildir-file-directory-", maildir, "/tmp"]) }}
 {%-     endfor %}
 {%-   endif %}
 {%- endfor %}

@@ -5,10 +5,11 @@
 # then <home>/rc, the script that starts qmail with the default delivery.
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- from tplroot ~ "/libsid.jinja" import sid %}
 {%- from tplroot ~ "/libtofs.jinja" import files_switch with context %}
 
 include:
-  - {{ tplroot }}.users
+  - {{ (tplroot ~ ".users") | json }}
 
 # First of all (the accounts wait for it): a wrong hash changes nothing.
 qmail-build-source-qmail_build-source_verified:
@@ -18,10 +19,10 @@ qmail-build-source-qmail_build-source_verified:
     - conf: {{ qmail.build_conf | json }}
     - require_in:
 {%- for group in qmail.accounts_groups %}
-      - group: qmail-users-group-present-{{ group.key }}
+      - group: {{ sid(["qmail-users-group-present-", group.key]) }}
 {%- endfor %}
 {%- for user in qmail.accounts_users %}
-      - user: qmail-users-user-present-{{ user.key }}
+      - user: {{ sid(["qmail-users-user-present-", user.key]) }}
 {%- endfor %}
 
 qmail-build-tree-qmail_build-installed:
@@ -34,10 +35,10 @@ qmail-build-tree-qmail_build-installed:
     - require:
       - qmail_build: qmail-build-source-qmail_build-source_verified
 {%- for group in qmail.accounts_groups %}
-      - group: qmail-users-group-present-{{ group.key }}
+      - group: {{ sid(["qmail-users-group-present-", group.key]) }}
 {%- endfor %}
 {%- for user in qmail.accounts_users %}
-      - user: qmail-users-user-present-{{ user.key }}
+      - user: {{ sid(["qmail-users-user-present-", user.key]) }}
 {%- endfor %}
 
 qmail-build-rc-file-managed:

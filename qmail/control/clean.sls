@@ -3,10 +3,11 @@
 # Remove the control files this formula manages; others stay.
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- from tplroot ~ "/libsid.jinja" import sid %}
 
 {%- for name in qmail.control_managed | sort %}
 
-qmail-control-clean-file-absent-{{ name }}:
+{{ sid(["qmail-control-clean-file-absent-", name]) }}:
   qmail_control.absent:
     - name: {{ name | json }}
     - home: {{ qmail.lookup.home | json }}

@@ -24,13 +24,9 @@ qmail-sendmail-clean-queue-qmail_mqueue-handed_back:
 
 {%- for package in sendmail.mta_package %}
 
-qmail-sendmail-clean-mta-package-cmd-run-purge:
-  cmd.run:
-    - name: {{ ('dpkg --purge ' ~ package.name | quote) | json }}
-    - onlyif:
-      - fun: pkg.version
-        args:
-          - {{ package.name | json }}
+qmail-sendmail-clean-mta-package-pkg-purged:
+  pkg.purged:
+    - name: {{ package.name | json }}
     - require:
       - qmail_sendmail: qmail-sendmail-clean-qmail_sendmail-restored
 

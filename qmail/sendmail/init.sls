@@ -5,6 +5,7 @@
 # saves what it changes (lookup:sendmail_record) for qmail.sendmail.clean.
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- from tplroot ~ "/libsid.jinja" import sid %}
 {%- set sendmail = qmail.sendmail %}
 
 qmail-sendmail-processes-qmail_sendmail-stopped:
@@ -28,7 +29,7 @@ qmail-sendmail-boot-qmail_sendmail-boot_disabled:
 
 {%- for path in qmail.lookup.sendmail_paths %}
 
-qmail-sendmail-binary-qmail_sendmail-neutralised-{{ path }}:
+{{ sid(["qmail-sendmail-binary-qmail_sendmail-neutralised-", path]) }}:
   qmail_sendmail.neutralised:
     - name: {{ path | json }}
     - frontend: {{ sendmail.frontend | json }}
@@ -54,7 +55,7 @@ qmail-sendmail-queue-qmail_mqueue-handed_over:
 
 {%- for alt in sendmail.alternatives %}
 
-qmail-sendmail-alternative-qmail_sendmail-alternative-{{ alt.name }}:
+{{ sid(["qmail-sendmail-alternative-qmail_sendmail-alternative-", alt.name]) }}:
   qmail_sendmail.alternative:
     - name: {{ alt.name | json }}
     - link: {{ alt.link | json }}
@@ -68,7 +69,7 @@ qmail-sendmail-alternative-qmail_sendmail-alternative-{{ alt.name }}:
 
 {%- for path in qmail.lookup.sendmail_links %}
 
-qmail-sendmail-link-qmail_sendmail-frontend_linked-{{ path }}:
+{{ sid(["qmail-sendmail-link-qmail_sendmail-frontend_linked-", path]) }}:
   qmail_sendmail.frontend_linked:
     - name: {{ path | json }}
     - frontend: {{ sendmail.frontend | json }}
@@ -98,12 +99,11 @@ qmail-sendmail-mailer-conf-qmail_sendmail-mailer_conf:
     conflicts with any other provider), it is built but not installed. #}
 {%- for package in sendmail.mta_package %}
 
-qmail-sendmail-mta-package-file-managed-control:
-  file.managed:
-    - name: {{ (package.dir ~ '/DEBIAN/control') | json }}
-    - makedirs: true
-    - mode: '0644'
-    - contents: {{ [
+qmail-sendmail-mta-package-qmail_mta_package-built:
+  qmail_mta_package.built:
+    - name: {{ package.deb | json }}
+    - root: {{ package.dir | json }}
+    - control: {{ [
         'Package: ' ~ package.name,
         'Version: 1.0',
         'Section: mail',
@@ -117,28 +117,10 @@ qmail-sendmail-mta-package-file-managed-control:
         ' qmail itself lives in ' ~ qmail.lookup.home ~ ', outside dpkg.',
       ] | json }}
 
-{#- Salt's cmd.run state always runs its command through a shell (3008
-    has no python_shell for it), so every value in these commands is a
-    checked name or path (qmail_settings: a safe character set) and is
-    shell-quoted here besides. test=True runs only the `unless` tests,
-    which change nothing. #}
-{%- set dir = package.dir | quote %}
-{%- set deb = package.deb | quote %}
-
-qmail-sendmail-mta-package-cmd-run-build:
-  cmd.run:
-    - name: {{ ('dpkg-deb --root-owner-group --build ' ~ dir ~ ' ' ~ deb) | json }}
-    - unless: {{ ('test ' ~ deb ~ ' -nt ' ~ (package.dir ~ '/DEBIAN/control') | quote) | json }}
+qmail-sendmail-mta-package-qmail_mta_package-installed:
+  qmail_mta_package.installed:
+    - name: {{ package.name | json }}
+    - source: {{ package.deb | json }}
     - require:
-      - file: qmail-sendmail-mta-package-file-managed-control
-
-qmail-sendmail-mta-package-cmd-run-install:
-  cmd.run:
-    - name: {{ ('dpkg --install ' ~ deb) | json }}
-    # No pillar value in this test: only a question to dpkg.
-    - unless: >-
-        dpkg-query -W -f '${db:Status-Abbrev} ${Package}, ${Provides},\n'
-        | grep -Eq '^ii +.*[ ,]mail-transport-agent[ ,(]'
-    - require:
-      - cmd: qmail-sendmail-mta-package-cmd-run-build
+      - qmail_mta_package: qmail-sendmail-mta-package-qmail_mta_package-built
 {%- endfor %}

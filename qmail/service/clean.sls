@@ -5,6 +5,7 @@
 # qmail-send is stopped with TERM, which lets deliveries under way finish.
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- from tplroot ~ "/libsid.jinja" import sid %}
 {%- set paths = qmail.lookup.service %}
 {%- set home = qmail.lookup.home %}
 {%- set service_args = {"home": home, "service_dir": paths.service_dir,
@@ -16,12 +17,12 @@
                               ("send", ["systemd", "daemontools", "bootscript"])] %}
 {%-   for under in supervisors %}
 
-qmail-service-clean-{{ name }}-{{ under }}-qmail_service-dead:
+{{ sid(["qmail-service-clean-", name, "-", under, "-qmail_service-dead"]) }}:
   qmail_service.dead:
     - name: {{ ("qmail-" ~ name) | json }}
     - supervisor: {{ under | json }}
 {%-     for key, value in service_args | dictsort %}
-    - {{ key }}: {{ value | json }}
+    - {{ key | json }}: {{ value | json }}
 {%-     endfor %}
 {%-     if name == "send" %}
     - require:
@@ -89,7 +90,7 @@ qmail-service-clean-inetd-qmail_service-inetd_reloaded:
                  paths.tcp_rules,
                  paths.tcp_rules ~ ".cdb"] %}
 
-qmail-service-clean-{{ file | replace("/", "-") | trim("-") }}-file-absent:
+{{ sid(["qmail-service-clean-", file | replace("/", "-") | trim("-"), "-file-absent"]) }}:
   file.absent:
     - name: {{ file | json }}
     - require:
@@ -102,7 +103,7 @@ qmail-service-clean-systemd-daemon-reload-cmd-run:
   cmd.run:
     - name: systemctl daemon-reload
     - onchanges:
-      - file: qmail-service-clean-{{ (paths.unit_dir ~ "/qmail-send.service") | replace("/", "-") | trim("-") }}-file-absent
-      - file: qmail-service-clean-{{ (paths.unit_dir ~ "/qmail-smtpd.service") | replace("/", "-") | trim("-") }}-file-absent
-      - file: qmail-service-clean-{{ (paths.unit_dir ~ "/qmail-smtpsd.service") | replace("/", "-") | trim("-") }}-file-absent
-      - file: qmail-service-clean-{{ (paths.unit_dir ~ "/qmail-svscan.service") | replace("/", "-") | trim("-") }}-file-absent
+      - file: {{ sid(["qmail-service-clean-", (paths.unit_dir ~ "/qmail-send.service") | replace("/", "-") | trim("-"), "-file-absent"]) }}
+      - file: {{ sid(["qmail-service-clean-", (paths.unit_dir ~ "/qmail-smtpd.service") | replace("/", "-") | trim("-"), "-file-absent"]) }}
+      - file: {{ sid(["qmail-service-clean-", (paths.unit_dir ~ "/qmail-smtpsd.service") | replace("/", "-") | trim("-"), "-file-absent"]) }}
+      - file: {{ sid(["qmail-service-clean-", (paths.unit_dir ~ "/qmail-svscan.service") | replace("/", "-") | trim("-"), "-file-absent"]) }}

@@ -7,14 +7,15 @@
 # qmail-newmrh (morercpthosts), as each change calls for.
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- from tplroot ~ "/libsid.jinja" import sid %}
 {%- from tplroot ~ "/libtofs.jinja" import files_switch with context %}
 {%- set supervisor = qmail.service.supervisor %}
 {%- set paths = qmail.lookup.service %}
 {%- set home = qmail.lookup.home %}
 
 include:
-  - {{ tplroot }}.build
-  - {{ tplroot }}.control
+  - {{ (tplroot ~ ".build") | json }}
+  - {{ (tplroot ~ ".control") | json }}
 
 qmail-service-send-run-file-managed:
   file.managed:
@@ -173,7 +174,7 @@ qmail-service-send-qmail_service-running:
 {#- morercpthosts gone: its .cdb must go too (qmail-smtpd reads only that). #}
 {%- for name in qmail.service.newmrh_drop %}
 
-qmail-service-send-{{ name }}-cdb-file-absent:
+{{ sid(["qmail-service-send-", name, "-cdb-file-absent"]) }}:
   file.absent:
     - name: {{ (home ~ "/control/" ~ name ~ ".cdb") | json }}
     - require:

@@ -8,6 +8,7 @@
 # missing (an open relay otherwise).
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- from tplroot ~ "/libsid.jinja" import sid %}
 {%- from tplroot ~ "/libtofs.jinja" import files_switch with context %}
 {%- set mode = qmail.service.smtpd_mode %}
 {%- set supervisor = qmail.service.supervisor %}
@@ -20,12 +21,12 @@
 {%- if mode != "off" %}
 
 include:
-  - {{ tplroot }}.control
+  - {{ (tplroot ~ ".control") | json }}
 {%-   if mode == "tcpserver" and supervisor == "daemontools" %}
-  - {{ tplroot }}.service.send
+  - {{ (tplroot ~ ".service.send") | json }}
 {%-   endif %}
 {%-   if qmail.tls.active %}
-  - {{ tplroot }}.service.tls
+  - {{ (tplroot ~ ".service.tls") | json }}
 {%-   endif %}
 
 qmail-service-smtpd-wrapper-file-managed:
@@ -67,12 +68,12 @@ qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
 {#- qmail-smtpd (port 25; STARTTLS with qmail:tls) and qmail-smtpsd (implicit
     TLS, qmail:tls:smtps): one service each, the same relay rules. #}
 {%- for svc in qmail.service.smtpd_services %}
-{%-   set sid = "qmail-service-" ~ svc.name[6:] %}
+{%-   set prefix = "qmail-service-" ~ svc.name[6:] %}
 {%-   set dir = home ~ "/supervise/" ~ svc.name %}
 
 # The tcpserver command line as data (extend it through the run script's
 # TOFS override, or with more options here).
-{{ sid }}-run-file-managed:
+{{ sid([prefix, "-run-file-managed"]) }}:
   file.managed:
     - name: {{ (dir ~ "/run") | json }}
     - source: {{ files_switch(qmail.tofs, ["service/smtpd-run"], "smtpd-run") }}
@@ -94,7 +95,7 @@ qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
 
 {%-   if supervisor == "systemd" %}
 
-{{ sid }}-unit-file-managed:
+{{ sid([prefix, "-unit-file-managed"]) }}:
   file.managed:
     - name: {{ (paths.unit_dir ~ "/" ~ svc.name ~ ".service") | json }}
     - source: {{ files_switch(qmail.tofs, ["service/qmail-smtpd.service"], "qmail-smtpd.service") }}
@@ -114,7 +115,7 @@ qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
 {%-     set log_dir = paths.log_dir ~ "/" ~ svc.name %}
 
 # multilog as qmaill into <log_dir>/<service> (Life with qmail's layout).
-{{ sid }}-log-dir-file-directory:
+{{ sid([prefix, "-log-dir-file-directory"]) }}:
   file.directory:
     - name: {{ log_dir | json }}
     - user: {{ qmail.lookup.users.qmaill | json }}
@@ -122,7 +123,7 @@ qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
     - mode: '0750'
     - makedirs: true
 
-{{ sid }}-log-run-file-managed:
+{{ sid([prefix, "-log-run-file-managed"]) }}:
   file.managed:
     - name: {{ (dir ~ "/log/run") | json }}
     - source: {{ files_switch(qmail.tofs, ["service/log-run"], "log-run") }}
@@ -138,7 +139,7 @@ qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
         count: {{ log.count | json }}
         log_dir: {{ log_dir | json }}
 
-{{ sid }}-link-file-symlink:
+{{ sid([prefix, "-link-file-symlink"]) }}:
   file.symlink:
     - name: {{ (paths.service_dir ~ "/" ~ svc.name) | json }}
     - target: {{ dir | json }}
@@ -146,9 +147,9 @@ qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
       - qmail_control: qmail-control-file-managed-rcpthosts
       - qmail_service: qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled
       - file: qmail-service-smtpd-wrapper-file-managed
-      - file: {{ sid }}-run-file-managed
-      - file: {{ sid }}-log-run-file-managed
-      - file: {{ sid }}-log-dir-file-directory
+      - file: {{ sid([prefix, "-run-file-managed"]) }}
+      - file: {{ sid([prefix, "-log-run-file-managed"]) }}
+      - file: {{ sid([prefix, "-log-dir-file-directory"]) }}
       - file: qmail-service-smtpd-inetd-no-line-file-replace
       - service: qmail-service-svscan-service-running
 {%-     if svc.tls != "none" %}
@@ -156,12 +157,12 @@ qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
 {%-     endif %}
 {%-   endif %}
 
-{{ sid }}-qmail_service-running:
+{{ sid([prefix, "-qmail_service-running"]) }}:
   qmail_service.running:
     - name: {{ svc.name | json }}
     - supervisor: {{ supervisor | json }}
 {%-   for key, value in service_args | dictsort %}
-    - {{ key }}: {{ value | json }}
+    - {{ key | json }}: {{ value | json }}
 {%-   endfor %}
     - require:
       - qmail_control: qmail-control-file-managed-rcpthosts
@@ -173,14 +174,14 @@ qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
       - qmail_tls: qmail-service-tls-pem-qmail_tls-pem_managed
 {%-   endif %}
 {%-   if supervisor == "daemontools" %}
-      - file: {{ sid }}-link-file-symlink
+      - file: {{ sid([prefix, "-link-file-symlink"]) }}
 {%-   endif %}
     - watch:
-      - file: {{ sid }}-run-file-managed
+      - file: {{ sid([prefix, "-run-file-managed"]) }}
 {%-   if supervisor == "systemd" %}
-      - file: {{ sid }}-unit-file-managed
+      - file: {{ sid([prefix, "-unit-file-managed"]) }}
 {%-   elif supervisor == "daemontools" %}
-      - file: {{ sid }}-log-run-file-managed
+      - file: {{ sid([prefix, "-log-run-file-managed"]) }}
 {%-   endif %}
 {%- endfor %}
 
@@ -189,12 +190,12 @@ qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
 {%- for name in qmail.service.smtpd_stopped %}
 {%-   for under in ["systemd", "daemontools"] %}
 
-qmail-service-{{ name[6:] }}-{{ under }}-qmail_service-dead:
+{{ sid(["qmail-service-", name[6:], "-", under, "-qmail_service-dead"]) }}:
   qmail_service.dead:
     - name: {{ name | json }}
     - supervisor: {{ under | json }}
 {%-     for key, value in service_args | dictsort %}
-    - {{ key }}: {{ value | json }}
+    - {{ key | json }}: {{ value | json }}
 {%-     endfor %}
 {%-   endfor %}
 {%- endfor %}

@@ -4,23 +4,24 @@
 # tree, when pillar qmail:clean:remove_install asks for it.
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- from tplroot ~ "/libsid.jinja" import sid %}
 {%- if qmail.clean.remove_install %}
 
 {%-   for user in qmail.accounts_users %}
 
-qmail-users-clean-user-absent-{{ user.key }}:
+{{ sid(["qmail-users-clean-user-absent-", user.key]) }}:
   user.absent:
     - name: {{ user.name | json }}
 {%-   endfor %}
 
 {%-   for group in qmail.accounts_groups %}
 
-qmail-users-clean-group-absent-{{ group.key }}:
+{{ sid(["qmail-users-clean-group-absent-", group.key]) }}:
   group.absent:
     - name: {{ group.name | json }}
     - require:
 {%-     for user in qmail.accounts_users %}
-      - user: qmail-users-clean-user-absent-{{ user.key }}
+      - user: {{ sid(["qmail-users-clean-user-absent-", user.key]) }}
 {%-     endfor %}
 {%-   endfor %}
 {%- else %}

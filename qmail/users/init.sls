@@ -4,10 +4,11 @@
 # bakes their ids into its binaries).
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- from tplroot ~ "/libsid.jinja" import sid %}
 
 {%- for group in qmail.accounts_groups %}
 
-qmail-users-group-present-{{ group.key }}:
+{{ sid(["qmail-users-group-present-", group.key]) }}:
   group.present:
     - name: {{ group.name | json }}
     - system: true
@@ -18,7 +19,7 @@ qmail-users-group-present-{{ group.key }}:
 
 {%- for user in qmail.accounts_users %}
 
-qmail-users-user-present-{{ user.key }}:
+{{ sid(["qmail-users-user-present-", user.key]) }}:
   user.present:
     - name: {{ user.name | json }}
     - gid: {{ user.group | json }}
@@ -31,5 +32,5 @@ qmail-users-user-present-{{ user.key }}:
     - uid: {{ user.uid | json }}
 {%-   endif %}
     - require:
-      - group: qmail-users-group-present-{{ user.group_key }}
+      - group: {{ sid(["qmail-users-group-present-", user.group_key]) }}
 {%- endfor %}

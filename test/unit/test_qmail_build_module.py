@@ -206,7 +206,8 @@ def test_fix_alloc(modules, tmp_path):
     assert (tmp_path / "spawn.c").read_text() == (
         '#include "str.h"\n#include "alloc.h"\n#include "stralloc.h"\n#include "select.h"\n')
     assert modules.qmail_build.fix_alloc(str(tmp_path)) is False  # once only
-    assert modules.qmail_build.fix_alloc(str(tmp_path / "none")) is False
+    with pytest.raises(SaltInvocationError, match="^srcdir: .* is not a folder"):
+        modules.qmail_build.fix_alloc(str(tmp_path / "none"))
 
 
 def test_fix_implicit_appends_to_conf_ccs_first_line_once(modules, tmp_path):

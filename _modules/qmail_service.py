@@ -657,12 +657,13 @@ def logs(service=SEND, lines=50, supervisor=None, log_dir=None):
     and tcpserver's connection lines are there); under daemontools from
     multilog's ``<log_dir>/<service>/current`` and the files it rotated
     (TAI64N timestamps, as ``tai64nlocal`` reads them); with the boot script, qmail-send's syslog
-    lines (``journalctl -t qmail``).
+    lines (``journalctl -t qmail``). The supervisor defaults to the one in
+    the settings, ``log_dir`` to ``lookup:service:log_dir``.
 
     CLI Example::
 
-        salt spool qmail_service.logs qmail-smtpd lines=20
-        salt '*' qmail_service.logs qmail-send supervisor=daemontools
+        salt '*' qmail_service.logs qmail-smtpd lines=20 supervisor=daemontools \\
+            log_dir=/var/log/qmail
     """
     supervisor = _supervisor(supervisor)
     _v("one_of")(service, SERVICES, "service")

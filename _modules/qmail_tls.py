@@ -24,6 +24,11 @@ def __virtual__():
     return (False, "the qmail_tls utils are not available (run saltutil.sync_all first)")
 
 
+def _v(name):
+    """A validator of ``_utils/qmail_validate.py`` (the one schema owner)."""
+    return __utils__["qmail_validate.plain"](name)
+
+
 def _read(path, what):
     try:
         with open(path, encoding="ascii") as handle:
@@ -47,9 +52,12 @@ def bundle(key=None, certificate=None, key_file=None, certificate_file=None, hos
             certificate_file=/etc/qmail-tls/cert.pem
     """
     if key is None:
-        key = _read(key_file, "the private key")
+        key = _read(_v("existing_file")(key_file, "key_file"), "the private key")
     if certificate is None:
-        certificate = _read(certificate_file, "the certificate")
+        certificate = _read(_v("existing_file")(certificate_file, "certificate_file"),
+                            "the certificate")
+    if host is not None:
+        host = _v("fqdn")(host, "host")
     check = __utils__["qmail_tls.check_pair"]
     if host:
         check(certificate, key, host, "qmail:tls")
@@ -70,10 +78,11 @@ def certificate(path=None):
 
     CLI Example::
 
-        salt spool qmail_tls.certificate
+        salt '*' qmail_tls.certificate /etc/qmail-tls/smtpd.pem
     """
     if path is None:
         path = __salt__["qmail_settings.show"]()["tls"]["files"]["pem"]
+    path = _v("existing_file")(path, "path")
     text = _read(path, "the PEM file")
     try:
         certs = __utils__["qmail_tls.load_certificates"](

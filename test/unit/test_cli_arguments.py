@@ -115,6 +115,17 @@ CASES = [
     ("qmail_service.control_settings", ["/usr"], {}, "home"),
     ("qmail_service.status", [], {"supervisor": "upstart"}, "supervisor"),
     ("qmail_service.tcp_rules", [["10.0.0.0/8", "11.0.0.0/8"]], {}, "qmail:relay_clients"),
+    ("qmail_service.logs", ["sshd"], {"supervisor": "daemontools"}, "service"),
+    ("qmail_service.logs", ["qmail-send"], {"supervisor": "daemontools", "lines": "1; id"},
+     "lines"),
+    # qmail_tls
+    ("qmail_tls.bundle", [], {"key": "garbage", "certificate": "garbage"},
+     "qmail:tls:certificate"),
+    ("qmail_tls.certificate", [["/etc/qmail-tls/smtpd.pem"]], {}, "path"),
+    ("qmail_tls.certificate", ["@tmp/missing.pem"], {}, "path"),
+    ("qmail_tls.bundle", [], {"key_file": "key.pem", "certificate": "x"}, "key_file"),
+    ("qmail_tls.bundle", [], {"key": "k", "certificate_file": "/etc/passwd\n"},
+     "certificate_file"),
     # qmail_mqueue
     ("qmail_mqueue.status", ["/var/spool/mqueue"], {}, "queues"),
     ("qmail_mqueue.pending", [["/"]], {}, "queues[0]"),

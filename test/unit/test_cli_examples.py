@@ -29,6 +29,8 @@ import salt.utils.args
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from orchestration_fixture import make_tarball  # noqa: E402
 
+from lab import tls  # noqa: E402
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 MODULES = sorted(p.stem for p in (REPO / "_modules").glob("*.py"))
 OFFICIAL_HASH = "sha256=e921891e7c2d84e30b6b52c02c251f61eb4a6255a922620a99a337f46fa32c52"
@@ -169,6 +171,15 @@ def scratch(tmp_path):
     shutil.copy(tarball, cached)
     (root / "tmp").mkdir()
     (root / "var/lib/qmail-formula").mkdir(parents=True)
+    # qmail:tls: a key, its certificate and tlswrapper's bundle of the two.
+    cert, key = tls.CA().issue("hostname.cla.kobe-u.ac.jp")
+    (root / "etc/qmail-tls").mkdir()
+    for name, text in (("key.pem", key), ("cert.pem", cert), ("smtpd.pem", key + cert)):
+        (root / "etc/qmail-tls" / name).write_text(text)
+    # multilog's folder of qmail-smtpd (daemontools).
+    (root / "var/log/qmail/qmail-smtpd").mkdir(parents=True)
+    (root / "var/log/qmail/qmail-smtpd/current").write_text(
+        "@400000006925a1b2 tcpserver: status: 1/40\n")
     return {"root": root, "hash": digest}
 
 

@@ -11,6 +11,7 @@ every function takes ``home`` to point elsewhere.
 """
 
 import difflib
+import functools
 import logging
 import os
 import re
@@ -42,6 +43,7 @@ def __virtual__():
     return __virtualname__
 
 
+@functools.cache  # one loader call per validator, not per value
 def _v(name):
     """A validator of ``_utils/qmail_validate.py`` (the one schema owner)."""
     return __utils__["qmail_validate.plain"](name)

@@ -16,6 +16,7 @@ file.
 """
 
 import copy
+import functools
 import json
 import logging
 import os
@@ -70,6 +71,7 @@ def __virtual__():
     return __virtualname__
 
 
+@functools.cache  # one loader call per validator, not per value
 def _v(name):
     """A validator of ``_utils/qmail_validate.py`` (the one schema owner)."""
     return __utils__["qmail_validate.plain"](name)

@@ -4,9 +4,11 @@ A first ``state.apply qmail`` killed at any moment converges (issue 11, item 2).
 Each trial takes a fresh legacy host (Debian's sendmail running, two
 messages stuck in its submission queue) that is to become a spool, starts
 the first apply through the master and SIGKILLs the minion's job at a
-seeded random moment: when the job starts its k-th state (any of them, so
-every step is hit: accounts, build, install, control files, sendmail's
-steps, the service start), plus a random delay into it.
+seeded random moment: when the job starts its k-th state, plus a random
+delay into it. In every wave of trials one each goes to the build (up to a
+minute into the compile), sendmail's neutralisation, a control file and
+qmail-send's start (PHASES), the others to any state (accounts, install,
+aliases, ...); the test fails unless each of those phases was hit.
 Then, what a sysadmin relies on:
 
 - nothing torn: every control file there holds its final content; sendmail's
@@ -21,8 +23,8 @@ Then, what a sysadmin relies on:
 
 The seed (``QMAIL_KILL_SEED``, random otherwise) and each trial's moment are
 printed (``pytest -s`` shows them; they are in the failure report too), so a
-failing trial can be replayed. ``make test`` runs 5 trials, ``make test-all``
-20 more (``slow``). Trials run on several hosts at once.
+failing trial can be replayed. 5 trials, and 20 under ``slow``
+(``make test-all``). Trials run on several hosts at once.
 """
 
 import concurrent.futures
@@ -48,13 +50,14 @@ sha256sum /usr/libexec/sendmail/sendmail* 2>&1
 ls -1 /etc/rc?.d/ | grep -i sendmail
 dpkg-query -W -f '${Package} ${Status}\n' sendmail-bin sendmail-base 2>&1
 """
-# Follows the minion's log; when its job starts the k-th state, waits DELAY
-# seconds and SIGKILLs that job (its PID is in the log line); prints what it
+# Follows the minion's log; when its job starts the k-th state (TARGET a
+# number) or the state TARGET names ("fun for [name"), waits DELAY seconds
+# and SIGKILLs that job (its PID is in the log line); prints what it
 # did and the state. Python, not a shell pipeline: nothing waits for a
 # `tail` to notice that its reader is gone.
 KILLER = r"""
 import os, re, sys, time
-k, delay, start = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+target, delay, start = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
 log = open("/var/log/salt/minion", encoding="utf-8", errors="replace")
 log.seek(start)  # the log's end before the apply was started
 seen, partial, job, deadline = 0, "", None, time.monotonic() + 1500
@@ -71,7 +74,7 @@ while time.monotonic() < deadline:
     found = re.search(r"\]\[(\d+)\s*\] Executing state (.*)", line)
     if found:
         seen, job = seen + 1, found.group(1)
-        if seen == k:
+        if (seen == int(target)) if target.isdigit() else found.group(2).startswith(target):
             time.sleep(delay)
             try:
                 os.kill(int(found.group(1)), 9)
@@ -80,8 +83,38 @@ while time.monotonic() < deadline:
                 print("gone", found.group(1))
             print(found.group(2))
             sys.exit(0)
-print("never reached state", k)
+print("never reached state", target)
 """
+
+
+#: The steps every run of trials must kill a job in (the state function as
+#: the minion logs it), and how far into the step the kill may come (s): the
+#: compile takes minutes, the others a moment.
+PHASES = {"qmail_build.installed": 60.0, "qmail_sendmail.neutralised": 1.0,
+          "qmail_control.managed": 0.3, "qmail_service.running": 1.0}
+#: The state IDs of a test=True return that each phase may target.
+PHASE_IDS = {"qmail_build.installed": "qmail-build-tree-qmail_build-installed",
+             "qmail_sendmail.neutralised": "qmail-sendmail-binary-qmail_sendmail-neutralised-",
+             "qmail_control.managed": "qmail-control-file-managed-",
+             "qmail_service.running": "qmail-service-send-qmail_service-running"}
+
+
+def _moments(rng, predicted, trials):
+    """(target, delay) per trial: the state whose start triggers the kill
+    (a number k: the k-th state the job starts; or "fun for [name") and how
+    long into it. The first trials of a wave go to the PHASES, one each (a
+    random one of their states, a random delay within the step); the others
+    to any of the ``len(predicted)`` states, 0-3 s in."""
+    moments = []
+    for fun, limit in list(PHASES.items())[:trials]:
+        names = sorted(v["name"] for v in predicted.values()
+                       if v["__id__"].startswith(PHASE_IDS[fun]))
+        assert names, f"no {fun} state in the first apply"
+        moments.append((f"{fun} for [{rng.choice(names)}]", rng.uniform(0, limit)))
+    moments += [(rng.randrange(1, len(predicted) + 1), rng.uniform(0, 3))
+                for _ in range(trials - len(moments))]
+    rng.shuffle(moments)
+    return moments
 
 
 def _queue_two_messages(host):
@@ -121,10 +154,11 @@ def _sendmail_binary(host, original_sha):
 
 
 def _trial(master, host, pillar_moment, original_sha, before, report):
-    k, delay = pillar_moment
+    target, delay = pillar_moment
     start = host.run(["stat", "-c", "%s", "/var/log/salt/minion"], check=True).stdout.strip()
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        killer = pool.submit(host.run, ["python3", "-c", KILLER, str(k), f"{delay:.2f}", start],
+        killer = pool.submit(host.run, ["python3", "-c", KILLER, str(target), f"{delay:.2f}",
+                                        start],
                              timeout=1800)
         started = time.monotonic()
         proc = master._cli("salt", "--async", host.fqdn, "state.apply", "qmail")
@@ -134,7 +168,7 @@ def _trial(master, host, pillar_moment, original_sha, before, report):
     killed_at = time.monotonic() - started
     line = out[1].strip() if len(out) > 1 else ""
     state = line.split("Executing state ", 1)[-1]
-    report.append(f"{host.fqdn}: k={k} delay={delay:.2f}s -> {out[0]} in `{state}` "
+    report.append(f"{host.fqdn}: at {target} delay={delay:.2f}s -> {out[0]} in `{state}` "
                   f"(~{killed_at:.0f} s into the apply)")
     assert out[0].startswith(("killed", "gone", "finished")), out
     wait_until(lambda: not master.salt(host.fqdn, "saltutil.running")[host.fqdn], 60,
@@ -186,22 +220,21 @@ def test_killed_first_apply_converges_and_clean_restores_sendmail(
                  for host in lab_hosts([name], image="sendmail", pillars={name: pillar})]
         lab_master.salt(names, "saltutil.sync_all")
         original_sha = hosts[0].run(f"sha256sum < {SENDMAIL}").stdout.split()[0]
-        # How many states a first apply runs: the moments are drawn among them.
-        # (those that would not run, for a requisite or onlyif, log no
-        # "Executing state"; a k past the last one finds the job finished).
         befores = {}
         for host in hosts:
             host.add_mail_user("someone")
             _queue_two_messages(host)
             befores[host.fqdn] = host.run(SNAPSHOT).stdout
         predicted = lab_master.salt(names[0], "state.apply", "qmail", test=True)[names[0]]
-        count = sum(1 for v in predicted.values()
-                    if v.get("__state_ran__", True) and not v["comment"].startswith(
-                        ("onlyif condition is false", "unless condition is true")))
+        # The states a first apply runs (those skipped for a requisite or an
+        # onlyif log no "Executing state"; a k past the last finds the job done).
+        ran = {k: v for k, v in predicted.items()
+               if v.get("__state_ran__", True) and not v["comment"].startswith(
+                   ("onlyif condition is false", "unless condition is true"))}
         # test=True changed nothing: sendmail still serves, its queue is whole.
         assert 25 in hosts[0].listeners(), "test=True stopped sendmail"
         assert hosts[0].run(SNAPSHOT).stdout == befores[names[0]]
-        moments = [(rng.randrange(1, count + 1), rng.uniform(0, 3)) for _ in hosts]
+        moments = _moments(rng, ran, len(hosts))
         with concurrent.futures.ThreadPoolExecutor(len(hosts)) as pool:
             futures = {pool.submit(_trial, lab_master, h, m, original_sha, befores[h.fqdn],
                                    report): h.fqdn for h, m in zip(hosts, moments, strict=True)}
@@ -216,3 +249,6 @@ def test_killed_first_apply_converges_and_clean_restores_sendmail(
     assert len(report) == trials + 1
     killed = sum(" -> killed " in line or " -> gone " in line for line in report)
     assert killed >= trials * 3 // 4, f"only {killed} of {trials} trials killed a job"
+    for fun in PHASES:  # every phase was really hit, at least once
+        assert any(f"`{fun} for " in line and " -> killed " in line for line in report), (
+            fun, report)

@@ -189,9 +189,11 @@ def test_restarts_and_reapplies_under_load_lose_and_duplicate_nothing(fleet, tot
         sends = [pool.submit(submit, fleet.hosts[c], f"load@{c}",
                              [f"{n}.{tag}@{c}" for n in range(per_client)], tag)
                  for c in CLIENTS]
-        for future in sends:
-            future.result()
-        stop.set()
+        try:
+            for future in sends:
+                future.result()
+        finally:  # a failed send must not leave the churn running forever
+            stop.set()
         churn.result()
     kinds = [kind for kind, _ in log]
     print(f"churn during {total} messages: {kinds}")

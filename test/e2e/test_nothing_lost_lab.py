@@ -81,12 +81,16 @@ class MailFleet(Fleet):
         return self.message_ids(tag)
 
 
+# One message per id read from stdin (the ids go as data: 500 of them in one
+# command line would pass the kernel's limit on one argument).
+SUBMIT = ('while read -r i; do printf "Message-ID: <%s>\\nSubject: %s %s\\n\\nbody %s\\n" '
+          '"$i" "$3" "$i" "$i" | /usr/sbin/sendmail -f "$1" "$2" || exit 1; done')
+
+
 def submit(host, sender, ids, tag):
     """Give each id's message to the host's /usr/sbin/sendmail."""
-    script = "".join(
-        f"printf 'Message-ID: <{i}>\\nSubject: {tag} {i}\\n\\nbody {i}\\n' | "
-        f"/usr/sbin/sendmail -f {sender} someone@{SPOOL} || exit 1\n" for i in ids)
-    proc = host.run(script, timeout=900)
+    proc = host.run(["sh", "-c", SUBMIT, "submit", sender, f"someone@{SPOOL}", tag],
+                    input="".join(f"{i}\n" for i in ids), timeout=900)
     assert proc.returncode == 0, proc.stderr
 
 

@@ -126,6 +126,10 @@ KEPT = [
     "/var/lib/qmail-formula",     # the sendmail record, kept after restore
     "/var/lib/dpkg",              # dpkg's database: the dummy MTA package installed, purged
     "/var/cache/debconf",         # debconf's templates cache, rewritten by dpkg
+    # apt's caches and bookkeeping, written by Salt's pkg.installed/pkg.purged
+    # (through apt) for the dummy MTA package:
+    "/var/cache/apt/pkgcache.bin", "/var/cache/apt/srcpkgcache.bin",
+    "/var/lib/apt/extended_states", "/var/lib/apt/lists/auxfiles",
     "/etc/passwd-", "/etc/group-", "/etc/shadow-", "/etc/gshadow-",  # useradd's backups
 ]
 

@@ -17,7 +17,6 @@ file.
 
 import copy
 import functools
-import json
 import logging
 import os
 import shlex
@@ -626,14 +625,7 @@ def merge(defaults=None, os_family=None, pillar=None):
     if defaults is None:
         defaults, os_family = _parameters()
     pillar = _plain(pillar) if pillar is not None else {}
-    # Every SLS file imports map.jinja, so one state run asks for the same
-    # merge about ten times: check and derive once per run and input.
-    grains = [__grains__.get(g) for g in ("id", "fqdn", "os_family", "osfinger", "osarch")]
-    key = "qmail_settings.merge:" + json.dumps([defaults, os_family, pillar, grains],
-                                               sort_keys=True, default=repr)
-    if key not in __context__:
-        __context__[key] = _merge_checked(defaults, os_family, pillar)
-    return copy.deepcopy(__context__[key])
+    return _merge_checked(defaults, os_family, pillar)
 
 
 def _merge_checked(defaults, os_family, pillar):
@@ -641,6 +633,7 @@ def _merge_checked(defaults, os_family, pillar):
     _check_shape(defaults, pillar, "qmail")
     settings = copy.deepcopy(_merge(_merge(defaults, os_family or {}), pillar))
     _check_lookup(settings["lookup"])
+    _v("tofs")(settings["tofs"], "qmail:tofs")
     _derive_control(settings)
     _build_settings(settings)
     _sendmail_settings(settings)
@@ -648,27 +641,62 @@ def _merge_checked(defaults, os_family, pillar):
     return settings
 
 
-def _parameters():
+def _parameters(tplroot="qmail"):
     """defaults.yaml and this minion's os_family file, from the file server."""
     import yaml  # pylint: disable=import-outside-toplevel
 
-    def _yaml(path):
-        text = __salt__["cp.get_file_str"](f"salt://qmail/parameters/{path}")
+    # map.jinja takes tplroot from the importing SLS file's folder: an SLS
+    # outside the formula's folder (a top-level one of the user's) gives ".".
+    if tplroot in ("", "."):
+        tplroot = "qmail"
+
+    def _yaml(path, required):
+        url = f"salt://{tplroot}/parameters/{path}"
+        text = __salt__["cp.get_file_str"](url)
+        if not text and required:
+            raise SaltInvocationError(f"{url} cannot be read: is the qmail formula in this "
+                                      "minion's file roots (saltenv)?")
         return yaml.safe_load(text) if text else {}
 
-    return _yaml("defaults.yaml"), _yaml(f"os_family/{__grains__['os_family']}.yaml")
+    return (_yaml("defaults.yaml", True),
+            _yaml(f"os_family/{__grains__['os_family']}.yaml", False))
 
 
-def show(pillar=None):
+def _copy(value):
+    """A copy of merged settings: new dicts and lists, the same strings and
+    numbers (a tenth of copy.deepcopy's time on a 100,000-entry list)."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def show(pillar=None, tplroot="qmail"):
     """
     Show the merged, checked settings for this minion, from the parameters
-    shipped with the formula and its pillar (what the SLS files see).
+    shipped with the formula (``<tplroot>/parameters/``) and its pillar:
+    what the SLS files see (map.jinja calls this).
+
+    Without ``pillar``, the result is computed once per state run: every SLS
+    file imports map.jinja, so a run asks for it about ten times, always
+    with the same parameters, grains and pillar.
 
     CLI Example::
 
         salt '*' qmail_settings.show
     """
-    defaults, os_family = _parameters()
-    if pillar is None:
-        pillar = __salt__["pillar.get"]("qmail", {}, unmask=True)
-    return merge(defaults, os_family, pillar)
+    if pillar is not None:
+        return merge(*_parameters(tplroot), pillar)
+    run = _run_context()
+    key = f"qmail_settings.show:{tplroot}"
+    found, settings = __utils__["qmail_runcache.lookup"](run, key)
+    if not found:
+        settings = __utils__["qmail_runcache.store"](run, key, merge(
+            *_parameters(tplroot), __salt__["pillar.get"]("qmail", {}, unmask=True)))
+    return _copy(settings)
+
+
+def _run_context():
+    """This state run's context dict (see _utils/qmail_runcache.py)."""
+    return __context__.value() if hasattr(__context__, "value") else __context__

@@ -486,6 +486,34 @@ def names(value, key, pattern=r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", what="a name")
             for i, item in enumerate(list_of(value, key))]
 
 
+# No part may start with a dot: no "." or "..", no hidden files.
+_SALT_PATH_RE = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9_.+-]*(/[A-Za-z0-9_+-][A-Za-z0-9_.+-]*)*")
+
+
+def salt_path(value, key):
+    """A path inside the file server (TOFS): relative, no ``.``/``..`` part."""
+    return matches(value, key, _SALT_PATH_RE.pattern,
+                   "a relative salt:// path (letters, digits, _ . + -; "
+                   "no part starting with a dot)")
+
+
+def tofs(value, key):
+    """The ``qmail:tofs`` settings: grain names, and paths in the file server."""
+    fields(value, key, ("files_switch", "path_prefix", "dirs", "source_files"))
+    names(value["files_switch"], f"{key}:files_switch",
+          r"[A-Za-z0-9_][A-Za-z0-9_:.-]{0,63}", "a grain name")
+    salt_path(value["path_prefix"], f"{key}:path_prefix")
+    fields(value["dirs"], f"{key}:dirs", ("files", "default"))
+    for name in ("files", "default"):
+        salt_path(value["dirs"][name], f"{key}:dirs:{name}")
+    for name, files in mapping(value["source_files"], f"{key}:source_files").items():
+        where = f"{key}:source_files:{name}"
+        matches(name, where, r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", "a file key")
+        for i, item in enumerate(list_of(files, where)):
+            salt_path(item, f"{where}[{i}]")
+    return value
+
+
 def inside(child, parent):
     return child == parent or child.startswith(parent.rstrip("/") + "/")
 

@@ -79,7 +79,9 @@ def run_worker(root, rounds):
     env = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning")
     proc = subprocess.run([sys.executable, "-m", "bench.bench_settings", "--worker", str(root),
                            str(rounds)], cwd=REPO, capture_output=True, text=True, env=env,
-                          check=True)
+                          check=False)
+    if proc.returncode:
+        raise RuntimeError(f"worker {root}: {proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

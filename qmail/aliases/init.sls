@@ -4,7 +4,6 @@
 # with their targets from pillar qmail:aliases; the Maildirs they deliver to.
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
-{%- from tplroot ~ "/libsid.jinja" import sid %}
 {%- set alias_home = qmail.lookup.home ~ "/alias" %}
 
 include:
@@ -13,7 +12,7 @@ include:
 {%- for maildir in qmail.aliases_maildirs %}
 {%-   for sub in ["", "/cur", "/new", "/tmp"] %}
 
-{{ sid(["qmail-aliases-maildir-file-directory-", maildir, sub]) }}:
+{{ ("qmail-aliases-maildir-file-directory-" ~ maildir ~ sub) | json }}:
   file.directory:
     - name: {{ (maildir ~ sub) | json }}
     - user: {{ qmail.lookup.users.alias | json }}
@@ -28,12 +27,12 @@ include:
 {%- for name, lines in qmail.aliases_files | dictsort %}
 {%-   if lines is none %}
 
-{{ sid(["qmail-aliases-qmail-", name, "-file-absent"]) }}:
+{{ ("qmail-aliases-qmail-" ~ name ~ "-file-absent") | json }}:
   file.absent:
     - name: {{ (alias_home ~ '/.qmail-' ~ name) | json }}
 {%-   else %}
 
-{{ sid(["qmail-aliases-qmail-", name, "-file-managed"]) }}:
+{{ ("qmail-aliases-qmail-" ~ name ~ "-file-managed") | json }}:
   file.managed:
     - name: {{ (alias_home ~ '/.qmail-' ~ name) | json }}
     - contents: {{ lines | json }}
@@ -43,7 +42,7 @@ include:
     - require:
       - qmail_build: qmail-build-tree-qmail_build-installed
 {%-     for maildir in qmail.aliases_maildirs %}
-      - file: {{ sid(["qmail-aliases-maildir-file-directory-", maildir, "/tmp"]) }}
+      - file: {{ ("qmail-aliases-maildir-file-directory-" ~ maildir ~ "/tmp") | json }}
 {%-     endfor %}
 {%-   endif %}
 {%- endfor %}

@@ -5,12 +5,11 @@
 # queue/, control/, users/ and alias/ stay: mail is never removed silently.
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
-{%- from tplroot ~ "/libsid.jinja" import sid %}
 {%- if qmail.clean.remove_install %}
 
 {%-   for path in qmail.build_remove %}
 
-{{ sid(["qmail-build-clean-file-absent-", path]) }}:
+{{ ("qmail-build-clean-file-absent-" ~ path) | json }}:
   file.absent:
     - name: {{ path | json }}
 {%-   endfor %}

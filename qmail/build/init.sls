@@ -5,8 +5,6 @@
 # then <home>/rc, the script that starts qmail with the default delivery.
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
-{%- from tplroot ~ "/libsid.jinja" import sid %}
-{%- from tplroot ~ "/libtofs.jinja" import files_switch with context %}
 
 include:
   - {{ (tplroot ~ ".users") | json }}
@@ -19,10 +17,10 @@ qmail-build-source-qmail_build-source_verified:
     - conf: {{ qmail.build_conf | json }}
     - require_in:
 {%- for group in qmail.accounts_groups %}
-      - group: {{ sid(["qmail-users-group-present-", group.key]) }}
+      - group: {{ ("qmail-users-group-present-" ~ group.key) | json }}
 {%- endfor %}
 {%- for user in qmail.accounts_users %}
-      - user: {{ sid(["qmail-users-user-present-", user.key]) }}
+      - user: {{ ("qmail-users-user-present-" ~ user.key) | json }}
 {%- endfor %}
 
 qmail-build-tree-qmail_build-installed:
@@ -35,16 +33,16 @@ qmail-build-tree-qmail_build-installed:
     - require:
       - qmail_build: qmail-build-source-qmail_build-source_verified
 {%- for group in qmail.accounts_groups %}
-      - group: {{ sid(["qmail-users-group-present-", group.key]) }}
+      - group: {{ ("qmail-users-group-present-" ~ group.key) | json }}
 {%- endfor %}
 {%- for user in qmail.accounts_users %}
-      - user: {{ sid(["qmail-users-user-present-", user.key]) }}
+      - user: {{ ("qmail-users-user-present-" ~ user.key) | json }}
 {%- endfor %}
 
 qmail-build-rc-file-managed:
   file.managed:
     - name: {{ (qmail.lookup.home ~ '/rc') | json }}
-    - source: {{ files_switch(qmail.tofs, ["build/rc.jinja"], "rc") }}
+    - source: {{ salt["qmail_tofs.files_switch"](["build/rc.jinja"], "rc", qmail.tofs) | json }}
     - template: jinja
     - context:
         home: {{ qmail.lookup.home | json }}

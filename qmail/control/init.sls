@@ -3,11 +3,10 @@
 # Control files for the host's role (seed §4, §5) with pillar overrides.
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
-{%- from tplroot ~ "/libsid.jinja" import sid %}
 
 {%- for name, contents in qmail.control_managed | dictsort %}
 
-{{ sid(["qmail-control-file-managed-", name]) }}:
+{{ ("qmail-control-file-managed-" ~ name) | json }}:
   qmail_control.managed:
     - name: {{ name | json }}
     - home: {{ qmail.lookup.home | json }}
@@ -16,7 +15,7 @@
 
 {%- for name in qmail.control_absent %}
 
-{{ sid(["qmail-control-file-absent-", name]) }}:
+{{ ("qmail-control-file-absent-" ~ name) | json }}:
   qmail_control.absent:
     - name: {{ name | json }}
     - home: {{ qmail.lookup.home | json }}

@@ -5,7 +5,6 @@
 # saves what it changes (lookup:sendmail_record) for qmail.sendmail.clean.
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
-{%- from tplroot ~ "/libsid.jinja" import sid %}
 {%- set sendmail = qmail.sendmail %}
 
 qmail-sendmail-processes-qmail_sendmail-stopped:
@@ -29,7 +28,7 @@ qmail-sendmail-boot-qmail_sendmail-boot_disabled:
 
 {%- for path in qmail.lookup.sendmail_paths %}
 
-{{ sid(["qmail-sendmail-binary-qmail_sendmail-neutralised-", path]) }}:
+{{ ("qmail-sendmail-binary-qmail_sendmail-neutralised-" ~ path) | json }}:
   qmail_sendmail.neutralised:
     - name: {{ path | json }}
     - frontend: {{ sendmail.frontend | json }}
@@ -55,7 +54,7 @@ qmail-sendmail-queue-qmail_mqueue-handed_over:
 
 {%- for alt in sendmail.alternatives %}
 
-{{ sid(["qmail-sendmail-alternative-qmail_sendmail-alternative-", alt.name]) }}:
+{{ ("qmail-sendmail-alternative-qmail_sendmail-alternative-" ~ alt.name) | json }}:
   qmail_sendmail.alternative:
     - name: {{ alt.name | json }}
     - link: {{ alt.link | json }}
@@ -69,7 +68,7 @@ qmail-sendmail-queue-qmail_mqueue-handed_over:
 
 {%- for path in qmail.lookup.sendmail_links %}
 
-{{ sid(["qmail-sendmail-link-qmail_sendmail-frontend_linked-", path]) }}:
+{{ ("qmail-sendmail-link-qmail_sendmail-frontend_linked-" ~ path) | json }}:
   qmail_sendmail.frontend_linked:
     - name: {{ path | json }}
     - frontend: {{ sendmail.frontend | json }}

@@ -5,7 +5,6 @@
 # qmail-send is stopped with TERM, which lets deliveries under way finish.
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
-{%- from tplroot ~ "/libsid.jinja" import sid %}
 {%- set paths = qmail.lookup.service %}
 {%- set home = qmail.lookup.home %}
 {%- set service_args = {"home": home, "service_dir": paths.service_dir,
@@ -17,7 +16,7 @@
                               ("send", ["systemd", "daemontools", "bootscript"])] %}
 {%-   for under in supervisors %}
 
-{{ sid(["qmail-service-clean-", name, "-", under, "-qmail_service-dead"]) }}:
+{{ ("qmail-service-clean-" ~ name ~ "-" ~ under ~ "-qmail_service-dead") | json }}:
   qmail_service.dead:
     - name: {{ ("qmail-" ~ name) | json }}
     - supervisor: {{ under | json }}
@@ -90,7 +89,7 @@ qmail-service-clean-inetd-qmail_service-inetd_reloaded:
                  paths.tcp_rules,
                  paths.tcp_rules ~ ".cdb"] %}
 
-{{ sid(["qmail-service-clean-", file | replace("/", "-") | trim("-"), "-file-absent"]) }}:
+{{ ("qmail-service-clean-" ~ (file | replace("/", "-") | trim("-")) ~ "-file-absent") | json }}:
   file.absent:
     - name: {{ file | json }}
     - require:
@@ -103,7 +102,7 @@ qmail-service-clean-systemd-daemon-reload-cmd-run:
   cmd.run:
     - name: systemctl daemon-reload
     - onchanges:
-      - file: {{ sid(["qmail-service-clean-", (paths.unit_dir ~ "/qmail-send.service") | replace("/", "-") | trim("-"), "-file-absent"]) }}
-      - file: {{ sid(["qmail-service-clean-", (paths.unit_dir ~ "/qmail-smtpd.service") | replace("/", "-") | trim("-"), "-file-absent"]) }}
-      - file: {{ sid(["qmail-service-clean-", (paths.unit_dir ~ "/qmail-smtpsd.service") | replace("/", "-") | trim("-"), "-file-absent"]) }}
-      - file: {{ sid(["qmail-service-clean-", (paths.unit_dir ~ "/qmail-svscan.service") | replace("/", "-") | trim("-"), "-file-absent"]) }}
+      - file: {{ ("qmail-service-clean-" ~ ((paths.unit_dir ~ "/qmail-send.service") | replace("/", "-") | trim("-")) ~ "-file-absent") | json }}
+      - file: {{ ("qmail-service-clean-" ~ ((paths.unit_dir ~ "/qmail-smtpd.service") | replace("/", "-") | trim("-")) ~ "-file-absent") | json }}
+      - file: {{ ("qmail-service-clean-" ~ ((paths.unit_dir ~ "/qmail-smtpsd.service") | replace("/", "-") | trim("-")) ~ "-file-absent") | json }}
+      - file: {{ ("qmail-service-clean-" ~ ((paths.unit_dir ~ "/qmail-svscan.service") | replace("/", "-") | trim("-")) ~ "-file-absent") | json }}

@@ -7,8 +7,6 @@
 # qmail-newmrh (morercpthosts), as each change calls for.
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
-{%- from tplroot ~ "/libsid.jinja" import sid %}
-{%- from tplroot ~ "/libtofs.jinja" import files_switch with context %}
 {%- set supervisor = qmail.service.supervisor %}
 {%- set paths = qmail.lookup.service %}
 {%- set home = qmail.lookup.home %}
@@ -20,7 +18,7 @@ include:
 qmail-service-send-run-file-managed:
   file.managed:
     - name: {{ (home ~ "/supervise/qmail-send/run") | json }}
-    - source: {{ files_switch(qmail.tofs, ["service/send-run"], "send-run") }}
+    - source: {{ salt["qmail_tofs.files_switch"](["service/send-run"], "send-run", qmail.tofs) | json }}
     - template: jinja
     - user: root
     - group: {{ qmail.lookup.rootgroup | json }}
@@ -34,7 +32,7 @@ qmail-service-send-run-file-managed:
 qmail-service-send-unit-file-managed:
   file.managed:
     - name: {{ (paths.unit_dir ~ "/qmail-send.service") | json }}
-    - source: {{ files_switch(qmail.tofs, ["service/qmail-send.service"], "qmail-send.service") }}
+    - source: {{ salt["qmail_tofs.files_switch"](["service/qmail-send.service"], "qmail-send.service", qmail.tofs) | json }}
     - template: jinja
     - user: root
     - group: {{ qmail.lookup.rootgroup | json }}
@@ -56,7 +54,7 @@ qmail-service-svscan-dir-file-directory:
 qmail-service-svscan-unit-file-managed:
   file.managed:
     - name: {{ (paths.unit_dir ~ "/qmail-svscan.service") | json }}
-    - source: {{ files_switch(qmail.tofs, ["service/qmail-svscan.service"], "qmail-svscan.service") }}
+    - source: {{ salt["qmail_tofs.files_switch"](["service/qmail-svscan.service"], "qmail-svscan.service", qmail.tofs) | json }}
     - template: jinja
     - user: root
     - group: {{ qmail.lookup.rootgroup | json }}
@@ -87,7 +85,7 @@ qmail-service-send-log-dir-file-directory:
 qmail-service-send-log-run-file-managed:
   file.managed:
     - name: {{ (home ~ "/supervise/qmail-send/log/run") | json }}
-    - source: {{ files_switch(qmail.tofs, ["service/log-run"], "log-run") }}
+    - source: {{ salt["qmail_tofs.files_switch"](["service/log-run"], "log-run", qmail.tofs) | json }}
     - template: jinja
     - user: root
     - group: {{ qmail.lookup.rootgroup | json }}
@@ -174,7 +172,7 @@ qmail-service-send-qmail_service-running:
 {#- morercpthosts gone: its .cdb must go too (qmail-smtpd reads only that). #}
 {%- for name in qmail.service.newmrh_drop %}
 
-{{ sid(["qmail-service-send-", name, "-cdb-file-absent"]) }}:
+{{ ("qmail-service-send-" ~ name ~ "-cdb-file-absent") | json }}:
   file.absent:
     - name: {{ (home ~ "/control/" ~ name ~ ".cdb") | json }}
     - require:

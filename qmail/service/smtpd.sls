@@ -8,8 +8,6 @@
 # missing (an open relay otherwise).
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
-{%- from tplroot ~ "/libsid.jinja" import sid %}
-{%- from tplroot ~ "/libtofs.jinja" import files_switch with context %}
 {%- set mode = qmail.service.smtpd_mode %}
 {%- set supervisor = qmail.service.supervisor %}
 {%- set paths = qmail.lookup.service %}
@@ -32,7 +30,7 @@ include:
 qmail-service-smtpd-wrapper-file-managed:
   file.managed:
     - name: {{ (home ~ "/supervise/qmail-smtpd/smtpd") | json }}
-    - source: {{ files_switch(qmail.tofs, ["service/smtpd"], "smtpd") }}
+    - source: {{ salt["qmail_tofs.files_switch"](["service/smtpd"], "smtpd", qmail.tofs) | json }}
     - template: jinja
     - user: root
     - group: {{ qmail.lookup.rootgroup | json }}
@@ -47,7 +45,7 @@ qmail-service-smtpd-wrapper-file-managed:
 qmail-service-smtpd-rules-file-managed:
   file.managed:
     - name: {{ rules | json }}
-    - source: {{ files_switch(qmail.tofs, ["service/tcp.smtp"], "tcp.smtp") }}
+    - source: {{ salt["qmail_tofs.files_switch"](["service/tcp.smtp"], "tcp.smtp", qmail.tofs) | json }}
     - template: jinja
     - user: root
     - group: {{ qmail.lookup.rootgroup | json }}
@@ -73,10 +71,10 @@ qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
 
 # The tcpserver command line as data (extend it through the run script's
 # TOFS override, or with more options here).
-{{ sid([prefix, "-run-file-managed"]) }}:
+{{ (prefix ~ "-run-file-managed") | json }}:
   file.managed:
     - name: {{ (dir ~ "/run") | json }}
-    - source: {{ files_switch(qmail.tofs, ["service/smtpd-run"], "smtpd-run") }}
+    - source: {{ salt["qmail_tofs.files_switch"](["service/smtpd-run"], "smtpd-run", qmail.tofs) | json }}
     - template: jinja
     - user: root
     - group: {{ qmail.lookup.rootgroup | json }}
@@ -95,10 +93,10 @@ qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
 
 {%-   if supervisor == "systemd" %}
 
-{{ sid([prefix, "-unit-file-managed"]) }}:
+{{ (prefix ~ "-unit-file-managed") | json }}:
   file.managed:
     - name: {{ (paths.unit_dir ~ "/" ~ svc.name ~ ".service") | json }}
-    - source: {{ files_switch(qmail.tofs, ["service/qmail-smtpd.service"], "qmail-smtpd.service") }}
+    - source: {{ salt["qmail_tofs.files_switch"](["service/qmail-smtpd.service"], "qmail-smtpd.service", qmail.tofs) | json }}
     - template: jinja
     - user: root
     - group: {{ qmail.lookup.rootgroup | json }}
@@ -115,7 +113,7 @@ qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
 {%-     set log_dir = paths.log_dir ~ "/" ~ svc.name %}
 
 # multilog as qmaill into <log_dir>/<service> (Life with qmail's layout).
-{{ sid([prefix, "-log-dir-file-directory"]) }}:
+{{ (prefix ~ "-log-dir-file-directory") | json }}:
   file.directory:
     - name: {{ log_dir | json }}
     - user: {{ qmail.lookup.users.qmaill | json }}
@@ -123,10 +121,10 @@ qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
     - mode: '0750'
     - makedirs: true
 
-{{ sid([prefix, "-log-run-file-managed"]) }}:
+{{ (prefix ~ "-log-run-file-managed") | json }}:
   file.managed:
     - name: {{ (dir ~ "/log/run") | json }}
-    - source: {{ files_switch(qmail.tofs, ["service/log-run"], "log-run") }}
+    - source: {{ salt["qmail_tofs.files_switch"](["service/log-run"], "log-run", qmail.tofs) | json }}
     - template: jinja
     - user: root
     - group: {{ qmail.lookup.rootgroup | json }}
@@ -139,7 +137,7 @@ qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
         count: {{ log.count | json }}
         log_dir: {{ log_dir | json }}
 
-{{ sid([prefix, "-link-file-symlink"]) }}:
+{{ (prefix ~ "-link-file-symlink") | json }}:
   file.symlink:
     - name: {{ (paths.service_dir ~ "/" ~ svc.name) | json }}
     - target: {{ dir | json }}
@@ -147,9 +145,9 @@ qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
       - qmail_control: qmail-control-file-managed-rcpthosts
       - qmail_service: qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled
       - file: qmail-service-smtpd-wrapper-file-managed
-      - file: {{ sid([prefix, "-run-file-managed"]) }}
-      - file: {{ sid([prefix, "-log-run-file-managed"]) }}
-      - file: {{ sid([prefix, "-log-dir-file-directory"]) }}
+      - file: {{ (prefix ~ "-run-file-managed") | json }}
+      - file: {{ (prefix ~ "-log-run-file-managed") | json }}
+      - file: {{ (prefix ~ "-log-dir-file-directory") | json }}
       - file: qmail-service-smtpd-inetd-no-line-file-replace
       - service: qmail-service-svscan-service-running
 {%-     if svc.tls != "none" %}
@@ -157,7 +155,7 @@ qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
 {%-     endif %}
 {%-   endif %}
 
-{{ sid([prefix, "-qmail_service-running"]) }}:
+{{ (prefix ~ "-qmail_service-running") | json }}:
   qmail_service.running:
     - name: {{ svc.name | json }}
     - supervisor: {{ supervisor | json }}
@@ -174,14 +172,14 @@ qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
       - qmail_tls: qmail-service-tls-pem-qmail_tls-pem_managed
 {%-   endif %}
 {%-   if supervisor == "daemontools" %}
-      - file: {{ sid([prefix, "-link-file-symlink"]) }}
+      - file: {{ (prefix ~ "-link-file-symlink") | json }}
 {%-   endif %}
     - watch:
-      - file: {{ sid([prefix, "-run-file-managed"]) }}
+      - file: {{ (prefix ~ "-run-file-managed") | json }}
 {%-   if supervisor == "systemd" %}
-      - file: {{ sid([prefix, "-unit-file-managed"]) }}
+      - file: {{ (prefix ~ "-unit-file-managed") | json }}
 {%-   elif supervisor == "daemontools" %}
-      - file: {{ sid([prefix, "-log-run-file-managed"]) }}
+      - file: {{ (prefix ~ "-log-run-file-managed") | json }}
 {%-   endif %}
 {%- endfor %}
 
@@ -190,7 +188,7 @@ qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
 {%- for name in qmail.service.smtpd_stopped %}
 {%-   for under in ["systemd", "daemontools"] %}
 
-{{ sid(["qmail-service-", name[6:], "-", under, "-qmail_service-dead"]) }}:
+{{ ("qmail-service-" ~ name[6:] ~ "-" ~ under ~ "-qmail_service-dead") | json }}:
   qmail_service.dead:
     - name: {{ name | json }}
     - supervisor: {{ under | json }}

@@ -4,24 +4,23 @@
 # tree, when pillar qmail:clean:remove_install asks for it.
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
-{%- from tplroot ~ "/libsid.jinja" import sid %}
 {%- if qmail.clean.remove_install %}
 
 {%-   for user in qmail.accounts_users %}
 
-{{ sid(["qmail-users-clean-user-absent-", user.key]) }}:
+{{ ("qmail-users-clean-user-absent-" ~ user.key) | json }}:
   user.absent:
     - name: {{ user.name | json }}
 {%-   endfor %}
 
 {%-   for group in qmail.accounts_groups %}
 
-{{ sid(["qmail-users-clean-group-absent-", group.key]) }}:
+{{ ("qmail-users-clean-group-absent-" ~ group.key) | json }}:
   group.absent:
     - name: {{ group.name | json }}
     - require:
 {%-     for user in qmail.accounts_users %}
-      - user: {{ sid(["qmail-users-clean-user-absent-", user.key]) }}
+      - user: {{ ("qmail-users-clean-user-absent-" ~ user.key) | json }}
 {%-     endfor %}
 {%-   endfor %}
 {%- else %}

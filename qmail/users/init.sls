@@ -4,11 +4,10 @@
 # bakes their ids into its binaries).
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
-{%- from tplroot ~ "/libsid.jinja" import sid %}
 
 {%- for group in qmail.accounts_groups %}
 
-{{ sid(["qmail-users-group-present-", group.key]) }}:
+{{ ("qmail-users-group-present-" ~ group.key) | json }}:
   group.present:
     - name: {{ group.name | json }}
     - system: true
@@ -19,7 +18,7 @@
 
 {%- for user in qmail.accounts_users %}
 
-{{ sid(["qmail-users-user-present-", user.key]) }}:
+{{ ("qmail-users-user-present-" ~ user.key) | json }}:
   user.present:
     - name: {{ user.name | json }}
     - gid: {{ user.group | json }}
@@ -32,5 +31,5 @@
     - uid: {{ user.uid | json }}
 {%-   endif %}
     - require:
-      - group: {{ sid(["qmail-users-group-present-", user.group_key]) }}
+      - group: {{ ("qmail-users-group-present-" ~ user.group_key) | json }}
 {%- endfor %}

@@ -11,7 +11,9 @@ import pytest
 from salt.exceptions import SaltInvocationError
 
 MODULES = ("qmail_build", "qmail_control", "qmail_mqueue", "qmail_mta_package",
-           "qmail_sendmail", "qmail_service", "qmail_settings")
+           "qmail_sendmail", "qmail_service", "qmail_settings", "qmail_tofs")
+TOFS = {"files_switch": ["id"], "path_prefix": "qmail", "source_files": {},
+        "dirs": {"files": "files", "default": "default"}}
 HOSTILE_PATH = "/tmp/x; touch /tmp/qmail-cli-marker"
 SOURCE = {"preset": "notqmail-1.09", "hash": "sha256=" + "0" * 64, "url": "/nonexistent"}
 
@@ -153,6 +155,13 @@ CASES = [
     ("qmail_mta_package.build", ["/usr/share", "@tmp/pkg.deb", ["Package: x"]], {}, "root"),
     # qmail_settings
     ("qmail_settings.show", [], {"pillar": {"role": "relay"}}, "qmail:role"),
+    # qmail_tofs
+    ("qmail_tofs.candidates", [["x"], "x", dict(TOFS, path_prefix="../etc")], {},
+     "tofs:path_prefix"),
+    ("qmail_tofs.candidates", [["service/../../x"], "x", TOFS], {}, "files[0]"),
+    ("qmail_tofs.files_switch", [["x"], "x", dict(TOFS, files_switch=["id", "a b"])], {},
+     "tofs:files_switch[1]"),
+    ("qmail_tofs.files_switch", [["x"], "x\ny", TOFS], {}, "key"),
 ]
 
 

@@ -1,0 +1,89 @@
+"""
+Overridable files, the template-formula way ("TOFS"): which salt:// file a
+file state of the formula takes.
+
+For each grain named in ``qmail:tofs:files_switch`` (default: the minion's
+``id``, then its ``os_family``) the folder named by that grain's value comes
+first, then ``default``::
+
+    salt://qmail/files/ccs.cla.kobe-u.ac.jp/service/smtpd-run
+    salt://qmail/files/Debian/service/smtpd-run
+    salt://qmail/files/default/service/smtpd-run
+
+A file of your own in one of the first two (in your own file_roots, ahead of
+the formula's) replaces the formula's. ``qmail:tofs:source_files:<key>``
+replaces the file names tried for the state whose key is ``<key>``;
+``qmail:tofs:path_prefix`` and ``qmail:tofs:dirs:files`` move the tree.
+
+This is Python rather than a Jinja macro so that the file server is listed
+once per state run, not once per SLS file, and no SLS file has to import
+and compile a macro library.
+"""
+
+import logging
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "qmail_tofs"
+
+
+def __virtual__():
+    if "qmail_runcache.lookup" in __utils__:
+        return __virtualname__
+    return (False, "the qmail_runcache utils are not available (run saltutil.sync_all first)")
+
+
+def candidates(files, key, tofs=None):
+    """
+    The salt:// paths tried for the file state ``key`` (its formula files
+    ``files``), first choice first, from the ``tofs`` settings (default:
+    this minion's ``qmail:tofs``, merged as ``qmail_settings.show`` does).
+
+    CLI Example::
+
+        salt '*' qmail_tofs.candidates '[service/smtpd-run]' smtpd-run
+    """
+    validate = __utils__["qmail_validate.plain"]
+    if tofs is None:
+        tofs = __salt__["qmail_settings.show"]()["tofs"]
+    validate("tofs")(tofs, "tofs")
+    validate("matches")(key, "key", r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", "a file key")
+    for i, name in enumerate(validate("list_of")(files, "files")):
+        validate("salt_path")(name, f"files[{i}]")
+    names = tofs["source_files"].get(key, files)
+    top = f"{tofs['path_prefix']}/{tofs['dirs']['files']}"
+    folders = []
+    for grain in tofs["files_switch"]:
+        value = __salt__["grains.get"](grain)
+        if value and isinstance(value, str):
+            folders.append(value)
+    folders.append(tofs["dirs"]["default"])
+    return [f"salt://{top}/{folder}/{name}" for folder in folders for name in names]
+
+
+def files_switch(files, key, tofs=None, saltenv="base"):
+    """
+    The source of the file state ``key``: the first of ``candidates`` that
+    the file server holds (listed once per state run), or, when none is
+    listed (another saltenv, a listing Salt could not give), all of them for
+    Salt to try in order.
+
+    CLI Example::
+
+        salt '*' qmail_tofs.files_switch '[service/smtpd-run]' smtpd-run
+    """
+    if tofs is None:
+        tofs = __salt__["qmail_settings.show"]()["tofs"]
+    tried = candidates(files, key, tofs)
+    top = f"{tofs['path_prefix']}/{tofs['dirs']['files']}"
+    run = __context__.value() if hasattr(__context__, "value") else __context__
+    key = f"qmail_tofs.listed:{saltenv}:{top}"
+    found, listed = __utils__["qmail_runcache.lookup"](run, key)
+    if not found:
+        listed = __utils__["qmail_runcache.store"](
+            run, key, set(__salt__["cp.list_master"](saltenv=saltenv, prefix=top)))
+    for source in tried:
+        if source[len("salt://"):] in listed:
+            return source
+    log.debug("no TOFS source of %s is listed; Salt tries %s", key, tried)
+    return tried

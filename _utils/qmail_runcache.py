@@ -1,0 +1,25 @@
+"""
+Values computed once per state run: every SLS file of the formula imports
+map.jinja and asks for the same settings and the same file server listing,
+and within one run neither can change.
+
+Salt's state module hands each run a copy of the loader's ``__context__``
+(``dict(__context__)``), so an entry is marked with the dict it was made
+in: one copied over from an earlier run, or made by a command line call in a
+long-lived ``salt-call``/``Caller``, belongs to another dict and is made anew.
+
+Callers pass the plain dict (``__context__.value()``): a loader-injected
+``__context__`` used from here would resolve to the utils loader's own.
+"""
+
+
+def lookup(context, key):
+    """``(True, value)`` when this run stored ``key``, else ``(False, None)``."""
+    owner, value = context.get(key, (None, None))
+    return (True, value) if owner == id(context) else (False, None)
+
+
+def store(context, key, value):
+    """Keep ``value`` for the rest of this run; returns it."""
+    context[key] = (id(context), value)
+    return value

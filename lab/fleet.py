@@ -20,6 +20,20 @@ class Fleet:
         """``salt TARGET state.apply SLS``; every state must succeed."""
         return self.master.apply_ok(target, sls, test=test)
 
+    def converge(self, pillars: dict | None = None,
+                 mail_users: dict[str, str] | None = None) -> Fleet:
+        """What a module's fixture does first: give the hosts ``pillars``
+        (when given), sync the formula's modules, apply ``qmail`` once (kept
+        as ``first_apply``) and add the mail users ``{fqdn: user}`` with the
+        Maildir that qmail delivers to."""
+        if pillars is not None:
+            self.master.set_pillar(pillars)
+        self.master.salt(list(self.hosts), "saltutil.sync_all")
+        self.first_apply = self.apply(target=list(self.hosts))
+        for fqdn, user in (mail_users or {}).items():
+            self.hosts[fqdn].add_mail_user(user)
+        return self
+
     def call(self, fqdn: str, fun: str, *args, **kwargs):
         """``salt FQDN FUN ARGS KWARGS``: that minion's return."""
         return self.master.salt(fqdn, fun, *args, **kwargs)[fqdn]

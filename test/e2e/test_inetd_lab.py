@@ -113,10 +113,7 @@ def seed(lab_master, lab_hosts_module, qmail_source):
     hosts = lab_hosts_module([SPOOL, CLIENT], image="sendmail", pillars=pillars)
     the_lab = SeedLab(lab_master, hosts)
     the_lab.client_inetd_conf = add_legacy_lines(the_lab.client)
-    lab_master.salt([SPOOL, CLIENT], "saltutil.sync_all", tgt_type="list")
-    the_lab.first_apply = the_lab.apply()
-    the_lab.spool.add_mail_user("someone")
-    return the_lab
+    return the_lab.converge(mail_users={SPOOL: "someone"})
 
 
 def test_spool_answers_smtp_through_inetd(seed):

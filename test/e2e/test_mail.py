@@ -81,12 +81,7 @@ class MailLab(Fleet):
 def mail(lab_master, lab_hosts_module, qmail_source):
     hosts = lab_hosts_module([SPOOL, CLIENT1, CLIENT2], image="sendmail")
     lab = MailLab(lab_master, hosts, lab_master.put_source(qmail_source))
-    lab_master.set_pillar(lab.pillars())
-    lab_master.salt([h.fqdn for h in hosts], "saltutil.sync_all")
-    lab.first_apply = lab.apply()
-    # A mail user on the spool, with the Maildir that <home>/rc delivers to.
-    lab.spool.add_mail_user("someone")
-    return lab
+    return lab.converge(lab.pillars(), mail_users={SPOOL: "someone"})
 
 
 def test_first_apply_runs_qmail_everywhere(mail):

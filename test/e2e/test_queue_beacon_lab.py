@@ -40,11 +40,7 @@ def fleet(lab_master, lab_hosts_module, qmail_source):
     for client in CLIENTS:
         pillars[client] = {"qmail": {"role": "client", "spool": SPOOL, "source": source},
                            "beacons": {"qmail_queue": beacon}}
-    lab_master.set_pillar(pillars)
-    lab_master.salt(list(fleet.hosts), "saltutil.sync_all")
-    fleet.apply(target=list(fleet.hosts))
-    fleet.hosts[SPOOL].add_mail_user("someone")
-    return fleet
+    return fleet.converge(pillars, mail_users={SPOOL: "someone"})
 
 
 def test_events_from_outage_to_recovery_and_the_reactor_flushes(fleet, lab_master):

@@ -64,11 +64,7 @@ def parent_command(host, pid):
 def supervised(lab_master, lab_hosts_module, qmail_source):
     hosts = lab_hosts_module([SPOOL, CLIENT], image="base")
     the_lab = Hosts(lab_master, hosts, lab_master.put_source(qmail_source))
-    lab_master.set_pillar(the_lab.pillars())
-    lab_master.salt([h.fqdn for h in hosts], "saltutil.sync_all")
-    the_lab.first_apply = the_lab.apply()
-    the_lab.spool.add_mail_user("someone")
-    return the_lab
+    return the_lab.converge(the_lab.pillars(), mail_users={the_lab.spool.fqdn: "someone"})
 
 
 def test_daemontools_supervises_the_spool(supervised):

@@ -69,12 +69,7 @@ class TlsLab(Fleet):
 def tlslab(lab_master, lab_hosts_module, qmail_source):
     hosts = lab_hosts_module([SPOOL, CLIENT, SPOOL2], release="12")
     the_lab = TlsLab(lab_master, hosts, lab_master.put_source(qmail_source))
-    lab_master.set_pillar(the_lab.pillars())
-    lab_master.salt([h.fqdn for h in hosts], "saltutil.sync_all")
-    the_lab.first_apply = the_lab.apply()
-    for host in (the_lab.spool, the_lab.spool2):
-        host.add_mail_user("someone")
-    return the_lab
+    return the_lab.converge(the_lab.pillars(), mail_users={SPOOL: "someone", SPOOL2: "someone"})
 
 
 def test_tls_services_listen_and_the_pem_is_roots_alone(tlslab):

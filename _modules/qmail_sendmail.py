@@ -67,8 +67,9 @@ def __virtual__():
     return __virtualname__
 
 
-@functools.cache  # one loader call per validator (qmail_validate.plain)
+@functools.cache  # one loader call per validator, not per value
 def _v(name):
+    """A validator of ``_utils/qmail_validate.py`` (the one schema owner)."""
     return __utils__["qmail_validate.plain"](name)
 
 

@@ -29,7 +29,7 @@ __virtualname__ = "qmail_fleet"
 SHARE_DIR = "qmail-build"  # below salt://<builder>/ (minionfs)
 POLL_SECONDS = 3
 ANNOUNCE_GRACE = 60  # seconds a host waits for a builder that has not said "building"
-_MINION_ID_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}"
+# qmail_build.build_id: the preset's name and a digest.
 _BUILD_ID_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
 
 
@@ -41,14 +41,6 @@ def __virtual__():
 def _v(name):
     """A validator of ``_utils/qmail_validate.py`` (the one schema owner)."""
     return __utils__["qmail_validate.plain"](name)
-
-
-def _builder(builder):
-    return _v("matches")(builder, "builder", _MINION_ID_RE, "a minion id")
-
-
-def _build_id(build_id):
-    return _v("matches")(build_id, "build_id", _BUILD_ID_RE, "a build id")
 
 
 def enabled():
@@ -91,7 +83,8 @@ def find(builder, build_id, wait=0):
 
         salt '*' qmail_fleet.find build1.example.org notqmail-1.09-0123456789abcdef
     """
-    builder, build_id = _builder(builder), _build_id(build_id)
+    builder = _v("minion_id")(builder, "builder")
+    build_id = _v("matches")(build_id, "build_id", _BUILD_ID_RE, "a build id")
     wait = _v("integer")(wait, "wait", 0, 86400)
     started = time.time()
     while True:
@@ -127,7 +120,8 @@ def announce(workdir, build_id):
 
         salt '*' qmail_fleet.announce /var/cache/qmail-build notqmail-1.09-0123456789abcdef
     """
-    workdir, build_id = _v("own_dir")(workdir, "workdir"), _build_id(build_id)
+    workdir = _v("own_dir")(workdir, "workdir")
+    build_id = _v("matches")(build_id, "build_id", _BUILD_ID_RE, "a build id")
     note = os.path.join(workdir, "shared", f"{build_id}.building")
     os.makedirs(os.path.dirname(note), mode=0o700, exist_ok=True)
     __utils__["qmail_files.atomic_write"](
@@ -147,7 +141,8 @@ def publish(stage, workdir, build_id, record):
             /var/cache/qmail-build notqmail-1.09-0123456789abcdef "{preset: notqmail-1.09}"
     """
     stage = _v("existing_dir")(stage, "stage")
-    workdir, build_id = _v("own_dir")(workdir, "workdir"), _build_id(build_id)
+    workdir = _v("own_dir")(workdir, "workdir")
+    build_id = _v("matches")(build_id, "build_id", _BUILD_ID_RE, "a build id")
     record = _v("mapping")(record, "record")
     shared = os.path.join(workdir, "shared")
     tarball = os.path.join(shared, f"{build_id}.tar.gz")
@@ -176,9 +171,9 @@ def install(builder, manifest, workdir, home):
         salt '*' qmail_fleet.install build1.example.org \\
             "{id: notqmail-1.09-0123456789abcdef, sha256: 0123}" /var/cache/qmail-build /var/qmail
     """
-    builder = _builder(builder)
+    builder = _v("minion_id")(builder, "builder")
     _v("fields")(manifest, "manifest", ("id", "sha256"))
-    build_id = _build_id(manifest["id"])
+    build_id = _v("matches")(manifest["id"], "manifest:id", _BUILD_ID_RE, "a build id")
     workdir, home = _v("own_dir")(workdir, "workdir"), _v("own_dir")(home, "home")
     path = __salt__["cp.cache_file"](_url(builder, build_id, "tar.gz"))
     if not path or salt.utils.hashutils.get_hash(path, form="sha256") != manifest.get("sha256"):

@@ -187,6 +187,14 @@ def matches(value, key, pattern, what):
     return value
 
 
+# Salt's minion ids as the formula accepts them (a builder, in salt:// URLs).
+MINION_ID_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}"
+
+
+def minion_id(value, key):
+    return matches(value, key, MINION_ID_RE, "a minion id")
+
+
 # --------------------------------------------------------------------------
 # Host names
 # --------------------------------------------------------------------------

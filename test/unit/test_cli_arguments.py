@@ -66,7 +66,7 @@ CASES = [
     ("qmail_fleet.install", ["b1.example.org", {"id": "x-1"}, "@tmp/work", "@tmp/home"], {},
      "manifest"),
     ("qmail_fleet.install", ["b1.example.org", {"id": "x;1", "sha256": "0"}, "@tmp/work",
-                             "@tmp/home"], {}, "build_id"),
+                             "@tmp/home"], {}, "manifest:id"),
     ("qmail_fleet.install", ["b1.example.org", {"id": "x-1", "sha256": "0"}, "@tmp/work",
                              "/usr"], {}, "home"),
     # qmail_sendmail

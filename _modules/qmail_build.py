@@ -286,6 +286,9 @@ def unpack(tarball, stage):
     return stage
 
 
+# --------------------------------------------------------------------------
+# The name of a build the fleet can share (qmail_fleet)
+# --------------------------------------------------------------------------
 def build_id(source, conf):
     """
     The name of a shareable build: a digest of what makes two builds the

@@ -73,6 +73,11 @@ def _v(name):
     return __utils__["qmail_validate.plain"](name)
 
 
+# --------------------------------------------------------------------------
+# The undo journal (_utils/qmail_undo.py) and the system files the steps
+# rewrite; _utils modules get no __utils__ from the loader: the writer goes
+# with each call
+# --------------------------------------------------------------------------
 def _save(record, section, key, value):
     return __utils__["qmail_undo.save"](record, section, key, value,
                                         __utils__["qmail_files.atomic_write"])
@@ -83,6 +88,8 @@ def _forget(record, section, key):
 
 
 def _write_text(path, text):
+    """rc.conf, sysconfig, mailer.conf: latin-1 (any byte round-trips), the
+    file's mode and owner kept, a symlink left a symlink."""
     __utils__["qmail_files.rewrite"](path, text.encode("latin-1"))
 
 
@@ -98,6 +105,9 @@ def read_record(record):
     return __utils__["qmail_undo.read"](_v("path")(record, "record"))
 
 
+# --------------------------------------------------------------------------
+# Processes: stop, and start again
+# --------------------------------------------------------------------------
 def _service_available(service):
     try:
         return bool(__salt__["service.available"](service))
@@ -105,9 +115,6 @@ def _service_available(service):
         return False
 
 
-# --------------------------------------------------------------------------
-# Processes: stop, and start again
-# --------------------------------------------------------------------------
 def _binaries(paths, record, frontend):
     """Every file a sendmail process may run from: the real files behind
     ``paths``, the binaries saved in the record, and their ``.bak``."""

@@ -1,37 +1,33 @@
 """
-Build and install qmail from a verified source tarball, once per fleet.
+Build qmail from a verified source tarball: the steps of the seed's manual
+install, each a function of its own, and ``build``, which runs them.
 
-The steps of the seed's manual install, each a function of its own:
 ``fetch`` (download or cache, then verify the hash: nothing is extracted
-before it matches), ``extract``, ``write_conf`` (the ``conf-*`` files),
-``make`` (``make setup`` into a staging tree, logged), ``install_tree``
-(the staged tree into the qmail home, never touching the queue's contents,
-``control/`` or ``alias/``), ``make check`` (qmail's own ``instcheck``
-on the live home) and the ``record`` of what is installed, which makes a
-second apply a no-op. ``build`` runs them in order.
+before it matches), ``extract``, the source fixes of the older releases
+(``fix_errno``, ``fix_alloc``, ``fix_implicit``), ``write_conf`` (the
+``conf-*`` files), ``make`` (``make setup`` into a staging tree, logged),
+then the install: ``install_tree`` (the staged tree into the qmail home,
+never touching the queue's contents, ``control/`` or ``alias/``;
+``_utils/qmail_install.py``), ``make check`` (qmail's own ``instcheck`` on
+the live home) and the ``record`` of what is installed, which makes a
+second apply a no-op (``check_changes``).
 
-Releases that look their accounts up at run time (notqmail >= 1.07) build a
-tree that any host of the same OS, architecture, source and ``conf-*`` can
-install: the host named ``qmail:build:share:builder`` compiles, packs the
-staged tree and ``cp.push``-es it to the master; the master's ``minionfs``
-file server backend serves it to the other hosts as
-``salt://<builder>/qmail-build/<build id>.tar.gz`` (see the README).
+A build a fleet can share (notqmail >= 1.07 looks its accounts up at run
+time) is named by ``build_id``; ``qmail_fleet`` publishes the builder's
+tree through the master and installs it on the other hosts.
 
 The pillar keys ``source`` and ``build`` are checked by
 ``qmail_settings.merge`` (the schema's one owner); ``presets``,
 ``parse_hash`` and ``conf_files`` are what it asks of this module.
 """
 
-import grp
+import functools
 import hashlib
 import json
 import logging
 import os
-import pwd
 import re
 import shutil
-import stat
-import tarfile
 import time
 
 import salt.utils.hashutils
@@ -77,14 +73,6 @@ GROUPS = ("qmail", "nofiles")
 # remote, send.
 CONF_USERS = ("alias", "qmaild", "qmaill", None, "qmailp", "qmailq", "qmailr", "qmails")
 
-# What the formula's install puts into the qmail home besides queue/,
-# control/, users/ and alias/ (whose contents belong to the mail system).
-INSTALLED_DIRS = ("bin", "boot", "doc", "man")
-RECORD_NAME = ".qmail-build.json"
-SHARE_DIR = "qmail-build"  # below salt://<builder>/ (minionfs)
-POLL_SECONDS = 3
-ANNOUNCE_GRACE = 60  # seconds a host waits for a builder that has not said "building"
-
 _HASH_RE = re.compile(r"(?:(sha256|sha512)[=:])?([0-9a-fA-F]+)")
 
 
@@ -92,14 +80,15 @@ def __virtual__():
     return __virtualname__
 
 
-# --------------------------------------------------------------------------
-# Settings (called by qmail_settings.merge while map.jinja renders)
-# --------------------------------------------------------------------------
+@functools.cache  # one loader call per validator, not per value
 def _v(name):
     """A validator of ``_utils/qmail_validate.py`` (the one schema owner)."""
     return __utils__["qmail_validate.plain"](name)
 
 
+# --------------------------------------------------------------------------
+# Settings (called by qmail_settings.merge while map.jinja renders)
+# --------------------------------------------------------------------------
 def _bad(key, message):
     _v("fail")(key, message)
 
@@ -186,12 +175,8 @@ def presets():
 
 
 # --------------------------------------------------------------------------
-# The record of what is installed
+# What is installed (_utils/qmail_install.py)
 # --------------------------------------------------------------------------
-def _record_path(home):
-    return os.path.join(home, RECORD_NAME)
-
-
 def record(home="/var/qmail"):
     """
     What the formula installed into ``home``: preset, source hash, conf-*
@@ -202,18 +187,11 @@ def record(home="/var/qmail"):
 
         salt '*' qmail_build.record /var/qmail
     """
-    home = _v("path")(home, "home")
-    try:
-        with open(_record_path(home), encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return __utils__["qmail_install.read_record"](_v("path")(home, "home"))
 
 
 def _write_record(home, data):
-    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    __utils__["qmail_files.atomic_write"](_record_path(home), text.encode())
+    __utils__["qmail_install.write_record"](home, data, __utils__["qmail_files.atomic_write"])
 
 
 def _wanted(source, conf):
@@ -254,13 +232,63 @@ def queue_is_empty(home):
 
         salt '*' qmail_build.queue_is_empty /var/qmail
     """
-    home = _v("path")(home, "home")
-    for _dirpath, _dirs, files in os.walk(os.path.join(home, "queue", "mess")):
-        if files:
-            return False
-    return True
+    return __utils__["qmail_install.queue_is_empty"](_v("path")(home, "home"))
 
 
+def install_tree(stage, home):
+    """
+    Install the staged qmail home ``stage`` into ``home`` with the staged
+    owners and modes, the way qmail's ``make setup`` would, but safely on a
+    live system: directories are created or re-moded, never emptied; files
+    are replaced by rename (a running qmail-send keeps its binary); files
+    that already exist under queue/ (lock/tcpto, lock/sendmutex,
+    lock/trigger) are kept, so the queue survives. control/ and alias/ are
+    only directories in the stage: their files are never touched. Returns
+    the number of files written.
+
+    CLI Example::
+
+        salt '*' qmail_build.install_tree /var/cache/qmail-build/destdir/var/qmail /var/qmail
+    """
+    stage = _v("existing_dir")(stage, "stage")
+    home = _v("own_dir")(home, "home")
+    return __utils__["qmail_install.install_tree"](
+        stage, home, __utils__["qmail_files.atomic_copy"],
+        __utils__["qmail_files.atomic_symlink"])
+
+
+def pack(stage, tarball):
+    """
+    Pack the staged qmail home ``stage`` into ``tarball`` (gzip), owners by
+    name, paths relative to the qmail home; returns its sha256.
+
+    CLI Example::
+
+        salt '*' qmail_build.pack /var/cache/qmail-build/destdir/var/qmail /tmp/qmail.tar.gz
+    """
+    stage = _v("existing_dir")(stage, "stage")
+    tarball = _v("path")(tarball, "tarball")
+    return __utils__["qmail_install.pack"](stage, tarball)
+
+
+def unpack(tarball, stage):
+    """
+    Extract a packed qmail home into a fresh ``stage``; owners are mapped by
+    name to this host's accounts (run as root).
+
+    CLI Example::
+
+        salt '*' qmail_build.unpack /var/cache/salt/minion/files/base/x/qmail.tar.gz /tmp/stage
+    """
+    tarball = _v("existing_file")(tarball, "tarball")
+    stage = _v("own_dir")(stage, "stage")  # emptied first: never a system folder
+    __utils__["qmail_install.extract_into"](tarball, stage)
+    return stage
+
+
+# --------------------------------------------------------------------------
+# The name of a build the fleet can share (qmail_fleet)
+# --------------------------------------------------------------------------
 def build_id(source, conf):
     """
     The name of a shareable build: a digest of what makes two builds the
@@ -358,33 +386,6 @@ def verify_source(home, source, conf):
     return fetch(source["url"], source["hash"])
 
 
-def _safe_members(archive, dest):
-    """Refuse members that would land outside ``dest`` or are devices."""
-    root = os.path.realpath(dest)
-    for member in archive.getmembers():
-        target = os.path.realpath(os.path.join(root, member.name))
-        if os.path.commonpath([root, target]) != root or member.ischr() or member.isblk():
-            raise CommandExecutionError(f"unsafe member {member.name!r} in the tarball")
-        if member.islnk() or member.issym():
-            link = os.path.join(os.path.dirname(target), member.linkname)
-            if member.islnk():
-                link = os.path.join(root, member.linkname)
-            if os.path.commonpath([root, os.path.realpath(link)]) != root:
-                raise CommandExecutionError(f"unsafe link {member.name!r} in the tarball")
-        yield member
-
-
-def _extract_into(tarball, dest):
-    """Unpack ``tarball`` into an emptied, private ``dest`` (no member may leave it)."""
-    shutil.rmtree(dest, ignore_errors=True)
-    os.makedirs(dest, mode=0o700)
-    try:
-        with tarfile.open(tarball) as archive:
-            archive.extractall(dest, members=_safe_members(archive, dest))
-    except tarfile.TarError as exc:
-        raise CommandExecutionError(f"cannot extract {tarball}: {exc}") from exc
-
-
 def extract(tarball, dest):
     """
     Extract ``tarball`` (.tar, .tar.gz, .tar.xz, .tar.bz2) into a fresh
@@ -396,7 +397,7 @@ def extract(tarball, dest):
     """
     tarball = _v("existing_file")(tarball, "tarball")
     dest = _v("own_dir")(dest, "dest")  # emptied first: never a system folder
-    _extract_into(tarball, dest)
+    __utils__["qmail_install.extract_into"](tarball, dest)
     if os.path.isfile(os.path.join(dest, "Makefile")):
         return dest
     subdirs = [e.path for e in os.scandir(dest) if e.is_dir()]
@@ -545,209 +546,6 @@ def make(srcdir, targets, log, destdir=None):
     return True
 
 
-def _same_file(src, dst, st):
-    try:
-        dst_st = os.lstat(dst)
-    except FileNotFoundError:
-        return False
-    if (dst_st.st_mode, dst_st.st_uid, dst_st.st_gid, dst_st.st_size) != (
-        st.st_mode, st.st_uid, st.st_gid, st.st_size
-    ):
-        return False
-    with open(src, "rb") as a, open(dst, "rb") as b:
-        return a.read() == b.read()
-
-
-def install_tree(stage, home):
-    """
-    Install the staged qmail home ``stage`` into ``home`` with the staged
-    owners and modes, the way qmail's ``make setup`` would, but safely on a
-    live system: directories are created or re-moded, never emptied; files
-    are replaced by rename (a running qmail-send keeps its binary); files
-    that already exist under queue/ (lock/tcpto, lock/sendmutex,
-    lock/trigger) are kept, so the queue survives. control/ and alias/ are
-    only directories in the stage: their files are never touched. Returns
-    the number of files written.
-
-    CLI Example::
-
-        salt '*' qmail_build.install_tree /var/cache/qmail-build/destdir/var/qmail /var/qmail
-    """
-    stage = _v("existing_dir")(stage, "stage")
-    home = _v("own_dir")(home, "home")
-    written = 0
-    for dirpath, dirnames, filenames in os.walk(stage):
-        dirnames.sort()
-        rel = os.path.relpath(dirpath, stage)
-        target_dir = os.path.normpath(os.path.join(home, rel))
-        st = os.lstat(dirpath)
-        os.makedirs(target_dir, mode=0o700, exist_ok=True)
-        os.chown(target_dir, st.st_uid, st.st_gid)
-        os.chmod(target_dir, stat.S_IMODE(st.st_mode))
-        in_queue = rel == "queue" or rel.startswith("queue" + os.sep)
-        for name in sorted(filenames):
-            src, dst = os.path.join(dirpath, name), os.path.join(target_dir, name)
-            st = os.lstat(src)
-            if in_queue and os.path.lexists(dst):
-                os.chown(dst, st.st_uid, st.st_gid, follow_symlinks=False)
-                if not stat.S_ISLNK(st.st_mode):
-                    os.chmod(dst, stat.S_IMODE(st.st_mode))
-                continue
-            if stat.S_ISFIFO(st.st_mode):
-                os.mkfifo(dst, 0o600)
-                os.chown(dst, st.st_uid, st.st_gid)
-                os.chmod(dst, stat.S_IMODE(st.st_mode))
-            elif stat.S_ISLNK(st.st_mode):
-                __utils__["qmail_files.atomic_symlink"](os.readlink(src), dst)
-            elif stat.S_ISREG(st.st_mode):
-                if _same_file(src, dst, st):
-                    continue
-                __utils__["qmail_files.atomic_copy"](
-                    src, dst, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
-            else:
-                continue
-            written += 1
-    return written
-
-
-def _owner_names(tarinfo):
-    """Store owners by name: the accounts may have other ids on other hosts."""
-    try:
-        tarinfo.uname = pwd.getpwuid(tarinfo.uid).pw_name
-        tarinfo.gname = grp.getgrgid(tarinfo.gid).gr_name
-    except KeyError:
-        pass
-    return tarinfo
-
-
-def pack(stage, tarball):
-    """
-    Pack the staged qmail home ``stage`` into ``tarball`` (gzip), owners by
-    name, paths relative to the qmail home; returns its sha256.
-
-    CLI Example::
-
-        salt '*' qmail_build.pack /var/cache/qmail-build/destdir/var/qmail /tmp/qmail.tar.gz
-    """
-    stage = _v("existing_dir")(stage, "stage")
-    tarball = _v("path")(tarball, "tarball")
-    os.makedirs(os.path.dirname(tarball), mode=0o700, exist_ok=True)
-    tmp = tarball + ".tmp"
-    with tarfile.open(tmp, "w:gz", format=tarfile.PAX_FORMAT) as archive:
-        archive.add(stage, arcname=".", filter=_owner_names)
-    os.replace(tmp, tarball)
-    return _file_hash(tarball, "sha256")
-
-
-def unpack(tarball, stage):
-    """
-    Extract a packed qmail home into a fresh ``stage``; owners are mapped by
-    name to this host's accounts (run as root).
-
-    CLI Example::
-
-        salt '*' qmail_build.unpack /var/cache/salt/minion/files/base/x/qmail.tar.gz /tmp/stage
-    """
-    tarball = _v("existing_file")(tarball, "tarball")
-    stage = _v("own_dir")(stage, "stage")  # emptied first: never a system folder
-    _extract_into(tarball, stage)
-    return stage
-
-
-# --------------------------------------------------------------------------
-# Sharing through the master (cp.push + minionfs)
-# --------------------------------------------------------------------------
-def _can_share():
-    return __opts__.get("file_client") == "remote" and not __opts__.get("local")
-
-
-def _shared_url(builder, bid, ext):
-    """Where the master serves ``builder``'s pushed file ``<bid>.<ext>``
-    (minionfs: ``salt://<minion id>/<upload path>``)."""
-    return f"salt://{builder}/{SHARE_DIR}/{bid}.{ext}"
-
-
-def _shared_json(builder, bid, ext):
-    text = __salt__["cp.get_file_str"](_shared_url(builder, bid, ext))
-    if not text:
-        return None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None  # still being pushed
-    return data if isinstance(data, dict) else None
-
-
-def _find_shared(builder, bid, wait=0):
-    """
-    Look for ``builder``'s published tree ``bid``; return its manifest or
-    None. With ``wait`` > 0, keep looking while the builder says it is
-    building (its ``.building`` note is younger than ``wait`` seconds), for
-    up to ``wait`` seconds.
-    """
-    started = time.time()
-    while True:
-        manifest = _shared_json(builder, bid, "json")
-        if manifest and manifest.get("id") == bid:
-            return manifest
-        waited = time.time() - started
-        if waited >= wait:
-            return None
-        note = _shared_json(builder, bid, "building") or {}
-        building = time.time() - note.get("started", 0) < wait
-        # A fleet's highstates start together: give the builder a little
-        # while to reach its build state and say so, but no longer.
-        if not building and waited >= min(wait, ANNOUNCE_GRACE):
-            return None
-        time.sleep(POLL_SECONDS)
-
-
-def _push(path, upload):
-    try:
-        return bool(__salt__["cp.push"](path, upload_path=upload))
-    except Exception:  # pylint: disable=broad-except
-        return False
-
-
-def _publish(stage, workdir, bid, record_data):
-    """
-    Pack the staged tree and push it with its manifest to the master
-    (``cp.push``; the master needs ``file_recv: True`` and the ``minionfs``
-    file server backend). Returns True when both arrived.
-    """
-    shared = os.path.join(workdir, "shared")
-    tarball = os.path.join(shared, f"{bid}.tar.gz")
-    digest = pack(stage, tarball)
-    manifest = os.path.join(shared, f"{bid}.json")
-    data = {"id": bid, "sha256": digest, "builder": __grains__["id"], "record": record_data}
-    __utils__["qmail_files.atomic_write"](
-        manifest, (json.dumps(data, sort_keys=True) + "\n").encode(), 0o600)
-    # The tree first, its manifest last: a reader that sees the manifest
-    # finds the whole tarball, and checks it against the manifest's hash.
-    return _push(tarball, f"{SHARE_DIR}/{bid}.tar.gz") and _push(
-        manifest, f"{SHARE_DIR}/{bid}.json"
-    )
-
-
-def _announce(workdir, bid):
-    note = os.path.join(workdir, "shared", f"{bid}.building")
-    os.makedirs(os.path.dirname(note), mode=0o700, exist_ok=True)
-    __utils__["qmail_files.atomic_write"](
-        note, json.dumps({"id": bid, "started": time.time()}).encode(), 0o600)
-    _push(note, f"{SHARE_DIR}/{bid}.building")
-
-
-def _install_shared(builder, manifest, workdir, home):
-    bid = manifest["id"]
-    path = __salt__["cp.cache_file"](_shared_url(builder, bid, "tar.gz"))
-    if not path or _file_hash(path, "sha256") != manifest.get("sha256"):
-        return None
-    stage = unpack(path, os.path.join(workdir, "stage"))
-    written = install_tree(stage, home)
-    shutil.rmtree(stage, ignore_errors=True)
-    return written
-
-
 # --------------------------------------------------------------------------
 # The whole build
 # --------------------------------------------------------------------------
@@ -804,10 +602,9 @@ def build(home, source, conf, workdir="/var/cache/qmail-build", share=None):
             "{preset: notqmail-1.09, url: /srv/notqmail-1.09.tar.xz, hash: 'sha256=e921891e7c2d84e30b6b52c02c251f61eb4a6255a922620a99a337f46fa32c52'}" \
             "{conf-qmail: /var/qmail}"
     """  # noqa: E501 (a CLI line with a whole sha256)
-    home = __utils__["qmail_validate.own_dir"](home, "home")
-    workdir = __utils__["qmail_validate.own_dir"](workdir, "workdir")
-    if __utils__["qmail_validate.inside"](workdir, home) or __utils__[
-            "qmail_validate.inside"](home, workdir):
+    home = _v("own_dir")(home, "home")
+    workdir = _v("own_dir")(workdir, "workdir")
+    if _v("inside")(workdir, home) or _v("inside")(home, workdir):
         _bad("workdir", f"{workdir!r} and the home {home!r} must not hold one another")
     _v("fields")(source, "source", ("preset", "hash", "url"))
     share = _v("mapping")(share or {}, "share")
@@ -827,11 +624,13 @@ def build(home, source, conf, workdir="/var/cache/qmail-build", share=None):
     builder = share.get("builder") or ""
     me = __grains__["id"]
     result = {"compiled": False, "published": False, "files": 0, "id": bid}
-    if builder and source.get("runtime_ids") and _can_share():
-        manifest = _find_shared(builder, bid, 0 if builder == me else share.get("wait", 600))
+    fleet = bool(builder and source.get("runtime_ids") and __salt__["qmail_fleet.enabled"]())
+    if fleet:
+        manifest = __salt__["qmail_fleet.find"](builder, bid,
+                                                0 if builder == me else share.get("wait", 600))
         if manifest:
             os.makedirs(workdir, mode=0o700, exist_ok=True)
-            written = _install_shared(builder, manifest, workdir, home)
+            written = __salt__["qmail_fleet.install"](builder, manifest, workdir, home)
             if written is not None:
                 result.update(files=written, **{"from": f"shared:{builder}"})
                 data = dict(want, installed_from=result["from"], id=bid, time=time.time())
@@ -843,15 +642,15 @@ def build(home, source, conf, workdir="/var/cache/qmail-build", share=None):
     build_log = os.path.join(workdir, "build.log")
     with open(build_log, "w", encoding="utf-8") as handle:
         handle.write(f"### qmail build {bid} of {source['url']} ({source['hash']})\n")
-    sharing = builder == me and source.get("runtime_ids") and _can_share()
+    sharing = fleet and builder == me
     if sharing:
-        _announce(workdir, bid)
+        __salt__["qmail_fleet.announce"](workdir, bid)
     log.info("qmail_build: compiling %s into %s (build log %s)", bid, home, build_log)
     stage, written = _compile(source, conf, workdir, home, build_log, tarball)
     result.update(compiled=True, files=written, log=build_log, **{"from": "compiled"})
     data = dict(want, installed_from="compiled", id=bid, time=time.time())
     if sharing:
-        result["published"] = _publish(stage, workdir, bid, want)
+        result["published"] = __salt__["qmail_fleet.publish"](stage, workdir, bid, want)
         result["sharing"] = True
     _write_record(home, data)
     result["record"] = data

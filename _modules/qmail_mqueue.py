@@ -30,6 +30,7 @@ left exactly where it is and reported.
 """
 
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -59,6 +60,7 @@ def __virtual__():
     return __virtualname__
 
 
+@functools.cache  # one loader call per validator, not per value
 def _v(name):
     """A validator of ``_utils/qmail_validate.py`` (the one schema owner)."""
     return __utils__["qmail_validate.plain"](name)
@@ -68,9 +70,7 @@ def _v(name):
 def _queues(queues):
     if queues is None:
         return list(DEFAULT_QUEUES)
-    queues = list(queues) if isinstance(queues, tuple) else queues
-    return [_v("system_file")(q, f"queues[{i}]")
-            for i, q in enumerate(_v("list_of")(queues, "queues"))]
+    return _v("each")(queues, "queues", "system_file")
 
 
 def _timeout(timeout):

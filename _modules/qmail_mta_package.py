@@ -9,6 +9,7 @@ the state writes; installing and purging it is Salt's own ``pkg.installed``
 (``sources``) and ``pkg.purged``.
 """
 
+import functools
 import logging
 import os
 import re
@@ -32,6 +33,7 @@ def __virtual__():
     return (False, "qmail_mta_package needs dpkg-deb and dpkg-query (Debian)")
 
 
+@functools.cache  # one loader call per validator, not per value
 def _v(name):
     """A validator of ``_utils/qmail_validate.py`` (the one schema owner)."""
     return __utils__["qmail_validate.plain"](name)

@@ -1,9 +1,9 @@
 """
 Neutralise the OS's sendmail and put qmail's front end in its place (the
-seed's §2 and §3), reversibly.
+seed's §2 and §3), reversibly: the steps, each with its undo beside it.
 
-Every step first saves what it is about to change in a record on the host (a
-JSON file, written atomically; lookup ``sendmail_record``), then changes it:
+Every step first saves what it is about to change in the undo journal
+(``_utils/qmail_undo.py``; lookup ``sendmail_record``), then changes it:
 
 - ``stop``: stop sendmail's processes, through the service manager and then
   by signal (Debian's init script can leave ``sendmail-mta`` running);
@@ -15,17 +15,22 @@ JSON file, written atomically; lookup ``sendmail_record``), then changes it:
 - ``neutralise``: ``chmod 0`` the real binary behind a path (symlinks and
   alternatives resolved) and rename it to ``<binary>.bak``, never overwriting
   an existing ``.bak``;
-- ``alternative``: register and select qmail in an alternatives group
-  (RedHat's ``mta``);
 - ``link_frontend``: point a path (``/usr/sbin/sendmail``,
   ``/usr/lib/sendmail``) to qmail's ``bin/sendmail``;
+- ``alternative``: register and select qmail in an alternatives group
+  (RedHat's ``mta``);
 - ``mailer_conf``: FreeBSD's /etc/mail/mailer.conf entries.
 
-``restore`` undoes all of it from the record. Every function takes
-``test=True`` to predict its changes without touching anything.
+``restore`` undoes all of it from the record, each step by the ``_restore_*``
+function that follows it here; ``status`` is what a sysadmin checks. Every
+function takes ``test=True`` to predict its changes without touching
+anything. Arguments are checked with the shared validators
+(``_utils/qmail_validate.py``); processes and listeners are found by
+``_utils/qmail_procs.py``, rc.conf-style files edited by
+``_utils/qmail_keyfile.py``.
 """
 
-import json
+import functools
 import logging
 import os
 import re
@@ -36,11 +41,6 @@ import salt.utils.hashutils
 import salt.utils.path
 import salt.utils.systemd
 from salt.exceptions import CommandExecutionError, SaltInvocationError
-
-try:  # a Salt requirement; IRIX has no build of it
-    import psutil
-except ImportError:  # pragma: no cover
-    psutil = None
 
 log = logging.getLogger(__name__)
 
@@ -61,48 +61,36 @@ MAILER_CONF_ENTRIES = (("sendmail", "sendmail"), ("send-mail", "sendmail"),
 STOP_TIMEOUT = 10
 # Where the record of what was changed lives unless told otherwise.
 DEFAULT_RECORD = "/var/lib/qmail-formula/sendmail.json"
-# The record's sections; "groups" holds alternatives groups as they were
-# before a file of theirs was moved away.
-SECTIONS = ("binaries", "links", "boot", "alternatives", "groups", "mailer_conf", "stopped")
 
 
 def __virtual__():
     return __virtualname__
 
 
+@functools.cache  # one loader call per validator, not per value
 def _v(name):
     """A validator of ``_utils/qmail_validate.py`` (the one schema owner)."""
     return __utils__["qmail_validate.plain"](name)
 
 
-# Arguments as a user types them on the command line, checked by the shared
-# validators: an error names the argument, never a traceback.
-def _list(value, key):
-    """A list (a tuple default counts as one)."""
-    return _v("list_of")(list(value) if isinstance(value, tuple) else value, key)
-
-
-def _paths(value, key):
-    return [_v("system_file")(p, f"{key}[{i}]") for i, p in enumerate(_list(value, key))]
-
-
-def _ports(value, key="ports"):
-    return [_v("integer")(p, f"{key}[{i}]", 1, 65535) for i, p in enumerate(_list(value, key))]
-
-
-def _services(value, key="services"):
-    return [_v("service_name")(s, f"{key}[{i}]") for i, s in enumerate(_list(value, key))]
-
-
-def _optional_path(value, key):
-    return None if value is None else _v("path")(value, key)
-
-
 # --------------------------------------------------------------------------
-# The record of what was changed, for restore
+# The undo journal (_utils/qmail_undo.py) and the system files the steps
+# rewrite; _utils modules get no __utils__ from the loader: the writer goes
+# with each call
 # --------------------------------------------------------------------------
-def _fsync_dir(directory):
-    __utils__["qmail_files.fsync_dir"](directory)
+def _save(record, section, key, value):
+    return __utils__["qmail_undo.save"](record, section, key, value,
+                                        __utils__["qmail_files.atomic_write"])
+
+
+def _forget(record, section, key):
+    __utils__["qmail_undo.forget"](record, section, key, __utils__["qmail_files.atomic_write"])
+
+
+def _write_text(path, text):
+    """rc.conf, sysconfig, mailer.conf: latin-1 (any byte round-trips), the
+    file's mode and owner kept, a symlink left a symlink."""
+    __utils__["qmail_files.rewrite"](path, text.encode("latin-1"))
 
 
 def read_record(record):
@@ -114,46 +102,19 @@ def read_record(record):
 
         salt '*' qmail_sendmail.read_record /var/lib/qmail-formula/sendmail.json
     """
-    record = _v("path")(record, "record")
+    return __utils__["qmail_undo.read"](_v("path")(record, "record"))
+
+
+# --------------------------------------------------------------------------
+# Processes: stop, and start again
+# --------------------------------------------------------------------------
+def _service_available(service):
     try:
-        with open(record, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        data = {}
-    except ValueError as exc:
-        raise CommandExecutionError(f"{record} is not valid JSON: {exc}") from exc
-    for section in SECTIONS:
-        data.setdefault(section, {})
-    return data
+        return bool(__salt__["service.available"](service))
+    except (KeyError, CommandExecutionError):
+        return False
 
 
-def _save(record, section, key, value):
-    """Add ``value`` under ``section``/``key`` unless something is saved there
-    already: the first saved state is the original and is never replaced."""
-    data = read_record(record)
-    if key in data[section]:
-        return data[section][key]
-    data[section][key] = value
-    data["version"] = 1
-    __utils__["qmail_files.atomic_write"](
-        record, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), mode=0o600)
-    return value
-
-
-def _forget(record, section, key):
-    data = read_record(record)
-    if data[section].pop(key, None) is None:
-        return
-    if any(data[s] for s in SECTIONS):
-        __utils__["qmail_files.atomic_write"](
-            record, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), mode=0o600)
-    else:
-        os.unlink(record)
-
-
-# --------------------------------------------------------------------------
-# Processes and ports
-# --------------------------------------------------------------------------
 def _binaries(paths, record, frontend):
     """Every file a sendmail process may run from: the real files behind
     ``paths``, the binaries saved in the record, and their ``.bak``."""
@@ -177,20 +138,7 @@ def listeners(ports=(25, 587)):
 
         salt '*' qmail_sendmail.listeners '[25, 587]'
     """
-    ports = set(_ports(ports))
-    found = []
-    if psutil is None:
-        return found
-    # psutil maps this network namespace's listening sockets to their PIDs
-    # (all of them: the minion runs as root); containers' are left out by
-    # is_own, as everywhere.
-    for conn in psutil.net_connections(kind="tcp"):
-        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port in ports \
-                and conn.pid and __utils__["qmail_procs.is_own"](conn.pid):
-            found.append({"port": conn.laddr.port, "pid": conn.pid,
-                          "comm": __utils__["qmail_procs.comm"](conn.pid),
-                          "exe": __utils__["qmail_procs.exe"](conn.pid)})
-    return sorted(found, key=lambda x: (x["port"], x["pid"]))
+    return __utils__["qmail_procs.listeners"](set(_v("each")(ports, "ports", "integer", 1, 65535)))
 
 
 def processes(paths, ports=(25, 587), record=None, frontend=None):
@@ -206,34 +154,12 @@ def processes(paths, ports=(25, 587), record=None, frontend=None):
 
         salt '*' qmail_sendmail.processes '[/usr/sbin/sendmail, /usr/lib/sendmail]'
     """
-    paths = _paths(paths, "paths")
-    ports = _ports(ports)
-    record = _optional_path(record, "record")
-    frontend = _optional_path(frontend, "frontend")
-    binaries = _binaries(paths, record, frontend)
-    found = {}
-    if os.path.isdir("/proc/self"):
-        procs = {name: __utils__[f"qmail_procs.{name}"]
-                 for name in ("all_pids", "exe", "comm", "is_own", "alive")}
-        for pid in procs["all_pids"]():
-            exe = procs["exe"](pid)
-            comm = procs["comm"](pid)
-            if ((exe in binaries) if exe else comm.startswith("sendmail")) and \
-                    procs["is_own"](pid) and procs["alive"](pid):
-                found[pid] = {"pid": pid, "comm": comm, "exe": exe}
-        for entry in listeners(ports):
-            if entry["comm"].startswith("sendmail"):
-                found.setdefault(entry["pid"], {k: entry[k] for k in ("pid", "comm", "exe")})
-    else:
-        # No /proc (FreeBSD, IRIX): go by the command name. POSIX ps: -A is
-        # every process on both (FreeBSD's -e would mean "environment").
-        out = __salt__["cmd.run_stdout"](["ps", "-A", "-o", "pid=", "-o", "comm="],
-                                         python_shell=False, ignore_retcode=True)
-        for line in out.splitlines():
-            pid, _, comm = line.strip().partition(" ")
-            if pid.isdigit() and os.path.basename(comm.strip()).startswith("sendmail"):
-                found[int(pid)] = {"pid": int(pid), "comm": comm.strip(), "exe": None}
-    return [found[pid] for pid in sorted(found)]
+    paths = _v("each")(paths, "paths", "system_file")
+    ports = set(_v("each")(ports, "ports", "integer", 1, 65535))
+    record = _v("optional")(record, "record", "path")
+    frontend = _v("optional")(frontend, "frontend", "path")
+    return __utils__["qmail_procs.programs"](_binaries(paths, record, frontend), "sendmail",
+                                             ports, __salt__["cmd.run_stdout"])
 
 
 def stop(services, paths, ports=(25, 587), record=DEFAULT_RECORD, frontend=None, test=False):
@@ -248,8 +174,8 @@ def stop(services, paths, ports=(25, 587), record=DEFAULT_RECORD, frontend=None,
 
         salt '*' qmail_sendmail.stop '[sendmail]' '[/usr/sbin/sendmail]'
     """
-    services = _services(services)
-    record = _optional_path(record, "record")
+    services = _v("each")(services, "services", "service_name")
+    record = _v("optional")(record, "record", "path")
     running = processes(paths, ports, record, frontend)
     if not running:
         return {}
@@ -293,51 +219,27 @@ def stop(services, paths, ports=(25, 587), record=DEFAULT_RECORD, frontend=None,
     return changes
 
 
+def _restore_services(record, data, test):
+    services = data["stopped"].get("services")
+    if services is None:
+        return {}
+    changes = {}
+    for service in services:
+        if not _service_available(service):
+            continue
+        if __salt__["service.status"](service):
+            continue
+        changes[service] = {"old": "stopped", "new": "started"}
+        if not test:
+            __salt__["service.start"](service)
+    if not test:
+        _forget(record, "stopped", "services")
+    return changes
+
+
 # --------------------------------------------------------------------------
 # Boot
 # --------------------------------------------------------------------------
-def _service_available(service):
-    try:
-        return bool(__salt__["service.available"](service))
-    except (KeyError, CommandExecutionError):
-        return False
-
-
-def _read_bytes(path):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read().decode("latin-1")
-    except FileNotFoundError:
-        return None
-
-
-def _write_text(path, text):
-    # A symlinked rc.conf stays a symlink: the file it leads to is replaced.
-    path = os.path.realpath(path)
-    try:
-        like = os.stat(path)
-    except FileNotFoundError:
-        like = None
-    __utils__["qmail_files.atomic_write"](path, text.encode("latin-1"), mode=0o644,
-                                          like=like)
-
-
-# One shell assignment ``key=value`` at the start of a line or after ``;``:
-# the value is a run of quoted strings and unquoted non-blank characters.
-_STATEMENT_RE = re.compile(
-    r"""(?P<lead>(?:^|;)[ \t]*(?:export[ \t]+)?)(?P<key>[A-Za-z_][A-Za-z0-9_]*)="""
-    r"""(?P<value>(?:"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^\s;"'#])*)""",
-    re.MULTILINE,
-)
-
-
-def _assignments(line, key):
-    """The spans of ``key=value`` in one line (not inside a comment)."""
-    code = line.split("#", 1)[0] if not line.lstrip().startswith("#") else ""
-    return [m.span("key")[0:1] + m.span("value")[1:2]
-            for m in _STATEMENT_RE.finditer(code) if m.group("key") == key]
-
-
 def set_keys(text, wanted):
     """
     Return ``text`` (a shell-style ``key=value`` file such as rc.conf) with
@@ -357,48 +259,7 @@ def set_keys(text, wanted):
     for key, assignment in _v("mapping")(wanted, "wanted").items():
         _v("matches")(key, f"wanted:{key}", r"[A-Za-z_][A-Za-z0-9_]*", "a shell variable name")
         _v("string")(assignment, f"wanted:{key}")
-    lines = (text or "").split("\n")
-    originals = {}
-    for key, assignment in wanted.items():
-        originals[key] = []
-        found = False
-        for i, line in enumerate(lines):
-            spans = _assignments(line, key)
-            originals[key].extend(line[start:end] for start, end in spans)
-            for start, end in reversed(spans):
-                line = line[:start] + assignment + line[end:]
-                found = True
-            lines[i] = line
-        if not found:
-            if lines and lines[-1] == "":
-                lines[-1:] = [assignment, ""]
-            else:
-                lines.append(assignment)
-                lines.append("")
-    return "\n".join(lines), originals
-
-
-def _unset_keys(text, wanted, originals):
-    """Undo ``set_keys``: the assignments it wrote go back to the saved ones
-    (lines it appended are removed); assignments changed since stay."""
-    lines = text.split("\n")
-    for key, assignment in wanted.items():
-        saved = list(originals.get(key, []))
-        for i, line in enumerate(lines):
-            if line is None:
-                continue
-            spans = [(a, b) for a, b in _assignments(line, key) if line[a:b] == assignment]
-            if not saved:
-                if spans and line.strip() == assignment:
-                    lines[i] = None
-                continue
-            spans = spans[:len(saved)]
-            back, saved = saved[:len(spans)], saved[len(spans):]
-            # Equal lengths by construction; no strict=: minions run Python 3.9 too.
-            for (start, end), original in reversed(list(zip(spans, back))):  # noqa: B905
-                line = line[:start] + original + line[end:]
-            lines[i] = line
-    return "\n".join(line for line in lines if line is not None)
+    return __utils__["qmail_keyfile.set_keys"](text, wanted)
 
 
 def _keyvalue_wanted(method):
@@ -408,7 +269,7 @@ def _keyvalue_wanted(method):
 
 
 def _boot_disable_file(method, path, record, test):
-    old = _read_bytes(path)
+    old = __utils__["qmail_keyfile.read"](path)
     if method == "irix":
         new = "off\n"
         if old is not None and old.split() == ["off"]:
@@ -416,7 +277,7 @@ def _boot_disable_file(method, path, record, test):
         saved = {"method": method, "content": old}
     else:
         wanted = _keyvalue_wanted(method)
-        new, originals = set_keys(old, wanted)
+        new, originals = __utils__["qmail_keyfile.set_keys"](old, wanted)
         if new == old:
             return {}
         saved = {"method": method, "existed": old is not None, "keys": originals}
@@ -459,7 +320,7 @@ def boot_disable(method, services=(), path=None, record=DEFAULT_RECORD, test=Fal
         salt '*' qmail_sendmail.boot_disable systemd '[sendmail, sm-client]'
     """
     _v("one_of")(method, BOOT_METHODS, "method")
-    services = _services(services)
+    services = _v("each")(services, "services", "service_name")
     if method in ("rcconf", "sysconfig", "irix"):
         path = _v("system_file")(path, "path")
     record = _v("path")(record, "record")
@@ -492,8 +353,47 @@ def boot_disable(method, services=(), path=None, record=DEFAULT_RECORD, test=Fal
     return changes
 
 
+def _restore_boot(record, data, test):
+    changes = {}
+    for key, saved in sorted(data["boot"].items()):
+        method = saved["method"]
+        if method in ("rcconf", "sysconfig", "irix"):
+            old = __utils__["qmail_keyfile.read"](key)
+            if method == "irix":
+                new = saved["content"]
+            else:
+                new = __utils__["qmail_keyfile.unset_keys"](old or "", _keyvalue_wanted(method),
+                                                             saved["keys"])
+                if not saved["existed"] and not new:
+                    new = None
+            if new != old:
+                changes[key] = {"old": old, "new": new}
+                if not test:
+                    if new is None:
+                        if old is not None:
+                            os.unlink(key)
+                    else:
+                        _write_text(key, new)
+        elif method == "chkconfig":
+            if not _chkconfig_registered(key):
+                changes[key] = {"old": "deleted", "new": "registered (chkconfig --add)"}
+                if not test:
+                    proc = __salt__["cmd.run_all"](["chkconfig", "--add", key],
+                                                   python_shell=False)
+                    if proc["retcode"] != 0:
+                        raise CommandExecutionError(f"chkconfig --add {key}: {proc['stderr']}")
+        elif _service_available(key):  # a service removed since has nothing to enable
+            if not __salt__["service.enabled"](key):
+                changes[key] = {"old": "disabled", "new": "enabled"}
+                if not test and not __salt__["service.enable"](key):
+                    raise CommandExecutionError(f"could not enable service {key}")
+        if not test:
+            _forget(record, "boot", key)
+    return changes
+
+
 # --------------------------------------------------------------------------
-# The binary and the front end
+# The binary
 # --------------------------------------------------------------------------
 def _is_qmail(path, frontend):
     real = os.path.realpath(path)
@@ -523,7 +423,7 @@ def neutralise(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), test=Fa
     """
     path = _v("system_file")(path, "path")
     frontend = _v("path")(frontend, "frontend")
-    sendmail_paths = _paths(sendmail_paths, "sendmail_paths")
+    sendmail_paths = _v("each")(sendmail_paths, "sendmail_paths", "system_file")
     record = _v("path")(record, "record")
     if _is_qmail(path, frontend):
         return {}
@@ -557,7 +457,7 @@ def neutralise(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), test=Fa
     })
     os.chmod(real, 0)
     os.rename(real, bak)
-    _fsync_dir(os.path.dirname(real))
+    __utils__["qmail_files.fsync_dir"](os.path.dirname(real))
     return changes
 
 
@@ -587,6 +487,32 @@ def _save_groups(path, record):
             _save(record, "groups", group, status)
 
 
+def _restore_binaries(record, data, test):
+    changes = {}
+    for real, saved in sorted(data["binaries"].items()):
+        bak = real + ".bak"
+        if os.path.lexists(real):
+            if not test:
+                _forget(record, "binaries", real)
+            continue  # back already (e.g. the package was reinstalled)
+        if not os.path.isfile(bak):
+            raise CommandExecutionError(f"{bak} is missing: cannot restore {real}")
+        changes[real] = {"old": {"path": bak, "mode": f"{os.stat(bak).st_mode & 0o7777:04o}"},
+                         "new": {"path": real, "mode": saved["mode"]}}
+        if test:
+            continue
+        # Owner first: chown clears set-id bits that chmod then sets again.
+        os.chown(bak, saved["uid"], saved["gid"])
+        os.chmod(bak, int(saved["mode"], 8))
+        os.rename(bak, real)
+        __utils__["qmail_files.fsync_dir"](os.path.dirname(real))
+        _forget(record, "binaries", real)
+    return changes
+
+
+# --------------------------------------------------------------------------
+# The front end's links
+# --------------------------------------------------------------------------
 def _would_lead_to_qmail(path, frontend, linked_before):
     """Test mode: would ``path`` lead to qmail once the links listed before
     it are made? Follows the link chain by hand."""
@@ -620,9 +546,9 @@ def link_frontend(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), link
     """
     path = _v("system_file")(path, "path")
     frontend = _v("path")(frontend, "frontend")
-    sendmail_paths = _paths(sendmail_paths, "sendmail_paths")
-    links = _paths(links, "links")
-    alternative_links = _paths(alternative_links, "alternative_links")
+    sendmail_paths = _v("each")(sendmail_paths, "sendmail_paths", "system_file")
+    links = _v("each")(links, "links", "system_file")
+    alternative_links = _v("each")(alternative_links, "alternative_links", "system_file")
     record = _v("path")(record, "record")
     if os.path.lexists(path) and _is_qmail(path, frontend):
         return {}
@@ -645,6 +571,25 @@ def link_frontend(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), link
     if not test:
         _save(record, "links", path, {"target": old})
         __utils__["qmail_files.atomic_symlink"](frontend, path)
+    return changes
+
+
+def _restore_links(record, data, test):
+    changes = {}
+    for path, saved in sorted(data["links"].items()):
+        target = saved["target"]
+        current = os.readlink(path) if os.path.islink(path) else None
+        if os.path.lexists(path) and current is None:
+            raise CommandExecutionError(f"{path} is no longer a link; not replacing it")
+        if current != target:
+            changes[path] = {"old": current, "new": target}
+            if not test:
+                if target is None:
+                    os.unlink(path)
+                else:
+                    __utils__["qmail_files.atomic_symlink"](target, path)
+        if not test:
+            _forget(record, "links", path)
     return changes
 
 
@@ -721,8 +666,8 @@ def alternative(name, link, frontend, priority, slaves=(), record=DEFAULT_RECORD
     link = _v("system_file")(link, "link")
     frontend = _v("path")(frontend, "frontend")
     priority = _v("integer")(priority, "priority", 0, 2**31 - 1)
-    for i, slave in enumerate(_list(slaves, "slaves")):
-        _v("fields")(slave, f"slaves[{i}]", ("name", "link", "target"))
+    slaves = _v("each")(slaves, "slaves", "fields", ("name", "link", "target"))
+    for i, slave in enumerate(slaves):
         _v("system_file")(slave["link"], f"slaves[{i}]:link")
         _v("path")(slave["target"], f"slaves[{i}]:target")
     record = _v("path")(record, "record")
@@ -742,6 +687,42 @@ def alternative(name, link, frontend, priority, slaves=(), record=DEFAULT_RECORD
         install += ["--slave", slave["link"], slave["name"], slave["target"]]
     _run_alternatives(*install)
     _run_alternatives("--set", name, frontend)
+    return changes
+
+
+def _restore_alternatives(record, data, test):
+    changes = {}
+    for name, saved in sorted(data["alternatives"].items()):
+        # The group before anything was moved, else as qmail found it.
+        before = data["groups"].get(name) or saved["status"]
+        now = alternative_status(name)
+        if _choice(now) != _choice(before) or (now and saved["path"] in now["alternatives"]):
+            changes[name] = {"old": _choice(now), "new": _choice(before)}
+        if test:
+            continue
+        if now and saved["path"] in now["alternatives"]:
+            _run_alternatives("--remove", name, saved["path"])
+        if before:
+            now = alternative_status(name)
+            present = now["alternatives"] if now else {}
+            slave_links = dict(saved.get("slave_links", {}), **before["slave_links"])
+            for path, entry in sorted(before["alternatives"].items()):
+                if path in present or not os.path.exists(path):
+                    continue
+                install = ["--install", before["link"] or saved["link"], name, path,
+                           str(entry["priority"])]
+                for slave, target in sorted(entry["slaves"].items()):
+                    if slave in slave_links:
+                        install += ["--slave", slave_links[slave], slave, target]
+                _run_alternatives(*install)
+            if before["mode"] == "manual" and before["current"]:
+                _run_alternatives("--set", name, before["current"])
+            else:
+                _run_alternatives("--auto", name)
+        _forget(record, "alternatives", name)
+    if not test:
+        for group in data["groups"]:
+            _forget(record, "groups", group)
     return changes
 
 
@@ -783,7 +764,7 @@ def mailer_conf(path, frontend, qread, record=DEFAULT_RECORD, test=False):
     frontend = _v("path")(frontend, "frontend")
     qread = _v("path")(qread, "qread")
     record = _v("path")(record, "record")
-    old = _read_bytes(path)
+    old = __utils__["qmail_keyfile.read"](path)
     new = _mailer_conf_text(old, frontend, qread)
     if new == old:
         return {}
@@ -794,68 +775,10 @@ def mailer_conf(path, frontend, qread, record=DEFAULT_RECORD, test=False):
     return changes
 
 
-# --------------------------------------------------------------------------
-# Undo
-# --------------------------------------------------------------------------
-def _restore_links(record, data, test):
-    changes = {}
-    for path, saved in sorted(data["links"].items()):
-        target = saved["target"]
-        current = os.readlink(path) if os.path.islink(path) else None
-        if os.path.lexists(path) and current is None:
-            raise CommandExecutionError(f"{path} is no longer a link; not replacing it")
-        if current != target:
-            changes[path] = {"old": current, "new": target}
-            if not test:
-                if target is None:
-                    os.unlink(path)
-                else:
-                    __utils__["qmail_files.atomic_symlink"](target, path)
-        if not test:
-            _forget(record, "links", path)
-    return changes
-
-
-def _restore_alternatives(record, data, test):
-    changes = {}
-    for name, saved in sorted(data["alternatives"].items()):
-        # The group before anything was moved, else as qmail found it.
-        before = data["groups"].get(name) or saved["status"]
-        now = alternative_status(name)
-        if _choice(now) != _choice(before) or (now and saved["path"] in now["alternatives"]):
-            changes[name] = {"old": _choice(now), "new": _choice(before)}
-        if test:
-            continue
-        if now and saved["path"] in now["alternatives"]:
-            _run_alternatives("--remove", name, saved["path"])
-        if before:
-            now = alternative_status(name)
-            present = now["alternatives"] if now else {}
-            slave_links = dict(saved.get("slave_links", {}), **before["slave_links"])
-            for path, entry in sorted(before["alternatives"].items()):
-                if path in present or not os.path.exists(path):
-                    continue
-                install = ["--install", before["link"] or saved["link"], name, path,
-                           str(entry["priority"])]
-                for slave, target in sorted(entry["slaves"].items()):
-                    if slave in slave_links:
-                        install += ["--slave", slave_links[slave], slave, target]
-                _run_alternatives(*install)
-            if before["mode"] == "manual" and before["current"]:
-                _run_alternatives("--set", name, before["current"])
-            else:
-                _run_alternatives("--auto", name)
-        _forget(record, "alternatives", name)
-    if not test:
-        for group in data["groups"]:
-            _forget(record, "groups", group)
-    return changes
-
-
 def _restore_mailer_conf(record, data, test):
     changes = {}
     for path, saved in sorted(data["mailer_conf"].items()):
-        old = _read_bytes(path)
+        old = __utils__["qmail_keyfile.read"](path)
         if old != saved["content"]:
             changes[path] = {"old": old, "new": saved["content"]}
             if not test:
@@ -868,85 +791,9 @@ def _restore_mailer_conf(record, data, test):
     return changes
 
 
-def _restore_binaries(record, data, test):
-    changes = {}
-    for real, saved in sorted(data["binaries"].items()):
-        bak = real + ".bak"
-        if os.path.lexists(real):
-            if not test:
-                _forget(record, "binaries", real)
-            continue  # back already (e.g. the package was reinstalled)
-        if not os.path.isfile(bak):
-            raise CommandExecutionError(f"{bak} is missing: cannot restore {real}")
-        changes[real] = {"old": {"path": bak, "mode": f"{os.stat(bak).st_mode & 0o7777:04o}"},
-                         "new": {"path": real, "mode": saved["mode"]}}
-        if test:
-            continue
-        # Owner first: chown clears set-id bits that chmod then sets again.
-        os.chown(bak, saved["uid"], saved["gid"])
-        os.chmod(bak, int(saved["mode"], 8))
-        os.rename(bak, real)
-        _fsync_dir(os.path.dirname(real))
-        _forget(record, "binaries", real)
-    return changes
-
-
-def _restore_boot(record, data, test):
-    changes = {}
-    for key, saved in sorted(data["boot"].items()):
-        method = saved["method"]
-        if method in ("rcconf", "sysconfig", "irix"):
-            old = _read_bytes(key)
-            if method == "irix":
-                new = saved["content"]
-            else:
-                new = _unset_keys(old or "", _keyvalue_wanted(method), saved["keys"])
-                if not saved["existed"] and not new:
-                    new = None
-            if new != old:
-                changes[key] = {"old": old, "new": new}
-                if not test:
-                    if new is None:
-                        if old is not None:
-                            os.unlink(key)
-                    else:
-                        _write_text(key, new)
-        elif method == "chkconfig":
-            if not _chkconfig_registered(key):
-                changes[key] = {"old": "deleted", "new": "registered (chkconfig --add)"}
-                if not test:
-                    proc = __salt__["cmd.run_all"](["chkconfig", "--add", key],
-                                                   python_shell=False)
-                    if proc["retcode"] != 0:
-                        raise CommandExecutionError(f"chkconfig --add {key}: {proc['stderr']}")
-        elif _service_available(key):  # a service removed since has nothing to enable
-            if not __salt__["service.enabled"](key):
-                changes[key] = {"old": "disabled", "new": "enabled"}
-                if not test and not __salt__["service.enable"](key):
-                    raise CommandExecutionError(f"could not enable service {key}")
-        if not test:
-            _forget(record, "boot", key)
-    return changes
-
-
-def _restart(record, data, test):
-    services = data["stopped"].get("services")
-    if services is None:
-        return {}
-    changes = {}
-    for service in services:
-        if not _service_available(service):
-            continue
-        if __salt__["service.status"](service):
-            continue
-        changes[service] = {"old": "stopped", "new": "started"}
-        if not test:
-            __salt__["service.start"](service)
-    if not test:
-        _forget(record, "stopped", "services")
-    return changes
-
-
+# --------------------------------------------------------------------------
+# All of it undone, and what a sysadmin checks
+# --------------------------------------------------------------------------
 def restore(record=DEFAULT_RECORD, test=False):
     """
     Undo what the formula did to sendmail, from ``record``, in reverse
@@ -966,7 +813,7 @@ def restore(record=DEFAULT_RECORD, test=False):
     # The binaries come back before the alternatives that point to them.
     for step, func in (("links", _restore_links), ("mailer_conf", _restore_mailer_conf),
                        ("binaries", _restore_binaries), ("alternatives", _restore_alternatives),
-                       ("boot", _restore_boot), ("services", _restart)):
+                       ("boot", _restore_boot), ("services", _restore_services)):
         step_changes = func(record, data, test)
         if step_changes:
             changes[step] = step_changes
@@ -985,7 +832,7 @@ def status(paths=("/usr/sbin/sendmail", "/usr/lib/sendmail"), ports=(25, 587),
 
         salt '*' qmail_sendmail.status
     """
-    paths = _paths(paths, "paths")
+    paths = _v("each")(paths, "paths", "system_file")
     frontend = _v("path")(frontend, "frontend")
     return {
         "paths": {p: {"leads_to": os.path.realpath(p), "qmail": _is_qmail(p, frontend)}

@@ -15,6 +15,7 @@ other control files only at start, and retries the queue at once on SIGALRM
 supervisor runs it, so the supervisor never sees a crash.
 """
 
+import functools
 import logging
 import os
 import re
@@ -55,7 +56,7 @@ def tcp_rules(relay_clients, key="qmail:relay_clients"):
         salt '*' qmail_service.tcp_rules '[10.1.2.0/24, 192.168.5.7]'
     """
     prefixes = []
-    for net in __utils__["qmail_validate.relay_networks"](relay_clients, key):
+    for net in _v("relay_networks")(relay_clients, key):
         for prefix in _tcprules_prefixes(net):
             if prefix not in prefixes:
                 prefixes.append(prefix)
@@ -96,6 +97,7 @@ def _setting(*keys):
     return value
 
 
+@functools.cache  # one loader call per validator, not per value
 def _v(name):
     """A validator of ``_utils/qmail_validate.py`` (the one schema owner)."""
     return __utils__["qmail_validate.plain"](name)

@@ -8,6 +8,7 @@ before it jails itself: a file replaced by rename is used from the next
 session on, without a restart.
 """
 
+import functools
 import logging
 import os
 
@@ -24,6 +25,7 @@ def __virtual__():
     return (False, "the qmail_tls utils are not available (run saltutil.sync_all first)")
 
 
+@functools.cache  # one loader call per validator, not per value
 def _v(name):
     """A validator of ``_utils/qmail_validate.py`` (the one schema owner)."""
     return __utils__["qmail_validate.plain"](name)

@@ -20,6 +20,7 @@ once per state run, not once per SLS file, and no SLS file has to import
 and compile a macro library.
 """
 
+import functools
 import logging
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,12 @@ def __virtual__():
     return (False, "the qmail_runcache utils are not available (run saltutil.sync_all first)")
 
 
+@functools.cache  # one loader call per validator, not per value
+def _v(name):
+    """A validator of ``_utils/qmail_validate.py`` (the one schema owner)."""
+    return __utils__["qmail_validate.plain"](name)
+
+
 def candidates(files, key, tofs=None):
     """
     The salt:// paths tried for the file state ``key`` (its formula files
@@ -43,13 +50,12 @@ def candidates(files, key, tofs=None):
 
         salt '*' qmail_tofs.candidates '[service/smtpd-run]' smtpd-run
     """
-    validate = __utils__["qmail_validate.plain"]
     if tofs is None:
         tofs = __salt__["qmail_settings.show"]()["tofs"]
-    validate("tofs")(tofs, "tofs")
-    validate("matches")(key, "key", r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", "a file key")
-    for i, name in enumerate(validate("list_of")(files, "files")):
-        validate("salt_path")(name, f"files[{i}]")
+    _v("tofs")(tofs, "tofs")
+    _v("matches")(key, "key", r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", "a file key")
+    for i, name in enumerate(_v("list_of")(files, "files")):
+        _v("salt_path")(name, f"files[{i}]")
     names = tofs["source_files"].get(key, files)
     top = f"{tofs['path_prefix']}/{tofs['dirs']['files']}"
     folders = []

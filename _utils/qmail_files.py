@@ -67,6 +67,18 @@ def atomic_write(path, data, mode=0o644, uid=None, gid=None, like=None):
     _replace(path, lambda handle: handle.write(data), mode, uid, gid)
 
 
+def rewrite(path, data):
+    """Write bytes ``data`` over the file ``path`` leads to, with that file's
+    mode and owner (0644 for a new one): a symlinked rc.conf stays a
+    symlink, the file it leads to is replaced."""
+    path = os.path.realpath(path)
+    try:
+        like = os.stat(path)
+    except FileNotFoundError:
+        like = None
+    atomic_write(path, data, mode=0o644, like=like)
+
+
 def atomic_copy(src, dst, mode, uid=None, gid=None):
     """Copy file ``src`` over ``dst`` the same way (a running program ``dst``
     keeps its old inode)."""

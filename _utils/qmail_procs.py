@@ -1,5 +1,6 @@
 """
-Process look-ups shared by the formula's execution modules (``__utils__``).
+Process look-ups shared by the formula's execution modules (``__utils__``):
+finding processes by name, program or listening port, and whether one runs.
 
 Only this host's processes count. On a machine that runs containers, /proc
 also lists the processes of their PID namespaces (a container's sendmail,
@@ -139,3 +140,53 @@ def pids_named(name):
         if os.path.basename(command.strip()) == name and not stat.startswith("Z"):
             pids.append(int(pid))
     return sorted(pids)
+
+
+def listeners(ports):
+    """This host's processes listening on TCP ``ports`` (a set): a list of
+    ``{port, pid, comm, exe}`` by port and PID (empty without psutil)."""
+    found = []
+    if psutil is None:
+        return found
+    # psutil maps this network namespace's listening sockets to their PIDs
+    # (all of them: the minion runs as root); containers' are left out by
+    # is_own, as everywhere.
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port in ports \
+                and conn.pid and is_own(conn.pid):
+            found.append({"port": conn.laddr.port, "pid": conn.pid,
+                          "comm": comm(conn.pid), "exe": exe(conn.pid)})
+    return sorted(found, key=lambda x: (x["port"], x["pid"]))
+
+
+def programs(binaries, prefix, ports, run_stdout):
+    """
+    This host's running processes of a program: those whose program is one
+    of the files ``binaries``, and those whose command name starts with
+    ``prefix`` and whose program cannot be read (a set-id program is not
+    dumpable: without CAP_SYS_PTRACE, e.g. in a container, even root cannot
+    read its /proc/PID/exe) or that listen on ``ports``. A list of
+    ``{pid, comm, exe}`` by PID (exe None when unreadable). Without /proc
+    (FreeBSD, IRIX) by command name only, from POSIX ``ps -A`` run through
+    ``run_stdout`` (the caller's ``cmd.run_stdout``).
+    """
+    found = {}
+    if _has_proc():
+        for pid in all_pids():
+            path = exe(pid)
+            name = comm(pid)
+            if ((path in binaries) if path else name.startswith(prefix)) and \
+                    is_own(pid) and alive(pid):
+                found[pid] = {"pid": pid, "comm": name, "exe": path}
+        for entry in listeners(ports):
+            if entry["comm"].startswith(prefix):
+                found.setdefault(entry["pid"], {k: entry[k] for k in ("pid", "comm", "exe")})
+    else:
+        # -A is every process on both (FreeBSD's -e would mean "environment").
+        out = run_stdout(["ps", "-A", "-o", "pid=", "-o", "comm="],
+                         python_shell=False, ignore_retcode=True)
+        for line in out.splitlines():
+            pid, _, name = line.strip().partition(" ")
+            if pid.isdigit() and os.path.basename(name.strip()).startswith(prefix):
+                found[int(pid)] = {"pid": int(pid), "comm": name.strip(), "exe": None}
+    return [found[pid] for pid in sorted(found)]

@@ -116,6 +116,20 @@ def mapping(value, key):
     return value
 
 
+def each(value, key, validator, *args):
+    """A list (a tuple, as a function's default, counts as one) whose items
+    pass validator ``validator`` of this module (with ``args``), each
+    named ``key[i]``; the checked items."""
+    check = plain(validator)
+    value = list(value) if isinstance(value, tuple) else value
+    return [check(item, f"{key}[{i}]", *args) for i, item in enumerate(list_of(value, key))]
+
+
+def optional(value, key, validator, *args):
+    """None, or a value that passes validator ``validator``."""
+    return None if value is None else plain(validator)(value, key, *args)
+
+
 # --------------------------------------------------------------------------
 # Numbers
 # --------------------------------------------------------------------------
@@ -171,6 +185,14 @@ def matches(value, key, pattern, what):
     if not re.fullmatch(pattern, value):
         fail(key, f"{_short(value)} is not {what}")
     return value
+
+
+# Salt's minion ids as the formula accepts them (a builder, in salt:// URLs).
+MINION_ID_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}"
+
+
+def minion_id(value, key):
+    return matches(value, key, MINION_ID_RE, "a minion id")
 
 
 # --------------------------------------------------------------------------

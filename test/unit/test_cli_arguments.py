@@ -10,7 +10,7 @@ import re
 import pytest
 from salt.exceptions import SaltInvocationError
 
-MODULES = ("qmail_build", "qmail_control", "qmail_mqueue", "qmail_mta_package",
+MODULES = ("qmail_build", "qmail_control", "qmail_fleet", "qmail_mqueue", "qmail_mta_package",
            "qmail_sendmail", "qmail_service", "qmail_settings", "qmail_tofs")
 TOFS = {"files_switch": ["id"], "path_prefix": "qmail", "source_files": {},
         "dirs": {"files": "files", "default": "default"}}
@@ -57,6 +57,20 @@ CASES = [
     ("qmail_build.build", ["@tmp/home", {"preset": "x", "hash": "y"}, {}],
      {"workdir": "@tmp/work"}, "source"),
     ("qmail_build.parse_hash", [["sha256"]], {}, "qmail:source:hash"),
+    # qmail_fleet
+    ("qmail_fleet.find", ["../builder", "notqmail-1.09-0123456789abcdef"], {}, "builder"),
+    ("qmail_fleet.find", ["b1.example.org", "x/../../etc"], {}, "build_id"),
+    ("qmail_fleet.find", ["b1.example.org", "notqmail-1.09-0123"], {"wait": -1}, "wait"),
+    ("qmail_fleet.announce", ["/var", "notqmail-1.09-0123"], {}, "workdir"),
+    ("qmail_fleet.announce", ["@tmp/work", "a b"], {}, "build_id"),
+    ("qmail_fleet.publish", ["@tmp/missing", "@tmp/work", "x-1", {}], {}, "stage"),
+    ("qmail_fleet.publish", ["@tmp", "@tmp/work", "x-1", ["preset"]], {}, "record"),
+    ("qmail_fleet.install", ["b1.example.org", {"id": "x-1"}, "@tmp/work", "@tmp/home"], {},
+     "manifest"),
+    ("qmail_fleet.install", ["b1.example.org", {"id": "x;1", "sha256": "0"}, "@tmp/work",
+                             "@tmp/home"], {}, "manifest:id"),
+    ("qmail_fleet.install", ["b1.example.org", {"id": "x-1", "sha256": "0"}, "@tmp/work",
+                             "/usr"], {}, "home"),
     # qmail_sendmail
     ("qmail_sendmail.stop", ["sendmail", ["/usr/sbin/sendmail"]], {"test": True}, "services"),
     ("qmail_sendmail.stop", [["send mail"], ["/usr/sbin/sendmail"]], {"test": True},

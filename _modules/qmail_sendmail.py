@@ -115,6 +115,13 @@ def _service_available(service):
         return False
 
 
+def _service_enabled(service):
+    try:
+        return bool(__salt__["service.enabled"](service))
+    except (KeyError, CommandExecutionError):
+        return False
+
+
 def _binaries(paths, record, frontend):
     """Every file a sendmail process may run from: the real files behind
     ``paths``, the binaries saved in the record, and their ``.bak``."""
@@ -343,7 +350,9 @@ def boot_disable(method, services=(), path=None, record=DEFAULT_RECORD, test=Fal
                 if proc["retcode"] != 0:
                     raise CommandExecutionError(f"chkconfig --del {service}: {proc['stderr']}")
             continue
-        if not _service_available(service) or not __salt__["service.enabled"](service):
+        # enabled() first: a converged host (sendmail disabled) then asks
+        # systemd nothing more (available() costs two more systemctl runs).
+        if not _service_enabled(service) or not _service_available(service):
             continue
         changes[service] = {"old": "enabled", "new": "disabled"}
         if not test:

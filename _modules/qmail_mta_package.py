@@ -13,7 +13,6 @@ import functools
 import logging
 import os
 import re
-import tempfile
 
 import salt.utils.path
 from salt.exceptions import CommandExecutionError
@@ -141,23 +140,12 @@ def build(root, deb, control, test=False):
         __utils__["qmail_files.atomic_write"](control_path, data, mode=0o644)
     # Built under a temporary name and renamed: a killed run leaves no
     # half-written .deb that would look newer than its control file.
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(deb)}.", suffix=".tmp",
-                               dir=os.path.dirname(deb))
-    os.close(fd)
-    try:
+    with __utils__["qmail_files.replacing"](deb, mode=0o644) as tmp:
         res = __salt__["cmd.run_all"](
             ["dpkg-deb", "--root-owner-group", "--build", root, tmp],
             python_shell=False, ignore_retcode=True)
         if res["retcode"] != 0:
             raise CommandExecutionError(
                 f"dpkg-deb --build {root} failed: {(res['stderr'] or res['stdout']).strip()}")
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, deb)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
     log.info("built %s from %s", deb, root)
     return changes

@@ -7,6 +7,7 @@ through a temporary name in the same folder, fsync, rename, then fsync of
 the folder. This is the one writer; the modules call it directly.
 """
 
+import contextlib
 import logging
 import os
 import secrets
@@ -25,10 +26,11 @@ def fsync_dir(directory):
         os.close(fd)
 
 
-def _replace(path, fill, mode, uid=None, gid=None):
-    """Create a temporary file beside ``path`` (O_EXCL, random name), let
-    ``fill`` write it, set owner then mode (chown clears set-id bits), fsync,
-    rename over ``path`` and fsync the folder."""
+@contextlib.contextmanager
+def _temporary(path):
+    """A new file beside ``path`` (O_EXCL, random name): ``(fd, name)``. When
+    the block ends well it is renamed over ``path`` and the folder fsynced;
+    on any failure it is removed."""
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o755, exist_ok=True)
     # mkstemp: O_CREAT|O_EXCL under a random name, so nothing planted in the
@@ -36,14 +38,7 @@ def _replace(path, fill, mode, uid=None, gid=None):
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
                                dir=directory)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            fill(handle)
-            handle.flush()
-            if uid is not None or gid is not None:
-                os.fchown(handle.fileno(), -1 if uid is None else uid,
-                          -1 if gid is None else gid)
-            os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
+        yield fd, tmp
         # rename: readers (and a running binary) keep the old inode.
         os.rename(tmp, path)
     except BaseException:
@@ -53,6 +48,36 @@ def _replace(path, fill, mode, uid=None, gid=None):
             pass
         raise
     fsync_dir(directory)
+
+
+def _replace(path, fill, mode, uid=None, gid=None):
+    """Let ``fill`` write a temporary file beside ``path``, set owner then
+    mode (chown clears set-id bits), fsync, and rename it over ``path``."""
+    with _temporary(path) as (fd, _tmp), os.fdopen(fd, "wb") as handle:
+        fill(handle)
+        handle.flush()
+        if uid is not None or gid is not None:
+            os.fchown(handle.fileno(), -1 if uid is None else uid,
+                      -1 if gid is None else gid)
+        os.fchmod(handle.fileno(), mode)
+        os.fsync(handle.fileno())
+
+
+@contextlib.contextmanager
+def replacing(path, mode=0o644):
+    """
+    For a file that a program writes (``dpkg-deb --build ROOT TMP``): yields
+    a temporary name beside ``path`` for it to fill; when the block ends well
+    the file gets ``mode``, is fsynced and renamed over ``path``. A failure
+    or a kill inside the block leaves ``path`` as it was, and no half-made
+    file that could pass for the new one.
+    """
+    with _temporary(path) as (fd, tmp):
+        os.close(fd)
+        yield tmp
+        os.chmod(tmp, mode)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
 
 
 def atomic_write(path, data, mode=0o644, uid=None, gid=None, like=None):

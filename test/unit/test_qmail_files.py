@@ -43,3 +43,26 @@ def test_atomic_write_like_takes_mode_and_owner(loaders, tmp_path):
     os.chmod(ref, 0o640)
     _utils(loaders)["qmail_files.atomic_write"](str(ref), b"y\n", like=ref.stat())
     assert ref.read_text() == "y\n" and stat.S_IMODE(ref.stat().st_mode) == 0o640
+
+
+def test_replacing_a_file_a_program_writes(loaders, tmp_path):
+    """What the block's program wrote takes the name, with the mode given;
+    a failure inside the block leaves the old file and no temporary."""
+    target = tmp_path / "mta.deb"
+    target.write_bytes(b"old package")
+    replacing = _utils(loaders)["qmail_files.replacing"]
+    try:
+        with replacing(str(target), mode=0o644) as tmp:
+            with open(tmp, "wb") as half:
+                half.write(b"half a pack")
+            raise RuntimeError("dpkg-deb failed")
+    except RuntimeError:
+        pass
+    assert target.read_bytes() == b"old package"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mta.deb"]
+    with replacing(str(target), mode=0o640) as tmp:
+        with open(tmp, "wb") as new:
+            new.write(b"new package")
+    assert target.read_bytes() == b"new package"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mta.deb"]

@@ -15,7 +15,7 @@ Manage qmail's control files (qmail-control(5)).
         - name: smtproutes
 
     qmail-control-files:
-      qmail_control.files:
+      qmail_control.files_managed:
         - files:
             me: ccs.cla.kobe-u.ac.jp
             concurrencyremote: 40
@@ -112,7 +112,7 @@ def absent(name, home=None):
     return ret
 
 
-def files(name, files, home=None):  # pylint: disable=redefined-outer-name
+def files_managed(name, files, home=None):  # pylint: disable=redefined-outer-name
     """
     Apply a whole set of control files at once: ``files`` maps each file name
     to its contents, or to None to remove it. Every value is checked before

@@ -158,7 +158,7 @@ def frontend_linked(name, frontend, sendmail_paths=(), links=(), alternative_lin
                   links=links, alternative_links=alternative_links)
 
 
-def alternative(name, link, frontend, priority, slaves=(), record=DEFAULT_RECORD):
+def alternative_chosen(name, link, frontend, priority, slaves=(), record=DEFAULT_RECORD):
     """
     qmail's front end is registered in alternatives group ``name`` (RedHat's
     ``mta``) and chosen. ``slaves``: ``{name, link, target}`` each.
@@ -172,7 +172,7 @@ def alternative(name, link, frontend, priority, slaves=(), record=DEFAULT_RECORD
                   name, link, frontend, priority, slaves=slaves, record=record)
 
 
-def mailer_conf(name, frontend, qread, record=DEFAULT_RECORD):
+def mailer_conf_managed(name, frontend, qread, record=DEFAULT_RECORD):
     """
     mailer.conf(5) ``name`` sends ``sendmail`` and ``send-mail`` to qmail's
     ``frontend`` and ``mailq`` to ``qread``; other lines are kept.

@@ -9,6 +9,7 @@ floor.
 | built-ins anchor | the spool's control step written with ``file.managed`` / ``file.absent`` |
 | ``qmail.control`` | converged |
 | ``qmail`` | converged, the whole formula |
+| rendering ``qmail`` | ``state.show_sls qmail``: the same SLS tree rendered, no state run |
 | first apply | ``state.apply qmail`` on the fresh host (users, build, ..., service) |
 | bare compile | ``make setup check`` of the same tarball on that host |
 
@@ -47,6 +48,14 @@ def _apply(master, sls, timeout=300):
     changed = [v["__id__"] for v in states.values() if v["changes"]]
     minion_ms = sum(v.get("duration", 0) for v in states.values())
     return seconds, states, changed, minion_ms
+
+
+def _render(master, sls):
+    """``state.show_sls``: the wall time of rendering ``sls``, no state run."""
+    seconds, ret = timed(master.salt, SPOOL, "state.show_sls", sls, check=False, timeout=300)
+    if not isinstance(ret.get(SPOOL), dict):
+        raise RuntimeError(f"{sls}: {ret.get(SPOOL)}")
+    return seconds, 0.0, len(ret[SPOOL])
 
 
 def _builtins_sls(settings):
@@ -88,11 +97,14 @@ def main():
         master.salt(SPOOL, "state.apply", "bench_builtins")  # converge (same bytes)
 
         rows = {"trivial": "bench_trivial", "builtins": "bench_builtins",
-                "control": "qmail.control", "qmail": "qmail"}
+                "control": "qmail.control", "qmail": "qmail", "render": "qmail"}
         runs = {key: [] for key in rows}
         slowest = {}
         for _ in range(ROUNDS):
             for key, sls in rows.items():
+                if key == "render":
+                    runs[key].append(_render(master, sls))
+                    continue
                 seconds, states, changed, minion_ms = _apply(master, sls)
                 if changed:
                     raise RuntimeError(f"{sls} is not converged: {changed}")
@@ -107,13 +119,15 @@ def main():
         floor = med("trivial", 0)
         labels = {"trivial": "one-state trivial apply",
                   "builtins": "the spool's control step with Salt built-ins",
-                  "control": "`qmail.control`", "qmail": "**`qmail` (whole formula)**"}
+                  "control": "`qmail.control`", "qmail": "**`qmail` (whole formula)**",
+                  "render": "rendering `qmail` only (`state.show_sls`, no state run)"}
         print(f"  | converged apply on a spool, {ROUNDS} rounds, median | wall | x trivial "
               "| states | minion time |")
         print("  |---|---|---|---|---|")
         for key, label in labels.items():
+            minion = "-" if key == "render" else f"{med(key, 1):.1f} ms"
             print(f"  | {label} | {med(key, 0):.2f} s | {med(key, 0) / floor:.2f} | "
-                  f"{runs[key][0][2]} | {med(key, 1):.1f} ms |")
+                  f"{runs[key][0][2]} | {minion} |")
         print(f"  | first apply of `qmail` on a fresh host | {first:.1f} s | "
               f"x{first / (bare + floor):.2f} of bare + trivial | {n_states} | - |")
         print(f"  | a bare `make setup check` of the same tarball on that host | {bare:.1f} s "

@@ -74,7 +74,7 @@ def test_absent_when_absent(states, home, test_mode):
 def test_files_applies_a_set(states, home, test_mode):
     states.qmail_control.managed(name="smtproutes", contents=":old.example.com", home=str(home))
     before = _snapshot(home)
-    ret = states.qmail_control.files(
+    ret = states.qmail_control.files_managed(
         name="set", home=str(home), test=test_mode,
         files={"me": FQDN, "locals": [FQDN], "smtproutes": None, "concurrencyremote": 30},
     )
@@ -89,7 +89,7 @@ def test_files_applies_a_set(states, home, test_mode):
 
 
 def test_files_checks_everything_before_writing(states, home, test_mode):
-    ret = states.qmail_control.files(
+    ret = states.qmail_control.files_managed(
         name="set", home=str(home), test=test_mode,
         files={"me": FQDN, "locals": [FQDN], "timeoutsmtpd": -5},
     )
@@ -100,6 +100,6 @@ def test_files_checks_everything_before_writing(states, home, test_mode):
 
 def test_files_second_apply_reports_nothing(states, home, test_mode):
     wanted = {"me": FQDN, "rcpthosts": [FQDN, ".cla.kobe-u.ac.jp"]}
-    states.qmail_control.files(name="set", home=str(home), files=wanted)
-    ret = states.qmail_control.files(name="set", home=str(home), files=wanted, test=test_mode)
+    states.qmail_control.files_managed(name="set", home=str(home), files=wanted)
+    ret = states.qmail_control.files_managed(name="set", home=str(home), files=wanted, test=test_mode)
     assert ret.result is True and ret.changes == {}

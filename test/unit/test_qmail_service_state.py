@@ -75,7 +75,7 @@ def test_dead_daemontools_takes_the_link_out(states, home, tmp_path, test_mode):
     ("qmail-send", [("qmail_control", "managed", "locals", {"reload": "hup"}),
                     ("qmail_control", "managed", "me", {"reload": "restart"})],
      {"hup": ["locals"], "restart": ["me"]}),
-    # qmail_control.files reports a list.
+    # qmail_control.files_managed reports a list.
     ("qmail-send", [("qmail_control", "files", "set", {"reload": ["hup", "newmrh"]})],
      {"hup": ["set"], "newmrh": ["set"]}),
     # Read per message: nothing.

@@ -3,5 +3,5 @@
 # Run qmail: qmail-send under qmail:service:supervisor, told of control file
 # changes (HUP, restart, qmail-newmrh); qmail-smtpd on a spool only.
 include:
-  - .send
-  - .smtpd
+  - .service.send
+  - .service.smtpd

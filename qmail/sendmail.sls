@@ -54,8 +54,8 @@ qmail-sendmail-queue-qmail_mqueue-handed_over:
 
 {%- for alt in sendmail.alternatives %}
 
-{{ ("qmail-sendmail-alternative-qmail_sendmail-alternative-" ~ alt.name) | json }}:
-  qmail_sendmail.alternative:
+{{ ("qmail-sendmail-alternative-qmail_sendmail-alternative_chosen-" ~ alt.name) | json }}:
+  qmail_sendmail.alternative_chosen:
     - name: {{ alt.name | json }}
     - link: {{ alt.link | json }}
     - frontend: {{ sendmail.frontend | json }}
@@ -82,8 +82,8 @@ qmail-sendmail-queue-qmail_mqueue-handed_over:
 
 {%- for path in sendmail.mailer_conf %}
 
-qmail-sendmail-mailer-conf-qmail_sendmail-mailer_conf:
-  qmail_sendmail.mailer_conf:
+qmail-sendmail-mailer-conf-qmail_sendmail-mailer_conf_managed:
+  qmail_sendmail.mailer_conf_managed:
     - name: {{ path | json }}
     - frontend: {{ sendmail.frontend | json }}
     - qread: {{ sendmail.qread | json }}

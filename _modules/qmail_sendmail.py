@@ -3,7 +3,7 @@ Neutralise the OS's sendmail and put qmail's front end in its place (the
 seed's §2 and §3), reversibly: the steps, each with its undo beside it.
 
 Every step first saves what it is about to change in the undo journal
-(``_utils/qmail_undo.py``; lookup ``sendmail_record``), then changes it:
+(``_utils/qmail_undo.py``; lookup ``sendmail_journal``), then changes it:
 
 - ``stop``: stop sendmail's processes, through the service manager and then
   by signal (Debian's init script can leave ``sendmail-mta`` running);
@@ -21,7 +21,7 @@ Every step first saves what it is about to change in the undo journal
   (RedHat's ``mta``);
 - ``mailer_conf``: FreeBSD's /etc/mail/mailer.conf entries.
 
-``restore`` undoes all of it from the record, each step by the ``_restore_*``
+``restore`` undoes all of it from the journal, each step by the ``_restore_*``
 function that follows it here; ``status`` is what a sysadmin checks. Every
 function takes ``test=True`` to predict its changes without touching
 anything. Arguments are checked with the shared validators
@@ -59,8 +59,8 @@ MAILER_CONF_ENTRIES = (("sendmail", "sendmail"), ("send-mail", "sendmail"),
                        ("mailq", "qmail-qread"))
 # How long a sendmail process gets to exit after SIGTERM.
 STOP_TIMEOUT = 10
-# Where the record of what was changed lives unless told otherwise.
-DEFAULT_RECORD = "/var/lib/qmail-formula/sendmail.json"
+# Where the journal of what was changed lives unless told otherwise.
+DEFAULT_JOURNAL = "/var/lib/qmail-formula/sendmail.json"
 
 
 def __virtual__():
@@ -78,13 +78,13 @@ def _v(name):
 # rewrite; _utils modules get no __utils__ from the loader: the writer goes
 # with each call
 # --------------------------------------------------------------------------
-def _save(record, section, key, value):
-    return __utils__["qmail_undo.save"](record, section, key, value,
+def _save(journal, section, key, value):
+    return __utils__["qmail_undo.save"](journal, section, key, value,
                                         __utils__["qmail_files.atomic_write"])
 
 
-def _forget(record, section, key):
-    __utils__["qmail_undo.forget"](record, section, key, __utils__["qmail_files.atomic_write"])
+def _forget(journal, section, key):
+    __utils__["qmail_undo.forget"](journal, section, key, __utils__["qmail_files.atomic_write"])
 
 
 def _write_text(path, text):
@@ -93,16 +93,16 @@ def _write_text(path, text):
     __utils__["qmail_files.rewrite"](path, text.encode("latin-1"))
 
 
-def read_record(record):
+def read_journal(journal):
     """
-    Return what the formula saved before changing sendmail (an empty record
+    Return what the formula saved before changing sendmail (an empty journal
     when nothing was saved).
 
     CLI Example::
 
-        salt '*' qmail_sendmail.read_record /var/lib/qmail-formula/sendmail.json
+        salt '*' qmail_sendmail.read_journal /var/lib/qmail-formula/sendmail.json
     """
-    return __utils__["qmail_undo.read"](_v("path")(record, "record"))
+    return __utils__["qmail_undo.read"](_v("path")(journal, "journal"))
 
 
 # --------------------------------------------------------------------------
@@ -122,16 +122,16 @@ def _service_enabled(service):
         return False
 
 
-def _binaries(paths, record, frontend):
+def _binaries(paths, journal, frontend):
     """Every file a sendmail process may run from: the real files behind
-    ``paths``, the binaries saved in the record, and their ``.bak``."""
+    ``paths``, the binaries saved in the journal, and their ``.bak``."""
     front = os.path.realpath(frontend) if frontend else None
     found = set()
     for path in paths:
         real = os.path.realpath(path)
         if real != front:
             found.update((real, real + ".bak"))
-    for real in read_record(record)["binaries"] if record else ():
+    for real in read_journal(journal)["binaries"] if journal else ():
         found.update((real, real + ".bak"))
     return found
 
@@ -148,7 +148,7 @@ def listeners(ports=(25, 587)):
     return __utils__["qmail_procs.listeners"](set(_v("each")(ports, "ports", "integer", 1, 65535)))
 
 
-def processes(paths, ports=(25, 587), record=None, frontend=None):
+def processes(paths, ports=(25, 587), journal=None, frontend=None):
     """
     Return the running sendmail processes: those running one of the files
     behind ``paths`` (or their saved ``.bak``), and those named ``sendmail*``
@@ -163,17 +163,17 @@ def processes(paths, ports=(25, 587), record=None, frontend=None):
     """
     paths = _v("each")(paths, "paths", "system_file")
     ports = set(_v("each")(ports, "ports", "integer", 1, 65535))
-    record = _v("optional")(record, "record", "path")
+    journal = _v("optional")(journal, "journal", "path")
     frontend = _v("optional")(frontend, "frontend", "path")
-    return __utils__["qmail_procs.programs"](_binaries(paths, record, frontend), "sendmail",
+    return __utils__["qmail_procs.programs"](_binaries(paths, journal, frontend), "sendmail",
                                              ports, __salt__["cmd.run_stdout"])
 
 
-def stop(services, paths, ports=(25, 587), record=DEFAULT_RECORD, frontend=None, test=False):
+def stop(services, paths, ports=(25, 587), journal=DEFAULT_JOURNAL, frontend=None, test=False):
     """
     Stop every sendmail process: ask the service manager to stop
     ``services`` first, then send SIGTERM to what is left, SIGKILL after
-    STOP_TIMEOUT seconds. The services that ran are saved in ``record`` (so
+    STOP_TIMEOUT seconds. The services that ran are saved in ``journal`` (so
     that ``restore`` starts them again). Returns the changes (empty when
     nothing ran).
 
@@ -182,8 +182,8 @@ def stop(services, paths, ports=(25, 587), record=DEFAULT_RECORD, frontend=None,
         salt '*' qmail_sendmail.stop '[sendmail]' '[/usr/sbin/sendmail]'
     """
     services = _v("each")(services, "services", "service_name")
-    record = _v("optional")(record, "record", "path")
-    running = processes(paths, ports, record, frontend)
+    journal = _v("optional")(journal, "journal", "path")
+    running = processes(paths, ports, journal, frontend)
     if not running:
         return {}
     changes = {"processes": {"old": [f"{p['pid']} {p['comm']}" for p in running],
@@ -191,18 +191,18 @@ def stop(services, paths, ports=(25, 587), record=DEFAULT_RECORD, frontend=None,
     if test:
         return changes
     available = [s for s in services if _service_available(s)]
-    if record:
+    if journal:
         # What restore starts again: the services that were active, else (a
         # daemon started by hand) the first one, the main daemon.
         active = [s for s in available if __salt__["service.status"](s)]
-        _save(record, "stopped", "services", active or available[:1])
+        _save(journal, "stopped", "services", active or available[:1])
     for service in available:
         try:
             __salt__["service.stop"](service)
         except CommandExecutionError:
             pass  # the processes are checked below in any case
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        left = [p["pid"] for p in processes(paths, ports, record, frontend)]
+        left = [p["pid"] for p in processes(paths, ports, journal, frontend)]
         for pid in left:
             # SIGKILL means sendmail ignored SIGTERM for STOP_TIMEOUT seconds:
             # worth a warning in the minion's log.
@@ -218,7 +218,7 @@ def stop(services, paths, ports=(25, 587), record=DEFAULT_RECORD, frontend=None,
             time.sleep(0.1)
         if not left:
             break
-    left = processes(paths, ports, record, frontend)
+    left = processes(paths, ports, journal, frontend)
     if left:
         raise CommandExecutionError(
             "sendmail still runs after SIGKILL: "
@@ -226,7 +226,7 @@ def stop(services, paths, ports=(25, 587), record=DEFAULT_RECORD, frontend=None,
     return changes
 
 
-def _restore_services(record, data, test):
+def _restore_services(journal, data, test):
     services = data["stopped"].get("services")
     if services is None:
         return {}
@@ -240,7 +240,7 @@ def _restore_services(record, data, test):
         if not test:
             __salt__["service.start"](service)
     if not test:
-        _forget(record, "stopped", "services")
+        _forget(journal, "stopped", "services")
     return changes
 
 
@@ -275,7 +275,7 @@ def _keyvalue_wanted(method):
     return {"DAEMON": "DAEMON=NO"}
 
 
-def _boot_disable_file(method, path, record, test):
+def _boot_disable_file(method, path, journal, test):
     old = __utils__["qmail_keyfile.read"](path)
     if method == "irix":
         new = "off\n"
@@ -290,7 +290,7 @@ def _boot_disable_file(method, path, record, test):
         saved = {"method": method, "existed": old is not None, "keys": originals}
     changes = {path: {"old": old, "new": new}}
     if not test:
-        _save(record, "boot", path, saved)
+        _save(journal, "boot", path, saved)
         _write_text(path, new)
     return changes
 
@@ -304,7 +304,7 @@ def _chkconfig_registered(service):
                                    ignore_retcode=True, output_loglevel="quiet") == 0
 
 
-def boot_disable(method, services=(), path=None, record=DEFAULT_RECORD, test=False):
+def boot_disable(method, services=(), path=None, journal=DEFAULT_JOURNAL, test=False):
     """
     Keep sendmail from starting at boot, the way ``method`` says:
 
@@ -319,7 +319,7 @@ def boot_disable(method, services=(), path=None, record=DEFAULT_RECORD, test=Fal
       service module (systemd units, or SysV scripts via update-rc.d);
       where systemd does not run, ``systemd`` falls back to ``chkconfig``.
 
-    What was there is saved in ``record`` first. Returns the changes.
+    What was there is saved in ``journal`` first. Returns the changes.
 
     CLI Example::
 
@@ -330,11 +330,11 @@ def boot_disable(method, services=(), path=None, record=DEFAULT_RECORD, test=Fal
     services = _v("each")(services, "services", "service_name")
     if method in ("rcconf", "sysconfig", "irix"):
         path = _v("system_file")(path, "path")
-    record = _v("path")(record, "record")
+    journal = _v("path")(journal, "journal")
     if method not in BOOT_METHODS:
         raise SaltInvocationError(f"boot method {method!r} is not one of {BOOT_METHODS}")
     if method in ("rcconf", "sysconfig", "irix"):
-        return _boot_disable_file(method, path, record, test)
+        return _boot_disable_file(method, path, journal, test)
     if method == "systemd" and not _systemd_booted() and salt.utils.path.which("chkconfig"):
         method = "chkconfig"
     changes = {}
@@ -344,7 +344,7 @@ def boot_disable(method, services=(), path=None, record=DEFAULT_RECORD, test=Fal
                 continue
             changes[service] = {"old": "registered", "new": "deleted (chkconfig --del)"}
             if not test:
-                _save(record, "boot", service, {"method": "chkconfig", "enabled": True})
+                _save(journal, "boot", service, {"method": "chkconfig", "enabled": True})
                 proc = __salt__["cmd.run_all"](["chkconfig", "--del", service],
                                                python_shell=False)
                 if proc["retcode"] != 0:
@@ -356,13 +356,13 @@ def boot_disable(method, services=(), path=None, record=DEFAULT_RECORD, test=Fal
             continue
         changes[service] = {"old": "enabled", "new": "disabled"}
         if not test:
-            _save(record, "boot", service, {"method": "service", "enabled": True})
+            _save(journal, "boot", service, {"method": "service", "enabled": True})
             if not __salt__["service.disable"](service):
                 raise CommandExecutionError(f"could not disable service {service}")
     return changes
 
 
-def _restore_boot(record, data, test):
+def _restore_boot(journal, data, test):
     changes = {}
     for key, saved in sorted(data["boot"].items()):
         method = saved["method"]
@@ -397,7 +397,7 @@ def _restore_boot(record, data, test):
                 if not test and not __salt__["service.enable"](key):
                     raise CommandExecutionError(f"could not enable service {key}")
         if not test:
-            _forget(record, "boot", key)
+            _forget(journal, "boot", key)
     return changes
 
 
@@ -414,7 +414,7 @@ def _sha256(path):
     return salt.utils.hashutils.get_hash(path, form="sha256")
 
 
-def neutralise(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), test=False):
+def neutralise(path, frontend, journal=DEFAULT_JOURNAL, sendmail_paths=(), test=False):
     """
     ``chmod 0`` the sendmail binary behind ``path`` (symlinks and
     alternatives resolved to the real file) and rename it to
@@ -422,7 +422,7 @@ def neutralise(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), test=Fa
     leads to qmail (``frontend``) already, when only the ``.bak`` is left
     (done before), or when there is no sendmail there. An existing ``.bak``
     is never overwritten: that is an error to settle by hand. The file's
-    mode, owner and sha256 are saved in ``record`` first. In test mode, a
+    mode, owner and sha256 are saved in ``journal`` first. In test mode, a
     file that a path listed before ``path`` in ``sendmail_paths`` leads to
     counts as moved already.
 
@@ -433,7 +433,7 @@ def neutralise(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), test=Fa
     path = _v("system_file")(path, "path")
     frontend = _v("path")(frontend, "frontend")
     sendmail_paths = _v("each")(sendmail_paths, "sendmail_paths", "system_file")
-    record = _v("path")(record, "record")
+    journal = _v("path")(journal, "journal")
     if _is_qmail(path, frontend):
         return {}
     real = os.path.realpath(path)
@@ -459,8 +459,8 @@ def neutralise(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), test=Fa
                       "new": {"path": bak, "mode": "0000"}}}
     if test:
         return changes
-    _save_groups(path, record)
-    _save(record, "binaries", real, {
+    _save_groups(path, journal)
+    _save(journal, "binaries", real, {
         "mode": f"{st.st_mode & 0o7777:04o}", "uid": st.st_uid, "gid": st.st_gid,
         "size": st.st_size, "sha256": _sha256(real), "path": path,
     })
@@ -485,7 +485,7 @@ def _alternatives_groups(path):
     return groups
 
 
-def _save_groups(path, record):
+def _save_groups(path, journal):
     """Save the alternatives groups ``path`` goes through, before its file
     moves: update-alternatives forgets an entry whose file is missing."""
     if not any(salt.utils.path.which(c) for c in ("update-alternatives", "alternatives")):
@@ -493,16 +493,16 @@ def _save_groups(path, record):
     for group in _alternatives_groups(path):
         status = alternative_status(group)
         if status:  # a slave's name is no group
-            _save(record, "groups", group, status)
+            _save(journal, "groups", group, status)
 
 
-def _restore_binaries(record, data, test):
+def _restore_binaries(journal, data, test):
     changes = {}
     for real, saved in sorted(data["binaries"].items()):
         bak = real + ".bak"
         if os.path.lexists(real):
             if not test:
-                _forget(record, "binaries", real)
+                _forget(journal, "binaries", real)
             continue  # back already (e.g. the package was reinstalled)
         if not os.path.isfile(bak):
             raise CommandExecutionError(f"{bak} is missing: cannot restore {real}")
@@ -515,7 +515,7 @@ def _restore_binaries(record, data, test):
         os.chmod(bak, int(saved["mode"], 8))
         os.rename(bak, real)
         __utils__["qmail_files.fsync_dir"](os.path.dirname(real))
-        _forget(record, "binaries", real)
+        _forget(journal, "binaries", real)
     return changes
 
 
@@ -537,13 +537,13 @@ def _would_lead_to_qmail(path, frontend, linked_before):
     return False
 
 
-def link_frontend(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), links=(),
+def link_frontend(path, frontend, journal=DEFAULT_JOURNAL, sendmail_paths=(), links=(),
                   alternative_links=(), test=False):
     """
     Make ``path`` (e.g. /usr/sbin/sendmail) a symlink to qmail's front end
     ``frontend``. A path that leads there already (also through
     alternatives) is left alone; a regular file is never replaced (neutralise
-    it first). The old link target (or its absence) is saved in ``record``.
+    it first). The old link target (or its absence) is saved in ``journal``.
     In test mode, a file behind one of ``sendmail_paths`` counts as moved
     away already, as ``neutralise`` would do it first, and the ``links``
     listed before ``path`` and the ``alternative_links`` (set to qmail by
@@ -558,7 +558,7 @@ def link_frontend(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), link
     sendmail_paths = _v("each")(sendmail_paths, "sendmail_paths", "system_file")
     links = _v("each")(links, "links", "system_file")
     alternative_links = _v("each")(alternative_links, "alternative_links", "system_file")
-    record = _v("path")(record, "record")
+    journal = _v("path")(journal, "journal")
     if os.path.lexists(path) and _is_qmail(path, frontend):
         return {}
     links = list(links)
@@ -578,12 +578,12 @@ def link_frontend(path, frontend, record=DEFAULT_RECORD, sendmail_paths=(), link
     old = os.readlink(path) if os.path.islink(path) else None
     changes = {path: {"old": old, "new": frontend}}
     if not test:
-        _save(record, "links", path, {"target": old})
+        _save(journal, "links", path, {"target": old})
         __utils__["qmail_files.atomic_symlink"](frontend, path)
     return changes
 
 
-def _restore_links(record, data, test):
+def _restore_links(journal, data, test):
     changes = {}
     for path, saved in sorted(data["links"].items()):
         target = saved["target"]
@@ -598,7 +598,7 @@ def _restore_links(record, data, test):
                 else:
                     __utils__["qmail_files.atomic_symlink"](target, path)
         if not test:
-            _forget(record, "links", path)
+            _forget(journal, "links", path)
     return changes
 
 
@@ -662,11 +662,11 @@ def _run_alternatives(*args):
         raise CommandExecutionError(f"{' '.join(argv)}: {proc['stderr']}")
 
 
-def alternative(name, link, frontend, priority, slaves=(), record=DEFAULT_RECORD, test=False):
+def alternative(name, link, frontend, priority, slaves=(), journal=DEFAULT_JOURNAL, test=False):
     """
     Register qmail's ``frontend`` in alternatives group ``name`` (master
     ``link``, ``slaves`` a list of ``{name, link, target}``) and select it.
-    The group's mode and choice before are saved in ``record``.
+    The group's mode and choice before are saved in ``journal``.
 
     CLI Example::
 
@@ -679,7 +679,7 @@ def alternative(name, link, frontend, priority, slaves=(), record=DEFAULT_RECORD
     for i, slave in enumerate(slaves):
         _v("system_file")(slave["link"], f"slaves[{i}]:link")
         _v("path")(slave["target"], f"slaves[{i}]:target")
-    record = _v("path")(record, "record")
+    journal = _v("path")(journal, "journal")
     status = alternative_status(name)
     if status and status["current"] == frontend and status["mode"] == "manual":
         return {}
@@ -688,7 +688,7 @@ def alternative(name, link, frontend, priority, slaves=(), record=DEFAULT_RECORD
         return changes
     # The whole group is saved: once sendmail's file is moved away,
     # update-alternatives drops its entry, and restore installs it again.
-    _save(record, "alternatives", name, {
+    _save(journal, "alternatives", name, {
         "status": status, "path": frontend, "link": link,
         "slave_links": {s["name"]: s["link"] for s in slaves}})
     install = ["--install", link, name, frontend, str(priority)]
@@ -699,7 +699,7 @@ def alternative(name, link, frontend, priority, slaves=(), record=DEFAULT_RECORD
     return changes
 
 
-def _restore_alternatives(record, data, test):
+def _restore_alternatives(journal, data, test):
     changes = {}
     for name, saved in sorted(data["alternatives"].items()):
         # The group before anything was moved, else as qmail found it.
@@ -728,10 +728,10 @@ def _restore_alternatives(record, data, test):
                 _run_alternatives("--set", name, before["current"])
             else:
                 _run_alternatives("--auto", name)
-        _forget(record, "alternatives", name)
+        _forget(journal, "alternatives", name)
     if not test:
         for group in data["groups"]:
-            _forget(record, "groups", group)
+            _forget(journal, "groups", group)
     return changes
 
 
@@ -758,11 +758,11 @@ def _mailer_conf_text(text, frontend, qread):
     return "".join(lines)
 
 
-def mailer_conf(path, frontend, qread, record=DEFAULT_RECORD, test=False):
+def mailer_conf(path, frontend, qread, journal=DEFAULT_JOURNAL, test=False):
     """
     Point mailer.conf(5)'s ``sendmail`` and ``send-mail`` to qmail's
     ``frontend`` and ``mailq`` to ``qread`` (qmail-qread); other lines stay
-    byte for byte. The file as it was is saved in ``record``.
+    byte for byte. The file as it was is saved in ``journal``.
 
     CLI Example::
 
@@ -772,19 +772,19 @@ def mailer_conf(path, frontend, qread, record=DEFAULT_RECORD, test=False):
     path = _v("system_file")(path, "path")
     frontend = _v("path")(frontend, "frontend")
     qread = _v("path")(qread, "qread")
-    record = _v("path")(record, "record")
+    journal = _v("path")(journal, "journal")
     old = __utils__["qmail_keyfile.read"](path)
     new = _mailer_conf_text(old, frontend, qread)
     if new == old:
         return {}
     changes = {path: {"old": old, "new": new}}
     if not test:
-        _save(record, "mailer_conf", path, {"content": old})
+        _save(journal, "mailer_conf", path, {"content": old})
         _write_text(path, new)
     return changes
 
 
-def _restore_mailer_conf(record, data, test):
+def _restore_mailer_conf(journal, data, test):
     changes = {}
     for path, saved in sorted(data["mailer_conf"].items()):
         old = __utils__["qmail_keyfile.read"](path)
@@ -796,44 +796,44 @@ def _restore_mailer_conf(record, data, test):
                 else:
                     _write_text(path, saved["content"])
         if not test:
-            _forget(record, "mailer_conf", path)
+            _forget(journal, "mailer_conf", path)
     return changes
 
 
 # --------------------------------------------------------------------------
 # All of it undone, and what a sysadmin checks
 # --------------------------------------------------------------------------
-def restore(record=DEFAULT_RECORD, test=False):
+def restore(journal=DEFAULT_JOURNAL, test=False):
     """
-    Undo what the formula did to sendmail, from ``record``, in reverse
+    Undo what the formula did to sendmail, from ``journal``, in reverse
     order: the links, mailer.conf, the binary (from ``.bak``, with its mode
     and owner), the alternatives group (qmail out, sendmail's entry back,
     the old mode and choice), the boot setting, then start the services
-    that ran before. The record is removed once everything is
+    that ran before. The journal is removed once everything is
     back. Returns the changes by step.
 
     CLI Example::
 
         salt '*' qmail_sendmail.restore /var/lib/qmail-formula/sendmail.json
     """
-    record = _v("path")(record, "record")
-    data = read_record(record)
+    journal = _v("path")(journal, "journal")
+    data = read_journal(journal)
     changes = {}
     # The binaries come back before the alternatives that point to them.
     for step, func in (("links", _restore_links), ("mailer_conf", _restore_mailer_conf),
                        ("binaries", _restore_binaries), ("alternatives", _restore_alternatives),
                        ("boot", _restore_boot), ("services", _restore_services)):
-        step_changes = func(record, data, test)
+        step_changes = func(journal, data, test)
         if step_changes:
             changes[step] = step_changes
     return changes
 
 
 def status(paths=("/usr/sbin/sendmail", "/usr/lib/sendmail"), ports=(25, 587),
-           frontend="/var/qmail/bin/sendmail", record=None, queues=None):
+           frontend="/var/qmail/bin/sendmail", journal=None, queues=None):
     """
     What a sysadmin checks: where each of ``paths`` leads, the running
-    sendmail processes, what listens on ``ports``, the saved record, and
+    sendmail processes, what listens on ``ports``, the saved journal, and
     sendmail's ``queues`` (``qmail_mqueue.status``: messages left there and
     why).
 
@@ -846,9 +846,9 @@ def status(paths=("/usr/sbin/sendmail", "/usr/lib/sendmail"), ports=(25, 587),
     return {
         "paths": {p: {"leads_to": os.path.realpath(p), "qmail": _is_qmail(p, frontend)}
                   for p in paths},
-        "processes": processes(paths, ports, record, frontend),
+        "processes": processes(paths, ports, journal, frontend),
         "listeners": listeners(ports),
-        "record": read_record(record) if record else None,
+        "journal": read_journal(journal) if journal else None,
         # sendmail's queues: messages not (yet) handed over to qmail.
         "queues": __salt__["qmail_mqueue.status"](queues),
     }

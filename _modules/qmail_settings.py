@@ -55,6 +55,9 @@ INSTALLED_DIRS = ("bin", "boot", "doc", "man")
 RECORD_NAME = ".qmail-build.json"
 # Keys whose entries may be null: null there removes a file.
 NULL_REMOVES = ("qmail:control", "qmail:aliases")
+# Keys that were renamed: an old pillar that still sets one (even to null)
+# is refused with the new name, rather than silently losing its value.
+RENAMED = {"qmail:lookup:sendmail_record": "qmail:lookup:sendmail_journal"}
 # A compiler or linker command: words of flags and paths, no shell syntax.
 _CC_RE = r"[A-Za-z0-9 ._+=/,:-]{1,200}"
 _URL_RE = r"(https?|ftp|salt|file)://[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+"
@@ -98,6 +101,18 @@ def _drop_nulls(value, key):
         for name, item in value.items()
         if item is not None or key in NULL_REMOVES
     }
+
+
+def _check_renamed(pillar):
+    """Refuse every key of RENAMED that ``pillar`` (the ``qmail`` pillar) sets."""
+    for old, new in RENAMED.items():
+        value = {"qmail": pillar}
+        for name in old.split(":"):
+            if not isinstance(value, dict) or name not in value:
+                break
+            value = value[name]
+        else:
+            _fail(old, f"renamed: it is now {new} (same meaning, same file)")
 
 
 def _check_shape(default, given, key):
@@ -202,12 +217,12 @@ def _check_lookup(lookup):
     lookup["sendmail_alternatives"] = [
         _check_alternative(alt, f"{key}:sendmail_alternatives[{i}]")
         for i, alt in enumerate(lookup["sendmail_alternatives"])]
-    # The record's folder is the formula's own: the dummy package is built there.
-    record = _v("path")(lookup["sendmail_record"], f"{key}:sendmail_record")
-    _v("own_dir")(os.path.dirname(record), f"{key}:sendmail_record")
-    if os.path.isdir(record):
-        _fail(f"{key}:sendmail_record", f"{record} is a folder, not a file")
-    lookup["sendmail_record"] = record
+    # The undo journal's folder is the formula's own: the dummy package is built there.
+    journal = _v("path")(lookup["sendmail_journal"], f"{key}:sendmail_journal")
+    _v("own_dir")(os.path.dirname(journal), f"{key}:sendmail_journal")
+    if os.path.isdir(journal):
+        _fail(f"{key}:sendmail_journal", f"{journal} is a folder, not a file")
+    lookup["sendmail_journal"] = journal
     # sendmail's queue folders: the hand-over empties them, message by message.
     lookup["sendmail_queues"] = [_v("system_file")(q, f"{key}:sendmail_queues[{i}]")
                                  for i, q in enumerate(_v("list_of")(
@@ -427,13 +442,13 @@ def _sendmail_settings(settings):
     lookup = settings["lookup"]
     boot = lookup["sendmail_boot"]
     home = lookup["home"]
-    state_dir = os.path.dirname(lookup["sendmail_record"])
+    state_dir = os.path.dirname(lookup["sendmail_journal"])
     package = lookup["sendmail_mta_package"]
     alternatives = lookup["sendmail_alternatives"]
     settings["sendmail"] = {
         "frontend": os.path.join(home, "bin", "sendmail"),
         "qread": os.path.join(home, "bin", "qmail-qread"),
-        "record": lookup["sendmail_record"],
+        "journal": lookup["sendmail_journal"],
         "mailer_conf": [lookup["sendmail_mailer_conf"]] if lookup["sendmail_mailer_conf"] else [],
         "boot_path": {"rcconf": lookup["sendmail_rc_conf"],
                       "sysconfig": lookup["sendmail_sysconfig"],
@@ -446,7 +461,7 @@ def _sendmail_settings(settings):
         # Links that the alternatives steps point to qmail's sendmail.
         "alternative_links": [a["link"] for a in alternatives] + [
             s["link"] for a in alternatives for s in a["slaves"] if s["program"] == "sendmail"],
-        # One hand-over of sendmail's queue at a time (beside the record).
+        # One hand-over of sendmail's queue at a time (beside the journal).
         "mqueue_lock": os.path.join(state_dir, "mqueue.lock"),
         "mta_package": [{
             "name": package,
@@ -628,6 +643,7 @@ def merge(defaults=None, os_family=None, pillar=None):
 
 
 def _merge_checked(defaults, os_family, pillar):
+    _check_renamed(pillar)
     pillar = _drop_nulls(pillar, "qmail")
     _check_shape(defaults, pillar, "qmail")
     # The derivations below add to the settings: copy what they hold of the

@@ -1,7 +1,7 @@
 """
 Neutralise the OS's sendmail and put qmail's front end in its place (the
-seed's §2), reversibly: each state saves what it changes in a record on the
-host first, and ``restored`` undoes everything from that record.
+seed's §2), reversibly: each state saves what it changes in a journal on the
+host first, and ``restored`` undoes everything from that journal.
 
 .. code-block:: yaml
 
@@ -29,7 +29,7 @@ host first, and ``restored`` undoes everything from that record.
       qmail_sendmail.restored:
         - name: /var/lib/qmail-formula/sendmail.json
 
-Every state takes ``record`` (default /var/lib/qmail-formula/sendmail.json).
+Every state takes ``journal`` (default /var/lib/qmail-formula/sendmail.json).
 ``test=True`` returns the predicted changes (old/new) and touches nothing.
 """
 
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "qmail_sendmail"
 
-DEFAULT_RECORD = "/var/lib/qmail-formula/sendmail.json"
+DEFAULT_JOURNAL = "/var/lib/qmail-formula/sendmail.json"
 
 
 def __virtual__():
@@ -71,7 +71,7 @@ def _apply(name, function, done, would, did, *args, **kwargs):
     return ret
 
 
-def stopped(name, services, paths, ports=(25, 587), frontend=None, record=DEFAULT_RECORD):
+def stopped(name, services, paths, ports=(25, 587), frontend=None, journal=DEFAULT_JOURNAL):
     """
     No sendmail process runs: ``services`` are stopped through the service
     manager, then whatever still runs one of the sendmail binaries behind
@@ -91,11 +91,11 @@ def stopped(name, services, paths, ports=(25, 587), frontend=None, record=DEFAUL
         qmail's front end, which is not sendmail.
     """
     return _apply(name, "stop", "No sendmail process runs", "sendmail would be stopped",
-                  "sendmail stopped", services, paths, ports=ports, record=record,
+                  "sendmail stopped", services, paths, ports=ports, journal=journal,
                   frontend=frontend)
 
 
-def boot_disabled(name, method, services=(), path=None, record=DEFAULT_RECORD):
+def boot_disabled(name, method, services=(), path=None, journal=DEFAULT_JOURNAL):
     """
     sendmail does not start at boot. ``method``: ``rcconf`` (FreeBSD
     /etc/rc.conf), ``sysconfig`` (old RedHat /etc/sysconfig/sendmail),
@@ -110,10 +110,10 @@ def boot_disabled(name, method, services=(), path=None, record=DEFAULT_RECORD):
     return _apply(name, "boot_disable", "sendmail does not start at boot",
                   f"sendmail's start at boot would be disabled ({method})",
                   f"sendmail's start at boot disabled ({method})",
-                  method, services=services, path=path, record=record)
+                  method, services=services, path=path, journal=journal)
 
 
-def neutralised(name, frontend, sendmail_paths=(), record=DEFAULT_RECORD):
+def neutralised(name, frontend, sendmail_paths=(), journal=DEFAULT_JOURNAL):
     """
     The sendmail binary behind ``name`` has mode 0 and sits at
     ``<real file>.bak`` (seed: ``chmod 0``, ``mv sendmail sendmail.bak``).
@@ -127,11 +127,11 @@ def neutralised(name, frontend, sendmail_paths=(), record=DEFAULT_RECORD):
     return _apply(name, "neutralise", f"No sendmail binary behind {name}",
                   f"The sendmail binary behind {name} would be kept as .bak, mode 0",
                   f"The sendmail binary behind {name} is kept as .bak, mode 0",
-                  name, frontend, record=record, sendmail_paths=sendmail_paths)
+                  name, frontend, journal=journal, sendmail_paths=sendmail_paths)
 
 
 def frontend_linked(name, frontend, sendmail_paths=(), links=(), alternative_links=(),
-                    record=DEFAULT_RECORD):
+                    journal=DEFAULT_JOURNAL):
     """
     ``name`` is a symlink to qmail's front end ``frontend`` (or leads there
     through alternatives). While qmail is not installed yet (no
@@ -154,11 +154,11 @@ def frontend_linked(name, frontend, sendmail_paths=(), links=(), alternative_lin
                            f"{name} will be linked once it is"}
     return _apply(name, "link_frontend", f"{name} leads to {frontend}",
                   f"{name} would be linked to {frontend}", f"{name} linked to {frontend}",
-                  name, frontend, record=record, sendmail_paths=sendmail_paths,
+                  name, frontend, journal=journal, sendmail_paths=sendmail_paths,
                   links=links, alternative_links=alternative_links)
 
 
-def alternative_chosen(name, link, frontend, priority, slaves=(), record=DEFAULT_RECORD):
+def alternative_chosen(name, link, frontend, priority, slaves=(), journal=DEFAULT_JOURNAL):
     """
     qmail's front end is registered in alternatives group ``name`` (RedHat's
     ``mta``) and chosen. ``slaves``: ``{name, link, target}`` each.
@@ -169,25 +169,25 @@ def alternative_chosen(name, link, frontend, priority, slaves=(), record=DEFAULT
     return _apply(name, "alternative", f"Alternative {name} is qmail's front end",
                   f"Alternative {name} would be set to {frontend}",
                   f"Alternative {name} set to {frontend}",
-                  name, link, frontend, priority, slaves=slaves, record=record)
+                  name, link, frontend, priority, slaves=slaves, journal=journal)
 
 
-def mailer_conf_managed(name, frontend, qread, record=DEFAULT_RECORD):
+def mailer_conf_managed(name, frontend, qread, journal=DEFAULT_JOURNAL):
     """
     mailer.conf(5) ``name`` sends ``sendmail`` and ``send-mail`` to qmail's
     ``frontend`` and ``mailq`` to ``qread``; other lines are kept.
     """
     return _apply(name, "mailer_conf", f"{name} points to qmail",
                   f"{name} would point to qmail", f"{name} points to qmail",
-                  name, frontend, qread, record=record)
+                  name, frontend, qread, journal=journal)
 
 
-def restored(name=DEFAULT_RECORD):
+def restored(name=DEFAULT_JOURNAL):
     """
-    Everything saved in record ``name`` is back: links, alternatives,
+    Everything saved in journal ``name`` is back: links, alternatives,
     mailer.conf, the sendmail binary (file, mode, owner), its boot setting,
-    and its services run again if they ran before. The record is removed
+    and its services run again if they ran before. The journal is removed
     afterwards.
     """
     return _apply(name, "restore", "Nothing of sendmail is left to restore",
-                  "sendmail would be restored", "sendmail restored", record=name)
+                  "sendmail would be restored", "sendmail restored", journal=name)

@@ -3,12 +3,12 @@ The undo journal of ``qmail.sendmail`` (``__utils__``): what each step is
 about to change on the host, saved before it changes it, so that
 ``qmail_sendmail.restore`` can give it back exactly.
 
-The journal is one JSON file (lookup ``sendmail_record``, 0600, written
+The journal is one JSON file (lookup ``sendmail_journal``, 0600, written
 through ``qmail_files.atomic_write``) of sections, each a mapping of keys
 (a path, a service, an alternatives group) to what was there. The first
 saved state of a key is the original and is never replaced; an undo step
 forgets its key once it is back, and the file goes once it is empty.
-Callers check the record's path (``qmail_validate.path``) and pass the
+Callers check the journal's path (``qmail_validate.path``) and pass the
 writer, ``qmail_files.atomic_write`` (the loader gives ``_utils`` modules no
 ``__utils__``).
 """
@@ -26,44 +26,44 @@ log = logging.getLogger(__name__)
 SECTIONS = ("binaries", "links", "boot", "alternatives", "groups", "mailer_conf", "stopped")
 
 
-def read(record):
-    """What is saved in ``record``, every section present (empty when
+def read(journal):
+    """What is saved in ``journal``, every section present (empty when
     nothing was saved)."""
     try:
-        with open(record, encoding="utf-8") as handle:
+        with open(journal, encoding="utf-8") as handle:
             data = json.load(handle)
     except FileNotFoundError:
         data = {}
     except ValueError as exc:
-        raise CommandExecutionError(f"{record} is not valid JSON: {exc}") from exc
+        raise CommandExecutionError(f"{journal} is not valid JSON: {exc}") from exc
     for section in SECTIONS:
         data.setdefault(section, {})
     return data
 
 
-def _write(record, data, write):
-    write(record, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), mode=0o600)
+def _write(journal, data, write):
+    write(journal, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), mode=0o600)
 
 
-def save(record, section, key, value, write):
+def save(journal, section, key, value, write):
     """Add ``value`` under ``section``/``key`` unless something is saved
     there already (the original stays). Returns what is saved."""
-    data = read(record)
+    data = read(journal)
     if key in data[section]:
         return data[section][key]
     data[section][key] = value
     data["version"] = 1
-    _write(record, data, write)
+    _write(journal, data, write)
     return value
 
 
-def forget(record, section, key, write):
-    """Drop ``section``/``key`` (it is back); remove the record once it
+def forget(journal, section, key, write):
+    """Drop ``section``/``key`` (it is back); remove the journal once it
     holds nothing."""
-    data = read(record)
+    data = read(journal)
     if data[section].pop(key, None) is None:
         return
     if any(data[s] for s in SECTIONS):
-        _write(record, data, write)
+        _write(journal, data, write)
     else:
-        os.unlink(record)
+        os.unlink(journal)

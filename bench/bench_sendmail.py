@@ -70,7 +70,7 @@ def _minion(root, tree):
             "sendmail_links": [str(tree / "usr/sbin/sendmail"), str(tree / "usr/lib/sendmail")],
             "sendmail_irix_config": str(tree / "etc/config/sendmail"),
             "sendmail_mta_package": "",
-            "sendmail_record": str(tree / "var/lib/qmail-formula/sendmail.json"),
+            "sendmail_journal": str(tree / "var/lib/qmail-formula/sendmail.json"),
         }},
     }))
     (root / "minion").write_text(yaml.safe_dump({

@@ -2,7 +2,7 @@
 # vim: ft=sls
 # Seed §2: stop sendmail, keep it from starting at boot, chmod 0 its binary
 # and keep it as sendmail.bak; §3: qmail's front end in its place. Each step
-# saves what it changes (lookup:sendmail_record) for qmail.sendmail.clean.
+# saves what it changes (lookup:sendmail_journal) for qmail.sendmail.clean.
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
 {%- set sendmail = qmail.sendmail %}
@@ -14,7 +14,7 @@ qmail-sendmail-processes-qmail_sendmail-stopped:
     - paths: {{ qmail.lookup.sendmail_paths | json }}
     - ports: {{ qmail.lookup.sendmail_ports | json }}
     - frontend: {{ sendmail.frontend | json }}
-    - record: {{ sendmail.record | json }}
+    - journal: {{ sendmail.journal | json }}
 
 qmail-sendmail-boot-qmail_sendmail-boot_disabled:
   qmail_sendmail.boot_disabled:
@@ -22,7 +22,7 @@ qmail-sendmail-boot-qmail_sendmail-boot_disabled:
     - method: {{ qmail.lookup.sendmail_boot | json }}
     - services: {{ qmail.lookup.sendmail_services | json }}
     - path: {{ sendmail.boot_path | json }}
-    - record: {{ sendmail.record | json }}
+    - journal: {{ sendmail.journal | json }}
     - require:
       - qmail_sendmail: qmail-sendmail-processes-qmail_sendmail-stopped
 
@@ -33,7 +33,7 @@ qmail-sendmail-boot-qmail_sendmail-boot_disabled:
     - name: {{ path | json }}
     - frontend: {{ sendmail.frontend | json }}
     - sendmail_paths: {{ qmail.lookup.sendmail_paths | json }}
-    - record: {{ sendmail.record | json }}
+    - journal: {{ sendmail.journal | json }}
     - require:
       - qmail_sendmail: qmail-sendmail-processes-qmail_sendmail-stopped
 {%- endfor %}
@@ -61,7 +61,7 @@ qmail-sendmail-queue-qmail_mqueue-handed_over:
     - frontend: {{ sendmail.frontend | json }}
     - priority: {{ alt.priority | json }}
     - slaves: {{ alt.slaves | json }}
-    - record: {{ sendmail.record | json }}
+    - journal: {{ sendmail.journal | json }}
     - require:
       - qmail_sendmail: qmail-sendmail-binary-*
 {%- endfor %}
@@ -75,7 +75,7 @@ qmail-sendmail-queue-qmail_mqueue-handed_over:
     - sendmail_paths: {{ qmail.lookup.sendmail_paths | json }}
     - links: {{ qmail.lookup.sendmail_links | json }}
     - alternative_links: {{ sendmail.alternative_links | json }}
-    - record: {{ sendmail.record | json }}
+    - journal: {{ sendmail.journal | json }}
     - require:
       - qmail_sendmail: qmail-sendmail-binary-*
 {%- endfor %}
@@ -87,7 +87,7 @@ qmail-sendmail-mailer-conf-qmail_sendmail-mailer_conf_managed:
     - name: {{ path | json }}
     - frontend: {{ sendmail.frontend | json }}
     - qread: {{ sendmail.qread | json }}
-    - record: {{ sendmail.record | json }}
+    - journal: {{ sendmail.journal | json }}
     - require:
       - qmail_sendmail: qmail-sendmail-binary-*
 {%- endfor %}

@@ -10,7 +10,7 @@
 
 qmail-sendmail-clean-qmail_sendmail-restored:
   qmail_sendmail.restored:
-    - name: {{ sendmail.record | json }}
+    - name: {{ sendmail.journal | json }}
 
 {#- What qmail had not delivered yet goes to the restored sendmail
     (qmail.service.clean has stopped qmail-send by now). #}

@@ -339,8 +339,8 @@ def test_other_systems_files_on_a_lab_host(lab_master, host_factory, system):
     for path in ("/usr/sbin/sendmail", "/usr/lib/sendmail"):
         if system != "FreeBSD":  # FreeBSD: /usr/sbin/sendmail is mailwrapper
             assert sh(host, f"readlink -f {path}").strip() == FRONTEND
-    record = json.loads(host.read_file("/var/lib/qmail-formula/sendmail.json"))
-    assert record["binaries"]
+    journal = json.loads(host.read_file("/var/lib/qmail-formula/sendmail.json"))
+    assert journal["binaries"]
 
     again = apply(master, host, "qmail.sendmail")
     assert changed(again) == []

@@ -123,7 +123,7 @@ def test_a_wildcard_needs_the_public_suffix_list(lab_master, host):
 # system's tools.
 KEPT = [
     "/var/qmail",                 # queue, control/, alias/, users/: mail is never removed
-    "/var/lib/qmail-formula",     # the sendmail record, kept after restore
+    "/var/lib/qmail-formula",     # the sendmail undo journal's folder, kept
     "/var/lib/dpkg",              # dpkg's database: the dummy MTA package installed, purged
     "/var/cache/debconf",         # debconf's templates cache, rewritten by dpkg
     # apt's caches and bookkeeping, written by Salt's pkg.installed/pkg.purged

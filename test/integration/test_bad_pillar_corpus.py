@@ -100,7 +100,7 @@ def good_pillar(root):
         "role": "spool",
         "me": SPOOL,
         "lookup": {"home": str(root / "qmail"),
-                   "sendmail_record": str(root / "state" / "sendmail.json")},
+                   "sendmail_journal": str(root / "state" / "sendmail.json")},
         "build": {"workdir": str(root / "work")},
     }
 
@@ -175,6 +175,7 @@ def test_bad_value_is_refused_naming_its_key(corpus_run, cls, index, entry):
     assert "Traceback" not in text, text
     # Salt's render error names the template, then our message: the key first.
     assert f"template: {entry['key']}: " in text, text
+    assert entry.get("says", "") in text, text
     assert corpus_run["after"][root] == corpus_run["before"][root]
     assert not corpus_run["marker"].exists()
 
@@ -186,7 +187,7 @@ def test_good_pillars_still_render(salt_call_synced, tmp_path):
     root = tmp_path / "root"
     (root / "qmail").mkdir(parents=True)
     home = {"lookup": {"home": str(root / "qmail"),
-                       "sendmail_record": str(root / "state" / "sendmail.json")},
+                       "sendmail_journal": str(root / "state" / "sendmail.json")},
             "build": {"workdir": str(root / "work")}}
     pillars = [
         merge(example, home),

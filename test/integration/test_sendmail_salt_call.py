@@ -120,7 +120,7 @@ class OsTree:
         return {"qmail": {"lookup": {
             "home": str(self.home),
             "sendmail_services": [NO_SERVICE],
-            "sendmail_record": str(self.path("/var/lib/qmail-formula/sendmail.json")),
+            "sendmail_journal": str(self.path("/var/lib/qmail-formula/sendmail.json")),
             **self.lookup,
         }}}
 
@@ -201,7 +201,7 @@ def expected_after_apply(tree, before):
     return after
 
 
-def _without_record(snapshot):
+def _without_journal(snapshot):
     return {k: v for k, v in snapshot.items() if not k.startswith("/var/lib/qmail-formula")}
 
 
@@ -220,14 +220,14 @@ def test_apply_twice_then_clean(minion, system):
         r["__id__"]: r["changes"] for r in applied.values() if r["changes"]}
     after = system.snapshot()
     assert after.keys() == expected_after_apply(system, before).keys()
-    assert _without_record(after) == _without_record(expected_after_apply(system, before))
+    assert _without_journal(after) == _without_journal(expected_after_apply(system, before))
     for path in system.lookup["sendmail_links"]:
         assert os.path.realpath(path) == _q(system, "sendmail")
     if system.family == "FreeBSD":
         assert system.text("/etc/rc.conf") == RC_CONF_AFTER
         assert system.text("/etc/defaults/rc.conf") == DEFAULTS_RC_CONF
         assert os.readlink(system.path("/usr/sbin/sendmail")) == "mailwrapper"
-    # The record is private to root.
+    # The journal is private to root.
     assert after["/var/lib/qmail-formula/sendmail.json"][0] == "0600"
 
     again = minion.apply("qmail.sendmail")

@@ -6,7 +6,7 @@ parse it (``salt.utils.args.parse_input``) and called on Salt's own loader.
 The host is never touched: every absolute path in an example is moved into
 a scratch root laid out here (a qmail home with stand-in programs, a Debian
 sendmail tree, sendmail's queue with one message, an rc.conf...), and the
-arguments that default to a system path (``home``, ``record``, ``lock``...)
+arguments that default to a system path (``home``, ``journal``, ``lock``...)
 are given the scratch one. The official source hash in the build examples
 is swapped for the scratch tarball's. Examples that change a host-wide
 service manager or alternatives run with ``test=True``; the few that need
@@ -50,7 +50,7 @@ NEEDS_A_LAB_HOST = {
 # Arguments that default to a system path, and their place in the scratch root.
 SCRATCH_DEFAULTS = {
     "home": "var/qmail",
-    "record": "var/lib/qmail-formula/sendmail.json",
+    "journal": "var/lib/qmail-formula/sendmail.json",
     "lock": "var/lib/qmail-formula/mqueue.lock",
     "service_dir": "etc/service",
     "qmail_queue": "var/qmail/bin/qmail-queue",

@@ -123,10 +123,10 @@ def test_a_symlinked_rc_conf_stays_a_symlink_through_disable_and_restore(modules
     real.write_text(RC_CONF)
     link = tmp_path / "etc" / "rc.conf"
     os.symlink("rc.conf.real", link)
-    record = str(tmp_path / "state" / "sendmail.json")
-    modules.qmail_sendmail.boot_disable("rcconf", path=str(link), record=record)
+    journal = str(tmp_path / "state" / "sendmail.json")
+    modules.qmail_sendmail.boot_disable("rcconf", path=str(link), journal=journal)
     assert link.is_symlink() and os.readlink(link) == "rc.conf.real"
     assert 'sendmail_enable="NO"; sshd_enable="YES"' in real.read_text()
-    modules.qmail_sendmail.restore(record=record)
+    modules.qmail_sendmail.restore(journal=journal)
     assert link.is_symlink() and os.readlink(link) == "rc.conf.real"
     assert real.read_text() == RC_CONF

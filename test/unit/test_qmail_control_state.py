@@ -101,5 +101,6 @@ def test_files_checks_everything_before_writing(states, home, test_mode):
 def test_files_second_apply_reports_nothing(states, home, test_mode):
     wanted = {"me": FQDN, "rcpthosts": [FQDN, ".cla.kobe-u.ac.jp"]}
     states.qmail_control.files_managed(name="set", home=str(home), files=wanted)
-    ret = states.qmail_control.files_managed(name="set", home=str(home), files=wanted, test=test_mode)
+    ret = states.qmail_control.files_managed(name="set", home=str(home), files=wanted,
+                                             test=test_mode)
     assert ret.result is True and ret.changes == {}

@@ -29,7 +29,7 @@ def test_settings_per_os_family(modules, family):
     sendmail = settings["sendmail"]
     assert sendmail["frontend"] == "/var/qmail/bin/sendmail"
     assert sendmail["qread"] == "/var/qmail/bin/qmail-qread"
-    assert sendmail["record"] == "/var/lib/qmail-formula/sendmail.json"
+    assert sendmail["journal"] == "/var/lib/qmail-formula/sendmail.json"
     expected = {
         "Debian": ("sysv", None, [], [], ["qmail-formula-mta"]),
         "RedHat": ("systemd", None, [], ["mta"], []),
@@ -57,9 +57,9 @@ def test_settings_redhat_alternative_slaves_point_into_home(modules):
                                                          "/usr/lib/sendmail"]
 
 
-def test_settings_debian_package_lives_next_to_the_record(modules):
+def test_settings_debian_package_lives_next_to_the_journal(modules):
     settings = modules.qmail_settings.merge(
-        *_params("Debian"), {"lookup": {"sendmail_record": "/srv/state/sm.json"}})
+        *_params("Debian"), {"lookup": {"sendmail_journal": "/srv/state/sm.json"}})
     assert settings["sendmail"]["mta_package"] == [{
         "name": "qmail-formula-mta", "dir": "/srv/state/qmail-formula-mta",
         "deb": "/srv/state/qmail-formula-mta.deb"}]
@@ -75,7 +75,7 @@ BAD_LOOKUPS = [
     ({"sendmail_ports": [25, 70000]}, "qmail:lookup:sendmail_ports[1]"),
     ({"sendmail_ports": [True]}, "qmail:lookup:sendmail_ports[0]"),
     ({"sendmail_rc_conf": "rc.conf"}, "qmail:lookup:sendmail_rc_conf"),
-    ({"sendmail_record": ""}, "qmail:lookup:sendmail_record"),
+    ({"sendmail_journal": ""}, "qmail:lookup:sendmail_journal"),
     ({"sendmail_mailer_conf": "mailer.conf"}, "qmail:lookup:sendmail_mailer_conf"),
     ({"sendmail_mta_package": "Bad_Name"}, "qmail:lookup:sendmail_mta_package"),
     ({"sendmail_alternatives": [{"name": "mta"}]}, "qmail:lookup:sendmail_alternatives[0]"),
@@ -144,39 +144,39 @@ def test_boot_disable_rcconf_and_restore_exactly(modules, tmp_path):
     rc_conf = tmp_path / "rc.conf"
     rc_conf.write_bytes(RC_CONF.encode())
     os.chmod(rc_conf, 0o640)
-    record = str(tmp_path / "state" / "sendmail.json")
-    changes = modules.qmail_sendmail.boot_disable("rcconf", path=str(rc_conf), record=record)
+    journal = str(tmp_path / "state" / "sendmail.json")
+    changes = modules.qmail_sendmail.boot_disable("rcconf", path=str(rc_conf), journal=journal)
     assert changes == {str(rc_conf): {"old": RC_CONF, "new": RC_CONF_NO}}
     assert rc_conf.read_bytes() == RC_CONF_NO.encode()
     assert rc_conf.stat().st_mode & 0o777 == 0o640
     assert modules.qmail_sendmail.boot_disable("rcconf", path=str(rc_conf),
-                                               record=record) == {}
-    restored = modules.qmail_sendmail.restore(record)
+                                               journal=journal) == {}
+    restored = modules.qmail_sendmail.restore(journal)
     assert restored == {"boot": {str(rc_conf): {"old": RC_CONF_NO, "new": RC_CONF + "\n"}}}
     # The one byte that cannot come back: the newline added at the end.
     assert rc_conf.read_bytes() == RC_CONF.encode() + b"\n"
-    assert not os.path.exists(record)
+    assert not os.path.exists(journal)
 
 
 def test_boot_disable_sysconfig_absent_file_is_created_and_removed(modules, tmp_path):
     sysconfig = tmp_path / "sysconfig" / "sendmail"
-    record = str(tmp_path / "sendmail.json")
+    journal = str(tmp_path / "sendmail.json")
     sysconfig.parent.mkdir()
-    modules.qmail_sendmail.boot_disable("sysconfig", path=str(sysconfig), record=record)
+    modules.qmail_sendmail.boot_disable("sysconfig", path=str(sysconfig), journal=journal)
     assert sysconfig.read_text() == "DAEMON=NO\n"
-    modules.qmail_sendmail.restore(record)
+    modules.qmail_sendmail.restore(journal)
     assert not sysconfig.exists()
 
 
 def test_boot_disable_in_test_mode_touches_nothing(modules, tmp_path):
     irix = tmp_path / "sendmail"
     irix.write_text("on\n")
-    record = tmp_path / "sendmail.json"
-    changes = modules.qmail_sendmail.boot_disable("irix", path=str(irix), record=str(record),
+    journal = tmp_path / "sendmail.json"
+    changes = modules.qmail_sendmail.boot_disable("irix", path=str(irix), journal=str(journal),
                                                   test=True)
     assert changes == {str(irix): {"old": "on\n", "new": "off\n"}}
     assert irix.read_text() == "on\n"
-    assert not record.exists()
+    assert not journal.exists()
 
 
 def test_boot_disable_refuses_unknown_method(modules):
@@ -215,33 +215,33 @@ MAILER_CONF_QMAIL = (
 def test_mailer_conf_and_restore(modules, tmp_path):
     path = tmp_path / "mailer.conf"
     path.write_text(MAILER_CONF)
-    record = str(tmp_path / "sendmail.json")
+    journal = str(tmp_path / "sendmail.json")
     args = (str(path), "/var/qmail/bin/sendmail", "/var/qmail/bin/qmail-qread")
-    assert modules.qmail_sendmail.mailer_conf(*args, record=record, test=True) == {
+    assert modules.qmail_sendmail.mailer_conf(*args, journal=journal, test=True) == {
         str(path): {"old": MAILER_CONF, "new": MAILER_CONF_QMAIL}}
     assert path.read_text() == MAILER_CONF
-    modules.qmail_sendmail.mailer_conf(*args, record=record)
+    modules.qmail_sendmail.mailer_conf(*args, journal=journal)
     assert path.read_text() == MAILER_CONF_QMAIL
-    assert modules.qmail_sendmail.mailer_conf(*args, record=record) == {}
-    modules.qmail_sendmail.restore(record)
+    assert modules.qmail_sendmail.mailer_conf(*args, journal=journal) == {}
+    modules.qmail_sendmail.restore(journal)
     assert path.read_text() == MAILER_CONF
 
 
 # --------------------------------------------------------------------------
-# The binary, the links, the record
+# The binary, the links, the journal
 # --------------------------------------------------------------------------
 def test_neutralise_refuses_to_overwrite_a_bak(modules, tmp_path):
     real = tmp_path / "sendmail"
     real.write_bytes(b"new sendmail")
     bak = tmp_path / "sendmail.bak"
     bak.write_bytes(b"the original")
-    record = tmp_path / "sendmail.json"
+    journal = tmp_path / "sendmail.json"
     with pytest.raises(CommandExecutionError, match="never overwritten"):
         modules.qmail_sendmail.neutralise(str(real), "/var/qmail/bin/sendmail",
-                                          record=str(record))
+                                          journal=str(journal))
     assert bak.read_bytes() == b"the original"
     assert real.read_bytes() == b"new sendmail"
-    assert not record.exists()
+    assert not journal.exists()
 
 
 def test_neutralise_refuses_mailwrapper(modules, tmp_path):
@@ -251,32 +251,32 @@ def test_neutralise_refuses_mailwrapper(modules, tmp_path):
     with pytest.raises(CommandExecutionError, match="mailwrapper"):
         modules.qmail_sendmail.neutralise(str(tmp_path / "sendmail"),
                                           "/var/qmail/bin/sendmail",
-                                          record=str(tmp_path / "r.json"))
+                                          journal=str(tmp_path / "r.json"))
     assert wrapper.stat().st_mode & 0o777 != 0
 
 
-def test_record_keeps_the_first_saved_state(modules, tmp_path):
+def test_journal_keeps_the_first_saved_state(modules, tmp_path):
     """An apply killed after chmod 0 but before the rename: the next run must
     still remember the original mode, not 0000."""
     real = tmp_path / "sendmail"
     real.write_bytes(b"sendmail")
     os.chmod(real, 0o2755)
-    record = tmp_path / "sendmail.json"
-    modules.qmail_sendmail.neutralise(str(real), "/q/bin/sendmail", record=str(record))
+    journal = tmp_path / "sendmail.json"
+    modules.qmail_sendmail.neutralise(str(real), "/q/bin/sendmail", journal=str(journal))
     # Undo only the rename, as if the run had died between chmod and mv.
     os.rename(tmp_path / "sendmail.bak", real)
-    modules.qmail_sendmail.neutralise(str(real), "/q/bin/sendmail", record=str(record))
-    saved = json.loads(record.read_text())["binaries"][str(real)]
+    modules.qmail_sendmail.neutralise(str(real), "/q/bin/sendmail", journal=str(journal))
+    saved = json.loads(journal.read_text())["binaries"][str(real)]
     assert saved["mode"] == "2755"
-    modules.qmail_sendmail.restore(str(record))
+    modules.qmail_sendmail.restore(str(journal))
     assert real.stat().st_mode & 0o7777 == 0o2755
 
 
-def test_record_that_is_not_json_is_an_error(modules, tmp_path):
-    record = tmp_path / "sendmail.json"
-    record.write_text("{half")
+def test_journal_that_is_not_json_is_an_error(modules, tmp_path):
+    journal = tmp_path / "sendmail.json"
+    journal.write_text("{half")
     with pytest.raises(CommandExecutionError, match="not valid JSON"):
-        modules.qmail_sendmail.read_record(str(record))
+        modules.qmail_sendmail.read_journal(str(journal))
 
 
 def test_link_frontend_refuses_a_regular_file(modules, tmp_path):
@@ -284,7 +284,7 @@ def test_link_frontend_refuses_a_regular_file(modules, tmp_path):
     path.write_bytes(b"someone's file")
     with pytest.raises(CommandExecutionError, match="not replacing"):
         modules.qmail_sendmail.link_frontend(str(path), "/q/bin/sendmail",
-                                             record=str(tmp_path / "r.json"))
+                                             journal=str(tmp_path / "r.json"))
     assert path.read_bytes() == b"someone's file"
 
 
@@ -337,14 +337,14 @@ def test_neutralise_saves_the_alternatives_group_it_goes_through(modules, tmp_pa
     (tmp_path / "etc/alternatives").mkdir(parents=True)
     (tmp_path / "etc/alternatives/awk").symlink_to(real)
     (tmp_path / "usr/bin/awk").symlink_to(tmp_path / "etc/alternatives/awk")
-    record = tmp_path / "sendmail.json"
+    journal = tmp_path / "sendmail.json"
     modules.qmail_sendmail.neutralise(str(tmp_path / "usr/bin/awk"), "/q/bin/sendmail",
-                                      record=str(record))
-    saved = json.loads(record.read_text())["groups"]
+                                      journal=str(journal))
+    saved = json.loads(journal.read_text())["groups"]
     assert saved == {"awk": modules.qmail_sendmail.alternative_status("awk")}
-    modules.qmail_sendmail.restore(str(record))
+    modules.qmail_sendmail.restore(str(journal))
     assert real.read_bytes() == b"an awk"
-    assert not record.exists()
+    assert not journal.exists()
 
 
 def test_status_tells_where_each_path_leads(modules, tmp_path):
@@ -360,4 +360,4 @@ def test_status_tells_where_each_path_leads(modules, tmp_path):
         str(tmp_path / "sendmail"): {"leads_to": str(frontend), "qmail": True},
         str(other): {"leads_to": str(other), "qmail": False},
     }
-    assert status["processes"] == [] and status["record"] is None
+    assert status["processes"] == [] and status["journal"] is None

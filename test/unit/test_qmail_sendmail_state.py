@@ -25,7 +25,7 @@ class Tree:
         self.lib = root / "usr/lib/sendmail"
         self.home = root / "var/qmail"
         self.frontend = self.home / "bin/sendmail"
-        self.record = root / "var/lib/qmail-formula/sendmail.json"
+        self.journal = root / "var/lib/qmail-formula/sendmail.json"
         for path in (self.real, self.sbin, self.lib, root / "etc/alternatives/x"):
             path.parent.mkdir(parents=True, exist_ok=True)
         # Any executable serves as the binary; sleep lets a test run it as a daemon.
@@ -62,13 +62,13 @@ def tree(tmp_path):
 
 def _neutralise_all(states, tree, test=False):
     return [states.qmail_sendmail.neutralised(name=str(p), frontend=str(tree.frontend),
-                                              record=str(tree.record), test=test)
+                                              journal=str(tree.journal), test=test)
             for p in (tree.sbin, tree.lib)]
 
 
 def _link_all(states, tree, test=False):
     return [states.qmail_sendmail.frontend_linked(name=str(p), frontend=str(tree.frontend),
-                                                  record=str(tree.record), test=test)
+                                                  journal=str(tree.journal), test=test)
             for p in (tree.sbin, tree.lib)]
 
 
@@ -87,7 +87,7 @@ def test_neutralised(states, tree, test_mode):
     assert not tree.real.exists()
     assert tree.bak.stat().st_mode & 0o7777 == 0
     assert hashlib.sha256(tree.bak.read_bytes()).hexdigest() == tree.original
-    saved = json.loads(tree.record.read_text())["binaries"][str(tree.real)]
+    saved = json.loads(tree.journal.read_text())["binaries"][str(tree.real)]
     assert (saved["mode"], saved["sha256"]) == ("2755", tree.original)
 
 
@@ -143,7 +143,7 @@ def test_restored(states, tree, test_mode):
     _neutralise_all(states, tree)
     _link_all(states, tree)
     done = tree.snapshot()
-    ret = states.qmail_sendmail.restored(name=str(tree.record), test=test_mode)
+    ret = states.qmail_sendmail.restored(name=str(tree.journal), test=test_mode)
     assert ret.result is (None if test_mode else True)
     assert ret.changes["binaries"] == {str(tree.real): {
         "old": {"path": str(tree.bak), "mode": "0000"},
@@ -153,11 +153,11 @@ def test_restored(states, tree, test_mode):
         assert tree.snapshot() == done
         return
     after = tree.snapshot()
-    assert not tree.record.exists()
+    assert not tree.journal.exists()
     assert after[str(tree.real)] == (0o102755, tree.original)
     assert after[str(tree.sbin)] == ("link", str(tree.root / "etc/alternatives/sendmail"))
     assert after[str(tree.lib)] == ("link", str(tree.root / "etc/alternatives/lib.sendmail"))
-    again = states.qmail_sendmail.restored(name=str(tree.record))
+    again = states.qmail_sendmail.restored(name=str(tree.journal))
     assert (again.result, again.changes) == (True, {})
 
 
@@ -166,7 +166,7 @@ def test_restored_gives_back_the_tree_exactly(states, tree):
     before = tree.snapshot()
     _neutralise_all(states, tree)
     _link_all(states, tree)
-    states.qmail_sendmail.restored(name=str(tree.record))
+    states.qmail_sendmail.restored(name=str(tree.journal))
     assert tree.snapshot() == before
 
 
@@ -187,15 +187,15 @@ def test_stopped_kills_what_runs_sendmail(states, tree, test_mode):
         ret = states.qmail_sendmail.stopped(
             name="sendmail", services=["qmail-test-no-such-service"],
             paths=[str(tree.sbin), str(tree.lib)], ports=[], frontend=str(tree.frontend),
-            record=str(tree.record), test=test_mode)
+            journal=str(tree.journal), test=test_mode)
         assert ret.result is (None if test_mode else True)
         assert ret.changes["processes"] == {"old": [f"{proc.pid} sendmail"], "new": []}
         if test_mode:
             assert proc.poll() is None
-            assert not tree.record.exists()
+            assert not tree.journal.exists()
         else:
             assert proc.wait(timeout=5) == -15
-            saved = json.loads(tree.record.read_text())
+            saved = json.loads(tree.journal.read_text())
             # No such service: nothing for restore to start again.
             assert saved["stopped"] == {"services": []}
     finally:
@@ -211,7 +211,7 @@ def test_stopped_finds_a_daemon_running_from_the_bak(states, tree):
         _neutralise_all(states, tree)
         ret = states.qmail_sendmail.stopped(
             name="sendmail", services=[], paths=[str(tree.sbin)], ports=[],
-            frontend=str(tree.frontend), record=str(tree.record))
+            frontend=str(tree.frontend), journal=str(tree.journal))
         assert ret.changes["processes"]["old"] == [f"{proc.pid} sendmail"]
         assert proc.wait(timeout=5) == -15
     finally:
@@ -222,9 +222,9 @@ def test_stopped_finds_a_daemon_running_from_the_bak(states, tree):
 def test_stopped_with_nothing_running(states, tree, test_mode):
     ret = states.qmail_sendmail.stopped(
         name="sendmail", services=[], paths=[str(tree.sbin)], ports=[],
-        record=str(tree.record), test=test_mode)
+        journal=str(tree.journal), test=test_mode)
     assert (ret.result, ret.changes) == (True, {})
-    assert not tree.record.exists()
+    assert not tree.journal.exists()
 
 
 @pytest.mark.parametrize("method,content,expected", [
@@ -237,34 +237,34 @@ def test_stopped_with_nothing_running(states, tree, test_mode):
 def test_boot_disabled_files(states, tmp_path, test_mode, method, content, expected):
     path = tmp_path / "conf"
     path.write_text(content)
-    record = tmp_path / "sendmail.json"
+    journal = tmp_path / "sendmail.json"
     ret = states.qmail_sendmail.boot_disabled(name="sendmail", method=method, path=str(path),
-                                              record=str(record), test=test_mode)
+                                              journal=str(journal), test=test_mode)
     assert ret.result is (None if test_mode else True)
     assert ret.changes == {str(path): {"old": content, "new": expected}}
     if test_mode:
         assert path.read_text() == content
-        assert not record.exists()
+        assert not journal.exists()
         return
     assert path.read_text() == expected
     again = states.qmail_sendmail.boot_disabled(name="sendmail", method=method,
-                                                path=str(path), record=str(record))
+                                                path=str(path), journal=str(journal))
     assert again.changes == {}
     assert path.read_text() == expected
-    states.qmail_sendmail.restored(name=str(record))
+    states.qmail_sendmail.restored(name=str(journal))
     assert path.read_text() == content
 
 
 def test_boot_disabled_services_not_installed(states, tmp_path, test_mode):
     ret = states.qmail_sendmail.boot_disabled(
         name="sendmail", method="sysv", services=["qmail-test-no-such-service"],
-        record=str(tmp_path / "r.json"), test=test_mode)
+        journal=str(tmp_path / "r.json"), test=test_mode)
     assert (ret.result, ret.changes) == (True, {})
 
 
-def test_record_is_written_atomically_with_mode_0600(states, tree):
+def test_journal_is_written_atomically_with_mode_0600(states, tree):
     tree.install_frontend()
     _neutralise_all(states, tree)
-    assert tree.record.stat().st_mode & 0o777 == 0o600
-    assert [p.name for p in tree.record.parent.iterdir()] == ["sendmail.json"]
+    assert tree.journal.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tree.journal.parent.iterdir()] == ["sendmail.json"]
 

@@ -82,7 +82,7 @@ def managed(name, contents, home=None):
     contents
         The value.
     home
-        The qmail home (default: ``qmail:lookup:home`` or /var/qmail).
+        The qmail home (default: the formula's ``qmail:lookup:home``).
     """
     return _applied(name, ("check_changes", "write"), (name, contents, home),
                     f"Control file {name} is already in the correct state",
@@ -98,7 +98,7 @@ def absent(name, home=None):
     name
         The control file's own name.
     home
-        The qmail home (default: ``qmail:lookup:home`` or /var/qmail).
+        The qmail home (default: the formula's ``qmail:lookup:home``).
     """
     return _applied(name, ("check_remove", "remove"), (name, home),
                     f"Control file {name} is already absent",
@@ -118,7 +118,7 @@ def files_managed(name, files, home=None):  # pylint: disable=redefined-outer-na
     files
         Control file name -> contents or None.
     home
-        The qmail home (default: ``qmail:lookup:home`` or /var/qmail).
+        The qmail home (default: the formula's ``qmail:lookup:home``).
     """
     ret = _ret(name)
     if not isinstance(files, dict):

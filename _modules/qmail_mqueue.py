@@ -411,16 +411,8 @@ def handover(queues=None, qmail_queue=None, lock=None, test=False, timeout=600):
         return {"handed_over": handed, "kept": kept}
     if not os.access(qmail_queue, os.X_OK):
         raise CommandExecutionError(f"{qmail_queue} is not installed")
-    # A session of its own: killing the Salt job does not cut a message in two.
-    args = json.dumps({"queues": queues, "qmail_queue": qmail_queue, "home": home,
-                       "lock": lock})
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), args],
-                          capture_output=True, text=True, timeout=timeout,
-                          start_new_session=True, check=False)
-    if proc.returncode != 0:
-        raise CommandExecutionError(
-            f"the hand-over of sendmail's queue failed: {proc.stderr.strip()[-2000:]}")
-    return json.loads(proc.stdout)
+    return _in_own_session({"queues": queues, "qmail_queue": qmail_queue, "home": home,
+                            "lock": lock}, timeout, "the hand-over of sendmail's queue")
 
 
 # --------------------------------------------------------------------------
@@ -527,13 +519,18 @@ def handback(home=None, sendmail=None, lock=None, test=False, timeout=600):
         return {"handed_back": [{"id": m["id"], "recipients": len(m["recipients"])}
                                 for m in messages if not m["bounce"] and m["sender"] is not None],
                 "kept": []}
-    args = json.dumps({"give_back": True, "home": home, "sendmail": sendmail, "lock": lock})
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), args],
+    return _in_own_session({"give_back": True, "home": home, "sendmail": sendmail,
+                            "lock": lock}, timeout, "giving qmail's queue back to sendmail")
+
+
+def _in_own_session(args, timeout, what):
+    """Run ``_main(args)`` as this file in a process of its own session:
+    killing the Salt job does not cut a message in two."""
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), json.dumps(args)],
                           capture_output=True, text=True, timeout=timeout,
                           start_new_session=True, check=False)
     if proc.returncode != 0:
-        raise CommandExecutionError(
-            f"giving qmail's queue back to sendmail failed: {proc.stderr.strip()[-2000:]}")
+        raise CommandExecutionError(f"{what} failed: {proc.stderr.strip()[-2000:]}")
     return json.loads(proc.stdout)
 
 

@@ -177,16 +177,19 @@ def presets():
 # --------------------------------------------------------------------------
 # What is installed (_utils/qmail_install.py)
 # --------------------------------------------------------------------------
-def record(home="/var/qmail"):
+def record(home=None):
     """
     What the formula installed into ``home``: preset, source hash, conf-*
     values, how it got there (compiled here or a builder's shared tree) and
-    when. Empty when nothing is recorded.
+    when. Empty when nothing is recorded. ``home``: the formula's
+    ``lookup:home`` when left out.
 
     CLI Example::
 
+        salt '*' qmail_build.record
         salt '*' qmail_build.record /var/qmail
     """
+    home = home or __salt__["qmail_settings.get"]("lookup:home")
     return __utils__["qmail_install.read_record"](_v("path")(home, "home"))
 
 

@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 __virtualname__ = "qmail_control"
 __func_alias__ = {"list_": "list"}
 
-DEFAULT_HOME = "/var/qmail"
 
 # A local part as qmail takes it in addresses (no spaces, @, : or control chars).
 _LOCALPART_RE = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}"
@@ -180,8 +179,9 @@ CATALOGUE = {
 def _home(home=None):
     if home:
         return _v("own_dir")(str(home), "home")
-    home = __salt__["config.get"]("qmail:lookup:home", DEFAULT_HOME) or DEFAULT_HOME
-    return _v("own_dir")(home, "qmail:lookup:home")
+    # Not given (a call from the command line): the home the formula's
+    # states use, from the one owner of the settings and their defaults.
+    return _v("own_dir")(__salt__["qmail_settings.get"]("lookup:home"), "qmail:lookup:home")
 
 
 def _control_dir(home=None):

@@ -49,8 +49,6 @@ log = logging.getLogger(__name__)
 __virtualname__ = "qmail_mqueue"
 
 # Debian: mqueue and mqueue-client; FreeBSD, RedHat, Suse: clientmqueue.
-DEFAULT_QUEUES = ("/var/spool/mqueue", "/var/spool/mqueue-client", "/var/spool/clientmqueue")
-DEFAULT_LOCK = "/var/lib/qmail-formula/mqueue.lock"
 CLAIM = "qmail-claimed-"
 # The trace header each handed-over message gets, first in its headers.
 TRACE = b"Received: (from sendmail queue %s id %s)\n\tby %s (qmail formula hand-over); %s\n"
@@ -66,10 +64,17 @@ def _v(name):
     return __utils__["qmail_validate.plain"](name)
 
 
+def _setting(key):
+    """The formula's own setting (``qmail_settings.get``) for an argument the
+    caller left out: the states pass every one, the defaults serve the CLI
+    and live in parameters/ only."""
+    return __salt__["qmail_settings.get"](key)
+
+
 # Arguments as typed on the command line, through the shared validators.
 def _queues(queues):
     if queues is None:
-        return list(DEFAULT_QUEUES)
+        return _setting("lookup:sendmail_queues")
     return _v("each")(queues, "queues", "system_file")
 
 
@@ -374,7 +379,7 @@ def _handover(queues, qmail_queue, home, lock):
         return {"handed_over": handed, "kept": kept}
 
 
-def handover(queues=None, qmail_queue=None, lock=DEFAULT_LOCK, test=False, timeout=600):
+def handover(queues=None, qmail_queue=None, lock=None, test=False, timeout=600):
     """
     Hand every message of sendmail's ``queues`` over to qmail with its
     envelope (see the module docstring); sendmail must no longer run.
@@ -391,13 +396,12 @@ def handover(queues=None, qmail_queue=None, lock=DEFAULT_LOCK, test=False, timeo
         salt '*' qmail_mqueue.handover test=True
     """
     queues = _queues(queues)
-    lock = _v("path")(lock, "lock")
+    lock = _v("path")(lock or _setting("sendmail:mqueue_lock"), "lock")
     timeout = _timeout(timeout)
     if qmail_queue:
         qmail_queue = _v("path")(qmail_queue, "qmail_queue")
     else:
-        home = __salt__["config.get"]("qmail:lookup:home", "") or "/var/qmail"
-        qmail_queue = os.path.join(home, "bin", "qmail-queue")
+        qmail_queue = os.path.join(_setting("lookup:home"), "bin", "qmail-queue")
     home = os.path.dirname(os.path.dirname(qmail_queue))
     info = status(queues)
     handed = [{"queue": q, "id": i} for q, ids in pending(queues).items() for i in ids]
@@ -407,16 +411,8 @@ def handover(queues=None, qmail_queue=None, lock=DEFAULT_LOCK, test=False, timeo
         return {"handed_over": handed, "kept": kept}
     if not os.access(qmail_queue, os.X_OK):
         raise CommandExecutionError(f"{qmail_queue} is not installed")
-    # A session of its own: killing the Salt job does not cut a message in two.
-    args = json.dumps({"queues": queues, "qmail_queue": qmail_queue, "home": home,
-                       "lock": lock})
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), args],
-                          capture_output=True, text=True, timeout=timeout,
-                          start_new_session=True, check=False)
-    if proc.returncode != 0:
-        raise CommandExecutionError(
-            f"the hand-over of sendmail's queue failed: {proc.stderr.strip()[-2000:]}")
-    return json.loads(proc.stdout)
+    return _in_own_session({"queues": queues, "qmail_queue": qmail_queue, "home": home,
+                            "lock": lock}, timeout, "the hand-over of sendmail's queue")
 
 
 # --------------------------------------------------------------------------
@@ -429,7 +425,7 @@ def _zero_fields(path):
         return []
 
 
-def qmail_queue_messages(home="/var/qmail"):
+def qmail_queue_messages(home=None):
     """
     The messages in qmail's queue (qmail-send(8)'s layout) with what is
     left to deliver: ``id``, ``sender`` and ``recipients`` (those not done
@@ -441,7 +437,7 @@ def qmail_queue_messages(home="/var/qmail"):
 
         salt '*' qmail_mqueue.qmail_queue_messages
     """
-    return _queue_messages(_v("path")(home, "home"))
+    return _queue_messages(_v("path")(home or _setting("lookup:home"), "home"))
 
 
 def _queue_messages(home):
@@ -499,8 +495,7 @@ def _give_back(home, sendmail):
     return {"handed_back": handed, "kept": kept}
 
 
-def handback(home="/var/qmail", sendmail="/usr/sbin/sendmail", lock=DEFAULT_LOCK, test=False,
-             timeout=600):
+def handback(home=None, sendmail=None, lock=None, test=False, timeout=600):
     """
     Give every message still in qmail's queue to the (restored) sendmail,
     with its envelope: the recipients not delivered yet. Only while no
@@ -513,9 +508,9 @@ def handback(home="/var/qmail", sendmail="/usr/sbin/sendmail", lock=DEFAULT_LOCK
 
         salt '*' qmail_mqueue.handback
     """
-    home = _v("path")(home, "home")
-    sendmail = _v("path")(sendmail, "sendmail")
-    lock = _v("path")(lock, "lock")
+    home = _v("path")(home or _setting("lookup:home"), "home")
+    sendmail = _v("path")(sendmail or _setting("lookup:sendmail_paths")[0], "sendmail")
+    lock = _v("path")(lock or _setting("sendmail:mqueue_lock"), "lock")
     timeout = _timeout(timeout)
     if __utils__["qmail_procs.pids_named"]("qmail-send"):
         raise CommandExecutionError("qmail-send runs: its queue stays with it")
@@ -524,13 +519,18 @@ def handback(home="/var/qmail", sendmail="/usr/sbin/sendmail", lock=DEFAULT_LOCK
         return {"handed_back": [{"id": m["id"], "recipients": len(m["recipients"])}
                                 for m in messages if not m["bounce"] and m["sender"] is not None],
                 "kept": []}
-    args = json.dumps({"give_back": True, "home": home, "sendmail": sendmail, "lock": lock})
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), args],
+    return _in_own_session({"give_back": True, "home": home, "sendmail": sendmail,
+                            "lock": lock}, timeout, "giving qmail's queue back to sendmail")
+
+
+def _in_own_session(args, timeout, what):
+    """Run ``_main(args)`` as this file in a process of its own session:
+    killing the Salt job does not cut a message in two."""
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), json.dumps(args)],
                           capture_output=True, text=True, timeout=timeout,
                           start_new_session=True, check=False)
     if proc.returncode != 0:
-        raise CommandExecutionError(
-            f"giving qmail's queue back to sendmail failed: {proc.stderr.strip()[-2000:]}")
+        raise CommandExecutionError(f"{what} failed: {proc.stderr.strip()[-2000:]}")
     return json.loads(proc.stdout)
 
 

@@ -84,17 +84,11 @@ def _tcprules_prefixes(net):
 # --------------------------------------------------------------------------
 def _setting(*keys):
     """
-    A value of the formula's merged settings (parameters/ and pillar, as
-    ``qmail_settings.show`` gives them), for arguments the caller left out.
-    The states always pass every path; these defaults serve the CLI and live
-    in parameters/ only. Read once per run.
+    A value of the formula's merged settings (``qmail_settings.get``), for
+    arguments the caller left out. The states always pass every path; these
+    defaults serve the CLI and live in parameters/ only.
     """
-    if "qmail_service.settings" not in __context__:
-        __context__["qmail_service.settings"] = __salt__["qmail_settings.show"]()
-    value = __context__["qmail_service.settings"]
-    for key in keys:
-        value = value[key]
-    return value
+    return __salt__["qmail_settings.get"](":".join(keys))
 
 
 @functools.cache  # one loader call per validator, not per value

@@ -20,6 +20,7 @@ import logging
 import os
 import shlex
 
+import salt.utils.data
 import salt.utils.dictupdate
 from salt.exceptions import SaltInvocationError
 
@@ -715,6 +716,25 @@ def show(pillar=None, tplroot="qmail"):
         settings = __utils__["qmail_runcache.store"](run, key, merge(
             *_parameters(tplroot), __salt__["pillar.get"]("qmail", {}, unmask=True)))
     return _copy(settings)
+
+
+def get(key, tplroot="qmail"):
+    """
+    One value of the merged, checked settings (``show``), by its
+    colon-separated path: the defaults the formula's execution modules use
+    for an argument the caller left out come from here, so each lives only
+    in parameters/ (or is derived here).
+
+    CLI Example::
+
+        salt '*' qmail_settings.get lookup:home
+        salt '*' qmail_settings.get sendmail:mqueue_lock
+    """
+    missing = object()
+    value = salt.utils.data.traverse_dict_and_list(show(tplroot=tplroot), key, missing)
+    if value is missing:
+        raise SaltInvocationError(f"key: the formula's settings have no {key!r}")
+    return value
 
 
 def _run_context():

@@ -51,6 +51,25 @@ def _fail(ret, exc):
     return ret
 
 
+def _applied(name, functions, args, same, would, done):
+    """Call ``qmail_control.<check>`` under test=True, ``<act>`` otherwise
+    (``functions`` = (check, act)), and say in the return what it changed."""
+    ret = _ret(name)
+    test = bool(__opts__["test"])
+    try:
+        changes = __salt__["qmail_control." + functions[0 if test else 1]](*args)
+    except (SaltInvocationError, CommandExecutionError) as exc:
+        return _fail(ret, exc)
+    ret["changes"] = changes
+    if not changes:
+        ret["comment"] = same
+    elif test:
+        ret.update(result=None, comment=would)
+    else:
+        ret["comment"] = done
+    return ret
+
+
 def managed(name, contents, home=None):
     """
     Make control file ``name`` hold ``contents``: a string or number for
@@ -63,24 +82,11 @@ def managed(name, contents, home=None):
     contents
         The value.
     home
-        The qmail home (default: ``qmail:lookup:home`` or /var/qmail).
+        The qmail home (default: the formula's ``qmail:lookup:home``).
     """
-    ret = _ret(name)
-    try:
-        if __opts__["test"]:
-            changes = __salt__["qmail_control.check_changes"](name, contents, home)
-        else:
-            changes = __salt__["qmail_control.write"](name, contents, home)
-    except (SaltInvocationError, CommandExecutionError) as exc:
-        return _fail(ret, exc)
-    ret["changes"] = changes
-    if not changes:
-        ret["comment"] = f"Control file {name} is already in the correct state"
-    elif __opts__["test"]:
-        ret.update(result=None, comment=f"Control file {name} would be updated")
-    else:
-        ret["comment"] = f"Control file {name} updated"
-    return ret
+    return _applied(name, ("check_changes", "write"), (name, contents, home),
+                    f"Control file {name} is already in the correct state",
+                    f"Control file {name} would be updated", f"Control file {name} updated")
 
 
 def absent(name, home=None):
@@ -92,24 +98,11 @@ def absent(name, home=None):
     name
         The control file's own name.
     home
-        The qmail home (default: ``qmail:lookup:home`` or /var/qmail).
+        The qmail home (default: the formula's ``qmail:lookup:home``).
     """
-    ret = _ret(name)
-    try:
-        if __opts__["test"]:
-            changes = __salt__["qmail_control.check_remove"](name, home)
-        else:
-            changes = __salt__["qmail_control.remove"](name, home)
-    except (SaltInvocationError, CommandExecutionError) as exc:
-        return _fail(ret, exc)
-    ret["changes"] = changes
-    if not changes:
-        ret["comment"] = f"Control file {name} is already absent"
-    elif __opts__["test"]:
-        ret.update(result=None, comment=f"Control file {name} would be removed")
-    else:
-        ret["comment"] = f"Control file {name} removed"
-    return ret
+    return _applied(name, ("check_remove", "remove"), (name, home),
+                    f"Control file {name} is already absent",
+                    f"Control file {name} would be removed", f"Control file {name} removed")
 
 
 def files_managed(name, files, home=None):  # pylint: disable=redefined-outer-name
@@ -125,7 +118,7 @@ def files_managed(name, files, home=None):  # pylint: disable=redefined-outer-na
     files
         Control file name -> contents or None.
     home
-        The qmail home (default: ``qmail:lookup:home`` or /var/qmail).
+        The qmail home (default: the formula's ``qmail:lookup:home``).
     """
     ret = _ret(name)
     if not isinstance(files, dict):

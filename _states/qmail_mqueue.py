@@ -39,8 +39,7 @@ def _kept_comment(kept):
             "qmail_sendmail.status): " + "; ".join(lines))
 
 
-def handed_over(name, queues=None, qmail_queue="/var/qmail/bin/qmail-queue",
-                lock="/var/lib/qmail-formula/mqueue.lock"):
+def handed_over(name, queues=None, qmail_queue=None, lock=None):
     """
     Every message of sendmail's ``queues`` is in qmail's queue, with its
     envelope, and gone from sendmail's. Sendmail must be stopped first
@@ -51,10 +50,17 @@ def handed_over(name, queues=None, qmail_queue="/var/qmail/bin/qmail-queue",
     queues
         sendmail's queue folders (``lookup:sendmail_queues``).
     qmail_queue
-        qmail's ``bin/qmail-queue``. While it is not installed, nothing is
-        handed over and the state says how many messages wait.
+        qmail's ``bin/qmail-queue`` (default: in the formula's
+        ``lookup:home``). While it is not installed, nothing is handed over
+        and the state says how many messages wait.
+    lock
+        The lock file of hand-overs (default: the formula's, beside the
+        sendmail journal).
     """
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    if not qmail_queue:
+        qmail_queue = os.path.join(__salt__["qmail_settings.get"]("lookup:home"), "bin",
+                                   "qmail-queue")
     test = bool(__opts__["test"])
     handover = __salt__["qmail_mqueue.handover"]
     try:
@@ -84,14 +90,15 @@ def handed_over(name, queues=None, qmail_queue="/var/qmail/bin/qmail-queue",
     return ret
 
 
-def handed_back(name, sendmail="/usr/sbin/sendmail",
-                lock="/var/lib/qmail-formula/mqueue.lock"):
+def handed_back(name, sendmail=None, lock=None):
     """
     ``qmail.clean``: no message is left behind in the queue of qmail home
     ``name`` once qmail-send is stopped: each goes to the restored
     ``sendmail`` with the recipients not delivered yet, then leaves qmail's
     queue. While qmail-send runs (``qmail.sendmail.clean`` alone), its
-    queue stays with it and the state says so.
+    queue stays with it and the state says so. ``sendmail`` and ``lock``
+    default to the formula's settings (``lookup:sendmail_paths``' first,
+    the hand-over lock).
     """
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
     if not os.path.isdir(os.path.join(name, "queue", "mess")):
@@ -116,5 +123,5 @@ def handed_back(name, sendmail="/usr/sbin/sendmail",
     if test:
         ret.update(result=None, comment=f"{count} message(s) would be given to sendmail" + kept)
     else:
-        ret["comment"] = f"{count} message(s) given to sendmail ({sendmail})" + kept
+        ret["comment"] = f"{count} message(s) given to sendmail" + kept
     return ret

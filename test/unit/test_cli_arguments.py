@@ -29,7 +29,7 @@ CASES = [
     ("qmail_build.install_tree", ["@tmp/missing", "@tmp/home"], {}, "stage"),
     ("qmail_build.install_tree", [HOSTILE_PATH, "@tmp/home"], {}, "stage"),
     ("qmail_build.record", ["var/qmail"], {}, "home"),
-    ("qmail_build.record", [None], {}, "home"),
+    ("qmail_build.record", [["/var/qmail"]], {}, "home"),
     ("qmail_build.queue_is_empty", ["$(reboot)"], {}, "home"),
     ("qmail_build.check_changes", ["/var/qmail", "notqmail", {}], {}, "source"),
     ("qmail_build.check_changes", ["/var/qmail", {"preset": "x"}, {}], {}, "source"),
@@ -169,6 +169,7 @@ CASES = [
     ("qmail_mta_package.build", ["/usr/share", "@tmp/pkg.deb", ["Package: x"]], {}, "root"),
     # qmail_settings
     ("qmail_settings.show", [], {"pillar": {"role": "relay"}}, "qmail:role"),
+    ("qmail_settings.get", ["lookup:nothing"], {}, "key"),
     # qmail_tofs
     ("qmail_tofs.candidates", [["x"], "x", dict(TOFS, path_prefix="../etc")], {},
      "tofs:path_prefix"),

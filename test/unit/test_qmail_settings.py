@@ -138,3 +138,17 @@ def test_tls_is_refused_where_debian_has_no_tlswrapper(loaders, merge, release, 
         assert not merge("Debian", {**PILLAR, "tls": {"enable": False}})["tls"]["active"]
     finally:
         loaders.grains.update(saved)
+
+
+def test_get_gives_one_setting_by_its_path(modules):
+    # What the execution modules fall back on for an argument left out.
+    settings = modules.qmail_settings.show()
+    assert modules.qmail_settings.get("lookup:home") == settings["lookup"]["home"] == "/var/qmail"
+    assert modules.qmail_settings.get("lookup:sendmail_queues") == \
+        settings["lookup"]["sendmail_queues"]
+    assert modules.qmail_settings.get("sendmail:mqueue_lock").endswith("/mqueue.lock")
+
+
+def test_get_of_an_unknown_setting_names_it(modules):
+    with pytest.raises(SaltInvocationError, match="^key: .*no 'lookup:nothing'"):
+        modules.qmail_settings.get("lookup:nothing")

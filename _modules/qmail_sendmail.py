@@ -59,8 +59,6 @@ MAILER_CONF_ENTRIES = (("sendmail", "sendmail"), ("send-mail", "sendmail"),
                        ("mailq", "qmail-qread"))
 # How long a sendmail process gets to exit after SIGTERM.
 STOP_TIMEOUT = 10
-# Where the journal of what was changed lives unless told otherwise.
-DEFAULT_JOURNAL = "/var/lib/qmail-formula/sendmail.json"
 
 
 def __virtual__():
@@ -71,6 +69,22 @@ def __virtual__():
 def _v(name):
     """A validator of ``_utils/qmail_validate.py`` (the one schema owner)."""
     return __utils__["qmail_validate.plain"](name)
+
+
+def _setting(key):
+    """The formula's own setting (``qmail_settings.get``) for an argument the
+    caller left out: the states pass every one, the defaults serve the CLI
+    and live in parameters/ only."""
+    return __salt__["qmail_settings.get"](key)
+
+
+def _journal(journal):
+    return _v("path")(journal or _setting("sendmail:journal"), "journal")
+
+
+def _ports(ports):
+    return set(_v("each")(_setting("lookup:sendmail_ports") if ports is None else ports,
+                          "ports", "integer", 1, 65535))
 
 
 # --------------------------------------------------------------------------
@@ -93,16 +107,18 @@ def _write_text(path, text):
     __utils__["qmail_files.rewrite"](path, text.encode("latin-1"))
 
 
-def read_journal(journal):
+def read_journal(journal=None):
     """
     Return what the formula saved before changing sendmail (an empty journal
-    when nothing was saved).
+    when nothing was saved). ``journal``: the formula's
+    ``lookup:sendmail_journal`` when left out.
 
     CLI Example::
 
+        salt '*' qmail_sendmail.read_journal
         salt '*' qmail_sendmail.read_journal /var/lib/qmail-formula/sendmail.json
     """
-    return __utils__["qmail_undo.read"](_v("path")(journal, "journal"))
+    return __utils__["qmail_undo.read"](_journal(journal))
 
 
 # --------------------------------------------------------------------------
@@ -136,7 +152,7 @@ def _binaries(paths, journal, frontend):
     return found
 
 
-def listeners(ports=(25, 587)):
+def listeners(ports=None):
     """
     Return the processes listening on TCP ``ports``: a list of
     ``{port, pid, comm, exe}`` (psutil).
@@ -145,10 +161,10 @@ def listeners(ports=(25, 587)):
 
         salt '*' qmail_sendmail.listeners '[25, 587]'
     """
-    return __utils__["qmail_procs.listeners"](set(_v("each")(ports, "ports", "integer", 1, 65535)))
+    return __utils__["qmail_procs.listeners"](_ports(ports))
 
 
-def processes(paths, ports=(25, 587), journal=None, frontend=None):
+def processes(paths, ports=None, journal=None, frontend=None):
     """
     Return the running sendmail processes: those running one of the files
     behind ``paths`` (or their saved ``.bak``), and those named ``sendmail*``
@@ -162,14 +178,14 @@ def processes(paths, ports=(25, 587), journal=None, frontend=None):
         salt '*' qmail_sendmail.processes '[/usr/sbin/sendmail, /usr/lib/sendmail]'
     """
     paths = _v("each")(paths, "paths", "system_file")
-    ports = set(_v("each")(ports, "ports", "integer", 1, 65535))
+    ports = _ports(ports)
     journal = _v("optional")(journal, "journal", "path")
     frontend = _v("optional")(frontend, "frontend", "path")
     return __utils__["qmail_procs.programs"](_binaries(paths, journal, frontend), "sendmail",
                                              ports, __salt__["cmd.run_stdout"])
 
 
-def stop(services, paths, ports=(25, 587), journal=DEFAULT_JOURNAL, frontend=None, test=False):
+def stop(services, paths, ports=None, journal=None, frontend=None, test=False):
     """
     Stop every sendmail process: ask the service manager to stop
     ``services`` first, then send SIGTERM to what is left, SIGKILL after
@@ -182,7 +198,7 @@ def stop(services, paths, ports=(25, 587), journal=DEFAULT_JOURNAL, frontend=Non
         salt '*' qmail_sendmail.stop '[sendmail]' '[/usr/sbin/sendmail]'
     """
     services = _v("each")(services, "services", "service_name")
-    journal = _v("optional")(journal, "journal", "path")
+    journal = _journal(journal)
     running = processes(paths, ports, journal, frontend)
     if not running:
         return {}
@@ -304,7 +320,7 @@ def _chkconfig_registered(service):
                                    ignore_retcode=True, output_loglevel="quiet") == 0
 
 
-def boot_disable(method, services=(), path=None, journal=DEFAULT_JOURNAL, test=False):
+def boot_disable(method, services=(), path=None, journal=None, test=False):
     """
     Keep sendmail from starting at boot, the way ``method`` says:
 
@@ -330,7 +346,7 @@ def boot_disable(method, services=(), path=None, journal=DEFAULT_JOURNAL, test=F
     services = _v("each")(services, "services", "service_name")
     if method in ("rcconf", "sysconfig", "irix"):
         path = _v("system_file")(path, "path")
-    journal = _v("path")(journal, "journal")
+    journal = _journal(journal)
     if method not in BOOT_METHODS:
         raise SaltInvocationError(f"boot method {method!r} is not one of {BOOT_METHODS}")
     if method in ("rcconf", "sysconfig", "irix"):
@@ -414,7 +430,7 @@ def _sha256(path):
     return salt.utils.hashutils.get_hash(path, form="sha256")
 
 
-def neutralise(path, frontend, journal=DEFAULT_JOURNAL, sendmail_paths=(), test=False):
+def neutralise(path, frontend, journal=None, sendmail_paths=(), test=False):
     """
     ``chmod 0`` the sendmail binary behind ``path`` (symlinks and
     alternatives resolved to the real file) and rename it to
@@ -433,7 +449,7 @@ def neutralise(path, frontend, journal=DEFAULT_JOURNAL, sendmail_paths=(), test=
     path = _v("system_file")(path, "path")
     frontend = _v("path")(frontend, "frontend")
     sendmail_paths = _v("each")(sendmail_paths, "sendmail_paths", "system_file")
-    journal = _v("path")(journal, "journal")
+    journal = _journal(journal)
     if _is_qmail(path, frontend):
         return {}
     real = os.path.realpath(path)
@@ -537,7 +553,7 @@ def _would_lead_to_qmail(path, frontend, linked_before):
     return False
 
 
-def link_frontend(path, frontend, journal=DEFAULT_JOURNAL, sendmail_paths=(), links=(),
+def link_frontend(path, frontend, journal=None, sendmail_paths=(), links=(),
                   alternative_links=(), test=False):
     """
     Make ``path`` (e.g. /usr/sbin/sendmail) a symlink to qmail's front end
@@ -558,7 +574,7 @@ def link_frontend(path, frontend, journal=DEFAULT_JOURNAL, sendmail_paths=(), li
     sendmail_paths = _v("each")(sendmail_paths, "sendmail_paths", "system_file")
     links = _v("each")(links, "links", "system_file")
     alternative_links = _v("each")(alternative_links, "alternative_links", "system_file")
-    journal = _v("path")(journal, "journal")
+    journal = _journal(journal)
     if os.path.lexists(path) and _is_qmail(path, frontend):
         return {}
     links = list(links)
@@ -662,7 +678,7 @@ def _run_alternatives(*args):
         raise CommandExecutionError(f"{' '.join(argv)}: {proc['stderr']}")
 
 
-def alternative(name, link, frontend, priority, slaves=(), journal=DEFAULT_JOURNAL, test=False):
+def alternative(name, link, frontend, priority, slaves=(), journal=None, test=False):
     """
     Register qmail's ``frontend`` in alternatives group ``name`` (master
     ``link``, ``slaves`` a list of ``{name, link, target}``) and select it.
@@ -679,7 +695,7 @@ def alternative(name, link, frontend, priority, slaves=(), journal=DEFAULT_JOURN
     for i, slave in enumerate(slaves):
         _v("system_file")(slave["link"], f"slaves[{i}]:link")
         _v("path")(slave["target"], f"slaves[{i}]:target")
-    journal = _v("path")(journal, "journal")
+    journal = _journal(journal)
     status = alternative_status(name)
     if status and status["current"] == frontend and status["mode"] == "manual":
         return {}
@@ -758,7 +774,7 @@ def _mailer_conf_text(text, frontend, qread):
     return "".join(lines)
 
 
-def mailer_conf(path, frontend, qread, journal=DEFAULT_JOURNAL, test=False):
+def mailer_conf(path, frontend, qread, journal=None, test=False):
     """
     Point mailer.conf(5)'s ``sendmail`` and ``send-mail`` to qmail's
     ``frontend`` and ``mailq`` to ``qread`` (qmail-qread); other lines stay
@@ -772,7 +788,7 @@ def mailer_conf(path, frontend, qread, journal=DEFAULT_JOURNAL, test=False):
     path = _v("system_file")(path, "path")
     frontend = _v("path")(frontend, "frontend")
     qread = _v("path")(qread, "qread")
-    journal = _v("path")(journal, "journal")
+    journal = _journal(journal)
     old = __utils__["qmail_keyfile.read"](path)
     new = _mailer_conf_text(old, frontend, qread)
     if new == old:
@@ -803,7 +819,7 @@ def _restore_mailer_conf(journal, data, test):
 # --------------------------------------------------------------------------
 # All of it undone, and what a sysadmin checks
 # --------------------------------------------------------------------------
-def restore(journal=DEFAULT_JOURNAL, test=False):
+def restore(journal=None, test=False):
     """
     Undo what the formula did to sendmail, from ``journal``, in reverse
     order: the links, mailer.conf, the binary (from ``.bak``, with its mode
@@ -816,7 +832,7 @@ def restore(journal=DEFAULT_JOURNAL, test=False):
 
         salt '*' qmail_sendmail.restore /var/lib/qmail-formula/sendmail.json
     """
-    journal = _v("path")(journal, "journal")
+    journal = _journal(journal)
     data = read_journal(journal)
     changes = {}
     # The binaries come back before the alternatives that point to them.
@@ -829,8 +845,7 @@ def restore(journal=DEFAULT_JOURNAL, test=False):
     return changes
 
 
-def status(paths=("/usr/sbin/sendmail", "/usr/lib/sendmail"), ports=(25, 587),
-           frontend="/var/qmail/bin/sendmail", journal=None, queues=None):
+def status(paths=None, ports=None, frontend=None, journal=None, queues=None):
     """
     What a sysadmin checks: where each of ``paths`` leads, the running
     sendmail processes, what listens on ``ports``, the saved journal, and
@@ -841,14 +856,15 @@ def status(paths=("/usr/sbin/sendmail", "/usr/lib/sendmail"), ports=(25, 587),
 
         salt '*' qmail_sendmail.status
     """
-    paths = _v("each")(paths, "paths", "system_file")
-    frontend = _v("path")(frontend, "frontend")
+    paths = _v("each")(paths or _setting("lookup:sendmail_paths"), "paths", "system_file")
+    frontend = _v("path")(frontend or _setting("sendmail:frontend"), "frontend")
+    journal = _journal(journal)
     return {
         "paths": {p: {"leads_to": os.path.realpath(p), "qmail": _is_qmail(p, frontend)}
                   for p in paths},
         "processes": processes(paths, ports, journal, frontend),
         "listeners": listeners(ports),
-        "journal": read_journal(journal) if journal else None,
+        "journal": read_journal(journal),
         # sendmail's queues: messages not (yet) handed over to qmail.
         "queues": __salt__["qmail_mqueue.status"](queues),
     }

@@ -709,13 +709,18 @@ def show(pillar=None, tplroot="qmail"):
     """
     if pillar is not None:
         return merge(*_parameters(tplroot), pillar)
+    return _copy(_this_run(tplroot))
+
+
+def _this_run(tplroot):
+    """The settings of this state run, merged once (callers copy)."""
     run = _run_context()
     key = f"qmail_settings.show:{tplroot}"
     found, settings = __utils__["qmail_runcache.lookup"](run, key)
     if not found:
         settings = __utils__["qmail_runcache.store"](run, key, merge(
             *_parameters(tplroot), __salt__["pillar.get"]("qmail", {}, unmask=True)))
-    return _copy(settings)
+    return settings
 
 
 def get(key, tplroot="qmail"):
@@ -731,10 +736,10 @@ def get(key, tplroot="qmail"):
         salt '*' qmail_settings.get sendmail:mqueue_lock
     """
     missing = object()
-    value = salt.utils.data.traverse_dict_and_list(show(tplroot=tplroot), key, missing)
+    value = salt.utils.data.traverse_dict_and_list(_this_run(tplroot), key, missing)
     if value is missing:
         raise SaltInvocationError(f"key: the formula's settings have no {key!r}")
-    return value
+    return _copy(value)
 
 
 def _run_context():

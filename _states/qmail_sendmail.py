@@ -29,7 +29,7 @@ host first, and ``restored`` undoes everything from that journal.
       qmail_sendmail.restored:
         - name: /var/lib/qmail-formula/sendmail.json
 
-Every state takes ``journal`` (default /var/lib/qmail-formula/sendmail.json).
+Every state takes ``journal`` (default: the formula's ``lookup:sendmail_journal``).
 ``test=True`` returns the predicted changes (old/new) and touches nothing.
 """
 
@@ -41,9 +41,6 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 log = logging.getLogger(__name__)
 
 __virtualname__ = "qmail_sendmail"
-
-DEFAULT_JOURNAL = "/var/lib/qmail-formula/sendmail.json"
-
 
 def __virtual__():
     if "qmail_sendmail.neutralise" in __salt__:
@@ -71,7 +68,7 @@ def _apply(name, function, done, would, did, *args, **kwargs):
     return ret
 
 
-def stopped(name, services, paths, ports=(25, 587), frontend=None, journal=DEFAULT_JOURNAL):
+def stopped(name, services, paths, ports=None, frontend=None, journal=None):
     """
     No sendmail process runs: ``services`` are stopped through the service
     manager, then whatever still runs one of the sendmail binaries behind
@@ -86,7 +83,7 @@ def stopped(name, services, paths, ports=(25, 587), frontend=None, journal=DEFAU
     paths
         Where the OS keeps sendmail.
     ports
-        The ports sendmail listens on (25, 587).
+        The ports sendmail listens on (default: ``lookup:sendmail_ports``).
     frontend
         qmail's front end, which is not sendmail.
     """
@@ -95,7 +92,7 @@ def stopped(name, services, paths, ports=(25, 587), frontend=None, journal=DEFAU
                   frontend=frontend)
 
 
-def boot_disabled(name, method, services=(), path=None, journal=DEFAULT_JOURNAL):
+def boot_disabled(name, method, services=(), path=None, journal=None):
     """
     sendmail does not start at boot. ``method``: ``rcconf`` (FreeBSD
     /etc/rc.conf), ``sysconfig`` (old RedHat /etc/sysconfig/sendmail),
@@ -113,7 +110,7 @@ def boot_disabled(name, method, services=(), path=None, journal=DEFAULT_JOURNAL)
                   method, services=services, path=path, journal=journal)
 
 
-def neutralised(name, frontend, sendmail_paths=(), journal=DEFAULT_JOURNAL):
+def neutralised(name, frontend, sendmail_paths=(), journal=None):
     """
     The sendmail binary behind ``name`` has mode 0 and sits at
     ``<real file>.bak`` (seed: ``chmod 0``, ``mv sendmail sendmail.bak``).
@@ -131,7 +128,7 @@ def neutralised(name, frontend, sendmail_paths=(), journal=DEFAULT_JOURNAL):
 
 
 def frontend_linked(name, frontend, sendmail_paths=(), links=(), alternative_links=(),
-                    journal=DEFAULT_JOURNAL):
+                    journal=None):
     """
     ``name`` is a symlink to qmail's front end ``frontend`` (or leads there
     through alternatives). While qmail is not installed yet (no
@@ -158,7 +155,7 @@ def frontend_linked(name, frontend, sendmail_paths=(), links=(), alternative_lin
                   links=links, alternative_links=alternative_links)
 
 
-def alternative_chosen(name, link, frontend, priority, slaves=(), journal=DEFAULT_JOURNAL):
+def alternative_chosen(name, link, frontend, priority, slaves=(), journal=None):
     """
     qmail's front end is registered in alternatives group ``name`` (RedHat's
     ``mta``) and chosen. ``slaves``: ``{name, link, target}`` each.
@@ -172,7 +169,7 @@ def alternative_chosen(name, link, frontend, priority, slaves=(), journal=DEFAUL
                   name, link, frontend, priority, slaves=slaves, journal=journal)
 
 
-def mailer_conf_managed(name, frontend, qread, journal=DEFAULT_JOURNAL):
+def mailer_conf_managed(name, frontend, qread, journal=None):
     """
     mailer.conf(5) ``name`` sends ``sendmail`` and ``send-mail`` to qmail's
     ``frontend`` and ``mailq`` to ``qread``; other lines are kept.
@@ -182,7 +179,7 @@ def mailer_conf_managed(name, frontend, qread, journal=DEFAULT_JOURNAL):
                   name, frontend, qread, journal=journal)
 
 
-def restored(name=DEFAULT_JOURNAL):
+def restored(name):
     """
     Everything saved in journal ``name`` is back: links, alternatives,
     mailer.conf, the sendmail binary (file, mode, owner), its boot setting,

@@ -172,13 +172,17 @@ def programs(binaries, prefix, ports, run_stdout):
     """
     found = {}
     if _has_proc():
+        named = False
         for pid in all_pids():
             path = exe(pid)
             name = comm(pid)
+            named = named or name.startswith(prefix)
             if ((path in binaries) if path else name.startswith(prefix)) and \
                     is_own(pid) and alive(pid):
                 found[pid] = {"pid": pid, "comm": name, "exe": path}
-        for entry in listeners(ports):
+        # Listeners only add processes named <prefix>*: with none running (a
+        # converged host) the socket table need not be read at all.
+        for entry in listeners(ports) if named else ():
             if entry["comm"].startswith(prefix):
                 found.setdefault(entry["pid"], {k: entry[k] for k in ("pid", "comm", "exe")})
     else:

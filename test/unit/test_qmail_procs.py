@@ -111,3 +111,25 @@ def test_without_proc_a_process_is_alive_until_it_is_gone(utils, monkeypatch):
         child.kill()
         child.wait()
     assert alive(child.pid) is False
+
+
+LISTENER = ("import socket, sys, time\n"
+            "open('/proc/self/comm', 'w').write(sys.argv[1])\n"
+            "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+            "print(s.getsockname()[1], flush=True); time.sleep(120)\n")
+
+
+def test_a_sendmail_named_listener_is_found_and_another_listener_is_not(utils):
+    # Readable programs that are not sendmail's files: only the port and the
+    # name make the first one a sendmail (as Debian's sendmail-mta).
+    procs = [subprocess.Popen(["python3", "-c", LISTENER, name], stdout=subprocess.PIPE,
+                              text=True) for name in ("sendmail-mta", "tcpserver")]
+    try:
+        ports = {int(proc.stdout.readline()) for proc in procs}
+        found = utils.qmail_procs.programs(set(), "sendmail", ports, None)
+        assert [(f["pid"], f["comm"]) for f in found] == [(procs[0].pid, "sendmail-mta")]
+        assert utils.qmail_procs.programs(set(), "sendmail", set(), None) == []
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()

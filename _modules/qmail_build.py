@@ -271,7 +271,7 @@ def pack(stage, tarball):
     """
     stage = _v("existing_dir")(stage, "stage")
     tarball = _v("path")(tarball, "tarball")
-    return __utils__["qmail_install.pack"](stage, tarball)
+    return __utils__["qmail_install.pack"](stage, tarball, __utils__["qmail_files.replacing"])
 
 
 def unpack(tarball, stage):

@@ -43,6 +43,10 @@ def _v(name):
     return __utils__["qmail_validate.plain"](name)
 
 
+def _build_id(value, key="build_id"):
+    return _v("matches")(value, key, _BUILD_ID_RE, "a build id")
+
+
 def enabled():
     """
     Whether this minion can share builds: it talks to a master (a remote
@@ -84,7 +88,7 @@ def find(builder, build_id, wait=0):
         salt '*' qmail_fleet.find build1.example.org notqmail-1.09-0123456789abcdef
     """
     builder = _v("minion_id")(builder, "builder")
-    build_id = _v("matches")(build_id, "build_id", _BUILD_ID_RE, "a build id")
+    build_id = _build_id(build_id)
     wait = _v("integer")(wait, "wait", 0, 86400)
     started = time.time()
     while True:
@@ -121,7 +125,7 @@ def announce(workdir, build_id):
         salt '*' qmail_fleet.announce /var/cache/qmail-build notqmail-1.09-0123456789abcdef
     """
     workdir = _v("own_dir")(workdir, "workdir")
-    build_id = _v("matches")(build_id, "build_id", _BUILD_ID_RE, "a build id")
+    build_id = _build_id(build_id)
     note = os.path.join(workdir, "shared", f"{build_id}.building")
     os.makedirs(os.path.dirname(note), mode=0o700, exist_ok=True)
     __utils__["qmail_files.atomic_write"](
@@ -140,13 +144,12 @@ def publish(stage, workdir, build_id, record):
         salt '*' qmail_fleet.publish /var/cache/qmail-build/destdir/var/qmail \\
             /var/cache/qmail-build notqmail-1.09-0123456789abcdef "{preset: notqmail-1.09}"
     """
-    stage = _v("existing_dir")(stage, "stage")
     workdir = _v("own_dir")(workdir, "workdir")
-    build_id = _v("matches")(build_id, "build_id", _BUILD_ID_RE, "a build id")
+    build_id = _build_id(build_id)
     record = _v("mapping")(record, "record")
     shared = os.path.join(workdir, "shared")
     tarball = os.path.join(shared, f"{build_id}.tar.gz")
-    digest = __utils__["qmail_install.pack"](stage, tarball)
+    digest = __salt__["qmail_build.pack"](stage, tarball)
     manifest = os.path.join(shared, f"{build_id}.json")
     data = {"id": build_id, "sha256": digest, "builder": __grains__["id"], "record": record}
     __utils__["qmail_files.atomic_write"](
@@ -173,14 +176,12 @@ def install(builder, manifest, workdir, home):
     """
     builder = _v("minion_id")(builder, "builder")
     _v("fields")(manifest, "manifest", ("id", "sha256"))
-    build_id = _v("matches")(manifest["id"], "manifest:id", _BUILD_ID_RE, "a build id")
+    build_id = _build_id(manifest["id"], "manifest:id")
     workdir, home = _v("own_dir")(workdir, "workdir"), _v("own_dir")(home, "home")
     path = __salt__["cp.cache_file"](_url(builder, build_id, "tar.gz"))
     if not path or salt.utils.hashutils.get_hash(path, form="sha256") != manifest.get("sha256"):
         return None
-    stage = os.path.join(workdir, "stage")
-    __utils__["qmail_install.extract_into"](path, stage)
-    written = __utils__["qmail_install.install_tree"](
-        stage, home, __utils__["qmail_files.atomic_copy"], __utils__["qmail_files.atomic_symlink"])
+    stage = __salt__["qmail_build.unpack"](path, os.path.join(workdir, "stage"))
+    written = __salt__["qmail_build.install_tree"](stage, home)
     shutil.rmtree(stage, ignore_errors=True)
     return written

@@ -40,8 +40,7 @@ def _v(name):
 
 def _checked_control(control):
     """Control file lines: printable ASCII, one line each, Package first."""
-    for i, line in enumerate(_v("list_of")(control, "control")):
-        _v("string")(line, f"control[{i}]")
+    control = _v("each")(control, "control", "string")
     if not control or not re.fullmatch(r"Package: " + _NAME_RE, control[0]):
         _v("fail")("control[0]", "must be 'Package: <name>'")
     return ("\n".join(control) + "\n").encode("ascii")

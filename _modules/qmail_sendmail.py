@@ -207,11 +207,10 @@ def stop(services, paths, ports=None, journal=None, frontend=None, test=False):
     if test:
         return changes
     available = [s for s in services if _service_available(s)]
-    if journal:
-        # What restore starts again: the services that were active, else (a
-        # daemon started by hand) the first one, the main daemon.
-        active = [s for s in available if __salt__["service.status"](s)]
-        _save(journal, "stopped", "services", active or available[:1])
+    # What restore starts again: the services that were active, else (a
+    # daemon started by hand) the first one, the main daemon.
+    active = [s for s in available if __salt__["service.status"](s)]
+    _save(journal, "stopped", "services", active or available[:1])
     for service in available:
         try:
             __salt__["service.stop"](service)

@@ -63,7 +63,6 @@ RENAMED = {"qmail:lookup:sendmail_record": "qmail:lookup:sendmail_journal"}
 _CC_RE = r"[A-Za-z0-9 ._+=/,:-]{1,200}"
 _URL_RE = r"(https?|ftp|salt|file)://[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+"
 _ALIAS_NAME_RE = r"[a-z0-9][a-z0-9._-]{0,63}"
-_MINION_ID_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}"
 _ALT_NAME_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 _PROGRAM_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"  # a file in <home>/bin
 _ADDRESS_RE = r"[A-Za-z0-9!#$%'*+/=?^_`{|}~.-]+(@[A-Za-z0-9.-]+)?"
@@ -225,9 +224,8 @@ def _check_lookup(lookup):
         _fail(f"{key}:sendmail_journal", f"{journal} is a folder, not a file")
     lookup["sendmail_journal"] = journal
     # sendmail's queue folders: the hand-over empties them, message by message.
-    lookup["sendmail_queues"] = [_v("system_file")(q, f"{key}:sendmail_queues[{i}]")
-                                 for i, q in enumerate(_v("list_of")(
-                                     lookup["sendmail_queues"], f"{key}:sendmail_queues"))]
+    lookup["sendmail_queues"] = _v("each")(lookup["sendmail_queues"],
+                                           f"{key}:sendmail_queues", "system_file")
     # qmail.service.
     service = lookup["service"]
     for name in ("ucspi_bin", "daemontools_bin"):
@@ -341,8 +339,7 @@ def _check_build(build, home):
     build["workdir"] = workdir
     share = build["share"]
     if share["builder"] != "":
-        _v("matches")(share["builder"], "qmail:build:share:builder", _MINION_ID_RE,
-                      "a minion id")
+        _v("minion_id")(share["builder"], "qmail:build:share:builder")
     share["wait"] = _v("integer")(share["wait"], "qmail:build:share:wait", 0, 86400)
 
 

@@ -51,11 +51,10 @@ def candidates(files, key, tofs=None):
         salt '*' qmail_tofs.candidates '[service/smtpd-run]' smtpd-run
     """
     if tofs is None:
-        tofs = __salt__["qmail_settings.show"]()["tofs"]
+        tofs = __salt__["qmail_settings.get"]("tofs")
     _v("tofs")(tofs, "tofs")
     _v("matches")(key, "key", r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", "a file key")
-    for i, name in enumerate(_v("list_of")(files, "files")):
-        _v("salt_path")(name, f"files[{i}]")
+    files = _v("each")(files, "files", "salt_path")
     names = tofs["source_files"].get(key, files)
     top = f"{tofs['path_prefix']}/{tofs['dirs']['files']}"
     folders = []
@@ -79,7 +78,7 @@ def files_switch(files, key, tofs=None, saltenv="base"):
         salt '*' qmail_tofs.files_switch '[service/smtpd-run]' smtpd-run
     """
     if tofs is None:
-        tofs = __salt__["qmail_settings.show"]()["tofs"]
+        tofs = __salt__["qmail_settings.get"]("tofs")
     tried = candidates(files, key, tofs)
     top = f"{tofs['path_prefix']}/{tofs['dirs']['files']}"
     run = __context__.value() if hasattr(__context__, "value") else __context__

@@ -104,14 +104,15 @@ def _owner_names(tarinfo):
     return tarinfo
 
 
-def pack(stage, tarball):
+def pack(stage, tarball, replacing):
     """Pack the staged qmail home ``stage`` into ``tarball`` (gzip), owners by
-    name, paths relative to the qmail home; returns its sha256."""
+    name, paths relative to the qmail home, through ``replacing``
+    (``qmail_files.replacing``: a new file beside it, renamed over it when
+    whole); returns its sha256."""
     os.makedirs(os.path.dirname(tarball), mode=0o700, exist_ok=True)
-    tmp = tarball + ".tmp"
-    with tarfile.open(tmp, "w:gz", format=tarfile.PAX_FORMAT) as archive:
+    with replacing(tarball) as tmp, \
+            tarfile.open(tmp, "w:gz", format=tarfile.PAX_FORMAT) as archive:
         archive.add(stage, arcname=".", filter=_owner_names)
-    os.replace(tmp, tarball)
     return salt.utils.hashutils.get_hash(tarball, form="sha256")
 
 

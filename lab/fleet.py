@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from . import buildcache
 from .host import Host
 from .master import LabMaster
 
@@ -30,9 +31,23 @@ class Fleet:
             self.master.set_pillar(pillars)
         self.master.salt(list(self.hosts), "saltutil.sync_all")
         self.first_apply = self.apply(target=list(self.hosts))
+        self._check_prebuilt()
         for fqdn, user in (mail_users or {}).items():
             self.hosts[fqdn].add_mail_user(user)
         return self
+
+    def _check_prebuilt(self) -> None:
+        """Hosts given ``LabMaster.prebuilt`` installed the cached tree: a
+        compile there would pass every test, only slowly."""
+        for fqdn, states in self.first_apply.items():
+            share = (((self.master.pillars.get(fqdn) or {}).get("qmail") or {})
+                     .get("build") or {}).get("share") or {}
+            if share.get("builder") != buildcache.CACHE_ID:
+                continue
+            build = next(v for v in states.values()
+                         if v["__id__"] == "qmail-build-tree-qmail_build-installed")
+            assert build["changes"].get("from") == f"shared:{buildcache.CACHE_ID}", (
+                f"{fqdn} did not install the lab's prebuilt tree: {build['changes']}")
 
     def call(self, fqdn: str, fun: str, *args, **kwargs):
         """``salt FQDN FUN ARGS KWARGS``: that minion's return."""

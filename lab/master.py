@@ -136,6 +136,11 @@ class LabMaster:
                 "timeout": 30,
                 "gather_job_timeout": 15,
                 "log_level_logfile": "info",
+                # Fleet builds the formula's way (README: Build once per
+                # fleet): builders cp.push their trees, minionfs serves them;
+                # lab.buildcache serves one compile to the tests' hosts.
+                "file_recv": True,
+                "fileserver_backend": ["roots", "minionfs"],
                 # The README's reactor example, as a user sets it up: a
                 # spool's qmail_queue beacon saying "up" flushes the clients.
                 # Only hosts given that beacon in pillar ever send the event.
@@ -207,6 +212,17 @@ class LabMaster:
     def config_dir(self) -> str:
         """The master's configuration directory (for ``salt -c``)."""
         return str(self.daemon.config_dir)
+
+    def minion_files(self, minion_id: str) -> str:
+        """Where the master keeps what ``minion_id`` pushed (``cp.push``),
+        which minionfs serves as ``salt://<minion_id>/...``."""
+        return os.path.join(self.daemon.config["cachedir"], "minions", minion_id, "files")
+
+    def prebuilt(self, source, release: str | None = None) -> dict:
+        """``qmail:build`` that installs ``source``'s tree compiled once per
+        run and release (lab.buildcache), for hosts not testing the build."""
+        from . import buildcache
+        return buildcache.pillar(self, source, config.check_release(release))
 
     def minion_config(self, minion_id: str) -> str:
         """Return /etc/salt/minion for a host with ``minion_id``."""

@@ -1,6 +1,8 @@
 """Suite-wide pytest settings (loaded before the session starts)."""
 
+import durations
 import pytest
+from durations import pytest_addoption, pytest_collection_modifyitems  # noqa: F401 (hooks)
 
 
 @pytest.hookimpl(trylast=True)
@@ -10,3 +12,4 @@ def pytest_configure(config):
     server = config.pluginmanager.get_plugin("saltfactories-log-server")
     if server is not None:
         server.log_host = "127.0.0.1"
+    durations.configure(config)

@@ -105,10 +105,12 @@ class SeedLab(Fleet):
 @pytest.fixture(scope="module")
 def seed(lab_master, lab_hosts_module, qmail_source):
     source = lab_master.put_source(qmail_source)
+    build = lab_master.prebuilt(qmail_source)  # not the subject here: compiled once
     pillars = {
-        SPOOL: {"qmail": {"role": "spool", "source": source, "service": SEED_SERVICE}},
+        SPOOL: {"qmail": {"role": "spool", "source": source, "build": build,
+                          "service": SEED_SERVICE}},
         CLIENT: {"qmail": {"role": "client", "spool": SPOOL, "source": source,
-                           "service": SEED_SERVICE}},
+                           "build": build, "service": SEED_SERVICE}},
     }
     hosts = lab_hosts_module([SPOOL, CLIENT], image="sendmail", pillars=pillars)
     the_lab = SeedLab(lab_master, hosts)

@@ -4,11 +4,14 @@ A first ``state.apply qmail`` killed at any moment converges (issue 11, item 2).
 Each trial takes a fresh legacy host (Debian's sendmail running, two
 messages stuck in its submission queue) that is to become a spool, starts
 the first apply through the master and SIGKILLs the minion's job at a
-seeded random moment: when the job starts its k-th state, plus a random
-delay into it. In every wave of trials one each goes to the build (up to a
-minute into the compile), sendmail's neutralisation, a control file and
-qmail-send's start (PHASES), the others to any state (accounts, install,
-aliases, ...); the test fails unless each of those phases was hit.
+seeded random moment, aimed by events, never by a guess at the machine's
+speed: when the job starts its k-th state (or a named one), then at the
+N-th object file of the compile, or a random point of a short step cut
+short by the start of the next state. In every wave of trials one each
+goes to the build (while the compiler works), sendmail's neutralisation,
+a control file and qmail-send's start (PHASES), the others to any state
+but the last two (accounts, install, aliases, ...); the test fails unless
+each of those phases was hit.
 Then, what a sysadmin relies on:
 
 - nothing torn: every control file there holds its final content; sendmail's
@@ -51,47 +54,66 @@ ls -1 /etc/rc?.d/ | grep -i sendmail
 dpkg-query -W -f '${Package} ${Status}\n' sendmail-bin sendmail-base 2>&1
 """
 # Follows the minion's log; when its job starts the k-th state (TARGET a
-# number) or the state TARGET names ("fun for [name"), waits DELAY seconds
-# and SIGKILLs that job (its PID is in the log line); prints what it
-# did and the state. Python, not a shell pipeline: nothing waits for a
-# `tail` to notice that its reader is gone.
+# number) or the state TARGET names ("fun for [name"), waits for an event
+# and SIGKILLs that job (its PID is in the log line); prints what it did and
+# the state. The events: "objects N", the N-th object file of the compile
+# exists (the compiler is at work); "within D", D seconds into the state or
+# the start of the next state, whichever comes first. Either way the job is
+# alive when it is killed whatever the machine's speed, as long as the
+# target is not the last state. Python, not a shell pipeline: nothing waits
+# for a `tail` to notice that its reader is gone.
 KILLER = r"""
-import os, re, sys, time
-target, delay, start = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+import glob, os, re, sys, time
+target, event, value, start = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
 log = open("/var/log/salt/minion", encoding="utf-8", errors="replace")
 log.seek(start)  # the log's end before the apply was started
-seen, partial, job, deadline = 0, "", None, time.monotonic() + 1500
+seen, partial, job, hit, until = 0, "", None, None, None
+deadline = time.monotonic() + 1500
+
+def kill(why):
+    try:
+        os.kill(int(job), 9)
+        print("killed", job, why)
+    except ProcessLookupError:
+        print("gone", job, why)
+    print(hit)
+    sys.exit(0)
+
 while time.monotonic() < deadline:
+    if hit and event == "objects" and len(
+            glob.glob("/var/cache/qmail-build/src/*/*.o")) >= value:
+        kill(f"at object {value:.0f}")
+    if hit and event == "within" and time.monotonic() >= until:
+        kill(f"{value:.2f} s in")
     partial += log.readline()
     if not partial.endswith("\n"):
         if job and not os.path.exists(f"/proc/{job}"):
-            print("finished", job)  # the apply ran fewer states than k
-            print(f"after {seen} states")
+            print("finished", job)  # the apply ended before the event
+            print(hit or f"after {seen} states")
             sys.exit(0)
         time.sleep(0.02)
         continue
     line, partial = partial, ""
     found = re.search(r"\]\[(\d+)\s*\] Executing state (.*)", line)
-    if found:
-        seen, job = seen + 1, found.group(1)
-        if (seen == int(target)) if target.isdigit() else found.group(2).startswith(target):
-            time.sleep(delay)
-            try:
-                os.kill(int(found.group(1)), 9)
-                print("killed", found.group(1))
-            except ProcessLookupError:
-                print("gone", found.group(1))
-            print(found.group(2))
-            sys.exit(0)
+    if not found:
+        continue
+    seen, job = seen + 1, found.group(1)
+    if hit:
+        kill("at the next state")
+    if (seen == int(target)) if target.isdigit() else found.group(2).startswith(target):
+        hit, until = found.group(2), time.monotonic() + value
 print("never reached state", target)
 """
 
 
 #: The steps every run of trials must kill a job in (the state function as
-#: the minion logs it), and how far into the step the kill may come (s): the
-#: compile takes minutes, the others a moment.
-PHASES = {"qmail_build.installed": 60.0, "qmail_sendmail.neutralised": 1.0,
-          "qmail_control.managed": 0.3, "qmail_service.running": 1.0}
+#: the minion logs it), and the event that triggers the kill (see KILLER)
+#: with its upper bound: the compile at its N-th object file (a build makes
+#: 200-odd), a short step up to D seconds in.
+PHASES = {"qmail_build.installed": ("objects", 120),
+          "qmail_sendmail.neutralised": ("within", 1.0),
+          "qmail_control.managed": ("within", 0.3),
+          "qmail_service.running": ("within", 1.0)}
 #: The state IDs of a test=True return that each phase may target.
 PHASE_IDS = {"qmail_build.installed": "qmail-build-tree-qmail_build-installed",
              "qmail_sendmail.neutralised": "qmail-sendmail-binary-qmail_sendmail-neutralised-",
@@ -100,18 +122,20 @@ PHASE_IDS = {"qmail_build.installed": "qmail-build-tree-qmail_build-installed",
 
 
 def _moments(rng, predicted, trials):
-    """(target, delay) per trial: the state whose start triggers the kill
-    (a number k: the k-th state the job starts; or "fun for [name") and how
-    long into it. The first trials of a wave go to the PHASES, one each (a
-    random one of their states, a random delay within the step); the others
-    to any of the ``len(predicted)`` states, 0-3 s in."""
+    """(target, event, value) per trial: the state whose start triggers the
+    kill (a number k: the k-th state the job starts; or "fun for [name") and
+    the event that fires it (see KILLER). The first trials of a wave go to
+    the PHASES, one each (a random one of their states, a random point of
+    the step); the others to any of the ``len(predicted)`` states but the
+    last two (a kill there could come after the job ends), 0-3 s in."""
     moments = []
-    for fun, limit in list(PHASES.items())[:trials]:
+    for fun, (event, limit) in list(PHASES.items())[:trials]:
         names = sorted(v["name"] for v in predicted.values()
                        if v["__id__"].startswith(PHASE_IDS[fun]))
         assert names, f"no {fun} state in the first apply"
-        moments.append((f"{fun} for [{rng.choice(names)}]", rng.uniform(0, limit)))
-    moments += [(rng.randrange(1, len(predicted) + 1), rng.uniform(0, 3))
+        value = rng.randint(1, limit) if event == "objects" else rng.uniform(0, limit)
+        moments.append((f"{fun} for [{rng.choice(names)}]", event, value))
+    moments += [(rng.randrange(1, len(predicted) - 1), "within", rng.uniform(0, 3))
                 for _ in range(trials - len(moments))]
     rng.shuffle(moments)
     return moments
@@ -153,13 +177,17 @@ def _sendmail_binary(host, original_sha):
     return path
 
 
+def _queue_empty(host):
+    lines = host.run("/var/qmail/bin/qmail-qstat").stdout.splitlines()
+    return len(lines) == 2 and all(line.endswith(": 0") for line in lines)
+
+
 def _trial(master, host, pillar_moment, original_sha, before, report):
-    target, delay = pillar_moment
+    target, event, value = pillar_moment
     start = host.run(["stat", "-c", "%s", "/var/log/salt/minion"], check=True).stdout.strip()
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        killer = pool.submit(host.run, ["python3", "-c", KILLER, str(target), f"{delay:.2f}",
-                                        start],
-                             timeout=1800)
+        killer = pool.submit(host.run, ["python3", "-c", KILLER, str(target), event,
+                                        f"{value:.2f}", start], timeout=1800)
         started = time.monotonic()
         proc = master._cli("salt", "--async", host.fqdn, "state.apply", "qmail")
         assert "job ID" in proc.stdout, proc.stdout + proc.stderr
@@ -168,7 +196,7 @@ def _trial(master, host, pillar_moment, original_sha, before, report):
     killed_at = time.monotonic() - started
     line = out[1].strip() if len(out) > 1 else ""
     state = line.split("Executing state ", 1)[-1]
-    report.append(f"{host.fqdn}: at {target} delay={delay:.2f}s -> {out[0]} in `{state}` "
+    report.append(f"{host.fqdn}: at {target} {event}={value:.2f} -> {out[0]} in `{state}` "
                   f"(~{killed_at:.0f} s into the apply)")
     assert out[0].startswith(("killed", "gone", "finished")), out
     wait_until(lambda: not master.salt(host.fqdn, "saltutil.running")[host.fqdn], 60,
@@ -187,7 +215,8 @@ def _trial(master, host, pillar_moment, original_sha, before, report):
     def delivered():
         return host.run(f"grep -h -r -F 'stuck@' {MAILDIR}/new").stdout.split("\n")[:-1]
     wait_until(lambda: len(delivered()) >= 2, 120, what="the 2 stuck messages delivered")
-    time.sleep(2)
+    # Once qmail's queue is empty no copy can follow: then count exactly.
+    wait_until(lambda: _queue_empty(host), 120, what="qmail's queue empty")
     assert sorted(delivered()) == [f"Message-ID: <{n}.stuck@{host.fqdn}>" for n in (1, 2)]
     again = master.apply_ok(host.fqdn, "qmail")[host.fqdn]
     assert sorted(v["__id__"] for v in again.values() if v["changes"]) == []
@@ -209,6 +238,7 @@ def test_killed_first_apply_converges_and_clean_restores_sendmail(
     source = lab_master.put_source(qmail_source)
     fqdns = [f"kill{n}.cla.kobe-u.ac.jp" for n in range(trials)]
     pillar = {"qmail": {"role": "spool", "source": source}}
+    prebuilt = {"qmail": {**pillar["qmail"], "build": lab_master.prebuilt(qmail_source)}}
     report = [f"QMAIL_KILL_SEED={seed}"]
     failures = []
     for wave in range(0, trials, PARALLEL):
@@ -234,6 +264,11 @@ def test_killed_first_apply_converges_and_clean_restores_sendmail(
         assert 25 in hosts[0].listeners(), "test=True stopped sendmail"
         assert hosts[0].run(SNAPSHOT).stdout == befores[names[0]]
         moments = _moments(rng, ran, len(hosts))
+        # Only the trial aimed at the build compiles; the others install the
+        # tree the lab compiled once (the same states run, faster).
+        lab_master.set_pillar({
+            h.fqdn: pillar if m[0].startswith("qmail_build.installed") else prebuilt
+            for h, m in zip(hosts, moments, strict=True)})
         with concurrent.futures.ThreadPoolExecutor(len(hosts)) as pool:
             futures = {pool.submit(_trial, lab_master, h, m, original_sha, befores[h.fqdn],
                                    report): h.fqdn for h, m in zip(hosts, moments, strict=True)}

@@ -160,7 +160,8 @@ def test_highstate_full_qmail_on_a_cold_host(lab_master, lab_hosts, qmail_source
     """(b) with a qmail source: top.sls gives ``qmail`` to '*'; highstate, twice."""
     fqdn = "coldfull.cla.kobe-u.ac.jp"
     pillar = {"qmail": {"role": "spool", "me": fqdn,
-                        "source": lab_master.put_source(qmail_source)}}
+                        "source": lab_master.put_source(qmail_source),
+                        "build": lab_master.prebuilt(qmail_source)}}
     with lab_master.temporary_top({"base": {"*": ["qmail"]}}):
         (host,) = lab_hosts([fqdn], image="sendmail", pillars={fqdn: pillar})
         first = state_results(lab_master.salt(fqdn, "state.apply", timeout=1200), fqdn)

@@ -37,10 +37,11 @@ MAILDIR = "/home/someone/Maildir"
 class MailLab(Fleet):
     """The three hosts, their master and the pillar they were given."""
 
-    def __init__(self, master, hosts, source):
+    def __init__(self, master, hosts, source, build):
         super().__init__(master, hosts)
         self.spool = self.hosts[SPOOL]
         self.source = source
+        self.build = build  # lab.buildcache: the tree compiled once
         self.spool_control = {}
 
     def client(self, fqdn=CLIENT1):
@@ -48,10 +49,11 @@ class MailLab(Fleet):
 
     def pillars(self):
         relay = [f"{self.hosts[c].ip}/32" for c in (CLIENT1, CLIENT2)]
-        spool = {"role": "spool", "source": self.source, "relay_clients": relay}
+        spool = {"role": "spool", "source": self.source, "build": self.build,
+                 "relay_clients": relay}
         if self.spool_control:
             spool["control"] = dict(self.spool_control)
-        client = {"role": "client", "spool": SPOOL, "source": self.source}
+        client = {"role": "client", "spool": SPOOL, "source": self.source, "build": self.build}
         return {SPOOL: {"qmail": spool}, CLIENT1: {"qmail": client},
                 CLIENT2: {"qmail": client}}
 
@@ -80,7 +82,8 @@ class MailLab(Fleet):
 @pytest.fixture(scope="module")
 def mail(lab_master, lab_hosts_module, qmail_source):
     hosts = lab_hosts_module([SPOOL, CLIENT1, CLIENT2], image="sendmail")
-    lab = MailLab(lab_master, hosts, lab_master.put_source(qmail_source))
+    lab = MailLab(lab_master, hosts, lab_master.put_source(qmail_source),
+                   lab_master.prebuilt(qmail_source))
     return lab.converge(lab.pillars(), mail_users={SPOOL: "someone"})
 
 

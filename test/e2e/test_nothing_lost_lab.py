@@ -44,17 +44,20 @@ MQUEUES = ("/var/spool/mqueue", "/var/spool/mqueue-client")
 
 
 class MailFleet(Fleet):
-    def __init__(self, master, hosts, source):
+    def __init__(self, master, hosts, source, build):
         super().__init__(master, hosts)
         self.spool = self.hosts[SPOOL]
         self.source = source
+        self.build = build  # lab.buildcache: the tree compiled once
         self.control = {SPOOL: {}, CLIENT1: {}, CLIENT2: {}}
 
     def pillars(self):
         relay = [f"{self.hosts[c].ip}/32" for c in CLIENTS]
-        out = {SPOOL: {"role": "spool", "source": self.source, "relay_clients": relay}}
+        out = {SPOOL: {"role": "spool", "source": self.source, "build": self.build,
+                       "relay_clients": relay}}
         for fqdn in CLIENTS:
-            out[fqdn] = {"role": "client", "spool": SPOOL, "source": self.source}
+            out[fqdn] = {"role": "client", "spool": SPOOL, "source": self.source,
+                         "build": self.build}
         for fqdn, control in self.control.items():
             if control:
                 out[fqdn]["control"] = dict(control)
@@ -108,7 +111,8 @@ def qf_files(host):
 @pytest.fixture(scope="module")
 def fleet(lab_master, lab_hosts_module, qmail_source):
     hosts = lab_hosts_module([SPOOL, CLIENT1, CLIENT2], image="sendmail")
-    the_lab = MailFleet(lab_master, hosts, lab_master.put_source(qmail_source))
+    the_lab = MailFleet(lab_master, hosts, lab_master.put_source(qmail_source),
+                   lab_master.prebuilt(qmail_source))
     lab_master.set_pillar(the_lab.pillars())
     lab_master.salt([h.fqdn for h in hosts], "saltutil.sync_all")
     the_lab.spool.add_mail_user("someone")

@@ -33,12 +33,15 @@ def fleet(lab_master, lab_hosts_module, qmail_source):
     hosts = lab_hosts_module([SPOOL, *CLIENTS], image="base")
     fleet = Fleet(lab_master, hosts)
     source = lab_master.put_source(qmail_source)
+    build = lab_master.prebuilt(qmail_source)  # not the subject here: compiled once
     relay = [f"{fleet.hosts[c].ip}/32" for c in CLIENTS]
     beacon = [{"messages": BACKLOG_OVER}, {"age": 3600}, {"interval": 1}]
-    pillars = {SPOOL: {"qmail": {"role": "spool", "source": source, "relay_clients": relay},
+    pillars = {SPOOL: {"qmail": {"role": "spool", "source": source, "build": build,
+                                 "relay_clients": relay},
                        "beacons": {"qmail_queue": [*beacon, {"smtp": True}]}}}
     for client in CLIENTS:
-        pillars[client] = {"qmail": {"role": "client", "spool": SPOOL, "source": source},
+        pillars[client] = {"qmail": {"role": "client", "spool": SPOOL, "source": source,
+                                     "build": build},
                            "beacons": {"qmail_queue": beacon}}
     return fleet.converge(pillars, mail_users={SPOOL: "someone"})
 

@@ -31,19 +31,20 @@ MAILDIR = "/home/someone/Maildir"
 
 
 class Hosts(Fleet):
-    def __init__(self, master, hosts, source):
+    def __init__(self, master, hosts, source, build):
         super().__init__(master, hosts)
         self.spool, self.client = self.hosts[SPOOL], self.hosts[CLIENT]
         self.source = source
+        self.build = build  # lab.buildcache: the tree compiled once
         self.spool_control = {}
 
     def pillars(self):
-        spool = {"role": "spool", "source": self.source,
+        spool = {"role": "spool", "source": self.source, "build": self.build,
                  "service": {"supervisor": "daemontools"},
                  "relay_clients": [f"{self.client.ip}/32"]}
         if self.spool_control:
             spool["control"] = dict(self.spool_control)
-        client = {"role": "client", "spool": SPOOL, "source": self.source,
+        client = {"role": "client", "spool": SPOOL, "source": self.source, "build": self.build,
                   "service": {"supervisor": "bootscript"}}
         return {SPOOL: {"qmail": spool}, CLIENT: {"qmail": client}}
 
@@ -63,7 +64,8 @@ def parent_command(host, pid):
 @pytest.fixture(scope="module")
 def supervised(lab_master, lab_hosts_module, qmail_source):
     hosts = lab_hosts_module([SPOOL, CLIENT], image="base")
-    the_lab = Hosts(lab_master, hosts, lab_master.put_source(qmail_source))
+    the_lab = Hosts(lab_master, hosts, lab_master.put_source(qmail_source),
+                   lab_master.prebuilt(qmail_source))
     return the_lab.converge(the_lab.pillars(), mail_users={the_lab.spool.fqdn: "someone"})
 
 

@@ -39,22 +39,23 @@ PEM = "/etc/qmail-tls/smtpd.pem"
 
 
 class TlsLab(Fleet):
-    def __init__(self, master, hosts, source):
+    def __init__(self, master, hosts, source, build):
         super().__init__(master, hosts)
         self.spool, self.client, self.spool2 = (self.hosts[h] for h in (SPOOL, CLIENT, SPOOL2))
         self.source = source
+        self.build = build  # lab.buildcache: the tree compiled once
         self.ca = tls.CA()
         self.cert, self.key = self.ca.issue(SPOOL)
 
     def pillars(self):
-        spool = {"role": "spool", "source": self.source,
+        spool = {"role": "spool", "source": self.source, "build": self.build,
                  "relay_clients": [f"{self.client.ip}/32"],
                  "tls": {"enable": True, "smtps": True, "certificate": self.cert,
                          "key": self.key}}
-        spool2 = {"role": "spool", "source": self.source,
+        spool2 = {"role": "spool", "source": self.source, "build": self.build,
                   "service": {"supervisor": "daemontools", "log": {"size": 4096, "count": 3}},
                   "tls": {"enable": True}}
-        client = {"role": "client", "spool": SPOOL, "source": self.source}
+        client = {"role": "client", "spool": SPOOL, "source": self.source, "build": self.build}
         return {SPOOL: {"qmail": spool}, SPOOL2: {"qmail": spool2}, CLIENT: {"qmail": client}}
 
     def session(self, host_ip, name, **kwargs):
@@ -68,7 +69,8 @@ class TlsLab(Fleet):
 @pytest.fixture(scope="module")
 def tlslab(lab_master, lab_hosts_module, qmail_source):
     hosts = lab_hosts_module([SPOOL, CLIENT, SPOOL2], release="12")
-    the_lab = TlsLab(lab_master, hosts, lab_master.put_source(qmail_source))
+    the_lab = TlsLab(lab_master, hosts, lab_master.put_source(qmail_source),
+                   lab_master.prebuilt(qmail_source))
     return the_lab.converge(the_lab.pillars(), mail_users={SPOOL: "someone", SPOOL2: "someone"})
 
 

@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: deps venv lint test test-all unit integration e2e demo demo-clean images bench clean
+.PHONY: deps venv lint test test-all test-times unit integration e2e demo demo-clean images bench clean
 
 deps:
 	bin/host-packages
@@ -41,6 +41,13 @@ e2e: venv
 JOBS ?= 3
 test: lint
 	$(PY) -m pytest -rs -m "not slow" -n $(JOBS) --dist loadfile test
+
+# The same as test, and each module's wall time written to
+# test/durations.json (the schedule: longest modules first), then the
+# figures per folder and the ten slowest modules (bench/bench_suite.py).
+test-times: lint
+	$(PY) -m pytest -rs -m "not slow" -n $(JOBS) --dist loadfile --store-durations test
+	$(PY) -m bench suite
 
 # Everything, the long lab runs marked `slow` included.
 test-all: lint

@@ -285,5 +285,6 @@ def clean(podman: Podman | None = None, all_: bool = False) -> list[str]:
             done.append(f"kept {root}: still mounted: {', '.join(mounts)}")
         else:
             shutil.rmtree(root, ignore_errors=True)
-            done.append(f"removed {root} (images, build trees, wheelhouse, podman storage)")
+            done.append(f"removed {root} (images, build trees, wheelhouse, podman storage, "
+                        "compiled qmail trees)")
     return done

@@ -267,7 +267,7 @@ def test_killed_first_apply_converges_and_clean_restores_sendmail(
         # Only the trial aimed at the build compiles; the others install the
         # tree the lab compiled once (the same states run, faster).
         lab_master.set_pillar({
-            h.fqdn: pillar if m[0].startswith("qmail_build.installed") else prebuilt
+            h.fqdn: pillar if str(m[0]).startswith("qmail_build.installed") else prebuilt
             for h, m in zip(hosts, moments, strict=True)})
         with concurrent.futures.ThreadPoolExecutor(len(hosts)) as pool:
             futures = {pool.submit(_trial, lab_master, h, m, original_sha, befores[h.fqdn],

@@ -43,9 +43,13 @@ def fleet(request, lab_master, qmail_source):
         fleet.release = release
         source = lab_master.put_source(qmail_source)
         relay = [f"{fleet.hosts[c].ip}/32" for c in (CLIENT1, CLIENT2)]
-        client = {"role": "client", "spool": SPOOL, "source": source}
+        # The spool compiles on this release; the clients install its tree
+        # (README: Build once per fleet), as a user's fleet would.
+        build = {"share": {"builder": SPOOL, "wait": 1800}}
+        client = {"role": "client", "spool": SPOOL, "source": source, "build": build}
         lab_master.set_pillar({
-            SPOOL: {"qmail": {"role": "spool", "source": source, "relay_clients": relay}},
+            SPOOL: {"qmail": {"role": "spool", "source": source, "build": build,
+                              "relay_clients": relay}},
             CLIENT1: {"qmail": client}, CLIENT2: {"qmail": client}})
         lab_master.salt([SPOOL, CLIENT1, CLIENT2], "saltutil.sync_all")
         fleet.sendmail_before = {

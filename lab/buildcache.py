@@ -97,7 +97,7 @@ def _compile(master, source, release: str, folder: pathlib.Path) -> None:
         master.remove_hosts([host])
 
 
-def pillar(master, source, release: str = config.DEFAULT_RELEASE) -> dict:
+def pillar(master, source, release: str | None = None) -> dict:
     """``qmail:build`` for hosts of ``release`` that install ``source``'s
     tree from the cache (compiled first when missing), served by ``master``."""
     release = config.check_release(release)

@@ -10,10 +10,14 @@ SALT_VERSION = "3008.4"
 
 #: Debian releases the lab can boot: release number -> (suite, its python3).
 RELEASES = {"11": ("bullseye", "3.9"), "12": ("bookworm", "3.11"), "13": ("trixie", "3.13")}
-#: The release of hosts when a caller names none (existing tests run on it).
-DEFAULT_RELEASE = "12"
+#: The release of hosts when a caller names none (existing tests run on it);
+#: ``QMAIL_LAB_RELEASE=13 pytest test/e2e/test_mail.py`` runs a module's
+#: hosts (and their prebuilt qmail) on another release.
+DEFAULT_RELEASE = os.environ.get("QMAIL_LAB_RELEASE", "12")
 #: The current stable release: the demo's default.
 STABLE_RELEASE = "13"
+if DEFAULT_RELEASE not in RELEASES:
+    raise SystemExit(f"QMAIL_LAB_RELEASE={DEFAULT_RELEASE!r}: choose from {sorted(RELEASES)}")
 #: Debian suite of the default release (kept for callers of the old name).
 SUITE = RELEASES[DEFAULT_RELEASE][0]
 #: Mirror the images are bootstrapped from.

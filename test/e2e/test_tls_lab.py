@@ -68,7 +68,7 @@ class TlsLab(Fleet):
 
 @pytest.fixture(scope="module")
 def tlslab(lab_master, lab_hosts_module, qmail_source):
-    hosts = lab_hosts_module([SPOOL, CLIENT, SPOOL2], release="12")
+    hosts = lab_hosts_module([SPOOL, CLIENT, SPOOL2])  # tlswrapper: Debian 12 and later
     the_lab = TlsLab(lab_master, hosts, lab_master.put_source(qmail_source),
                    lab_master.prebuilt(qmail_source))
     return the_lab.converge(the_lab.pillars(), mail_users={SPOOL: "someone", SPOOL2: "someone"})

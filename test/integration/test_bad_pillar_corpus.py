@@ -22,22 +22,45 @@ import sys
 
 import pytest
 import yaml
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from lab import tls
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-CORPUS = yaml.safe_load((HERE / "data" / "bad_pillars.yaml").read_text(encoding="utf-8"))
-CLASSES = ("folders", "aliases", "code", "relay", "numbers_names_text", "nulls", "files_on_host",
-           "tls")
+# The data files and their classes: issue 9's corpus, then issue 19's.
+FILES = {
+    "bad_pillars.yaml": ("folders", "aliases", "code", "relay", "numbers_names_text", "nulls",
+                         "files_on_host", "tls"),
+    "bad_pillars_issue19.yaml": ("percenthack", "routing", "deliveries", "sources", "tls_use",
+                                 "no_traceback"),
+}
+CORPORA = {name: yaml.safe_load((HERE / "data" / name).read_text(encoding="utf-8"))
+           for name in FILES}
+CORPUS = {cls: entries for corpus in CORPORA.values() for cls, entries in corpus.items()}
+CLASSES = tuple(cls for classes in FILES.values() for cls in classes)
 CASES = [(cls, i, entry) for cls in CLASSES for i, entry in enumerate(CORPUS[cls])]
 SPOOL = "ccs.cla.kobe-u.ac.jp"
 
 
+def _count(name):
+    return sum(len(CORPORA[name][cls]) for cls in FILES[name])
+
+
 def test_the_corpus_has_200_values_and_10_in_each_class():
-    assert set(CORPUS) == set(CLASSES)
-    assert len(CASES) >= 200
-    assert all(len(CORPUS[cls]) >= 10 for cls in CLASSES), {c: len(CORPUS[c]) for c in CLASSES}
+    corpus = CORPORA["bad_pillars.yaml"]
+    assert set(corpus) == set(FILES["bad_pillars.yaml"])
+    assert _count("bad_pillars.yaml") >= 200
+    assert all(len(corpus[cls]) >= 10 for cls in corpus), {c: len(corpus[c]) for c in corpus}
+
+
+def test_issue_19_adds_50_values_and_5_in_each_class():
+    corpus = CORPORA["bad_pillars_issue19.yaml"]
+    assert set(corpus) == set(FILES["bad_pillars_issue19.yaml"])
+    assert _count("bad_pillars_issue19.yaml") >= 50
+    assert all(len(corpus[cls]) >= 5 for cls in corpus), {c: len(corpus[c]) for c in corpus}
+    # No class name in both files: each case has one place.
+    assert len(CLASSES) == len(set(CLASSES)) and len(CASES) == sum(map(_count, FILES))
 
 
 def merge(base, update):
@@ -88,8 +111,31 @@ def tls_names():
         "@KEY_OTHER@": tls.key_pem(tls.new_key()),
         "@KEY_ED25519@": tls.key_pem(tls.new_key("ed25519")),
         "@KEY_ENCRYPTED@": tls.key_pem(tls.new_key(), password=b"secret"),
+        **issue19_tls_names(ca),
         "@CERT@": cert, "@KEY@": key,
     }
+
+
+def issue19_tls_names(ca):
+    """Material that parses and matches, but tlswrapper or its clients refuse."""
+    names = {}
+    bad = {
+        "NOT_YET": lambda: ca.issue(SPOOL, not_yet=True),
+        "K1": lambda: ca.issue(SPOOL, key=tls.new_key("secp256k1")),
+        "RSA1024": lambda: ca.issue(SPOOL, key=tls.new_key("rsa1024")),
+        "CLIENT_ONLY": lambda: ca.issue(SPOOL, usages=[ExtendedKeyUsageOID.CLIENT_AUTH]),
+        "MAIL_ONLY": lambda: ca.issue(SPOOL, usages=[ExtendedKeyUsageOID.EMAIL_PROTECTION,
+                                                     ExtendedKeyUsageOID.CODE_SIGNING]),
+    }
+    for name, make in bad.items():
+        names[f"@CERT_{name}@"], names[f"@KEY_{name}@"] = make()
+    for name, window in (("EXPIRED", {"expired": True}), ("FUTURE", {"not_yet": True})):
+        other = tls.CA(**window)
+        names[f"@CERT_BY_{name}_CA@"], names[f"@KEY_BY_{name}_CA@"] = other.issue(SPOOL)
+        names[f"@{name}_CA@"] = other.pem
+    names["@BIG_PEM@"] = ("-----BEGIN CERTIFICATE-----\n" + "QUFB" * 500_000
+                          + "\n-----END CERTIFICATE-----\n")
+    return names
 
 
 TLS_NAMES = tls_names()
@@ -154,7 +200,7 @@ def corpus_run(salt_call_synced, tmp_path_factory):
             (root / "qmail" / "control" / "me").write_text(SPOOL + "\n")
             setup_root(root, entry["setup"])
         names = {"@HOME@": str(root / "qmail"), "@MARKER@": str(marker), "@LONG@": "x" * 600,
-                 **TLS_NAMES}
+                 "@NAME300@": "n" * 300, "@DEEP@": "/".join(["d" * 200] * 25), **TLS_NAMES}
         roots.append(root)
         pillars.append(merge(good_pillar(root), substitute(entry["qmail"], names)))
     before = {str(r): snapshot(r) for r in set(roots)}
@@ -176,6 +222,7 @@ def test_bad_value_is_refused_naming_its_key(corpus_run, cls, index, entry):
     # Salt's render error names the template, then our message: the key first.
     assert f"template: {entry['key']}: " in text, text
     assert entry.get("says", "") in text, text
+    assert "hides" not in entry or entry["hides"] not in text, text
     assert corpus_run["after"][root] == corpus_run["before"][root]
     assert not corpus_run["marker"].exists()
 
@@ -198,6 +245,16 @@ def test_good_pillars_still_render(salt_call_synced, tmp_path):
                                   "lookup": {"uids": {"alias": None}}}),
         merge(good_pillar(root), {"control": {"rcpthosts": [SPOOL, ".cla.kobe-u.ac.jp"]},
                                   "relay_clients": ["10.0.0.0/9", "10.128.0.0/9"]}),
+        # Issue 19's rules leave these alone: the near misses of its corpus.
+        merge(good_pillar(root), {
+            "control": {"percenthack": ["legacy.example.org"],
+                        "virtualdomains": [".lists.cla.kobe-u.ac.jp:lists", "example.org:ex"],
+                        "smtproutes": [":[10.0.0.1]:25", "example.org:[127.0.0.1]:10025"]},
+            "aliases": {"root": ["./Maildir/", "./Mailbox", "&postmaster@example.org"]},
+            "delivery": "./Maildir/",
+            "source": {"url": "file:///srv/notqmail-1.09.tar.xz",
+                       "hash": "sha256=" + "0" * 64},
+            "tofs": {"source_files": {"smtpd-run": ["service/smtpd-run"]}}}),
         # TLS from pillar (with the CA in the chain), and self-signed with SMTPS.
         merge(good_pillar(root), {"tls": {"enable": True,
                                           "certificate": TLS_NAMES["@CERT@"] + ca_pem,

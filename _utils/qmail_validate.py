@@ -342,9 +342,14 @@ def wildcard(value, key, harm="relay for every domain under it"):
                   f"install the publicsuffix package ({PSL_FILES[0]}) "
                   "or list the hosts one by one")
     domain = value[1:].lower()
-    suffix = public_suffix(domain, _load_psl(path_))
+    psl = _load_psl(path_)
+    suffix = public_suffix(domain, psl)
     if domain.count(".") <= suffix.count("."):
         fail(key, f"{_short(value)} covers the public suffix {suffix!r}: that would {harm}")
+    # A rule "*.domain" makes every name right under it a public suffix
+    # (kobe.jp: *.kobe.jp), and the wildcard covers them all.
+    if public_suffix("x." + domain, psl).count(".") > domain.count("."):
+        fail(key, f"{_short(value)} covers the public suffixes '*.{domain}': that would {harm}")
     return value
 
 

@@ -75,9 +75,9 @@ def test_percenthack_keeps_a_domain_nobody_relays_through(merge):
     ("user@.ac.jp:x", "covers the public suffix 'ac.jp'"),
 ])
 def test_virtualdomains_wildcards_over_a_public_suffix(modules, entry, says):
-    with pytest.raises(SaltInvocationError, match=r"^qmail:control:virtualdomains\[0\]: ") as caught:
-        modules.qmail_control.normalize("virtualdomains", [entry],
-                                        "qmail:control:virtualdomains")
+    key = "qmail:control:virtualdomains"
+    with pytest.raises(SaltInvocationError, match=rf"^{key}\[0\]: ") as caught:
+        modules.qmail_control.normalize("virtualdomains", [entry], key)
     assert says in str(caught.value)
 
 
@@ -282,3 +282,16 @@ def test_good_material_passes(ca):
         for usages in (None, [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]):
             cert, private = ca.issue(SPOOL, key=key, usages=usages)
             assert check(cert + ca.pem, private)["names"] == [SPOOL]
+
+
+@pytest.mark.parametrize(("entry", "says"), [
+    (".kobe.jp", "covers the public suffixes '*.kobe.jp'"),  # the PSL has *.kobe.jp
+    (".foo.kobe.jp", "covers the public suffix 'foo.kobe.jp'"),
+])
+def test_a_wildcard_over_a_star_rule_covers_public_suffixes(entry, says):
+    with pytest.raises(SaltInvocationError, match="^k: ") as caught:
+        v.wildcard(entry, "k")
+    assert says in str(caught.value)
+    # Below them, and the PSL's exception (!city.kobe.jp), a wildcard is fine.
+    assert v.wildcard(".x.foo.kobe.jp", "k") == ".x.foo.kobe.jp"
+    assert v.wildcard(".city.kobe.jp", "k") == ".city.kobe.jp"

@@ -448,15 +448,17 @@ def _check_aliases(aliases, home):
 def _check_delivery(delivery):
     key = "qmail:delivery"
     line = _v("string")(delivery, key, max_length=1000).strip()
-    if _v("is_file_delivery")(line):  # before "@": "/etc/cron.d/x@" is a file
+    # The first character decides, as in qmail-local: "/etc/cron.d/x@" is a
+    # file, "|cmd a@b" a command.
+    if _v("is_file_delivery")(line):
         _v("file_delivery")(line, key)
-    elif line.startswith("&"):
-        _v("matches")(line[1:], key, _ADDRESS_RE, "an address after &")
-    elif not (line.startswith("|") or "@" in line):
+    elif line.startswith("|"):
+        pass
+    elif line.startswith("&") or "@" in line:
+        _v("matches")(line.removeprefix("&"), key, _ADDRESS_RE, "an address to forward to")
+    else:
         _fail(key, f"{line!r} is not a .qmail delivery (./Maildir/, ./Mailbox, |command, "
                    "&address)")
-    elif not line.startswith("|"):
-        _v("matches")(line, key, _ADDRESS_RE, "a .qmail delivery (an address)")
     return shlex.quote(line)
 
 

@@ -128,15 +128,16 @@ def test_alias_deliveries_that_stay_pass(merge):
     ("/etc/cron.d/x@", "outside the user's home"),
     ("../../etc/cron.d/x", "outside the user's home"),
     ("./Maildir/../../x", "'.' or '..' part"),
-    ("x y@example.org", "an address"),
-    ("&x y", "an address after &"),
+    ("x y@example.org", "an address to forward to"),
+    ("&x y", "an address to forward to"),
+    ("Maildir/", "is not a .qmail delivery"),
 ])
 def test_the_default_delivery_stays_in_the_home(merge, line, says):
     refused(merge, {"delivery": line}, "qmail:delivery", says)
 
 
 @pytest.mark.parametrize("line", ["./Maildir/", "./Mailbox", "&postmaster@example.org",
-                                  "joe@example.org", "|preline procmail"])
+                                  "joe@example.org", "&root", "|preline procmail -a x@y"])
 def test_good_default_deliveries_pass(merge, line):
     assert merge({"delivery": line})["delivery_arg"].strip("'") == line
 

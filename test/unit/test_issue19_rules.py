@@ -296,3 +296,36 @@ def test_a_wildcard_over_a_star_rule_covers_public_suffixes(entry, says):
     # Below them, and the PSL's exception (!city.kobe.jp), a wildcard is fine.
     assert v.wildcard(".x.foo.kobe.jp", "k") == ".x.foo.kobe.jp"
     assert v.wildcard(".city.kobe.jp", "k") == ".city.kobe.jp"
+
+
+def test_a_leaf_whose_key_usage_cannot_sign_is_refused(ca):
+    """keyUsage without digitalSignature (keyEncipherment only): ECDHE, the
+    only key exchange left, signs with the server's key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    key = tls.new_key("rsa")
+    now = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017
+    usage = x509.KeyUsage(digital_signature=False, content_commitment=False,
+                          key_encipherment=True, data_encipherment=False, key_agreement=False,
+                          key_cert_sign=False, crl_sign=False, encipher_only=False,
+                          decipher_only=False)
+    cert = (x509.CertificateBuilder().subject_name(ca.cert.subject).issuer_name(ca.cert.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(SPOOL)]), critical=False)
+            .add_extension(usage, critical=True).sign(ca.key, hashes.SHA256()))
+    with pytest.raises(SaltInvocationError, match="^qmail:tls:certificate: its keyUsage lacks "
+                                                  "digitalSignature"):
+        check(tls.cert_pem(cert), tls.key_pem(key))
+
+
+def test_tofs_candidates_refuse_an_empty_list_from_the_command_line(modules):
+    tofs = {"files_switch": ["id"], "path_prefix": "qmail", "dirs": {"files": "files",
+                                                                     "default": "default"},
+            "source_files": {"smtpd-run": []}}
+    with pytest.raises(SaltInvocationError, match="^tofs:source_files:smtpd-run: empty"):
+        modules.qmail_tofs.candidates(["service/smtpd-run"], "smtpd-run", tofs)
+    assert modules.qmail_tofs.candidates(["service/log-run"], "log-run", tofs)[-1] == (
+        "salt://qmail/files/default/service/log-run")

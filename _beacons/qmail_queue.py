@@ -69,17 +69,40 @@ def _non_negative_int(config, key):
     return None
 
 
+def _salt_options(config):
+    """
+    Salt's own options, as its beacon loop uses them: ``interval`` in
+    seconds (compared with ``loop_interval`` times a counter: a number, not
+    ``"30s"``), ``run_once`` and ``disable_during_state_run`` true/false.
+    An error here would otherwise surface as a TypeError in the minion's
+    loop, naming nothing.
+    """
+    interval = config.get("interval")
+    if interval is not None and (isinstance(interval, bool) or not isinstance(
+            interval, (int, float)) or not 0 < interval < 2**31):
+        return f"beacons:qmail_queue:interval: {interval!r} is not a number of seconds > 0"
+    for key in ("run_once", "disable_during_state_run"):
+        if not isinstance(config.get(key, False), bool):
+            return f"beacons:qmail_queue:{key}: {config[key]!r} is not true/false"
+    return None
+
+
 def validate(config):
     """
     Check the beacon's configuration: a list of one-key mappings with
-    ``messages`` and/or ``age`` (whole numbers >= 0), an absolute ``home`` and
-    a true/false ``smtp``.
+    ``messages`` and/or ``age`` (whole numbers >= 0), an absolute ``home``, a
+    true/false ``smtp`` and Salt's own options as Salt needs them.
     """
-    if not isinstance(config, list):
+    if not isinstance(config, list) or not all(isinstance(item, dict) for item in config):
         return False, "beacons:qmail_queue: must be a list of one-key mappings"
     config = salt.utils.beacons.list_to_dict(config)
     known = {"messages", "age", "home", "smtp", "port"}
-    unknown = sorted(set(config) - known - {"interval", "_beacon_name"})
+    salt_own = {"interval", "run_once", "disable_during_state_run", "beacon_module",
+                "_beacon_name"}
+    error = _salt_options(config)
+    if error:
+        return False, error
+    unknown = sorted(set(config) - known - salt_own)
     if unknown:
         return False, f"beacons:qmail_queue: unknown option(s) {unknown}; known: {sorted(known)}"
     if "messages" not in config and "age" not in config:

@@ -342,11 +342,10 @@ def fetch(url, hash):  # pylint: disable=redefined-builtin
         salt '*' qmail_build.fetch /srv/notqmail-1.09.tar.xz \
             hash=sha256=e921891e7c2d84e30b6b52c02c251f61eb4a6255a922620a99a337f46fa32c52
     """
-    url = _v("string")(url, "qmail:source:url")
+    # file:///path as its path; no credentials, no host-part tricks.
+    url = _v("source_url")(url, "qmail:source:url")
     algo, digest = parse_hash(hash)
     downloaded = False
-    if url.startswith("file://"):
-        url = url[len("file://"):]
     if os.path.isabs(url):
         path = url
         if not os.path.isfile(path):
@@ -364,9 +363,11 @@ def fetch(url, hash):  # pylint: disable=redefined-builtin
     if actual != digest:
         if downloaded:
             _forget_download(path)
+        # The actual digest is not shown: of a file that is not the source
+        # (a secret named by mistake or malice) it would tell too much.
         raise CommandExecutionError(
-            f"qmail:source:hash: {url} has {algo} {actual}, expected {digest}; "
-            "nothing was extracted"
+            f"qmail:source:hash: {url} does not match the expected hash ({algo} "
+            f"{digest}); nothing was extracted"
         )
     return path
 

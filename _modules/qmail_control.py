@@ -91,9 +91,12 @@ def _check_smtproute(value, key):
     if domain and not _v("is_host")(domain.removeprefix(".")):
         fail(key, f"{value!r}: {domain!r} is not a domain or .domain")
     if relay.startswith("[") and relay.endswith("]"):
-        _v("ipv4")(relay[1:-1], key)
+        _v("relay_address")(relay[1:-1], key, value)
     elif relay and not _v("is_host")(relay):
         fail(key, f"{value!r}: {relay!r} is not a relay host or [address]")
+    elif relay.replace(".", "").isdigit():
+        # A bare dotted quad is an address too: the same rules.
+        _v("relay_address")(relay, key, value)
     if len(parts) == 3:
         _v("integer")(parts[2], f"{key} (port)", 1, 65535)
 
@@ -109,6 +112,11 @@ def _check_virtualdomain(value, key):
         fail(key, f"{value!r}: {local!r} is not a user name")
     if not _v("is_host")(domain.removeprefix(".")):
         fail(key, f"{value!r}: {domain!r} is not a domain or .domain")
+    if domain.startswith("."):
+        # qmail-send delivers every address under a wildcard locally (to the
+        # prepend's user): one over a public suffix takes strangers' mail.
+        _v("wildcard")(domain, key, "deliver every domain under it to "
+                                    f"{prepend!r} here")
     if not re.fullmatch(_PREPEND_RE, prepend):
         fail(key, f"{value!r}: {prepend!r} is not a user prefix")
 

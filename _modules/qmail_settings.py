@@ -59,9 +59,12 @@ NULL_REMOVES = ("qmail:control", "qmail:aliases")
 # Keys that were renamed: an old pillar that still sets one (even to null)
 # is refused with the new name, rather than silently losing its value.
 RENAMED = {"qmail:lookup:sendmail_record": "qmail:lookup:sendmail_journal"}
+# The file states whose sources qmail:tofs:source_files may replace (the
+# keys the SLS files give qmail_tofs.files_switch).
+TOFS_KEYS = ("rc", "send-run", "qmail-send.service", "qmail-svscan.service", "log-run",
+             "smtpd", "tcp.smtp", "smtpd-run", "qmail-smtpd.service")
 # A compiler or linker command: words of flags and paths, no shell syntax.
 _CC_RE = r"[A-Za-z0-9 ._+=/,:-]{1,200}"
-_URL_RE = r"(https?|ftp|salt|file)://[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+"
 _ALIAS_NAME_RE = r"[a-z0-9][a-z0-9._-]{0,63}"
 _ALT_NAME_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 _PROGRAM_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"  # a file in <home>/bin
@@ -240,6 +243,22 @@ def _check_lookup(lookup):
 
 
 # --------------------------------------------------------------------------
+# tofs
+# --------------------------------------------------------------------------
+def _check_tofs(tofs):
+    """The shared syntax, then: a source_files key names a file state of the
+    formula (a misspelt one would be ignored silently), and gives at least
+    one file (none would leave the state without a source)."""
+    _v("tofs")(tofs, "qmail:tofs")
+    for name, files in tofs["source_files"].items():
+        where = f"qmail:tofs:source_files:{name}"
+        if name not in TOFS_KEYS:
+            _fail(where, "unknown file key; known: " + ", ".join(TOFS_KEYS))
+        if not files:
+            _fail(where, "empty: give at least one file name, or null for the formula's")
+
+
+# --------------------------------------------------------------------------
 # Role, names and control files
 # --------------------------------------------------------------------------
 def _me(settings):
@@ -287,6 +306,52 @@ def _derive_control(settings):
         if action:
             reload[action].append(name)
     settings["control_reload"] = reload
+    _check_percenthack(settings)
+
+
+# --------------------------------------------------------------------------
+# Relaying: what qmail-send's percent hack would open
+# --------------------------------------------------------------------------
+def _accepted_hosts(managed):
+    """rcpthosts and morercpthosts entries (lower case) -> the file naming
+    them: the domains qmail-smtpd takes mail for from anyone."""
+    accepted = {}
+    for name in ("morercpthosts", "rcpthosts"):  # rcpthosts named first when in both
+        for entry in managed.get(name) or ():
+            if not entry.startswith("#"):
+                accepted[entry.lower()] = name
+    return accepted
+
+
+def _check_percenthack(settings):
+    """
+    percenthack makes qmail-send turn ``x%victim.example@domain`` into
+    ``x@victim.example`` for each ``domain`` listed. A domain qmail-smtpd
+    accepts from anyone (rcpthosts, morercpthosts, one of their wildcards)
+    or that is this host's own (me, locals) would take that address from
+    anyone and send it on: an open relay. Such entries are refused.
+    """
+    given = settings["control"].get("percenthack")
+    if not given:
+        return
+    managed = settings["control_managed"]
+    accepted = _accepted_hosts(managed)
+    local = {h.lower() for h in managed.get("locals") or ()} | {settings["me"].lower()}
+    relay = "x%victim.example@{} would be accepted from anyone and relayed (open relay)"
+    for i, entry in enumerate(given if isinstance(given, list) else [given]):
+        domain = entry.strip(" \t")
+        if domain.startswith("#"):
+            continue
+        where = f"qmail:control:percenthack[{i}]"
+        hit = _v("covered_by")(domain, accepted)
+        if hit == domain.lower():
+            _fail(where, f"{domain!r} is in {accepted[hit]}: " + relay.format(domain))
+        if hit:
+            _fail(where, f"{domain!r} is covered by {accepted[hit]}'s {hit!r}: "
+                         + relay.format(domain))
+        if domain.lower() in local:
+            _fail(where, f"{domain!r} is this host's own (me or locals): "
+                         + relay.format(domain))
 
 
 # --------------------------------------------------------------------------
@@ -297,13 +362,8 @@ def _check_source(source):
     name = _v("one_of")(source["preset"], tuple(presets), "qmail:source:preset")
     preset = presets[name]
     url = source["url"]
-    if url == "":
-        url = preset["url"]
-    elif url.startswith("/"):
-        url = _v("path")(url, "qmail:source:url")
-    else:
-        _v("matches")(url, "qmail:source:url", _URL_RE,
-                      "an https://, http://, ftp://, salt:// URL or an absolute path")
+    # A file:// URL becomes its path: one canonical form for the record.
+    url = preset["url"] if url == "" else _v("source_url")(url, "qmail:source:url")
     if url != preset["url"] and source["hash"] == "":
         _fail("qmail:source:hash", "required: a source other than the preset's needs its hash")
     if source["hash"] != "":
@@ -352,11 +412,9 @@ def _alias_line(line, where, alias_home):
     if line.startswith("&"):
         _v("matches")(line[1:], where, _ADDRESS_RE, "an address after &")
         return line, None
-    if line.startswith(("./", "/")):
-        target = line if line.startswith("/") else os.path.join(alias_home, line)
-        full = _v("path")(target, where)
-        if not _v("inside")(full, alias_home) or full == alias_home:
-            _fail(where, f"{line!r} leads to {full}, outside the alias home {alias_home}")
+    if _v("is_file_delivery")(line):
+        _v("file_delivery")(line, where, f"the alias home {alias_home}")
+        full = _v("path")(os.path.join(alias_home, line), where)
         return line, (full if line.endswith("/") else None)
     _v("matches")(line, where, _ADDRESS_RE,
                   "a .qmail delivery (./Maildir/, ./Mailbox, &address, |command)")
@@ -388,14 +446,19 @@ def _check_aliases(aliases, home):
 
 
 def _check_delivery(delivery):
-    line = _v("string")(delivery, "qmail:delivery", max_length=1000).strip()
-    if line.startswith("./"):
-        _v("path")("/" + line[2:], "qmail:delivery")
-        if ".." in line.split("/"):
-            _fail("qmail:delivery", f"{line!r} leaves the user's home")
-    elif not (line.startswith(("|", "&")) or "@" in line):
-        _fail("qmail:delivery",
-              f"{line!r} is not a .qmail delivery (./Maildir/, ./Mailbox, |command, &address)")
+    key = "qmail:delivery"
+    line = _v("string")(delivery, key, max_length=1000).strip()
+    # The first character decides, as in qmail-local: "/etc/cron.d/x@" is a
+    # file, "|cmd a@b" a command.
+    if _v("is_file_delivery")(line):
+        _v("file_delivery")(line, key)
+    elif line.startswith("|"):
+        pass
+    elif line.startswith("&") or "@" in line:
+        _v("matches")(line.removeprefix("&"), key, _ADDRESS_RE, "an address to forward to")
+    else:
+        _fail(key, f"{line!r} is not a .qmail delivery (./Maildir/, ./Mailbox, |command, "
+                   "&address)")
     return shlex.quote(line)
 
 
@@ -648,7 +711,7 @@ def _merge_checked(defaults, os_family, pillar):
     # pillar (new dicts and lists; strings and numbers are immutable).
     settings = _copy(_merge(_merge(defaults, os_family or {}), pillar))
     _check_lookup(settings["lookup"])
-    _v("tofs")(settings["tofs"], "qmail:tofs")
+    _check_tofs(settings["tofs"])
     _derive_control(settings)
     _build_settings(settings)
     _sendmail_settings(settings)

@@ -56,6 +56,8 @@ def candidates(files, key, tofs=None):
     _v("matches")(key, "key", r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", "a file key")
     files = _v("each")(files, "files", "salt_path")
     names = tofs["source_files"].get(key, files)
+    if not names:
+        _v("fail")(f"tofs:source_files:{key}", "empty: give at least one file name")
     top = f"{tofs['path_prefix']}/{tofs['dirs']['files']}"
     folders = []
     for grain in tofs["files_switch"]:

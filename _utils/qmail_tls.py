@@ -117,12 +117,82 @@ def fingerprint(cert):
     return ":".join(digest[i:i + 2] for i in range(0, 64, 2)).upper()
 
 
+# --------------------------------------------------------------------------
+# What tlswrapper (BearSSL) and its clients will make of the material
+# --------------------------------------------------------------------------
+# Bounds on the PEM text, checked before any parsing: a server certificate
+# with a long chain is a few kB, an RSA-4096 key about 3 kB.
+MAX_CERTIFICATE_PEM = 65536
+MAX_KEY_PEM = 16384
+# BearSSL's RSA code takes keys up to BR_MAX_RSA_SIZE (4096 bits); fewer
+# than 2048 bits no longer count as secure (NIST SP 800-131A).
+RSA_BITS = (2048, 4096)
+# The NIST curves tlswrapper serves with; BearSSL has no secp256k1 at all.
+EC_CURVES = ("secp256r1", "secp384r1")
+
+
+def _bounded(text, key, limit):
+    if isinstance(text, str) and len(text) > limit:
+        _fail(key, f"{len(text)} characters: more than the {limit} a certificate chain or "
+                   "key takes; is this the right file?")
+
+
+def check_key_strength(private, key):
+    """An RSA key of 2048 to 4096 bits or an EC key on P-256 or P-384."""
+    if isinstance(private, rsa.RSAPrivateKey):
+        if not RSA_BITS[0] <= private.key_size <= RSA_BITS[1]:
+            _fail(key, f"an RSA key of {private.key_size} bits: tlswrapper (BearSSL) needs "
+                       f"{RSA_BITS[0]} to {RSA_BITS[1]} bits")
+    elif private.curve.name not in EC_CURVES:
+        _fail(key, f"an EC key on {private.curve.name}: tlswrapper (BearSSL) serves with "
+                   "P-256 (secp256r1) or P-384 (secp384r1) only")
+
+
+def _which(index):
+    return "the certificate" if index == 0 else f"certificate {index + 1} (of the chain)"
+
+
+def check_validity(certs, key, now=None):
+    """Every certificate of the chain valid now: TLS clients check each."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 - minions run 3.9
+    for i, cert in enumerate(certs):
+        if cert.not_valid_before_utc > now:
+            _fail(key, f"{_which(i)} is not valid before "
+                       f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
+        if cert.not_valid_after_utc < now:
+            _fail(key, f"{_which(i)} expired on {cert.not_valid_after_utc:%Y-%m-%d}")
+
+
+def _extension(cert, kind):
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def check_server_use(leaf, key):
+    """The leaf may serve TLS: an extendedKeyUsage, where present, allows
+    serverAuth; a keyUsage, where present, allows digitalSignature (the
+    ECDHE handshakes BearSSL's servers use sign with the key)."""
+    usages = _extension(leaf, x509.ExtendedKeyUsage)
+    allowed = (x509.oid.ExtendedKeyUsageOID.SERVER_AUTH,
+               x509.oid.ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE)
+    if usages is not None and not any(u in allowed for u in usages):
+        _fail(key, "its extendedKeyUsage does not allow serverAuth: clients refuse it for "
+                   "a server")
+    key_usage = _extension(leaf, x509.KeyUsage)
+    if key_usage is not None and not key_usage.digital_signature:
+        _fail(key, "its keyUsage lacks digitalSignature: an ECDHE handshake cannot use it")
+
+
 def check_pair(certificate, private_key, host, key="qmail:tls"):
     """
     Check a certificate (PEM, with its chain) and its private key (PEM) for
     ``host``: both readable, the key the certificate's, the certificate for
-    ``host`` and not expired. Raises SaltInvocationError naming ``<key>:certificate``
-    or ``<key>:key``; returns the leaf's facts.
+    ``host``, each certificate valid now, the key one BearSSL takes, the
+    leaf usable by a TLS server, neither text oversized. Raises
+    SaltInvocationError naming ``<key>:certificate`` or ``<key>:key``;
+    returns the leaf's facts.
     """
     if not HAS_CRYPTOGRAPHY:  # pragma: no cover
         _fail(key, "checking the certificate needs Python's cryptography in Salt")
@@ -130,7 +200,10 @@ def check_pair(certificate, private_key, host, key="qmail:tls"):
         if private_key:
             _fail(f"{key}:certificate", f"missing: {key}:key is given without its certificate")
         _fail(f"{key}:key", f"missing: {key}:certificate is given without its private key")
+    _bounded(certificate, f"{key}:certificate", MAX_CERTIFICATE_PEM)
+    _bounded(private_key, f"{key}:key", MAX_KEY_PEM)
     private = load_key(private_key, f"{key}:key")
+    check_key_strength(private, f"{key}:key")
     certs = load_certificates(certificate, f"{key}:certificate")
     leaf = certs[0]
     if _spki(leaf.public_key()) != _spki(private.public_key()):
@@ -140,9 +213,8 @@ def check_pair(certificate, private_key, host, key="qmail:tls"):
     if not any(covers(n, host) for n in dns):
         _fail(f"{key}:certificate", f"is for {', '.join(dns) or 'no DNS name'}, "
                                     f"not for {host} (qmail:me)")
-    now = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 - minions run 3.9
-    if leaf.not_valid_after_utc < now:
-        _fail(f"{key}:certificate", f"expired on {leaf.not_valid_after_utc:%Y-%m-%d}")
+    check_validity(certs, f"{key}:certificate")
+    check_server_use(leaf, f"{key}:certificate")
     return {"names": dns, "fingerprint": fingerprint(leaf),
             "not_after": leaf.not_valid_after_utc.isoformat()}
 

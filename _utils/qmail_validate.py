@@ -329,9 +329,10 @@ def public_suffix(domain, psl):
     return ".".join(labels[-best:])
 
 
-def wildcard(value, key):
+def wildcard(value, key, harm="relay for every domain under it"):
     """A ``.domain`` entry (every subdomain): the domain must lie below a
-    public suffix, judged by the Public Suffix List."""
+    public suffix, judged by the Public Suffix List. ``harm`` says what
+    covering a public suffix would do."""
     if not isinstance(value, str) or value[:1] != ".":
         return host(value, key)
     host(value[1:], key)
@@ -341,10 +342,14 @@ def wildcard(value, key):
                   f"install the publicsuffix package ({PSL_FILES[0]}) "
                   "or list the hosts one by one")
     domain = value[1:].lower()
-    suffix = public_suffix(domain, _load_psl(path_))
+    psl = _load_psl(path_)
+    suffix = public_suffix(domain, psl)
     if domain.count(".") <= suffix.count("."):
-        fail(key, f"{_short(value)} covers the public suffix {suffix!r}: that would relay "
-                  "for every domain under it")
+        fail(key, f"{_short(value)} covers the public suffix {suffix!r}: that would {harm}")
+    # A rule "*.domain" makes every name right under it a public suffix
+    # (kobe.jp: *.kobe.jp), and the wildcard covers them all.
+    if public_suffix("x." + domain, psl).count(".") > domain.count("."):
+        fail(key, f"{_short(value)} covers the public suffixes '*.{domain}': that would {harm}")
     return value
 
 
@@ -423,7 +428,7 @@ def path(value, key):
                   "A-Z a-z 0-9 and / . _ - + @ , =")
     if not value.startswith("/"):
         fail(key, f"{_short(value)} is not an absolute path")
-    return normpath(value)
+    return path_length(normpath(value), key)
 
 
 def _holds_system(path_):
@@ -463,7 +468,7 @@ def own_dir(value, key):
         system = _inside_system(candidate)
         if system:
             fail(key, f"{_short(value)} lies inside the system folder {system}{via}")
-    return path_
+    return no_file_there(path_, key)
 
 
 def system_file(value, key):
@@ -549,3 +554,142 @@ def split_lines(data):
     if lines and lines[-1] == b"":
         lines.pop()
     return lines
+
+
+# --------------------------------------------------------------------------
+# Path lengths: a name the kernel refuses fails here, naming the key, not
+# later as ENAMETOOLONG inside a state
+# --------------------------------------------------------------------------
+NAME_MAX = 255  # bytes in one file name (Linux, the BSDs)
+PATH_MAX = 4095  # bytes in a whole path, without its terminating NUL
+
+
+def path_length(path_, key):
+    """``path_`` (ASCII: ``path`` checked it) within NAME_MAX and PATH_MAX."""
+    if len(path_) > PATH_MAX:
+        fail(key, f"{_short(path_)} is longer than {PATH_MAX} characters (PATH_MAX)")
+    longest = max(path_.split("/"), key=len)
+    if len(longest) > NAME_MAX:
+        fail(key, f"{_short(path_)} holds a name of {len(longest)} characters; a file name "
+                  f"has at most {NAME_MAX} (NAME_MAX)")
+    return path_
+
+
+def no_file_there(path_, key):
+    """A folder the formula will create: whatever is there must be a folder
+    (or a symlink to one); a file there would fail a state half-way."""
+    if os.path.lexists(path_) and not os.path.isdir(path_):
+        fail(key, f"{path_} is a file, not a folder")
+    return path_
+
+
+# --------------------------------------------------------------------------
+# .qmail deliveries (dot-qmail(5)): a line starting with "." or "/" is a
+# file (mbox) or, ending in "/", a Maildir delivery, written by qmail-local
+# as the user. Only "./"-relative paths without ".." stay inside the home.
+# --------------------------------------------------------------------------
+def is_file_delivery(line):
+    return line.startswith((".", "/"))
+
+
+def file_delivery(line, key, home_word="the user's home"):
+    """A file or Maildir delivery ``./path[/]``: the path below the home."""
+    if not line.startswith("./"):
+        fail(key, f"{_short(line)} is a file delivery outside {home_word}: write it "
+                  "./-relative (./Maildir/, ./Mailbox)")
+    parts = line[2:].rstrip("/").split("/")
+    if ".." in parts or "." in parts:
+        fail(key, f"{_short(line)} has a '.' or '..' part: a delivery stays inside "
+                  f"{home_word}")
+    if parts == [""]:
+        fail(key, f"{_short(line)} is {home_word} itself, not a file or Maildir in it")
+    path(normpath("/" + line[2:]), key)  # the character set of paths
+    return line
+
+
+# --------------------------------------------------------------------------
+# Relaying: addresses qmail-remote may be sent to, domains percenthack may
+# name
+# --------------------------------------------------------------------------
+def relay_address(value, key, entry):
+    """An IPv4 address qmail-remote can connect to as a relay (smtproutes
+    ``[1.2.3.4]``): not "this host, any address" (0.0.0.0/8, where a
+    connect reaches whatever listens locally), broadcast or multicast."""
+    ipv4(value, key)
+    address = ipaddress.IPv4Address(value)
+    if address in ipaddress.IPv4Network("0.0.0.0/8"):
+        fail(key, f"{_short(entry)}: {value} is an unspecified address (0.0.0.0/8), "
+                  "not a relay")
+    if address.is_multicast or address == ipaddress.IPv4Address("255.255.255.255"):
+        fail(key, f"{_short(entry)}: {value} is a multicast or broadcast address, "
+                  "not a relay")
+    return value
+
+
+def covered_by(domain, hosts):
+    """The entry of ``hosts`` (a set of lower case rcpthosts entries, host or
+    ``.domain``) that accepts mail for ``domain``, or None."""
+    domain = domain.lower()
+    if domain in hosts:
+        return domain
+    labels = domain.split(".")
+    for i in range(1, len(labels)):
+        wild = "." + ".".join(labels[i:])
+        if wild in hosts:
+            return wild
+    return None
+
+
+# --------------------------------------------------------------------------
+# Sources: where the tarball comes from
+# --------------------------------------------------------------------------
+_URL_SCHEMES = ("https", "http", "ftp", "salt")
+_URL_CHARS_RE = re.compile(r"[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]+")
+
+
+def source_path(value, key):
+    """A local tarball: an absolute path as ``path`` takes it, but without
+    ``.`` or ``..`` parts: what the pillar names is what is read."""
+    path_ = path(value, key)
+    if path_ != value:
+        fail(key, f"{_short(value)} is not a canonical path (no //, . or .. parts, no "
+                  f"trailing /): it means {_short(path_)}")
+    return path_
+
+
+def source_url(value, key):
+    """
+    Where the source comes from: an absolute path, ``file:///path`` (taken
+    as that path), or an https/http/ftp/salt URL without credentials.
+    Returns the canonical form (a ``file://`` URL as its path). Errors never
+    show a URL's credentials.
+    """
+    string(value, key)
+    if value.startswith("/"):
+        return source_path(value, key)
+    scheme, sep, rest = value.partition("://")
+    if scheme == "file" and sep:
+        # file://HOST/path: a host part ("file://etc/shadow" is the path
+        # /shadow on host "etc") is no local file; say so rather than guess.
+        host_part, slash, local = rest.partition("/")
+        if host_part not in ("", "localhost") or not slash:
+            fail(key, f"{_short(value)} names the host {host_part!r}; a local file is "
+                      "file:///absolute/path")
+        return source_path("/" + local, key)
+    if scheme not in _URL_SCHEMES or not sep:
+        fail(key, f"{_short(value)} is not an https://, http://, ftp://, salt:// URL, "
+                  "file:///path or an absolute path")
+    authority, _, tail = rest.partition("/")
+    if "@" in authority:
+        # The value itself is not shown: it holds a password.
+        fail(key, f"a {scheme}:// URL with credentials (user:password@host): a "
+                  "password does not belong in the pillar's source URL; serve the "
+                  "tarball from salt:// or a path on the minion")
+    if not _URL_CHARS_RE.fullmatch(value):
+        fail(key, f"{_short(value)} holds characters a URL may not hold")
+    if scheme != "salt" and not is_host(authority.rsplit(":", 1)[0] if (
+            authority.count(":") == 1) else authority):
+        fail(key, f"{_short(value)}: {authority!r} is not a host[:port]")
+    if ".." in tail.split("?")[0].split("/"):
+        fail(key, f"{_short(value)} has a '..' part")
+    return value

@@ -157,8 +157,24 @@ def test_parse_hash(modules, value, expected):
 def test_fetch_verifies_the_hash(modules, tmp_path):
     path, digest = make_tarball(tmp_path, tmp_path / "fail", tmp_path / "compiles")
     assert modules.qmail_build.fetch(str(path), digest) == str(path)
-    with pytest.raises(CommandExecutionError, match="qmail:source:hash: .* expected 0{64}"):
+    with pytest.raises(CommandExecutionError, match="qmail:source:hash: .* does not match the "
+                                                    r"expected hash \(sha256 0{64}\)") as err:
         modules.qmail_build.fetch(str(path), "sha256=" + "0" * 64)
+    # The file's real digest is never shown (the file may be a secret).
+    assert digest.split("=")[1] not in str(err.value)
+
+
+@pytest.mark.parametrize("url", ["file://etc/shadow", "file:///srv/../etc/shadow",
+                                 "https://user:secret@example.org/q.tar.gz"])
+def test_fetch_refuses_tricky_urls_before_reading(modules, url):
+    with pytest.raises(SaltInvocationError, match="^qmail:source:url: ") as err:
+        modules.qmail_build.fetch(url, "sha256=" + "0" * 64)
+    assert "secret" not in str(err.value)
+
+
+def test_fetch_takes_a_file_url_as_its_path(modules, tmp_path):
+    path, digest = make_tarball(tmp_path, tmp_path / "fail", tmp_path / "compiles")
+    assert modules.qmail_build.fetch(f"file://{path}", digest) == str(path)
 
 
 def test_fetch_missing_file(modules, tmp_path):

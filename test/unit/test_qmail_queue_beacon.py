@@ -138,6 +138,13 @@ def test_smtp_up_on_first_look_down_and_up_again(beacons, home, smtp_server):
     ([{"messages": 1}, {"smtp": "yes"}], "beacons:qmail_queue:smtp: 'yes'"),
     ([{"messages": 1}, {"port": 70000}], "beacons:qmail_queue:port: 70000"),
     ([{"messages": 1}, {"mesages": 2}], "unknown option(s) ['mesages']"),
+    # Salt's own options, with the types its beacon loop needs (issue 19).
+    ([{"messages": 1}, {"interval": "30s"}], "beacons:qmail_queue:interval: '30s' is not a "
+                                            "number of seconds"),
+    ([{"messages": 1}, {"interval": 0}], "beacons:qmail_queue:interval: 0"),
+    ([{"messages": 1}, {"interval": True}], "beacons:qmail_queue:interval: True"),
+    ([{"messages": 1}, {"run_once": "no"}], "beacons:qmail_queue:run_once: 'no'"),
+    ([{"messages": 1}, "interval"], "must be a list of one-key mappings"),
 ])
 def test_bad_configuration_is_refused_naming_the_option(beacons, config, error):
     valid, comment = beacons["qmail_queue.validate"](config)
@@ -148,4 +155,6 @@ def test_bad_configuration_is_refused_naming_the_option(beacons, config, error):
 def test_good_configuration_is_accepted(beacons):
     config = [{"messages": 100}, {"age": 3600}, {"interval": 30}, {"smtp": True},
               {"home": "/var/qmail"}, {"port": 25}]
+    assert beacons["qmail_queue.validate"](config) == (True, "Valid beacon configuration")
+    config = [{"messages": 100}, {"interval": 2.5}, {"disable_during_state_run": True}]
     assert beacons["qmail_queue.validate"](config) == (True, "Valid beacon configuration")

@@ -179,6 +179,17 @@ qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
 {%-   if supervisor == "systemd" %}
       - file: {{ (prefix ~ "-unit-file-managed") | json }}
 {%-   elif supervisor == "daemontools" %}
+
+# multilog reads its size and count at start: restart it, not the service.
+{{ (prefix ~ "-log-qmail_service-log_restarted") | json }}:
+  qmail_service.log_restarted:
+    - name: {{ svc.name | json }}
+    - supervisor: {{ supervisor | json }}
+    - service_dir: {{ paths.service_dir | json }}
+    - daemontools_bin: {{ paths.daemontools_bin | json }}
+    - require:
+      - file: {{ (prefix ~ "-link-file-symlink") | json }}
+    - watch:
       - file: {{ (prefix ~ "-log-run-file-managed") | json }}
 {%-   endif %}
 {%- endfor %}

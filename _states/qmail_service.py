@@ -6,7 +6,7 @@ the states whose changes call for it.
 
 - ``running`` keeps a service up; its ``mod_watch`` restarts it. qmail-send's
   watches the control files it reads only at start, its run script, ``rc``,
-  its unit and a reinstall.
+  its unit and a reinstall. ``enabled`` (systemd) starts it at boot.
 - ``send_reloaded`` HUPs qmail-send (same PID) for ``locals`` and
   ``virtualdomains``; it runs before the restart, so a HUP and a restart
   due in one run are both harmless.
@@ -113,10 +113,11 @@ def running(name, supervisor, home, service_dir=None, daemontools_bin=None, enab
             reasons=None):
     """
     Make sure ``name`` (``qmail-send``, or ``qmail-smtpd`` under tcpserver)
-    runs under ``supervisor``; with systemd, also that its unit is enabled
-    at boot (daemontools: the service directory's link; bootscript: the boot
-    script; both are file states of their own). A watched change restarts
-    it (``mod_watch``).
+    runs under ``supervisor``. A watched change restarts it (``mod_watch``).
+    Boot is for other states (systemd: ``enabled``; daemontools: the service
+    directory's link; bootscript: the boot script): Salt skips ``mod_watch``
+    when this state changes anything itself, and only a start, which reads
+    everything anew, may take the place of a restart.
 
     name
         ``qmail-send`` or ``qmail-smtpd``.
@@ -129,7 +130,9 @@ def running(name, supervisor, home, service_dir=None, daemontools_bin=None, enab
     daemontools_bin
         Where svc, svok and svstat are (daemontools).
     enable
-        systemd: enable the unit at boot.
+        systemd: also enable the unit at boot here (for use without the
+        ``enabled`` state; then an enabling swallows a restart due in the
+        same run). The formula's SLS passes False.
     reasons
         The watched states' IDs, each with the control file it manages or
         null: what ``because`` names (see the module's docstring).
@@ -141,10 +144,8 @@ def running(name, supervisor, home, service_dir=None, daemontools_bin=None, enab
         if supervisor == "systemd":
             unit = _systemd_unit(name)
             pid = unit["MainPID"] or None
-            if enable and unit.get("UnitFileState") != "enabled":
-                ret["changes"]["enabled"] = {"old": False, "new": True}
-                if not __opts__["test"]:
-                    _systemctl("enable", name)
+            if enable:
+                _enable(name, unit, ret["changes"])
         else:
             pid = __salt__["qmail_service.service_pid"](name, **paths)
         if pid is None:
@@ -163,6 +164,43 @@ def running(name, supervisor, home, service_dir=None, daemontools_bin=None, enab
     else:
         ret["comment"] = f"{name} started under {supervisor}" if "running" in ret[
             "changes"] else f"{name} enabled at boot"
+    return ret
+
+
+def _enable(name, unit, changes):
+    if unit.get("UnitFileState") != "enabled":
+        changes["enabled"] = {"old": False, "new": True}
+        if not __opts__["test"]:
+            _systemctl("enable", name)
+
+
+def enabled(name, supervisor):
+    """
+    Make sure systemd starts ``name`` at boot (its unit enabled); a state of
+    its own so that enabling never keeps ``running`` from restarting. Other
+    supervisors start their services at boot through file states (the
+    service directory's link, the boot script): nothing to do here.
+
+    name
+        ``qmail-send``, ``qmail-smtpd`` or ``qmail-smtpsd``.
+    supervisor
+        ``systemd``, ``daemontools`` or ``bootscript``.
+    """
+    ret = _ret(name)
+    if supervisor != "systemd":
+        ret["comment"] = f"{supervisor} starts {name} at boot through its files"
+        return ret
+    try:
+        _check_name(name, supervisor)
+        _enable(name, _systemd_unit(name), ret["changes"])
+    except (SaltInvocationError, CommandExecutionError) as exc:
+        return _fail(ret, exc)
+    if not ret["changes"]:
+        ret["comment"] = f"{name} is enabled at boot"
+    elif __opts__["test"]:
+        ret.update(result=None, comment=f"{name} would be enabled at boot")
+    else:
+        ret["comment"] = f"{name} enabled at boot"
     return ret
 
 

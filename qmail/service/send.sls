@@ -177,12 +177,24 @@ qmail-service-send-hup-qmail_service-send_reloaded:
 {%-   endfor %}
 {%- endif %}
 
+{%- if supervisor == "systemd" %}
+
+# Boot apart from running: a change there must not stand in for a restart.
+qmail-service-send-qmail_service-enabled:
+  qmail_service.enabled:
+    - name: qmail-send
+    - supervisor: systemd
+    - require:
+      - file: qmail-service-send-unit-file-managed
+{%- endif %}
+
 qmail-service-send-qmail_service-running:
   qmail_service.running:
     - name: qmail-send
 {%- for key, value in service_args | dictsort %}
     - {{ key | json }}: {{ value | json }}
 {%- endfor %}
+    - enable: false
     - reasons: {{ reasons.restart | json }}
     - require:
       - qmail_control: qmail-control-file-managed-me

@@ -96,7 +96,8 @@ INETD_RELOAD = "qmail-service-smtpd-inetd-qmail_service-inetd_reloaded"
 RULES_CDB = "qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled"
 # qmail-smtpd under tcpserver needs a supervisor (and its unit folder) this
 # machine does not have.
-NEEDS_SUPERVISOR = [SMTPD, "qmail-service-smtpd-unit-file-managed"]
+NEEDS_SUPERVISOR = [SMTPD, "qmail-service-smtpd-unit-file-managed",
+                    "qmail-service-smtpd-qmail_service-enabled"]
 
 
 @pytest.mark.parametrize("qmail, present, absent", [

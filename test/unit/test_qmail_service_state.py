@@ -226,3 +226,14 @@ def test_multilog_restarts_only_where_it_runs(states, home, test_mode):
     ret = states.qmail_service.mod_watch(name="qmail-send", sfun="log_restarted",
                                          supervisor="systemd", test=test_mode)
     assert ret.result is True and ret.changes == {}
+
+
+def test_enabled_is_systemd_s_alone(states, test_mode):
+    for supervisor in ("daemontools", "bootscript"):
+        ret = states.qmail_service.enabled(name="qmail-send", supervisor=supervisor,
+                                           test=test_mode)
+        assert ret.result is True and ret.changes == {}, ret
+    if not os.path.isdir("/run/systemd/system"):  # this machine: systemd is not PID 1
+        ret = states.qmail_service.enabled(name="qmail-send", supervisor="systemd",
+                                           test=test_mode)
+        assert ret.result is False and "systemd does not run this host" in ret.comment

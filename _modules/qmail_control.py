@@ -36,6 +36,9 @@ _PLAIN_HOST_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 HUP = "hup"  # qmail-send re-reads locals and virtualdomains on SIGHUP
 RESTART = "restart"  # other qmail-send files are read only at start
 NEWMRH = "newmrh"  # morercpthosts is read through morercpthosts.cdb
+# This state run's record of the control files that changed (or would, under
+# test=True) in a way qmail must be told of: {path: reload action}.
+_TOLD = "qmail_control.changed"
 
 
 def __virtual__():
@@ -385,7 +388,7 @@ def check_changes(name, value, home=None, key=None):
         salt '*' qmail_control.check_changes rcpthosts '[example.com]'
     """
     text = normalize(name, value, key)
-    return _changes(name, text, home)
+    return _note(name, home, _changes(name, text, home))
 
 
 def _changes(name, text, home):
@@ -461,7 +464,7 @@ def write(name, value, home=None):
                 f"cannot write {_path(name, home)}: {exc.strerror or exc}; "
                 "the file keeps its old content") from exc
         log.info("qmail_control: wrote %s", _path(name, home))
-    return changes
+    return _note(name, home, changes)
 
 
 def check_remove(name, home=None):
@@ -481,7 +484,7 @@ def check_remove(name, home=None):
         changes["old"] = _text(old)
     if reload_action(name):
         changes["reload"] = reload_action(name)
-    return changes
+    return _note(name, home, changes)
 
 
 def remove(name, home=None):
@@ -498,11 +501,50 @@ def remove(name, home=None):
         try:
             os.unlink(_path(name, home))
         except FileNotFoundError:
+            _forget(name, home)  # gone meanwhile: nothing to tell after all
             return {}
         except OSError as exc:
             raise CommandExecutionError(f"cannot remove {_path(name, home)}: {exc}") from exc
         log.info("qmail_control: removed %s", _path(name, home))
     return changes
+
+
+def _ledger():
+    """This state run's record (see _TOLD), made on first use."""
+    run = __context__.value() if hasattr(__context__, "value") else __context__
+    found, ledger = __utils__["qmail_runcache.lookup"](run, _TOLD)
+    return ledger if found else __utils__["qmail_runcache.store"](run, _TOLD, {})
+
+
+def _note(name, home, changes):
+    """
+    Keep a change that qmail must be told of for the rest of the run: the
+    service's reaction states name it in their ``because``. Only the reason
+    is kept here; which reaction a file calls for is written in the SLS.
+    """
+    if changes.get("reload"):
+        _ledger()[_path(name, home)] = changes["reload"]
+    return changes
+
+
+def _forget(name, home):
+    _ledger().pop(_path(name, home), None)
+
+
+def changed(home=None):
+    """
+    The control files this state run changed (under ``test=True``: would
+    change) in a way qmail must be told of, as ``{name: reload}``; empty
+    outside a state run. The reaction states of ``qmail_service`` name them
+    as the reason (``because``) of a restart, HUP or qmail-newmrh.
+
+    CLI Example::
+
+        salt '*' qmail_control.changed
+    """
+    folder = _control_dir(home)
+    return {os.path.basename(path): action for path, action in sorted(_ledger().items())
+            if os.path.dirname(path) == folder}
 
 
 def _parse(spec, data):

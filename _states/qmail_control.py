@@ -23,8 +23,11 @@ Manage qmail's control files (qmail-control(5)).
 
 Every value is checked before anything is written; writes are atomic. When a
 change needs qmail-send to be told, ``changes`` carries ``reload``: ``hup``,
-``restart`` or ``newmrh`` (see ``qmail_control.reload_action``), so a service
-state can react with ``onchanges``.
+``restart`` or ``newmrh`` (see ``qmail_control.reload_action``), for the
+reader. Which reaction a file calls for is written in the SLS (the
+``qmail_service`` reaction states watch the files of their class); the
+execution module keeps this run's changes (``qmail_control.changed``) for
+the reason those states give.
 """
 
 import logging

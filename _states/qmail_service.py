@@ -1,42 +1,59 @@
 """
 Keep qmail's services running, and tell them of changes the way qmail
-needs (qmail-send(8)): HUP for ``locals`` and ``virtualdomains`` (same
-PID), a restart for qmail-send's other control files, its run script,
-``rc`` or a reinstall, ``qmail-newmrh`` for ``morercpthosts``, nothing for
-the files read per message. The same under every supervisor: ``systemd``,
-``daemontools`` or the seed's ``bootscript``.
+needs (qmail-send(8)). Which change calls for which reaction is written in
+the SLS, as requisites: each reaction is a state of its own that watches
+the states whose changes call for it.
+
+- ``running`` keeps a service up; its ``mod_watch`` restarts it. qmail-send's
+  watches the control files it reads only at start, its run script, ``rc``,
+  its unit and a reinstall. ``enabled`` (systemd) starts it at boot.
+- ``send_reloaded`` HUPs qmail-send (same PID) for ``locals`` and
+  ``virtualdomains``; it runs before the restart, so a HUP and a restart
+  due in one run are both harmless.
+- ``morercpthosts_compiled`` keeps ``morercpthosts.cdb`` (qmail-smtpd reads
+  only that) built from ``morercpthosts`` with qmail-newmrh.
+- ``log_restarted`` restarts a service's multilog (daemontools) when its
+  run script changes; the service keeps running.
+- Files read per message (by qmail-smtpd, qmail-remote, ...) are watched by
+  nothing.
 
 .. code-block:: yaml
 
-    qmail-service-send-running:
+    qmail-service-send-hup-qmail_service-send_reloaded:
+      qmail_service.send_reloaded:
+        - name: qmail-send
+        - supervisor: systemd
+        - home: /var/qmail
+        - reasons:
+            qmail-control-file-managed-locals: locals
+        - watch:
+          - qmail_control: qmail-control-file-managed-locals
+
+    qmail-service-send-qmail_service-running:
       qmail_service.running:
         - name: qmail-send
         - supervisor: systemd
         - home: /var/qmail
-        - service_dir: /etc/service
-        - daemontools_bin: /usr/bin
+        - reasons:
+            qmail-control-file-managed-concurrencyremote: concurrencyremote
+            qmail-service-send-run-file-managed: null
+        - require:
+          - qmail_service: qmail-service-send-hup-qmail_service-send_reloaded
         - watch:
-          - qmail_control: qmail-control-file-*
+          - qmail_control: qmail-control-file-managed-concurrencyremote
           - file: qmail-service-send-run-file-managed
 
-    qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
-      qmail_service.tcp_rules_compiled:
-        - name: /etc/tcp.smtp
-        - ucspi_bin: /usr/bin
-        - watch:
-          - file: qmail-service-smtpd-rules-file-managed
-
-What a watched change calls for is read from its ``changes``: a control
-file's state says ``reload: hup|restart|newmrh`` (or nothing, for files
-read per message); any other watched change means a restart. ``test=True``
-reports the restart or HUP it would do in ``changes`` and sends nothing.
+``reasons`` maps the IDs of the watched states to the control file each
+manages (null for other files): a reaction names in ``changes`` (``because``)
+the control files that changed in this run (``qmail_control.changed``), or
+the other watched states when no control file explains it. ``test=True``
+reports each reaction in ``changes`` and sends nothing.
 """
 
 import logging
 import os
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
-from salt.state import _gen_tag
 
 log = logging.getLogger(__name__)
 
@@ -92,26 +109,33 @@ def _systemctl(verb, name):
             f"systemctl {verb} {name}.service failed: {proc['stderr'] or proc['stdout']}")
 
 
-def running(name, supervisor, home, service_dir=None, daemontools_bin=None, enable=True):
+def running(name, supervisor, home, service_dir=None, daemontools_bin=None, enable=True,
+            reasons=None):
     """
     Make sure ``name`` (``qmail-send``, or ``qmail-smtpd`` under tcpserver)
-    runs under ``supervisor``; with systemd, also that its unit is enabled
-    at boot (daemontools: the service directory's link; bootscript: the boot
-    script; both are file states of their own). Watched changes restart or
-    HUP it (``mod_watch``).
+    runs under ``supervisor``. A watched change restarts it (``mod_watch``).
+    Boot is for other states (systemd: ``enabled``; daemontools: the service
+    directory's link; bootscript: the boot script): Salt skips ``mod_watch``
+    when this state changes anything itself, and only a start, which reads
+    everything anew, may take the place of a restart.
 
     name
         ``qmail-send`` or ``qmail-smtpd``.
     supervisor
         ``systemd``, ``daemontools`` or ``bootscript``.
     home
-        The qmail home (its ``supervise/<name>/run``, ``bin/qmail-newmrh``).
+        The qmail home (its ``supervise/<name>/run``).
     service_dir
         The directory svscan watches (daemontools).
     daemontools_bin
         Where svc, svok and svstat are (daemontools).
     enable
-        systemd: enable the unit at boot.
+        systemd: also enable the unit at boot here (for use without the
+        ``enabled`` state; then an enabling swallows a restart due in the
+        same run). The formula's SLS passes False.
+    reasons
+        The watched states' IDs, each with the control file it manages or
+        null: what ``because`` names (see the module's docstring).
     """
     ret = _ret(name)
     paths = _paths(supervisor, service_dir, daemontools_bin)
@@ -120,14 +144,10 @@ def running(name, supervisor, home, service_dir=None, daemontools_bin=None, enab
         if supervisor == "systemd":
             unit = _systemd_unit(name)
             pid = unit["MainPID"] or None
-            if enable and unit.get("UnitFileState") != "enabled":
-                ret["changes"]["enabled"] = {"old": False, "new": True}
-                if not __opts__["test"]:
-                    _systemctl("enable", name)
+            if enable:
+                _enable(name, unit, ret["changes"])
         else:
             pid = __salt__["qmail_service.service_pid"](name, **paths)
-        if name == SEND:
-            _newmrh(home, ret["changes"])
         if pid is None:
             ret["changes"]["running"] = {"old": False, "new": True}
             if not __opts__["test"]:
@@ -147,28 +167,41 @@ def running(name, supervisor, home, service_dir=None, daemontools_bin=None, enab
     return ret
 
 
-def _newmrh(home, changes, watched=False):
-    """
-    qmail-smtpd reads morercpthosts only as morercpthosts.cdb: build it with
-    qmail-newmrh when the file is newer than it (or a watched change says
-    so, which in test mode has not been written yet).
-    """
-    source = os.path.join(home, "control", "morercpthosts")
-    cdb = f"{source}.cdb"
-    try:
-        mtime = os.stat(source).st_mtime_ns
-    except FileNotFoundError:
-        if not (watched and __opts__["test"]):
-            return  # nothing to build from (yet: test mode has not written it)
-        mtime = None
-    try:
-        stale = mtime is None or os.stat(cdb).st_mtime_ns < mtime
-    except FileNotFoundError:
-        stale = True
-    if stale or watched:
-        changes["newmrh"] = cdb
+def _enable(name, unit, changes):
+    if unit.get("UnitFileState") != "enabled":
+        changes["enabled"] = {"old": False, "new": True}
         if not __opts__["test"]:
-            __salt__["qmail_service.newmrh"](home)
+            _systemctl("enable", name)
+
+
+def enabled(name, supervisor):
+    """
+    Make sure systemd starts ``name`` at boot (its unit enabled); a state of
+    its own so that enabling never keeps ``running`` from restarting. Other
+    supervisors start their services at boot through file states (the
+    service directory's link, the boot script): nothing to do here.
+
+    name
+        ``qmail-send``, ``qmail-smtpd`` or ``qmail-smtpsd``.
+    supervisor
+        ``systemd``, ``daemontools`` or ``bootscript``.
+    """
+    ret = _ret(name)
+    if supervisor != "systemd":
+        ret["comment"] = f"{supervisor} starts {name} at boot through its files"
+        return ret
+    try:
+        _check_name(name, supervisor)
+        _enable(name, _systemd_unit(name), ret["changes"])
+    except (SaltInvocationError, CommandExecutionError) as exc:
+        return _fail(ret, exc)
+    if not ret["changes"]:
+        ret["comment"] = f"{name} is enabled at boot"
+    elif __opts__["test"]:
+        ret.update(result=None, comment=f"{name} would be enabled at boot")
+    else:
+        ret["comment"] = f"{name} enabled at boot"
+    return ret
 
 
 def dead(name, supervisor, home, service_dir=None, daemontools_bin=None):
@@ -286,116 +319,205 @@ def inetd_reloaded(name, missing_ok=False):
     return ret
 
 
-def _watched_changes():
-    """The watched states that changed: [(state, function, id, changes)]."""
+def send_reloaded(name, supervisor, home, service_dir=None, daemontools_bin=None,
+                  reasons=None):
+    """
+    HUP qmail-send when a watched state changed (``locals``,
+    ``virtualdomains``: qmail-send re-reads them on SIGHUP and keeps its
+    PID); by itself it changes nothing. Order it before ``running``: a
+    restart due in the same run then follows the HUP, which is harmless.
+
+    name
+        ``qmail-send``.
+    supervisor, home, service_dir, daemontools_bin
+        As for ``running``.
+    reasons
+        The watched states' IDs, each with the control file it manages.
+    """
+    ret = _ret(name)
     try:
-        low, running_ = __low__, __running__
-    except NameError:  # called outside a state run
-        return []
-    found = []
-    for req in low.get("__reqs__", {}).get("watch", []):
-        run = running_.get(_gen_tag(req))
-        if run and run.get("changes"):
-            found.append((req["state"], req["fun"], req["__id__"], run["changes"]))
-    return found
+        _check_name(name, supervisor)
+        if name != SEND:
+            raise SaltInvocationError(f"name: only {SEND} re-reads files on SIGHUP")
+    except SaltInvocationError as exc:
+        return _fail(ret, exc)
+    ret["comment"] = f"{name} re-reads {', '.join(sorted(set((reasons or {}).values())))} " \
+                     "on SIGHUP when they change"
+    return ret
 
 
-def _actions(name, watched):
-    """What the watched changes call for: {"restart"|"hup"|"newmrh": [ids]}."""
-    actions = {}
-    for state, fun, sid, changes in watched:
-        if state == "qmail_control":
-            wanted = changes.get("reload") or []
-            wanted = [wanted] if isinstance(wanted, str) else wanted
-            if fun == "absent":  # a removed morercpthosts leaves no .cdb to build
-                wanted = [w for w in wanted if w != "newmrh"]
-        elif sid.endswith("-log-run-file-managed"):
-            wanted = ["log"]  # multilog's own supervise: the service keeps running
-        else:
-            wanted = ["restart"]
-        for action in wanted:
-            if name != SEND and action != "restart":
-                continue  # qmail-smtpd reads control files per connection
-            actions.setdefault(action, []).append(sid)
-    return actions
+def morercpthosts_compiled(name, home):
+    """
+    Make sure ``<name>.cdb``, which qmail-smtpd reads instead of
+    ``morercpthosts`` itself, is built from ``name`` and not older than it;
+    watched changes (of ``name``) build it again with qmail-newmrh.
+
+    name
+        The morercpthosts file, ``<home>/control/morercpthosts``.
+    home
+        The qmail home (its ``bin/qmail-newmrh``).
+    """
+    ret = _ret(name)
+    cdb = f"{name}.cdb"
+    try:
+        source = os.stat(name).st_mtime_ns
+    except FileNotFoundError:
+        ret["comment"] = f"{name} does not exist (yet): nothing to build"
+        return ret
+    try:
+        stale = os.stat(cdb).st_mtime_ns < source
+    except FileNotFoundError:
+        return _newmrh(ret, name, home, "it is missing")
+    if stale:
+        return _newmrh(ret, name, home, f"it is older than {name}")
+    ret["comment"] = f"{cdb} is up to date"
+    return ret
+
+
+def _newmrh(ret, name, home, why):
+    cdb = f"{name}.cdb"
+    ret["changes"] = {"newmrh": cdb}
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"{cdb} would be built by qmail-newmrh: {why}")
+        return ret
+    try:
+        __salt__["qmail_service.newmrh"](home)
+    except (CommandExecutionError, SaltInvocationError) as exc:
+        return _fail(ret, exc)
+    ret["comment"] = f"{cdb} built by qmail-newmrh: {why}"
+    return ret
+
+
+def log_restarted(name, supervisor, service_dir=None, daemontools_bin=None):
+    """
+    Restart the multilog of service ``name`` (daemontools: ``svc -t`` on its
+    ``log/``) when a watched state changed its run script: multilog reads
+    its size and count at start. The service itself keeps running. By
+    itself it changes nothing; other supervisors have no multilog.
+
+    name
+        ``qmail-send``, ``qmail-smtpd`` or ``qmail-smtpsd``.
+    supervisor
+        ``daemontools`` (anything else: nothing to do).
+    """
+    ret = _ret(name)
+    ret["comment"] = f"{name}'s multilog restarts when its run script changes"
+    return ret
+
+
+def _because(home, reasons):
+    """
+    The watched states that call for a reaction, for ``changes``: those
+    whose control file changed in this run (or would, under test=True); when
+    none did, the other watched states (run script, rc, unit, build), one
+    of which changed; with neither, every watched state.
+    """
+    reasons = reasons or {}
+    told = __salt__["qmail_control.changed"](home) if any(reasons.values()) else {}
+    because = [sid for sid, file in reasons.items() if file and file in told]
+    return sorted(because or [sid for sid, file in reasons.items() if not file]
+                  or reasons)
 
 
 def _restart_log(name, paths):
     """multilog reads its size and count at start: restart it (svc -t on the
-    service's log/, when its supervise runs) and leave the service alone."""
-    if paths["supervisor"] != "daemontools":
-        return
+    service's log/, when its supervise runs) and leave the service alone.
+    Returns whether it ran."""
     bindir = paths["daemontools_bin"]
     log_dir = os.path.join(paths["service_dir"], name, "log")
     if __salt__["cmd.retcode"]([os.path.join(bindir, "svok"), log_dir], python_shell=False,
                                ignore_retcode=True):
-        return  # not supervised yet: svscan starts it with the new run script
+        return False  # not supervised yet: svscan starts it with the new run script
     log.info("qmail_service: svc -t %s", log_dir)
     proc = __salt__["cmd.run_all"]([os.path.join(bindir, "svc"), "-t", log_dir],
                                    python_shell=False, ignore_retcode=True)
     if proc["retcode"]:
         raise CommandExecutionError(f"svc -t {log_dir} failed: {proc['stderr']}")
+    return True
+
+
+def _watch_log(ret, name, paths):
+    if paths["supervisor"] != "daemontools":
+        ret["comment"] = f"{name} has no multilog under {paths['supervisor']}"
+        return ret
+    ret["changes"] = {"log": "restart"}
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"{name}'s multilog would be restarted")
+    elif _restart_log(name, paths):
+        ret["comment"] = f"{name}'s multilog restarted"
+    else:
+        ret.update(changes={}, comment=f"{name}'s multilog is not supervised yet: "
+                                       "svscan starts it with the new run script")
+    return ret
+
+
+def _watch_signal(ret, name, action, kwargs):
+    """
+    A restart (``running``) or a HUP (``send_reloaded``) of ``name``, with
+    the reason in ``changes``; under test=True only reported.
+    """
+    paths = _paths(kwargs["supervisor"], kwargs.get("service_dir"),
+                   kwargs.get("daemontools_bin"))
+    home = kwargs["home"]
+    pid = __salt__["qmail_service.service_pid"](name, **paths)
+    if action == "hup" and pid is None:
+        # Ordered before running: it starts qmail-send, which reads them then.
+        ret["comment"] = f"{name} is not running: it reads them when it starts"
+        return ret
+    ret["changes"] = {"action": action, "because": _because(home, kwargs.get("reasons")),
+                      "pid": {"old": pid}}
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"{name} would be told: {action}")
+        return ret
+    if action == "hup":
+        __salt__["qmail_service.hup"](**paths)
+        ret["changes"]["pid"]["new"] = pid
+    else:
+        ret["changes"]["pid"]["new"] = __salt__["qmail_service.restart"](
+            home=home, service=name, **paths)
+    ret["comment"] = f"{name} told: {action}"
+    return ret
 
 
 def mod_watch(name, sfun=None, **kwargs):
     """
-    What a watched change does (not called directly): for ``running``, a
-    restart, a HUP and/or qmail-newmrh, as the changes call for (see the
-    module's docstring); for ``tcp_rules_compiled``, compile again; for
-    ``inetd_reloaded``, HUP to inetd. ``test=True`` reports it in
+    What a watched change does (not called directly), by the watching
+    state's function: ``running`` restarts, ``send_reloaded`` HUPs
+    qmail-send, ``morercpthosts_compiled`` runs qmail-newmrh,
+    ``tcp_rules_compiled`` compiles again, ``inetd_reloaded`` HUPs inetd,
+    ``log_restarted`` restarts multilog. ``test=True`` reports it in
     ``changes`` and does nothing.
     """
     ret = _ret(name)
-    test = __opts__["test"]
-    if sfun == "tcp_rules_compiled":
-        return _compile_rules(ret, name, kwargs["ucspi_bin"], "its source changed")
-    if sfun == "inetd_reloaded":
-        ret["changes"] = {"hup": "inetd"}
-        if test:
-            ret.update(result=None, comment=f"inetd would re-read {name}")
-            return ret
-        try:
-            pids = __salt__["qmail_service.reload_inetd"](missing_ok=kwargs.get("missing_ok"))
-        except (CommandExecutionError, SaltInvocationError) as exc:
-            return _fail(ret, exc)
-        ret.update(changes={"hup": pids} if pids else {},
-                   comment=f"inetd re-read {name}" if pids else "no inetd runs")
-        return ret
-    if sfun != "running":
-        return _fail(ret, f"qmail_service.{sfun} has no watch action")
-    supervisor = kwargs["supervisor"]
-    home = kwargs["home"]
-    paths = _paths(supervisor, kwargs.get("service_dir"), kwargs.get("daemontools_bin"))
-    actions = _actions(name, _watched_changes())
-    changes = ret["changes"]
     try:
-        _newmrh(home, changes, "newmrh" in actions)
-        pid = __salt__["qmail_service.service_pid"](name, **paths)
-        if "log" in actions:
-            changes["log"] = {"restart": actions["log"]}
-            if not test:
-                _restart_log(name, paths)
-        action = "restart" if "restart" in actions else "hup" if "hup" in actions else None
-        if action:
-            changes.update(action=action, because=actions[action], pid={"old": pid})
-            if test:
-                pass
-            elif action == "restart" or pid is None:
-                changes["pid"]["new"] = __salt__["qmail_service.restart"](
-                    home=home, service=name, **paths)
-            else:
-                __salt__["qmail_service.hup"](**paths)
-                changes["pid"]["new"] = pid
+        if sfun == "running":
+            _check_name(name, kwargs["supervisor"])
+            return _watch_signal(ret, name, "restart", kwargs)
+        if sfun == "send_reloaded":
+            return _watch_signal(ret, name, "hup", kwargs)
+        if sfun == "morercpthosts_compiled":
+            if not os.path.exists(name) and not __opts__["test"]:
+                ret["comment"] = f"{name} does not exist: nothing to build"
+                return ret
+            return _newmrh(ret, name, kwargs["home"], f"{os.path.basename(name)} changed")
+        if sfun == "tcp_rules_compiled":
+            return _compile_rules(ret, name, kwargs["ucspi_bin"], "its source changed")
+        if sfun == "inetd_reloaded":
+            return _watch_inetd(ret, name, kwargs.get("missing_ok"))
+        if sfun == "log_restarted":
+            return _watch_log(ret, name, _paths(kwargs["supervisor"], kwargs.get(
+                "service_dir"), kwargs.get("daemontools_bin")))
     except (SaltInvocationError, CommandExecutionError) as exc:
         return _fail(ret, exc)
-    if not changes:
-        ret["comment"] = f"{name} needs nothing for these changes (read per message)"
-    elif test:
-        ret.update(result=None, comment=f"{name} would be told: " + ", ".join(
-            sorted(a for a in ("restart", "hup", "newmrh", "log") if a in changes or
-                   changes.get("action") == a)))
-    else:
-        ret["comment"] = f"{name} told: " + ", ".join(
-            sorted(a for a in ("restart", "hup", "newmrh", "log") if a in changes or
-                   changes.get("action") == a))
+    return _fail(ret, f"qmail_service.{sfun} has no watch action")
+
+
+def _watch_inetd(ret, name, missing_ok):
+    ret["changes"] = {"hup": "inetd"}
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"inetd would re-read {name}")
+        return ret
+    pids = __salt__["qmail_service.reload_inetd"](missing_ok=missing_ok)
+    ret.update(changes={"hup": pids} if pids else {},
+               comment=f"inetd re-read {name}" if pids else "no inetd runs")
     return ret

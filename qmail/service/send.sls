@@ -1,15 +1,38 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
 # qmail-send, from the run script that execs <home>/rc, under the supervisor
-# of qmail:service:supervisor. qmail_service.running watches what qmail-send
-# reads only at start and the control files it must be told of: its
-# mod_watch restarts it, HUPs it (locals, virtualdomains: same PID) or runs
-# qmail-newmrh (morercpthosts), as each change calls for.
+# of qmail:service:supervisor. Each reaction qmail-send(8) needs is a state
+# that watches the changes calling for it (control files grouped by
+# qmail.control_reload): restart (qmail_service.running: the files read only
+# at start, rc, the run script, the unit, a reinstall), HUP (send_reloaded:
+# locals, virtualdomains; same PID) and qmail-newmrh (morercpthosts_compiled,
+# for qmail-smtpd). Files read per message are watched by nothing.
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
 {%- set supervisor = qmail.service.supervisor %}
 {%- set paths = qmail.lookup.service %}
 {%- set home = qmail.lookup.home %}
+{#- Watched state ID -> the control file it manages, by reaction: what each
+    reaction watches, and what it names as the reason of a change. #}
+{%- set reasons = {"restart": {}, "hup": {}, "newmrh": {}} %}
+{%- for action, found in reasons | dictsort %}
+{%-   for name in qmail.control_reload[action] %}
+{%-     set kind = "managed" if name in qmail.control_managed else "absent" %}
+{%-     do found.update({"qmail-control-file-" ~ kind ~ "-" ~ name: name}) %}
+{%-   endfor %}
+{%- endfor %}
+{#- What else qmail-send reads only at start: file states -> null. #}
+{%- set restart_files = ["qmail-service-send-run-file-managed", "qmail-build-rc-file-managed"] %}
+{%- if supervisor == "systemd" %}
+{%-   do restart_files.append("qmail-service-send-unit-file-managed") %}
+{%- endif %}
+{%- for sid in restart_files %}
+{%-   do reasons.restart.update({sid: none}) %}
+{%- endfor %}
+{%- do reasons.restart.update({"qmail-build-tree-qmail_build-installed": none}) %}
+{%- set service_args = {"supervisor": supervisor, "home": home,
+                        "service_dir": paths.service_dir,
+                        "daemontools_bin": paths.daemontools_bin} %}
 
 include:
   - {{ (tplroot ~ ".build") | json }}
@@ -109,6 +132,8 @@ qmail-service-send-link-file-symlink:
       - file: qmail-build-rc-file-managed
       - service: qmail-service-svscan-service-running
       - qmail_control: qmail-control-file-managed-me
+      # svscan starts qmail-send once linked: HUP only one that ran before.
+      - qmail_service: qmail-service-send-hup-qmail_service-send_reloaded
 
 {%- elif supervisor == "bootscript" %}
 
@@ -136,35 +161,87 @@ qmail-service-send-bootscript-file-blockreplace:
       - file: qmail-service-send-bootscript-file-managed
 {%- endif %}
 
+# HUP first: a restart due in the same run then follows it (harmless); on
+# a host where qmail-send does not run yet there is nothing to HUP.
+qmail-service-send-hup-qmail_service-send_reloaded:
+  qmail_service.send_reloaded:
+    - name: qmail-send
+{%- for key, value in service_args | dictsort %}
+    - {{ key | json }}: {{ value | json }}
+{%- endfor %}
+    - reasons: {{ reasons.hup | json }}
+{%- if reasons.hup %}
+    - watch:
+{%-   for sid in reasons.hup %}
+      - qmail_control: {{ sid | json }}
+{%-   endfor %}
+{%- endif %}
+
+{%- if supervisor == "systemd" %}
+
+# Boot apart from running: a change there must not stand in for a restart.
+qmail-service-send-qmail_service-enabled:
+  qmail_service.enabled:
+    - name: qmail-send
+    - supervisor: systemd
+    - require:
+      - file: qmail-service-send-unit-file-managed
+{%- endif %}
+
 qmail-service-send-qmail_service-running:
   qmail_service.running:
     - name: qmail-send
-    - supervisor: {{ supervisor | json }}
-    - home: {{ home | json }}
-    - service_dir: {{ paths.service_dir | json }}
-    - daemontools_bin: {{ paths.daemontools_bin | json }}
+{%- for key, value in service_args | dictsort %}
+    - {{ key | json }}: {{ value | json }}
+{%- endfor %}
+    - enable: false
+    - reasons: {{ reasons.restart | json }}
     - require:
       - qmail_control: qmail-control-file-managed-me
+      - qmail_service: qmail-service-send-hup-qmail_service-send_reloaded
 {%- if supervisor == "daemontools" %}
       - file: qmail-service-send-link-file-symlink
 {%- elif supervisor == "bootscript" %}
       - file: qmail-service-send-bootscript-file-blockreplace
 {%- endif %}
     - watch:
-      - file: qmail-service-send-run-file-managed
-      - file: qmail-build-rc-file-managed
+{%- for sid, file in reasons.restart | dictsort %}
+{%-   if file %}
+      - qmail_control: {{ sid | json }}
+{%-   endif %}
+{%- endfor %}
+{%- for sid in restart_files %}
+      - file: {{ sid | json }}
+{%- endfor %}
       - qmail_build: qmail-build-tree-qmail_build-installed
-{%- if supervisor == "systemd" %}
-      - file: qmail-service-send-unit-file-managed
-{%- elif supervisor == "daemontools" %}
+{%- if supervisor == "daemontools" %}
+
+# multilog reads its size and count at start: restart it, not qmail-send.
+qmail-service-send-log-qmail_service-log_restarted:
+  qmail_service.log_restarted:
+    - name: qmail-send
+    - supervisor: {{ supervisor | json }}
+    - service_dir: {{ paths.service_dir | json }}
+    - daemontools_bin: {{ paths.daemontools_bin | json }}
+    - require:
+      - file: qmail-service-send-link-file-symlink
+    - watch:
       - file: qmail-service-send-log-run-file-managed
 {%- endif %}
-{%- for action in ["restart", "hup", "newmrh"] %}
-{%-   for name in qmail.control_reload[action] %}
-{%-     if name in qmail.control_managed %}
-      - qmail_control: {{ ("qmail-control-file-managed-" ~ name) | json }}
-{%-     else %}
-      - qmail_control: {{ ("qmail-control-file-absent-" ~ name) | json }}
+
+{#- qmail-smtpd reads morercpthosts only as morercpthosts.cdb. #}
+{%- for name in qmail.service.newmrh_build %}
+
+{{ ("qmail-service-send-" ~ name ~ "-cdb-qmail_service-morercpthosts_compiled") | json }}:
+  qmail_service.morercpthosts_compiled:
+    - name: {{ (home ~ "/control/" ~ name) | json }}
+    - home: {{ home | json }}
+    - require:
+      - qmail_build: qmail-build-tree-qmail_build-installed
+    - watch:
+{%-   for sid, file in reasons.newmrh | dictsort %}
+{%-     if file == name %}
+      - qmail_control: {{ sid | json }}
 {%-     endif %}
 {%-   endfor %}
 {%- endfor %}

@@ -155,6 +155,17 @@ qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
 {%-     endif %}
 {%-   endif %}
 
+{%-   if supervisor == "systemd" %}
+
+# Boot apart from running: a change there must not stand in for a restart.
+{{ (prefix ~ "-qmail_service-enabled") | json }}:
+  qmail_service.enabled:
+    - name: {{ svc.name | json }}
+    - supervisor: systemd
+    - require:
+      - file: {{ (prefix ~ "-unit-file-managed") | json }}
+{%-   endif %}
+
 {{ (prefix ~ "-qmail_service-running") | json }}:
   qmail_service.running:
     - name: {{ svc.name | json }}
@@ -162,6 +173,7 @@ qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
 {%-   for key, value in service_args | dictsort %}
     - {{ key | json }}: {{ value | json }}
 {%-   endfor %}
+    - enable: false
     - require:
       - qmail_control: qmail-control-file-managed-rcpthosts
       - qmail_service: qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled
@@ -179,6 +191,17 @@ qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
 {%-   if supervisor == "systemd" %}
       - file: {{ (prefix ~ "-unit-file-managed") | json }}
 {%-   elif supervisor == "daemontools" %}
+
+# multilog reads its size and count at start: restart it, not the service.
+{{ (prefix ~ "-log-qmail_service-log_restarted") | json }}:
+  qmail_service.log_restarted:
+    - name: {{ svc.name | json }}
+    - supervisor: {{ supervisor | json }}
+    - service_dir: {{ paths.service_dir | json }}
+    - daemontools_bin: {{ paths.daemontools_bin | json }}
+    - require:
+      - file: {{ (prefix ~ "-link-file-symlink") | json }}
+    - watch:
       - file: {{ (prefix ~ "-log-run-file-managed") | json }}
 {%-   endif %}
 {%- endfor %}

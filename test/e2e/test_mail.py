@@ -175,10 +175,12 @@ def test_mail_queued_while_the_spool_is_down_arrives_after_a_reapply(mail):
 
 
 SEND_RUNNING = "qmail-service-send-qmail_service-running"
+SEND_HUP = "qmail-service-send-hup-qmail_service-send_reloaded"
+NEWMRH = "qmail-service-send-morercpthosts-cdb-qmail_service-morercpthosts_compiled"
 
 
-def send_state(ret, fqdn=SPOOL):
-    return next(v for v in ret[fqdn].values() if v["__id__"] == SEND_RUNNING)
+def send_state(ret, fqdn=SPOOL, state_id=SEND_RUNNING):
+    return next(v for v in ret[fqdn].values() if v["__id__"] == state_id)
 
 
 def started(host, pid):
@@ -186,7 +188,7 @@ def started(host, pid):
     return host.run(["cut", "-d", " ", "-f", "22", f"/proc/{pid}/stat"], check=True).stdout
 
 
-def predicted_signal(mail, pid):
+def predicted_signal(mail, pid, state_id=SEND_RUNNING):
     """
     ``state.apply test=True`` after a control change: what it says qmail-send
     would be told, checking that it told it nothing (same PID, same start
@@ -195,7 +197,7 @@ def predicted_signal(mail, pid):
     spool = mail.spool
     before = (started(spool, pid), spool.run("md5sum /var/qmail/control/*").stdout)
     ret = mail.apply(target=[SPOOL], test=True)
-    state = send_state(ret)
+    state = send_state(ret, state_id=state_id)
     assert state["result"] is None
     assert mail.send_pid() == pid
     assert (started(spool, pid), spool.run("md5sum /var/qmail/control/*").stdout) == before
@@ -217,10 +219,11 @@ def test_control_changes_hup_or_restart_without_losing_queued_mail(mail):
     # locals: qmail-send re-reads it on HUP, keeps its PID, and takes the new name.
     pid = mail.send_pid()
     mail.set_spool_control(locals=["localhost.cla.kobe-u.ac.jp", SPOOL, "mail.cla.kobe-u.ac.jp"])
-    assert predicted_signal(mail, pid) == ("hup", ["qmail-control-file-managed-locals"])
+    assert predicted_signal(mail, pid, SEND_HUP) == (
+        "hup", ["qmail-control-file-managed-locals"])
     ret = mail.apply(target=[SPOOL])
-    assert changed(ret)[SPOOL] == ["qmail-control-file-managed-locals", SEND_RUNNING]
-    assert send_state(ret)["changes"]["action"] == "hup"
+    assert changed(ret)[SPOOL] == ["qmail-control-file-managed-locals", SEND_HUP]
+    assert send_state(ret, state_id=SEND_HUP)["changes"]["action"] == "hup"
     assert mail.send_pid() == pid
     hup_subject = f"hup {uuid.uuid4().hex}"
     mail.sendmail(spool, "someone@mail.cla.kobe-u.ac.jp", hup_subject)
@@ -254,8 +257,8 @@ def test_morercpthosts_takes_effect_through_qmail_newmrh(mail):
     assert smtp.rcpt(mail.spool.ip, "someone@lists.example.org") == 553
     mail.set_spool_control(morercpthosts=["lists.example.org"])
     ret = mail.apply(target=[SPOOL])
-    assert changed(ret)[SPOOL] == ["qmail-control-file-managed-morercpthosts", SEND_RUNNING]
-    assert send_state(ret)["changes"] == {
+    assert changed(ret)[SPOOL] == ["qmail-control-file-managed-morercpthosts", NEWMRH]
+    assert send_state(ret, state_id=NEWMRH)["changes"] == {
         "newmrh": "/var/qmail/control/morercpthosts.cdb"}  # no restart, no HUP
     assert mail.spool.exists("/var/qmail/control/morercpthosts.cdb")
     # qmail-smtpd reads the .cdb per connection: accepted at once.

@@ -206,7 +206,7 @@ def test_restarts_and_reapplies_under_load_lose_and_duplicate_nothing(fleet, tot
     kinds = [kind for kind, _ in log]
     print(f"churn during {total} messages: {kinds}")
     assert {"hup", "restart", "full"} <= set(kinds)
-    assert any("qmail-service-send-qmail_service-running" in ids
+    assert any("qmail-service-send-hup-qmail_service-send_reloaded" in ids
                for kind, ids in log if kind == "hup")
     ids = fleet.wait_all(tag, total, 900)
     assert len(ids) == total, f"{len(ids)} delivered, {len(set(ids))} distinct"

@@ -106,10 +106,11 @@ def test_mail_from_the_boot_script_client_reaches_the_daemontools_spool(supervis
 
 
 SEND_RUNNING = "qmail-service-send-qmail_service-running"
+SEND_HUP = "qmail-service-send-hup-qmail_service-send_reloaded"
 
 
-def send_changes(ret, fqdn=SPOOL):
-    return next(v for v in ret[fqdn].values() if v["__id__"] == SEND_RUNNING)["changes"]
+def send_changes(ret, fqdn=SPOOL, state_id=SEND_RUNNING):
+    return next(v for v in ret[fqdn].values() if v["__id__"] == state_id)["changes"]
 
 
 def started(host, pid):
@@ -124,12 +125,12 @@ def test_control_changes_signal_through_each_supervisor(supervised):
     supervised.set_spool_control(
         locals=["localhost.cla.kobe-u.ac.jp", SPOOL, "mx.cla.kobe-u.ac.jp"])
     predicted = supervised.apply(target=[SPOOL], test=True)
-    assert send_changes(predicted)["action"] == "hup"  # predicted, not sent:
+    assert send_changes(predicted, state_id=SEND_HUP)["action"] == "hup"  # predicted, not sent:
     assert supervised.call(SPOOL, "qmail_service.send_pid") == spool_pid
     assert started(supervised.spool, spool_pid) == spool_started
     ret = supervised.apply(target=[SPOOL])
-    assert SEND_RUNNING in changed(ret)[SPOOL]
-    assert send_changes(ret)["action"] == "hup"
+    assert SEND_HUP in changed(ret)[SPOOL]
+    assert send_changes(ret, state_id=SEND_HUP)["action"] == "hup"
     assert supervised.call(SPOOL, "qmail_service.send_pid") == spool_pid
     assert started(supervised.spool, spool_pid) == spool_started
 

@@ -86,6 +86,8 @@ SEND_SYSTEMD = {"qmail-service-send-unit-file-managed"}
 SMTPD_SYSTEMD = {"qmail-service-smtpd-unit-file-managed"}
 SEND = "qmail-service-send-qmail_service-running"
 SMTPD = "qmail-service-smtpd-qmail_service-running"
+HUP = "qmail-service-send-hup-qmail_service-send_reloaded"
+NEWMRH = "qmail-service-send-morercpthosts-cdb-qmail_service-morercpthosts_compiled"
 SMTPD_OFF = {"qmail-service-smtpd-systemd-qmail_service-dead",
              "qmail-service-smtpd-daemontools-qmail_service-dead"}
 INETD_LINE = "qmail-service-smtpd-inetd-line-file-replace"
@@ -94,7 +96,8 @@ INETD_RELOAD = "qmail-service-smtpd-inetd-qmail_service-inetd_reloaded"
 RULES_CDB = "qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled"
 # qmail-smtpd under tcpserver needs a supervisor (and its unit folder) this
 # machine does not have.
-NEEDS_SUPERVISOR = [SMTPD, "qmail-service-smtpd-unit-file-managed"]
+NEEDS_SUPERVISOR = [SMTPD, "qmail-service-smtpd-unit-file-managed",
+                    "qmail-service-smtpd-qmail_service-enabled"]
 
 
 @pytest.mark.parametrize("qmail, present, absent", [
@@ -130,8 +133,8 @@ def test_morercpthosts_change_rebuilds_its_cdb(salt_call, etc):
     salt_call.set_pillar(pillar(salt_call.home, etc, me=SPOOL,
                                 control={"morercpthosts": ["example.org"]}))
     ret = salt_call.run("state.show_sls", "qmail.service")
-    # qmail-send's mod_watch runs qmail-newmrh when the file changes.
-    assert {"qmail_control": "qmail-control-file-managed-morercpthosts"} in watched(ret, SEND)
+    # The newmrh state's mod_watch runs qmail-newmrh when the file changes.
+    assert {"qmail_control": "qmail-control-file-managed-morercpthosts"} in watched(ret, NEWMRH)
     salt_call.set_pillar(pillar(salt_call.home, etc, me=SPOOL,
                                 control={"morercpthosts": None}))
     ret = salt_call.run("state.show_sls", "qmail.service")
@@ -145,14 +148,16 @@ def test_control_changes_reach_qmail_send_the_right_way(salt_call, etc):
                                          "concurrencyremote": 40, "databytes": 1000000}))
     ret = salt_call.run("state.show_sls", "qmail.service")
     watch = watched(ret, SEND)
-    # HUP (decided by mod_watch from the control state's `reload: hup`).
-    assert {"qmail_control": "qmail-control-file-managed-locals"} in watch
-    assert {"qmail_control": "qmail-control-file-managed-virtualdomains"} in watch
+    # HUP: the HUP state watches these two, qmail-send's restart does not.
+    hup = watched(ret, HUP)
+    assert {"qmail_control": "qmail-control-file-managed-locals"} in hup
+    assert {"qmail_control": "qmail-control-file-managed-virtualdomains"} in hup
+    assert not [w for w in watch if "locals" in str(w) or "virtualdomains" in str(w)]
     # Restart.
     assert {"qmail_control": "qmail-control-file-managed-concurrencyremote"} in watch
     assert {"qmail_control": "qmail-control-file-managed-me"} in watch
     # Read per message by qmail-smtpd: nothing to tell anyone.
-    assert not [w for w in watch if "databytes" in str(w)]
+    assert not [w for w in watch + hup if "databytes" in str(w)]
     assert not [w for w in watched(ret, SMTPD) if "qmail_control" in w]
 
 

@@ -161,6 +161,7 @@ CASES = [
     ("qmail_control.reload_action", [None], {}, "name"),
     ("qmail_control.list", [], {"home": "relative"}, "home"),
     ("qmail_control.showctl", [], {"home": "/bin"}, "home"),
+    ("qmail_control.changed", [], {"home": "relative"}, "home"),
     ("qmail_control.derive", ["relay", "a.example.org"], {}, "qmail:role"),
     ("qmail_control.derive", ["spool", "a b"], {}, "qmail:me"),
     # qmail_mta_package

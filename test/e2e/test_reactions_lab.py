@@ -33,16 +33,17 @@ NEWMRH = "qmail-service-send-morercpthosts-cdb-qmail_service-morercpthosts_compi
 
 
 class Spools(Fleet):
-    def __init__(self, master, hosts, source):
+    def __init__(self, master, hosts, source, build):
         super().__init__(master, hosts)
         self.source = source
+        self.build = build  # lab.buildcache: the tree compiled once
         self.control = {}
         self.delivery = None
 
     def pillars(self):
         pillars = {}
         for fqdn, supervisor in ((SYSTEMD, "systemd"), (DAEMONTOOLS, "daemontools")):
-            qmail = {"role": "spool", "source": self.source,
+            qmail = {"role": "spool", "source": self.source, "build": self.build,
                      "service": {"supervisor": supervisor}}
             if self.control:
                 qmail["control"] = dict(self.control)
@@ -88,7 +89,8 @@ def predicted(spools):
 @pytest.fixture(scope="module")
 def spools(lab_master, lab_hosts_module, qmail_source):
     hosts = lab_hosts_module(list(SPOOLS), image="base")
-    the_lab = Spools(lab_master, hosts, lab_master.put_source(qmail_source))
+    the_lab = Spools(lab_master, hosts, lab_master.put_source(qmail_source),
+                     lab_master.prebuilt(qmail_source))
     the_lab.converge(the_lab.pillars())
     for host in the_lab.hosts.values():  # svscan looks for new services every 5 s
         wait_until(lambda ip=host.ip: smtp.greeting(ip)[0] == 220, 60,

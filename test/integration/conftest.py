@@ -14,7 +14,8 @@ import sys
 import pytest
 import yaml
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+HERE = pathlib.Path(__file__).resolve().parent
+REPO = HERE.parents[1]
 SALT_CALL = pathlib.Path(sys.executable).with_name("salt-call")
 
 
@@ -54,6 +55,21 @@ class SaltCall:
         if check and proc.returncode != 0:
             raise AssertionError(f"{cmd} exited {proc.returncode}:\n{proc.stdout}")
         return data
+
+    def call_many(self, cases, workdir):
+        """Run each case (see ``render_many.py``) in one Salt process; the
+        results in order."""
+        cases_path, results_path = workdir / "cases.json", workdir / "results.json"
+        cases_path.write_text(json.dumps(cases))
+        env = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning")
+        proc = subprocess.run(
+            [sys.executable, str(HERE / "render_many.py"), str(self.root), str(cases_path),
+             str(results_path)], capture_output=True, text=True, env=env, check=False,
+            timeout=1800)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        results = json.loads(results_path.read_text())
+        assert len(results) == len(cases)
+        return results
 
     @staticmethod
     def changed(ret):

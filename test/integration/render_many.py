@@ -1,40 +1,92 @@
 """
-Render the whole ``qmail`` formula (``state.show_sls qmail``) for many
-pillars in one Salt process: a masterless minion's ``Caller``, the pillar
-of each case passed as the pillar override. Used by the corpus test, so
-that 200+ pillars cost seconds, not 200 ``salt-call`` starts.
+Run one Salt function per case, for many cases in one Salt process: a
+masterless minion's ``Caller``, the pillar of each case passed as the
+pillar override. Used by the tables of bad pillars (the corpus, and those
+of control, build, service and sendmail), so that a case costs a fraction
+of a second, not a ``salt-call`` start.
 
     python render_many.py MINION_CONFIG_DIR CASES.json RESULTS.json
 
-CASES.json: a list of ``{"qmail": {...}}`` pillars. RESULTS.json: per
-case ``{"errors": [...]}`` (render errors as Salt returns them),
-``{"states": N}`` (it rendered), or ``{"exception": "<traceback>"}``.
+CASES.json: a list of cases ``{"pillar": {"qmail": {...}}, "fun": ...,
+"args": [...], "kwargs": {...}, "grains": {...}, "watch": PATH}``, all optional:
+``fun`` defaults to ``state.show_sls`` and ``args``
+to ``["qmail"]``. ``grains`` are static grains for that case (a Caller per
+set of grains); ``watch`` a folder whose snapshot (see ``snapshot``) is
+taken after the call, to prove that the call changed nothing there.
+
+RESULTS.json: per case ``{"errors": [...]}`` (render errors as Salt returns
+them), ``{"states": N, "changed": [IDs]}`` (a state return: it rendered),
+``{"return": ...}`` (any other function), or ``{"exception":
+"<traceback>"}``; with ``"snapshot"`` when the case has a ``watch``.
 """
 
+import hashlib
 import json
+import os
+import pathlib
 import sys
 import traceback
+
+
+def snapshot(root):
+    """Every path under ``root``: its type or content hash, mode, owner,
+    inode and mtime, as a JSON-able dict (``{}`` when ``root`` is absent)."""
+    result = {}
+    root = pathlib.Path(root)
+    for path in sorted(root.rglob("*")):
+        st = path.lstat()
+        if path.is_symlink():
+            content = "-> " + os.readlink(path)
+        elif path.is_file():
+            content = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            content = oct(st.st_mode)
+        result[str(path.relative_to(root))] = [content, st.st_mode, st.st_uid, st.st_ino,
+                                               st.st_mtime_ns]
+    return result
+
+
+def _result(ret):
+    if isinstance(ret, list):
+        return {"errors": [str(e) for e in ret]}
+    if isinstance(ret, dict) and all(isinstance(v, dict) for v in ret.values()):
+        return {"states": len(ret),
+                "changed": sorted(str(v.get("__id__", k)) for k, v in ret.items()
+                                  if v.get("changes"))}
+    return {"return": ret}
 
 
 def main(config_dir, cases_path, results_path):
     import salt.client  # pylint: disable=import-outside-toplevel
     import salt.config  # pylint: disable=import-outside-toplevel
 
-    opts = salt.config.minion_config(f"{config_dir}/minion")
-    caller = salt.client.Caller(mopts=opts)
+    callers = {}
+
+    def caller(grains):
+        key = json.dumps(grains, sort_keys=True)
+        if key not in callers:
+            opts = salt.config.minion_config(f"{config_dir}/minion")
+            if grains:
+                opts["grains"] = {**opts.get("grains", {}), **grains}
+            callers[key] = salt.client.Caller(mopts=opts)
+        return callers[key]
+
     with open(cases_path, encoding="utf-8") as handle:
         cases = json.load(handle)
     results = []
-    for pillar in cases:
+    for case in cases:
         try:
-            ret = caller.cmd("state.show_sls", "qmail", pillar=pillar)
+            kwargs = dict(case.get("kwargs", {}))
+            if "pillar" in case:
+                kwargs["pillar"] = case["pillar"]
+            ret = caller(case.get("grains")).cmd(case.get("fun", "state.show_sls"),
+                                                 *case.get("args", ["qmail"]), **kwargs)
+            result = _result(ret)
         except Exception:  # noqa: BLE001 - the test reports any traceback as a failure
-            results.append({"exception": traceback.format_exc()})
-            continue
-        if isinstance(ret, list):
-            results.append({"errors": [str(e) for e in ret]})
-        else:
-            results.append({"states": len(ret)})
+            result = {"exception": traceback.format_exc()}
+        if case.get("watch"):
+            result["snapshot"] = snapshot(case["watch"])
+        results.append(result)
     with open(results_path, "w", encoding="utf-8") as handle:
         json.dump(results, handle)
 

@@ -13,16 +13,13 @@ All cases render in one Salt process (``render_many.py``), not one
 """
 
 import copy
-import hashlib
-import json
 import os
 import pathlib
-import subprocess
-import sys
 
 import pytest
 import yaml
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from render_many import snapshot
 
 from lab import tls
 
@@ -74,21 +71,6 @@ def substitute(value, names):
         for name, text in names.items():
             value = value.replace(name, text)
     return value
-
-
-def snapshot(root):
-    """Every path under ``root`` with its type, mode, owner and content hash."""
-    result = {}
-    for path in sorted(root.rglob("*")):
-        st = path.lstat()
-        if path.is_symlink():
-            content = "-> " + os.readlink(path)
-        elif path.is_file():
-            content = hashlib.sha256(path.read_bytes()).hexdigest()
-        else:
-            content = oct(st.st_mode)
-        result[str(path.relative_to(root))] = (content, st.st_mode, st.st_uid, st.st_mtime_ns)
-    return result
 
 
 def tls_names():
@@ -161,15 +143,7 @@ def setup_root(root, setup):
 
 def render_all(salt_call, pillars, workdir):
     """Render ``state.show_sls qmail`` for each pillar in one Salt process."""
-    cases = workdir / "cases.json"
-    results = workdir / "results.json"
-    cases.write_text(json.dumps([{"qmail": p} for p in pillars]))
-    env = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning")
-    proc = subprocess.run(
-        [sys.executable, str(HERE / "render_many.py"), str(salt_call.root), str(cases),
-         str(results)], capture_output=True, text=True, env=env, check=False, timeout=1800)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(results.read_text())
+    return salt_call.call_many([{"pillar": {"qmail": p}} for p in pillars], workdir)
 
 
 @pytest.fixture(scope="module")

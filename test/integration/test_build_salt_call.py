@@ -97,16 +97,33 @@ def test_seed_mailbox_delivery_and_forwarding_aliases(salt_call):
     assert not any(k.startswith("qmail-aliases-maildir-") for k in got)
 
 
-@pytest.mark.parametrize("pillar, key", [
+BAD = [
     ({"source": {"url": "https://example.org/qmail.tar.gz"}}, "qmail:source:hash"),
     ({"source": {"hash": "sha256=xyz"}}, "qmail:source:hash"),
     ({"build": {"conf": {"spawn": 300}}}, "qmail:build:conf:spawn"),
     ({"aliases": {"root": ["ok", "two\nlines"]}}, "qmail:aliases:root[1]"),
     ({"delivery": "Mailbox"}, "qmail:delivery"),
     ({"build": {"share": {"bogus": 1}}}, "qmail:build:share:bogus"),
-])
-def test_bad_pillar_fails_the_render_naming_the_key(salt_call, pillar, key):
-    got = _rendered(salt_call, pillar)
-    text = json.dumps(got)
-    assert isinstance(got, list) and key in text, text
-    assert not salt_call.home.exists()
+]
+
+
+@pytest.fixture(scope="module")
+def bad_renders(salt_call_synced, tmp_path_factory):
+    """The SLS files rendered for each BAD pillar, in one Salt process."""
+    work = tmp_path_factory.mktemp("build-bad")
+    home = work / "qmail"
+    salt_call_synced.set_pillar({})  # each case's pillar is all the pillar there is
+    cases = [{"pillar": {"qmail": {"lookup": {"home": str(home)}, **bad}}, "args": [SLS]}
+             for bad, _ in BAD]
+    return home, salt_call_synced.call_many(cases, work)
+
+
+@pytest.mark.parametrize(("index", "key"), [(i, k) for i, (_, k) in enumerate(BAD)],
+                         ids=[k for _, k in BAD])
+def test_bad_pillar_fails_the_render_naming_the_key(bad_renders, index, key):
+    home, results = bad_renders
+    result = results[index]
+    assert "errors" in result, result
+    text = "\n".join(result["errors"])
+    assert key in text and "Traceback" not in text, text
+    assert not home.exists()

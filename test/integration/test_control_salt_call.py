@@ -7,6 +7,7 @@ idempotency, test mode, and bad pillars that must leave the tree unchanged.
 import hashlib
 
 import pytest
+from render_many import snapshot
 
 SPOOL = "ccs.cla.kobe-u.ac.jp"
 CLIENT = "hostname.cla.kobe-u.ac.jp"
@@ -199,33 +200,48 @@ def test_there_are_at_least_forty_bad_inputs():
 
 
 @pytest.fixture(scope="module")
-def converged(salt_call_synced, tmp_path_factory):
-    """A converged client tree that every bad pillar must leave alone."""
-    home = tmp_path_factory.mktemp("bad") / "qmail"
+def bad_runs(salt_call_synced, tmp_path_factory):
+    """``state.apply qmail`` for each BAD pillar (and ``qmail.control`` for a
+    client without a spool) over a converged client tree, in one Salt
+    process; the tree's snapshot before, and per case the result with the
+    tree's snapshot after it."""
+    work = tmp_path_factory.mktemp("bad")
+    home = work / "qmail"
     salt_call_synced.set_pillar(pillar(home, role="client", me=CLIENT, spool=SPOOL))
     salt_call_synced.apply("qmail.control")
-    return home
+    salt_call_synced.set_pillar({})  # each case's pillar is all the pillar there is
+    cases = []
+    for qmail, _ in BAD:
+        bad = {"role": "client", "me": CLIENT, "spool": SPOOL, "lookup": {"home": str(home)},
+               **qmail}
+        if isinstance(qmail.get("lookup"), dict):
+            bad["lookup"] = {"home": str(home), **qmail["lookup"]}
+        cases.append({"pillar": {"qmail": bad}, "fun": "state.apply", "args": ["qmail"]})
+    cases.append({"pillar": pillar(home, role="client", me=CLIENT), "fun": "state.apply",
+                  "args": ["qmail.control"]})
+    before = snapshot(home)
+    assert before
+    results = salt_call_synced.call_many([{**c, "watch": str(home)} for c in cases], work)
+    return before, results
 
 
-@pytest.mark.parametrize(("qmail", "key"), BAD, ids=[f"{i:02d}-{k}" for i, (_, k) in
-                                                     enumerate(BAD)])
-def test_bad_input_is_refused_and_changes_nothing(salt_call_synced, converged, qmail, key):
-    before = tree(converged)
-    good = {"role": "client", "me": CLIENT, "spool": SPOOL, "lookup": {"home": str(converged)}}
-    bad = {**good, **qmail}
-    if isinstance(qmail.get("lookup"), dict):
-        bad["lookup"] = {"home": str(converged), **qmail["lookup"]}
-    salt_call_synced.set_pillar({"qmail": bad})
-    ret = salt_call_synced.apply("qmail", check=False)
-    # A render error: no state of any concern ran, and the message names the key.
-    assert isinstance(ret, list), ret
-    assert f"template: {key}" in ret[0], ret[0]
-    assert tree(converged) == before
+def refused(run, index, key):
+    """A render error (no state of any concern ran) whose first message names
+    ``key``, no traceback, and the converged tree unchanged."""
+    before, results = run
+    result = results[index]
+    assert "exception" not in result, result["exception"]
+    assert "errors" in result, result
+    assert "Traceback" not in "\n".join(result["errors"])
+    assert f"template: {key}" in result["errors"][0], result["errors"][0]
+    assert result["snapshot"] == before
 
 
-def test_bad_pillar_fails_control_alone_too(salt_call_synced, converged):
-    before = tree(converged)
-    salt_call_synced.set_pillar(pillar(converged, role="client", me=CLIENT))
-    ret = salt_call_synced.apply("qmail.control", check=False)
-    assert isinstance(ret, list) and "template: qmail:spool:" in ret[0]
-    assert tree(converged) == before
+@pytest.mark.parametrize(("index", "key"), [(i, k) for i, (_, k) in enumerate(BAD)],
+                         ids=[f"{i:02d}-{k}" for i, (_, k) in enumerate(BAD)])
+def test_bad_input_is_refused_and_changes_nothing(bad_runs, index, key):
+    refused(bad_runs, index, key)
+
+
+def test_bad_pillar_fails_control_alone_too(bad_runs):
+    refused(bad_runs, len(BAD), "qmail:spool:")

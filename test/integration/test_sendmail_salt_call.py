@@ -15,6 +15,7 @@ import os
 
 import pytest
 import yaml
+from render_many import snapshot
 
 NO_SERVICE = "qmail-test-no-such-sendmail"
 
@@ -156,7 +157,10 @@ def set_os_family(minion, family):
     config_path.write_text(yaml.safe_dump(config))
 
 
-@pytest.fixture(params=["FreeBSD", "RedHat-old", "IRIX"])
+FAMILIES = ["FreeBSD", "RedHat-old", "IRIX"]
+
+
+@pytest.fixture(params=FAMILIES)
 def system(request, minion, tmp_path):
     set_os_family(minion, request.param)
     tree = OsTree(tmp_path / "os", request.param)
@@ -243,11 +247,30 @@ def test_apply_twice_then_clean(minion, system):
     assert minion.changed(minion.apply("qmail.sendmail.clean")) == []
 
 
-def test_bad_pillar_fails_before_any_change(minion, system):
-    before = system.snapshot()
-    pillar = system.pillar()
-    pillar["qmail"]["lookup"]["sendmail_ports"] = [25, "submission"]
-    minion.set_pillar(pillar)
-    ret = minion.apply("qmail.sendmail", check=False)
-    assert "qmail:lookup:sendmail_ports[1]" in str(ret)
-    assert system.snapshot() == before
+@pytest.fixture(scope="module")
+def bad_applies(minion, tmp_path_factory):
+    """``state.apply qmail.sendmail`` with a bad port on each system, in one
+    Salt process: per family the tree's snapshot before and the result
+    (with the snapshot after it)."""
+    work = tmp_path_factory.mktemp("sendmail-bad")
+    minion.set_pillar({})  # each case's pillar is all the pillar there is
+    before, cases = {}, []
+    for family in FAMILIES:
+        tree = OsTree(work / family, family)
+        pillar = tree.pillar()
+        pillar["qmail"]["lookup"]["sendmail_ports"] = [25, "submission"]
+        before[family] = snapshot(tree.root)
+        cases.append({"pillar": pillar, "fun": "state.apply", "args": ["qmail.sendmail"],
+                      "grains": {"os_family": family.split("-")[0]}, "watch": str(tree.root)})
+    results = minion.call_many(cases, work)
+    return {family: (before[family], result)
+            for family, result in zip(FAMILIES, results, strict=True)}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_bad_pillar_fails_before_any_change(bad_applies, family):
+    before, result = bad_applies[family]
+    assert "errors" in result, result
+    text = "\n".join(result["errors"])
+    assert "qmail:lookup:sendmail_ports[1]" in text and "Traceback" not in text, text
+    assert result["snapshot"] == before

@@ -11,7 +11,10 @@ are given the scratch one. The official source hash in the build examples
 is swapped for the scratch tarball's. Examples that change a host-wide
 service manager or alternatives run with ``test=True``; the few that need
 qmail running under its supervisor are listed in ``NEEDS_A_LAB_HOST`` with
-the reason, so a new function cannot slip in unrun.
+the reason, so a new function cannot slip in unrun. The few that run one of
+daemontools' or ucspi-tcp's programs (``ON_HOST``) run in
+test/integration/test_host_programs_salt_call.py, through ``salt-call`` on a
+machine that has them: unit needs nothing but the venv.
 """
 
 import ast
@@ -46,6 +49,12 @@ NEEDS_A_LAB_HOST = {
     "qmail_service.start": "starts qmail-send under systemd",
     "qmail_service.restart": "restarts a running qmail-send",
     "qmail_service.reload_inetd": "its first example expects a running inetd",
+}
+# Run a program of daemontools or ucspi-tcp (the example, as " ".join(argv[2:])).
+ON_HOST = {
+    "qmail_service.svstat qmail-smtpd": "svstat (daemontools)",
+    "qmail_service.send_pid supervisor=daemontools": "svstat (daemontools)",
+    "qmail_service.compile_tcp_rules /etc/tcp.smtp": "tcprules (ucspi-tcp)",
 }
 # Arguments that default to a system path, and their place in the scratch root.
 SCRATCH_DEFAULTS = {
@@ -105,14 +114,17 @@ def _examples():
 
 EXAMPLES = _examples()
 CALLS = [(fun, argv) for fun, commands in EXAMPLES for argv in commands
-         if fun not in NEEDS_A_LAB_HOST]
+         if fun not in NEEDS_A_LAB_HOST and " ".join(argv[2:]) not in ON_HOST]
+CALLS_ON_HOST = [(fun, argv) for fun, commands in EXAMPLES for argv in commands
+                 if " ".join(argv[2:]) in ON_HOST]
 
 
 def test_every_public_function_has_a_cli_example_of_its_own():
     missing = [fun for fun, commands in EXAMPLES
                if not any(argv[2] == fun for argv in commands)]
     assert missing == []
-    assert all(argv[:2] == ["salt", "*"] for _, argv in CALLS)
+    assert all(argv[:2] == ["salt", "*"] for _, argv in CALLS + CALLS_ON_HOST)
+    assert len(CALLS_ON_HOST) == len(ON_HOST)
 
 
 def test_the_examples_are_those_the_loader_offers(modules):
@@ -125,7 +137,12 @@ def test_the_examples_are_those_the_loader_offers(modules):
 def scratch(tmp_path):
     """The scratch root an example works in (each its own: extract empties
     its destination, restore undoes what neutralise did...)."""
-    root = tmp_path / "root"
+    return make_scratch(tmp_path / "root")
+
+
+def make_scratch(root):
+    """Lay out the scratch root at ``root``; {"root": root, "hash": the
+    scratch tarball's hash}."""
     home = root / "var/qmail"
     for folder in ("control", "alias", "queue/mess/0", "bin", "supervise/qmail-send"):
         (home / folder).mkdir(parents=True)
@@ -199,13 +216,11 @@ def _into(value, scratch):
     return value
 
 
-@pytest.mark.parametrize(("function", "argv"), CALLS,
-                         ids=[f"{f}-{i}" for i, (f, _) in enumerate(CALLS)])
-def test_cli_example_runs(modules, scratch, function, argv):
+def arguments(function, argv, scratch, params):
+    """The example's arguments as Salt parses them, moved into the scratch
+    root, with the scratch defaults of the parameters it leaves out."""
     args, kwargs = salt.utils.args.parse_input(argv[3:], condition=False)
     args, kwargs = _into(args, scratch), _into(kwargs, scratch)
-    fun = modules[argv[2]]
-    params = inspect.signature(fun.func).parameters
     given = set(list(params)[:len(args)]) | set(kwargs)
     for name, place in SCRATCH_DEFAULTS.items():
         if name in params and name not in given:
@@ -215,6 +230,15 @@ def test_cli_example_runs(modules, scratch, function, argv):
         kwargs.setdefault("sendmail", str(scratch["root"] / "var/qmail/bin/sendmail"))
     if function in TEST_MODE:
         kwargs["test"] = True
+    return args, kwargs
+
+
+@pytest.mark.parametrize(("function", "argv"), CALLS,
+                         ids=[f"{f}-{i}" for i, (f, _) in enumerate(CALLS)])
+def test_cli_example_runs(modules, scratch, function, argv):
+    fun = modules[argv[2]]
+    args, kwargs = arguments(function, argv, scratch,
+                             inspect.signature(fun.func).parameters)
     before = os.listdir("/var/lib") if os.path.isdir("/var/lib") else []
     fun(*args, **kwargs)  # raises on any error
     assert (os.listdir("/var/lib") if os.path.isdir("/var/lib") else []) == before

@@ -1,34 +1,18 @@
 """The qmail_service state module on Salt's loader, each case applied for
-real and with test=True: tcprules and morercpthosts.cdb compiled only when
-needed, what each reaction state does when a watched state changed (a
-restart or a HUP through stand-ins for daemontools, with the reason), and
-the states that need no supervisor here."""
+real and with test=True: morercpthosts.cdb compiled only when needed, what
+each reaction state does when a watched state changed (a restart or a HUP
+through stand-ins for daemontools, with the reason), and the states that
+need no supervisor here. tcp_rules_compiled runs the real tcprules:
+test/integration/test_host_programs_salt_call.py."""
 
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
 
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-TCPRULES = shutil.which("tcprules")
-
-
-@pytest.mark.skipif(not TCPRULES, reason="ucspi-tcp (tcprules) is not installed")
-def test_tcp_rules_compiled_when_missing(states, tmp_path, test_mode):
-    rules = tmp_path / "tcp.smtp"
-    rules.write_text('10.1.2.:allow,RELAYCLIENT=""\n:allow\n')
-    ucspi = str(pathlib.Path(TCPRULES).parent)
-    ret = states.qmail_service.tcp_rules_compiled(name=str(rules), ucspi_bin=ucspi,
-                                                  test=test_mode)
-    assert ret.changes == {"compiled": f"{rules}.cdb"}
-    assert ret.result is (None if test_mode else True)
-    assert (tmp_path / "tcp.smtp.cdb").exists() is not test_mode
-    if not test_mode:
-        again = states.qmail_service.tcp_rules_compiled(name=str(rules), ucspi_bin=ucspi)
-        assert again.result is True and again.changes == {}
 
 
 def test_inetd_reloaded_by_itself_changes_nothing(states, tmp_path, test_mode):

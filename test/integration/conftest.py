@@ -33,6 +33,9 @@ class SaltCall:
             "file_roots": {"base": [str(REPO)]},
             "pillar_roots": {"base": [str(self.pillar_dir)]},
             "log_level_logfile": "info",
+            # The formula owns any place under the test's temporary folder
+            # (issue 19: a minion option, never the pillar).
+            "qmail_scratch_roots": [str(root.parent)],
         }
         (root / "minion").write_text(yaml.safe_dump(config))
         self.set_pillar({})

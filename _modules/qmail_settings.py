@@ -611,7 +611,7 @@ def _tls_settings(settings):
 # --------------------------------------------------------------------------
 def _check_owns_not_in_pillar(pillar):
     """The ownership rules are the formula's parameters, never pillar data."""
-    if isinstance(pillar, dict) and "owns" in pillar:
+    if isinstance(pillar, dict) and pillar.get("owns") is not None:
         _fail("qmail:owns", "set by the formula's parameters (qmail/parameters/), not by the "
                             "pillar: the pillar cannot widen what the formula may touch")
 

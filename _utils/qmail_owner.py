@@ -248,13 +248,17 @@ def accounts(lookup, owns, ledger):
             fail(where, f"{name!r} has gid 0: qmail's groups are never root's")
         if _listed(ledger, "groups", name):
             continue
+        primary = [p for p in pwd.getpwall() if p.pw_gid == entry.gr_gid]
         others = sorted(set(entry.gr_mem) - own_users)
-        others += sorted(p.pw_name for p in pwd.getpwall()
-                         if p.pw_gid == entry.gr_gid and p.pw_name not in own_users)
+        others += sorted(p.pw_name for p in primary if p.pw_name not in own_users)
         if others:
             fail(where, f"{name!r} is an existing group that the formula did not create, "
                         f"with members of its own ({', '.join(others[:5])}): qmail's "
                         "programs would get their rights and clean would remove it")
+        if not any(_qmail_shaped(p, home, owns) for p in primary):
+            fail(where, f"{name!r} is an existing group that the formula did not create "
+                        "and that no qmail account has as its group: it belongs to "
+                        "something else; pick a name of qmail's own")
 
 
 # --------------------------------------------------------------------------
@@ -313,7 +317,8 @@ def place(path, key, kind, owns, home, scratch):
 def files(settings, owns, scratch):
     lookup = settings["lookup"]
     home = lookup["home"]
-    paths = {}
+    # The workdir first: a key that meets it is the one named.
+    paths = {"qmail:build:workdir": (settings["build"]["workdir"], "cache")}
     for name, kind in FILE_KEYS.items():
         value = lookup
         for part in name.split(":"):
@@ -321,7 +326,6 @@ def files(settings, owns, scratch):
         if name == "sendmail_mailer_conf" and value == "":
             continue
         paths[f"qmail:lookup:{name}"] = (value, kind)
-    paths["qmail:build:workdir"] = (settings["build"]["workdir"], "cache")
     used = {}
     for key, (path, kind) in paths.items():
         place(path, key, kind, owns, home, scratch)

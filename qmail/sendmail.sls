@@ -122,4 +122,15 @@ qmail-sendmail-mta-package-qmail_mta_package-installed:
     - source: {{ package.deb | json }}
     - require:
       - qmail_mta_package: qmail-sendmail-mta-package-qmail_mta_package-built
+
+{#- The ledger (issue 19): qmail.sendmail.clean purges only the package the
+    formula built and installed (its Maintainer says so). #}
+qmail-sendmail-mta-package-qmail_ledger-recorded:
+  qmail_ledger.recorded:
+    - name: {{ package.name | json }}
+    - kind: packages
+    - ledger: {{ qmail.lookup.ledger | json }}
+    - maintainer: 'qmail Salt formula <root@localhost>'
+    - require:
+      - qmail_mta_package: qmail-sendmail-mta-package-qmail_mta_package-installed
 {%- endfor %}

@@ -24,9 +24,12 @@ qmail-sendmail-clean-queue-qmail_mqueue-handed_back:
 
 {%- for package in sendmail.mta_package %}
 
+{#- Only the package the ledger lists (the formula built and installed it). #}
 qmail-sendmail-clean-mta-package-pkg-purged:
-  pkg.purged:
+  qmail_ledger.removed:
     - name: {{ package.name | json }}
+    - kind: packages
+    - ledger: {{ qmail.lookup.ledger | json }}
     - require:
       - qmail_sendmail: qmail-sendmail-clean-qmail_sendmail-restored
 

@@ -41,7 +41,15 @@ class SaltCall:
         self.set_pillar({})
 
     def set_pillar(self, pillar):
-        """Replace the minion's whole pillar (a dict, e.g. ``{"qmail": {...}}``)."""
+        """Replace the minion's whole pillar (a dict, e.g. ``{"qmail": {...}}``).
+        A pillar with a qmail home of its own keeps the formula's ledger
+        beside it, not in this machine's /var/lib."""
+        qmail = pillar.get("qmail") if isinstance(pillar, dict) else None
+        lookup = qmail.get("lookup") if isinstance(qmail, dict) else None
+        if isinstance(lookup, dict) and isinstance(lookup.get("home"), str) and (
+                "ledger" not in lookup):
+            ledger = str(pathlib.Path(lookup["home"]).parent / "state" / "ledger.json")
+            pillar = {**pillar, "qmail": {**qmail, "lookup": {**lookup, "ledger": ledger}}}
         (self.pillar_dir / "qmail.sls").write_text(yaml.safe_dump(pillar))
 
     def run(self, *args, check=True):

@@ -112,6 +112,29 @@ def proves(kind, name, only=None, marker=None, maintainer=None):
     return False
 
 
+def still_made(kind, name, only=None, marker=None, maintainer=None):
+    """
+    True when ``name``, listed in the ledger and on the host, still is what
+    the formula made: a folder holding only ``only`` (when given), a file
+    holding ``marker`` (when given), the package of ``maintainer`` (when
+    given), an account whose shell refuses logins.
+
+    CLI Example::
+
+        salt '*' qmail_ledger.still_made users qmaild
+    """
+    if kind == "dirs" and only is not None:
+        return proves(kind, name, only=only)
+    if kind == "files" and marker:
+        return proves(kind, name, marker=marker)
+    if kind == "packages" and maintainer:
+        return proves(kind, name, maintainer=maintainer)
+    if kind == "users":
+        shell = (__salt__["user.info"](name) or {}).get("shell") or ""
+        return shell == "/dev/null" or os.path.basename(shell) in ("nologin", "false")
+    return True
+
+
 def remove(kind, name):
     """Remove ``name`` of ``kind`` from the host (no ledger check: the state
     ``qmail_ledger.removed`` checks). True when something was removed."""

@@ -54,16 +54,24 @@ def recorded(name, kind, ledger=None, only=None, marker=None, maintainer=None):
     return ret
 
 
-def removed(name, kind, ledger=None):
+def removed(name, kind, ledger=None, only=None, marker=None, maintainer=None):
     """
     ``name`` is removed from the host and forgotten, if the ledger lists
-    it; what the ledger does not list is left as it is.
+    it and it still is what the formula made (a folder holding only
+    ``only``, a file with ``marker``, the package of ``maintainer``, an
+    account without a login shell); anything else is left as it is.
     """
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
     if not __salt__["qmail_ledger.lists"](kind, name, ledger=ledger):
         ret["comment"] = f"{kind} {name} is not in the ledger: left as it is"
         return ret
     present = __salt__["qmail_ledger.present"](kind, name)
+    if present and not __salt__["qmail_ledger.still_made"](kind, name, only=only,
+                                                          marker=marker,
+                                                          maintainer=maintainer):
+        ret["comment"] = (f"{kind} {name} is in the ledger but no longer what the formula "
+                          "made (other files, a login shell, another package): left as it is")
+        return ret
     if __opts__["test"]:
         ret["result"] = None
         ret["changes"] = {"removed": {kind: name}} if present else {"forgotten": {kind: name}}

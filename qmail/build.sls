@@ -30,7 +30,7 @@ qmail-build-workdir-qmail_ledger-recorded:
     - name: {{ qmail.build.workdir | json }}
     - kind: dirs
     - ledger: {{ qmail.lookup.ledger | json }}
-    - only: [src, destdir, stage, shared, build.log]
+    - only: {{ qmail.owns.made.workdir | json }}
     - require_in:
       - qmail_build: qmail-build-tree-qmail_build-installed
 

@@ -20,6 +20,7 @@
     - name: {{ qmail.build.workdir | json }}
     - kind: dirs
     - ledger: {{ qmail.lookup.ledger | json }}
+    - only: {{ qmail.owns.made.workdir | json }}
 {%- else %}
 
 qmail-build-clean-kept-test-nop:

@@ -30,6 +30,7 @@ qmail-sendmail-clean-mta-package-pkg-purged:
     - name: {{ package.name | json }}
     - kind: packages
     - ledger: {{ qmail.lookup.ledger | json }}
+    - maintainer: {{ qmail.owns.made.mta_package | json }}
     - require:
       - qmail_sendmail: qmail-sendmail-clean-qmail_sendmail-restored
 

@@ -96,14 +96,19 @@ qmail-service-clean-inetd-qmail_service-inetd_reloaded:
 
 {#- Folders and files at places the pillar names: only what the ledger lists
     (the formula made them; issue 19). #}
-{%- for kind, file in [("dirs", paths.tls_dir), ("files", paths.tcp_rules),
-                       ("files", paths.tcp_rules ~ ".cdb")] %}
+{%- set made = qmail.owns.made %}
+{%- for kind, file, proof in [("dirs", paths.tls_dir, {"only": made.tls_dir}),
+                              ("files", paths.tcp_rules, {"marker": made.tcp_rules}),
+                              ("files", paths.tcp_rules ~ ".cdb", {})] %}
 
 {{ ("qmail-service-clean-" ~ (file | replace("/", "-") | trim("-")) ~ "-file-absent") | json }}:
   qmail_ledger.removed:
     - name: {{ file | json }}
     - kind: {{ kind | json }}
     - ledger: {{ qmail.lookup.ledger | json }}
+{%-   for key, value in proof | dictsort %}
+    - {{ key }}: {{ value | json }}
+{%-   endfor %}
     - require:
       - service: qmail-service-clean-svscan-service-dead
       - qmail_service: qmail-service-clean-send-*

@@ -44,7 +44,7 @@ qmail-service-smtpd-wrapper-file-managed:
 
 {#- The ledger (issue 19): the rules and their .cdb are the formula's when it
     writes them first (or the rules carry its header); clean removes only then. #}
-{%-   for file, marker in [(rules, "# Managed by Salt (qmail.service"), (rules ~ ".cdb", "")] %}
+{%-   for file, marker in [(rules, qmail.owns.made.tcp_rules), (rules ~ ".cdb", "")] %}
 
 {{ ("qmail-service-smtpd-rules-qmail_ledger-recorded-" ~ loop.index) | json }}:
   qmail_ledger.recorded:

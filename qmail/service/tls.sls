@@ -27,7 +27,7 @@ qmail-service-tls-dir-qmail_ledger-recorded:
     - name: {{ files.dir | json }}
     - kind: dirs
     - ledger: {{ qmail.lookup.ledger | json }}
-    - only: [key.pem, cert.pem, smtpd.pem, '.*.pem*', '.*.qmail-*']
+    - only: {{ qmail.owns.made.tls_dir | json }}
     - require_in:
       - file: qmail-service-tls-dir-file-directory
 

@@ -85,3 +85,19 @@ def test_a_bad_ledger_is_an_error_not_a_silent_empty_one(modules, tmp_path):
         assert "not valid JSON" in str(exc)
     else:
         raise AssertionError("a broken ledger was read as empty")
+
+
+def test_a_listed_folder_that_now_holds_others_files_is_kept(states, modules, tmp_path):
+    """Only what still is what the formula made goes: a file someone put in
+    the TLS folder since keeps the folder (and its ledger entry)."""
+    ledger, folder = _ledger(tmp_path), tmp_path / "qmail-tls"
+    states.qmail_ledger.recorded(name=str(folder), kind="dirs", ledger=ledger, only=["key.pem"])
+    folder.mkdir()
+    (folder / "key.pem").write_text("k")
+    (folder / "their-ca.pem").write_text("c")
+    ret = states.qmail_ledger.removed(name=str(folder), kind="dirs", ledger=ledger,
+                                      only=["key.pem"])
+    assert ret.result is True and ret.changes == {}
+    assert "no longer what the formula made" in ret.comment
+    assert (folder / "their-ca.pem").exists()
+    assert modules.qmail_ledger.lists("dirs", str(folder), ledger=ledger)

@@ -9,6 +9,7 @@ CLI Example::
 """
 
 import fnmatch
+import functools
 import os
 
 __virtualname__ = "qmail_ledger"
@@ -18,10 +19,16 @@ def __virtual__():
     return __virtualname__
 
 
+@functools.cache  # one loader call per validator, not per value
+def _v(name):
+    """A validator of ``_utils/qmail_validate.py`` (the one schema owner)."""
+    return __utils__["qmail_validate.plain"](name)
+
+
 def _ledger(ledger):
     if ledger is None:
         ledger = __salt__["qmail_settings.get"]("lookup:ledger")
-    return __utils__["qmail_validate.path"](ledger, "ledger")
+    return _v("path")(ledger, "ledger")
 
 
 def entries(ledger=None):
@@ -137,7 +144,12 @@ def still_made(kind, name, only=None, marker=None, maintainer=None):
 
 def remove(kind, name):
     """Remove ``name`` of ``kind`` from the host (no ledger check: the state
-    ``qmail_ledger.removed`` checks). True when something was removed."""
+    ``qmail_ledger.removed`` checks). True when something was removed.
+
+    CLI Example::
+
+        salt '*' qmail_ledger.remove dirs /var/cache/qmail-build
+    """
     if kind == "dirs":
         if os.path.islink(name) or os.path.isfile(name):
             os.unlink(name)
@@ -168,7 +180,12 @@ def remove(kind, name):
 
 
 def present(kind, name):
-    """True when ``name`` of ``kind`` is on the host."""
+    """True when ``name`` of ``kind`` is on the host.
+
+    CLI Example::
+
+        salt '*' qmail_ledger.present groups nofiles
+    """
     if kind in ("dirs", "files"):
         return os.path.lexists(name)
     if kind == "users":

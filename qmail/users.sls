@@ -46,6 +46,6 @@
     - kind: {{ kind | json }}
     - ledger: {{ qmail.lookup.ledger | json }}
     - require:
-      - {{ state }}: {{ ("qmail-users-" ~ state ~ "-present-" ~ entry.key) | json }}
+      - {{ state | json }}: {{ ("qmail-users-" ~ state ~ "-present-" ~ entry.key) | json }}
 {%-   endfor %}
 {%- endfor %}

@@ -107,7 +107,7 @@ qmail-service-clean-inetd-qmail_service-inetd_reloaded:
     - kind: {{ kind | json }}
     - ledger: {{ qmail.lookup.ledger | json }}
 {%-   for key, value in proof | dictsort %}
-    - {{ key }}: {{ value | json }}
+    - {{ key | json }}: {{ value | json }}
 {%-   endfor %}
     - require:
       - service: qmail-service-clean-svscan-service-dead

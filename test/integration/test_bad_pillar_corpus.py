@@ -1,6 +1,7 @@
 """
 The trust boundary of the formula, as a hostile reviewer tries it: a corpus
-of bad pillar values (``data/bad_pillars.yaml``, by the classes of issue 9)
+of bad pillar values (``data/bad_pillars*.yaml``: the classes of issue 9,
+and issue 19's ownership classes in ``bad_pillars_ownership.yaml``)
 rendered through the whole ``qmail`` formula (``state.show_sls qmail``) on
 this machine. Every one must be refused while rendering, with an error that
 starts with the full pillar key, no traceback, the scratch home byte for

@@ -670,6 +670,30 @@ def _tls_settings(settings):
 
 
 # --------------------------------------------------------------------------
+# Ownership: what the values point at is the formula's (issue 19)
+# --------------------------------------------------------------------------
+def _check_owns_not_in_pillar(pillar):
+    """The ownership rules are the formula's parameters, never pillar data."""
+    if isinstance(pillar, dict) and pillar.get("owns") is not None:
+        _fail("qmail:owns", "set by the formula's parameters (qmail/parameters/), not by the "
+                            "pillar: the pillar cannot widen what the formula may touch")
+
+
+def _check_ownership(settings, defaults, os_family):
+    """After every form check: each value points at something the formula
+    owns (``_utils/qmail_owner.py``; rules in parameters ``owns``)."""
+    lookup = settings["lookup"]
+    ledger = _v("path")(lookup["ledger"], "qmail:lookup:ledger")
+    _v("own_dir")(os.path.dirname(ledger), "qmail:lookup:ledger")
+    if os.path.isdir(ledger):
+        _fail("qmail:lookup:ledger", f"{ledger} is a folder, not a file")
+    lookup["ledger"] = ledger
+    default_lookup = _merge(defaults.get("lookup", {}), (os_family or {}).get("lookup", {}))
+    scratch = __utils__["qmail_owner.scratch_roots"](__opts__.get("qmail_scratch_roots"))
+    __utils__["qmail_owner.check"](settings, settings["owns"], default_lookup, scratch)
+
+
+# --------------------------------------------------------------------------
 # Public functions
 # --------------------------------------------------------------------------
 def merge(defaults=None, os_family=None, pillar=None):
@@ -705,6 +729,7 @@ def merge(defaults=None, os_family=None, pillar=None):
 
 def _merge_checked(defaults, os_family, pillar):
     _check_renamed(pillar)
+    _check_owns_not_in_pillar(pillar)
     pillar = _drop_nulls(pillar, "qmail")
     _check_shape(defaults, pillar, "qmail")
     # The derivations below add to the settings: copy what they hold of the
@@ -716,6 +741,7 @@ def _merge_checked(defaults, os_family, pillar):
     _build_settings(settings)
     _sendmail_settings(settings)
     _service_settings(settings)
+    _check_ownership(settings, defaults, os_family)
     return settings
 
 

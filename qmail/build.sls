@@ -23,6 +23,17 @@ qmail-build-source-qmail_build-source_verified:
       - user: {{ ("qmail-users-user-present-" ~ user.key) | json }}
 {%- endfor %}
 
+# The ledger (issue 19): the workdir is the formula's when it makes it (or it
+# holds only what a build leaves); qmail.build.clean removes only then.
+qmail-build-workdir-qmail_ledger-recorded:
+  qmail_ledger.recorded:
+    - name: {{ qmail.build.workdir | json }}
+    - kind: dirs
+    - ledger: {{ qmail.lookup.ledger | json }}
+    - only: {{ qmail.owns.made.workdir | json }}
+    - require_in:
+      - qmail_build: qmail-build-tree-qmail_build-installed
+
 qmail-build-tree-qmail_build-installed:
   qmail_build.installed:
     - name: {{ qmail.lookup.home | json }}

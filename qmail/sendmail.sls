@@ -108,7 +108,7 @@ qmail-sendmail-mta-package-qmail_mta_package-built:
         'Section: mail',
         'Priority: optional',
         'Architecture: all',
-        'Maintainer: qmail Salt formula <root@localhost>',
+        'Maintainer: ' ~ qmail.owns.made.mta_package,
         'Provides: mail-transport-agent',
         "Description: qmail, installed from source, is this host's MTA",
         ' Installed by the qmail Salt formula: it provides mail-transport-agent',
@@ -122,4 +122,15 @@ qmail-sendmail-mta-package-qmail_mta_package-installed:
     - source: {{ package.deb | json }}
     - require:
       - qmail_mta_package: qmail-sendmail-mta-package-qmail_mta_package-built
+
+{#- The ledger (issue 19): qmail.sendmail.clean purges only the package the
+    formula built and installed (its Maintainer says so). #}
+qmail-sendmail-mta-package-qmail_ledger-recorded:
+  qmail_ledger.recorded:
+    - name: {{ package.name | json }}
+    - kind: packages
+    - ledger: {{ qmail.lookup.ledger | json }}
+    - maintainer: {{ qmail.owns.made.mta_package | json }}
+    - require:
+      - qmail_mta_package: qmail-sendmail-mta-package-qmail_mta_package-installed
 {%- endfor %}

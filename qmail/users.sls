@@ -33,3 +33,19 @@
     - require:
       - group: {{ ("qmail-users-group-present-" ~ user.group_key) | json }}
 {%- endfor %}
+
+{#- The ledger (issue 19): qmail.users.clean removes only these. An existing
+    account passed the render-time check (qmail's shape), so it is qmail's. #}
+{%- for kind, entries, state in [("groups", qmail.accounts_groups, "group"),
+                                 ("users", qmail.accounts_users, "user")] %}
+{%-   for entry in entries %}
+
+{{ ("qmail-users-" ~ kind ~ "-qmail_ledger-recorded-" ~ entry.key) | json }}:
+  qmail_ledger.recorded:
+    - name: {{ entry.name | json }}
+    - kind: {{ kind | json }}
+    - ledger: {{ qmail.lookup.ledger | json }}
+    - require:
+      - {{ state | json }}: {{ ("qmail-users-" ~ state ~ "-present-" ~ entry.key) | json }}
+{%-   endfor %}
+{%- endfor %}

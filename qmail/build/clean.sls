@@ -7,12 +7,20 @@
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
 {%- if qmail.clean.remove_install %}
 
-{%-   for path in qmail.build_remove %}
+{%-   for path in qmail.build_remove | reject("equalto", qmail.build.workdir) %}
 
 {{ ("qmail-build-clean-file-absent-" ~ path) | json }}:
   file.absent:
     - name: {{ path | json }}
 {%-   endfor %}
+
+{#- The workdir only if the ledger lists it (the formula made it). #}
+{{ ("qmail-build-clean-file-absent-" ~ qmail.build.workdir) | json }}:
+  qmail_ledger.removed:
+    - name: {{ qmail.build.workdir | json }}
+    - kind: dirs
+    - ledger: {{ qmail.lookup.ledger | json }}
+    - only: {{ qmail.owns.made.workdir | json }}
 {%- else %}
 
 qmail-build-clean-kept-test-nop:

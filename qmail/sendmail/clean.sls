@@ -24,9 +24,13 @@ qmail-sendmail-clean-queue-qmail_mqueue-handed_back:
 
 {%- for package in sendmail.mta_package %}
 
+{#- Only the package the ledger lists (the formula built and installed it). #}
 qmail-sendmail-clean-mta-package-pkg-purged:
-  pkg.purged:
+  qmail_ledger.removed:
     - name: {{ package.name | json }}
+    - kind: packages
+    - ledger: {{ qmail.lookup.ledger | json }}
+    - maintainer: {{ qmail.owns.made.mta_package | json }}
     - require:
       - qmail_sendmail: qmail-sendmail-clean-qmail_sendmail-restored
 

@@ -84,10 +84,7 @@ qmail-service-clean-inetd-qmail_service-inetd_reloaded:
                  paths.service_dir ~ "/qmail-send",
                  paths.service_dir ~ "/qmail-smtpd",
                  paths.service_dir ~ "/qmail-smtpsd",
-                 paths.tls_dir,
-                 home ~ "/supervise",
-                 paths.tcp_rules,
-                 paths.tcp_rules ~ ".cdb"] %}
+                 home ~ "/supervise"] %}
 
 {{ ("qmail-service-clean-" ~ (file | replace("/", "-") | trim("-")) ~ "-file-absent") | json }}:
   file.absent:
@@ -97,6 +94,25 @@ qmail-service-clean-inetd-qmail_service-inetd_reloaded:
       - qmail_service: qmail-service-clean-send-*
 {%- endfor %}
 
+{#- Folders and files at places the pillar names: only what the ledger lists
+    (the formula made them; issue 19). #}
+{%- set made = qmail.owns.made %}
+{%- for kind, file, proof in [("dirs", paths.tls_dir, {"only": made.tls_dir}),
+                              ("files", paths.tcp_rules, {"marker": made.tcp_rules}),
+                              ("files", paths.tcp_rules ~ ".cdb", {})] %}
+
+{{ ("qmail-service-clean-" ~ (file | replace("/", "-") | trim("-")) ~ "-file-absent") | json }}:
+  qmail_ledger.removed:
+    - name: {{ file | json }}
+    - kind: {{ kind | json }}
+    - ledger: {{ qmail.lookup.ledger | json }}
+{%-   for key, value in proof | dictsort %}
+    - {{ key | json }}: {{ value | json }}
+{%-   endfor %}
+    - require:
+      - service: qmail-service-clean-svscan-service-dead
+      - qmail_service: qmail-service-clean-send-*
+{%- endfor %}
 
 qmail-service-clean-systemd-daemon-reload-cmd-run:
   cmd.run:

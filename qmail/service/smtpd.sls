@@ -42,6 +42,22 @@ qmail-service-smtpd-wrapper-file-managed:
 
 {%- if mode == "tcpserver" %}
 
+{#- The ledger (issue 19): the rules and their .cdb are the formula's when it
+    writes them first (or the rules carry its header); clean removes only then. #}
+{%-   for file, marker in [(rules, qmail.owns.made.tcp_rules), (rules ~ ".cdb", "")] %}
+
+{{ ("qmail-service-smtpd-rules-qmail_ledger-recorded-" ~ loop.index) | json }}:
+  qmail_ledger.recorded:
+    - name: {{ file | json }}
+    - kind: files
+    - ledger: {{ qmail.lookup.ledger | json }}
+{%-     if marker %}
+    - marker: {{ marker | json }}
+{%-     endif %}
+    - require_in:
+      - file: qmail-service-smtpd-rules-file-managed
+{%-   endfor %}
+
 qmail-service-smtpd-rules-file-managed:
   file.managed:
     - name: {{ rules | json }}

@@ -20,6 +20,17 @@ qmail-service-tls-package-pkg-installed:
     - name: {{ paths.tls_package | json }}
 {%- endif %}
 
+# The ledger (issue 19): the folder is the formula's when it makes it (or it
+# holds only the formula's files); qmail.service.clean removes only then.
+qmail-service-tls-dir-qmail_ledger-recorded:
+  qmail_ledger.recorded:
+    - name: {{ files.dir | json }}
+    - kind: dirs
+    - ledger: {{ qmail.lookup.ledger | json }}
+    - only: {{ qmail.owns.made.tls_dir | json }}
+    - require_in:
+      - file: qmail-service-tls-dir-file-directory
+
 qmail-service-tls-dir-file-directory:
   file.directory:
     - name: {{ files.dir | json }}

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
 # The accounts own the installed tree and the queue: they go only with the
-# tree, when pillar qmail:clean:remove_install asks for it.
+# tree, when pillar qmail:clean:remove_install asks for it, and only those
+# the ledger lists (the formula created them).
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
 {%- if qmail.clean.remove_install %}
@@ -9,18 +10,22 @@
 {%-   for user in qmail.accounts_users %}
 
 {{ ("qmail-users-clean-user-absent-" ~ user.key) | json }}:
-  user.absent:
+  qmail_ledger.removed:
     - name: {{ user.name | json }}
+    - kind: users
+    - ledger: {{ qmail.lookup.ledger | json }}
 {%-   endfor %}
 
 {%-   for group in qmail.accounts_groups %}
 
 {{ ("qmail-users-clean-group-absent-" ~ group.key) | json }}:
-  group.absent:
+  qmail_ledger.removed:
     - name: {{ group.name | json }}
+    - kind: groups
+    - ledger: {{ qmail.lookup.ledger | json }}
     - require:
 {%-     for user in qmail.accounts_users %}
-      - user: {{ ("qmail-users-clean-user-absent-" ~ user.key) | json }}
+      - qmail_ledger: {{ ("qmail-users-clean-user-absent-" ~ user.key) | json }}
 {%-     endfor %}
 {%-   endfor %}
 {%- else %}

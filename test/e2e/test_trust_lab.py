@@ -118,6 +118,49 @@ def test_a_wildcard_needs_the_public_suffix_list(lab_master, host):
         assert "qmail:control:rcpthosts[1]: " in text and "publicsuffix" in text, text
 
 
+# Issue 19: values of the right form that point at what is not the
+# formula's, on a real host: an existing binary (agetty: the image has no
+# sshd), /bin/sh, /etc/ssh, /etc/shadow, system accounts and groups, a real
+# package. Refused while rendering; files, accounts and packages unchanged.
+OWNERSHIP = [
+    ("qmail:lookup:sendmail_paths[0]", {"lookup": {"sendmail_paths": ["/usr/sbin/agetty"]}}),
+    ("qmail:lookup:sendmail_links[0]", {"lookup": {"sendmail_links": ["/bin/sh"]}}),
+    ("qmail:lookup:sendmail_services[0]", {"lookup": {"sendmail_services": ["ssh"]}}),
+    ("qmail:lookup:service:tls_dir", {"lookup": {"service": {"tls_dir": "/etc/ssh"}}}),
+    ("qmail:lookup:service:tls_dir", {"lookup": {"service": {"tls_dir": "/var/qmail"}}}),
+    ("qmail:lookup:service:boot_script", {"lookup": {"service": {"boot_script": "/etc/shadow"}}}),
+    ("qmail:lookup:service:tcp_rules", {"lookup": {"service": {"tcp_rules": "/etc/passwd"}}}),
+    ("qmail:build:workdir", {"build": {"workdir": "/var/lib/mysql"}}),
+    ("qmail:lookup:users:qmaild", {"lookup": {"users": {"qmaild": "daemon"}}}),
+    ("qmail:lookup:users:alias", {"lookup": {"users": {"alias": "www-data"}},
+                                  "clean": {"remove_install": True}}),
+    ("qmail:lookup:groups:nofiles", {"lookup": {"groups": {"nofiles": "shadow"}}}),
+    ("qmail:lookup:nologin_shell", {"lookup": {"nologin_shell": "/bin/bash"}}),
+    ("qmail:lookup:sendmail_mta_package", {"lookup": {"sendmail_mta_package": "bash"}}),
+]
+
+
+def _accounts_and_packages(host) -> tuple[str, str, str]:
+    return (host.run(["getent", "passwd"], check=True).stdout,
+            host.run(["getent", "group"], check=True).stdout,
+            host.run(["dpkg-query", "-W"], check=True).stdout)
+
+
+def test_values_pointing_at_what_is_not_the_formulas_are_refused(lab_master, host):
+    before, accounts = disk_listing(host), _accounts_and_packages(host)
+    wrong = {}
+    for key, qmail in OWNERSHIP:
+        for sls in ("qmail", "qmail.clean"):
+            ret = lab_master.salt(FQDN, "state.apply", sls, pillar={"qmail": qmail},
+                                  timeout=300)
+            text = render_error(ret)
+            if f"{key}: " not in text or "Traceback" in text:
+                wrong[f"{sls} {key}"] = text[-600:]
+    assert wrong == {}, json.dumps(wrong, indent=1)
+    assert changes_of(before, disk_listing(host)) == {}
+    assert _accounts_and_packages(host) == accounts
+
+
 # Besides the volatile paths of test_lab_control: what a normal install and
 # clean leave by design, each a folder of the formula's own or a log of the
 # system's tools.
@@ -138,11 +181,21 @@ def test_clean_with_remove_install_leaves_the_system_as_before(lab_master, host)
     before = disk_listing(host, KEPT)
     lab_master.apply_ok(FQDN, "qmail", timeout=1800)
     assert host.exists("/var/qmail/bin/qmail-send")
+    # The ledger lists what the apply created (issue 19), and clean removes
+    # exactly that: afterwards nothing is listed and the file is gone.
+    ledger = json.loads(host.read_file("/var/lib/qmail-formula/ledger.json"))
+    assert ledger["users"] == sorted(["alias", "qmaild", "qmaill", "qmailp", "qmailq",
+                                      "qmailr", "qmails"])
+    assert ledger["groups"] == ["nofiles", "qmail"]
+    assert ledger["dirs"] == ["/var/cache/qmail-build"]
+    assert ledger["files"] == ["/etc/tcp.smtp", "/etc/tcp.smtp.cdb"]
+    assert ledger["packages"] == ["qmail-formula-mta"]
     pillar = {"qmail": {"clean": {"remove_install": True}}}
     ret = lab_master.salt(FQDN, "state.apply", "qmail.clean", pillar=pillar, timeout=900)
     failed = {k: v["comment"] for k, v in ret[FQDN].items() if v["result"] is False}
     assert failed == {}, failed
     diff = changes_of(before, disk_listing(host, KEPT))
     assert diff == {}, json.dumps(diff, indent=1)[:4000]
-    for gone in ("/var/qmail/bin", "/var/qmail/rc", "/var/cache/qmail-build"):
+    for gone in ("/var/qmail/bin", "/var/qmail/rc", "/var/cache/qmail-build",
+                 "/var/lib/qmail-formula/ledger.json"):
         assert not host.exists(gone)

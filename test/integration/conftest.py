@@ -34,12 +34,23 @@ class SaltCall:
             "file_roots": {"base": [str(REPO)]},
             "pillar_roots": {"base": [str(self.pillar_dir)]},
             "log_level_logfile": "info",
+            # The formula owns any place under the test's temporary folder
+            # (issue 19: a minion option, never the pillar).
+            "qmail_scratch_roots": [str(root.parent)],
         }
         (root / "minion").write_text(yaml.safe_dump(config))
         self.set_pillar({})
 
     def set_pillar(self, pillar):
-        """Replace the minion's whole pillar (a dict, e.g. ``{"qmail": {...}}``)."""
+        """Replace the minion's whole pillar (a dict, e.g. ``{"qmail": {...}}``).
+        A pillar with a qmail home of its own keeps the formula's ledger
+        beside it, not in this machine's /var/lib."""
+        qmail = pillar.get("qmail") if isinstance(pillar, dict) else None
+        lookup = qmail.get("lookup") if isinstance(qmail, dict) else None
+        if isinstance(lookup, dict) and isinstance(lookup.get("home"), str) and (
+                "ledger" not in lookup):
+            ledger = str(pathlib.Path(lookup["home"]).parent / "state" / "ledger.json")
+            pillar = {**pillar, "qmail": {**qmail, "lookup": {**lookup, "ledger": ledger}}}
         (self.pillar_dir / "qmail.sls").write_text(yaml.safe_dump(pillar))
 
     def run(self, *args, check=True):

@@ -1,6 +1,7 @@
 """
 The trust boundary of the formula, as a hostile reviewer tries it: a corpus
-of bad pillar values (``data/bad_pillars.yaml``, by the classes of issue 9)
+of bad pillar values (``data/bad_pillars*.yaml``: the classes of issue 9,
+and issue 19's ownership classes in ``bad_pillars_ownership.yaml``)
 rendered through the whole ``qmail`` formula (``state.show_sls qmail``) on
 this machine. Every one must be refused while rendering, with an error that
 starts with the full pillar key, no traceback, the scratch home byte for
@@ -37,7 +38,8 @@ SPOOL = "ccs.cla.kobe-u.ac.jp"
 
 
 def test_the_corpus_has_200_values_and_10_in_each_class():
-    assert set(CORPUS) == set(CLASSES)
+    assert {"folders", "aliases", "code", "relay", "numbers_names_text", "nulls",
+            "files_on_host", "tls", "sendmail_binaries", "accounts", "places"} <= set(CLASSES)
     assert len(CASES) >= 200
     assert all(len(CORPUS[cls]) >= 10 for cls in CLASSES), {c: len(CORPUS[c]) for c in CLASSES}
 

@@ -60,6 +60,7 @@ ON_HOST = {
 SCRATCH_DEFAULTS = {
     "home": "var/qmail",
     "journal": "var/lib/qmail-formula/sendmail.json",
+    "ledger": "var/lib/qmail-formula/ledger.json",
     "lock": "var/lib/qmail-formula/mqueue.lock",
     "service_dir": "etc/service",
     "qmail_queue": "var/qmail/bin/qmail-queue",

@@ -59,10 +59,10 @@ def test_settings_redhat_alternative_slaves_point_into_home(modules):
 
 def test_settings_debian_package_lives_next_to_the_journal(modules):
     settings = modules.qmail_settings.merge(
-        *_params("Debian"), {"lookup": {"sendmail_journal": "/srv/state/sm.json"}})
+        *_params("Debian"), {"lookup": {"sendmail_journal": "/var/lib/qmail-state/sm.json"}})
     assert settings["sendmail"]["mta_package"] == [{
-        "name": "qmail-formula-mta", "dir": "/srv/state/qmail-formula-mta",
-        "deb": "/srv/state/qmail-formula-mta.deb"}]
+        "name": "qmail-formula-mta", "dir": "/var/lib/qmail-state/qmail-formula-mta",
+        "deb": "/var/lib/qmail-state/qmail-formula-mta.deb"}]
 
 
 BAD_LOOKUPS = [

@@ -74,8 +74,8 @@ def test_bad_pillar_names_the_key(merge, pillar, message):
         merge("Debian", {**PILLAR, **pillar})
 
 
-@pytest.mark.parametrize("value", ["/var/lib/qmail-formula/sendmail.json", "/srv/state/sm.json",
-                                   None])
+@pytest.mark.parametrize("value", ["/var/lib/qmail-formula/sendmail.json",
+                                   "/var/lib/qmail-state/sm.json", None])
 def test_the_old_journal_key_is_refused_naming_the_new_one(merge, value):
     """sendmail_record was renamed sendmail_journal: a pillar that still sets
     it (even to null, "the default") is told the new name, not ignored."""
@@ -85,8 +85,9 @@ def test_the_old_journal_key_is_refused_naming_the_new_one(merge, value):
     assert str(caught.value) == ("qmail:lookup:sendmail_record: renamed: it is now "
                                  "qmail:lookup:sendmail_journal (same meaning, same file)")
     # The new key takes the same value; the file on the host stays where it was.
-    journal = merge("Debian", {**PILLAR, "lookup": {"sendmail_journal": "/srv/state/sm.json"}})
-    assert journal["sendmail"]["journal"] == "/srv/state/sm.json"
+    journal = merge("Debian", {**PILLAR,
+                               "lookup": {"sendmail_journal": "/var/lib/qmail-state/sm.json"}})
+    assert journal["sendmail"]["journal"] == "/var/lib/qmail-state/sm.json"
     assert merge("Debian", PILLAR)["sendmail"]["journal"] == (
         "/var/lib/qmail-formula/sendmail.json")
 

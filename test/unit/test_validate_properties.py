@@ -12,10 +12,12 @@ import re
 import string as strings
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from salt.exceptions import SaltInvocationError
 
+from _utils import qmail_owner as owner
 from _utils import qmail_validate as v
 
 KEY = "qmail:test:key[3]"
@@ -191,3 +193,58 @@ def test_any_bytes_on_disk_that_differ_are_a_change(control, tmp_path_factory, o
     assert bool(changes.get("diff")) == (old != wanted)
     control.write("me", value, home=str(home))
     assert (home / "control" / "me").read_bytes() == wanted
+
+
+# --------------------------------------------------------------------------
+# Issue 19: whatever a path key holds, an accepted place lies under the
+# allowed roots of its kind (or a scratch root), never in the qmail home
+# nor on a file of the system.
+# --------------------------------------------------------------------------
+_OWNS = yaml.safe_load(open(os.path.join(os.path.dirname(__file__), "..", "..", "qmail",
+                                         "parameters", "defaults.yaml"),
+                            encoding="utf-8"))["owns"]
+_PARTS = st.sampled_from(["etc", "var", "lib", "qmail", "qmail-tls", "ssh", "ssl", "passwd",
+                          "shadow", "..", ".", "tcp.smtp", "rc.local", "cache", "log",
+                          "systemd", "system", "www", "mysql", "control", "sendmail", "db",
+                          "x", "service", "inetd.conf", "rc.conf"])
+_PATHS = st.one_of(st.lists(_PARTS, min_size=0, max_size=6).map(lambda p: "/" + "/".join(p)),
+                   ANY_TEXT)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(_PATHS, st.sampled_from(sorted(_OWNS["places"])))
+def test_an_accepted_place_lies_under_its_roots(value, kind):
+    normal = refused_or(v.path, value)
+    if normal is None:
+        return
+    try:
+        owner.place(normal, KEY, kind, _OWNS, "/var/qmail", [])
+    except SaltInvocationError as exc:
+        assert str(exc).startswith(KEY + ": "), str(exc)
+        return
+    real = os.path.realpath(normal)
+    for candidate in {normal, real}:
+        roots = _OWNS["places"][kind]["roots"]
+        assert any(candidate == r or candidate.startswith(r.rstrip("/") + "/") for r in roots)
+        assert not v.inside(candidate, "/var/qmail")
+        assert not any(v.inside(candidate, bad) for bad in _OWNS["never"])
+
+
+@settings(max_examples=200)
+@given(st.one_of(ANY_TEXT, st.sampled_from(["root", "daemon", "docker", "shadow", "sudo",
+                                            "systemd-x", "_apt", "qmaild", "wheel"])))
+def test_an_accepted_account_is_no_reserved_name(name):
+    if refused_or(v.account, name) is None:
+        return
+    lookup = {"home": "/var/qmail", "users": {"qmaild": name}, "groups": {"nofiles": name}}
+    try:
+        owner.accounts(lookup, _OWNS, {})
+    except SaltInvocationError as exc:
+        assert str(exc).startswith("qmail:lookup:"), str(exc)
+        return
+    assert not any(__import__("fnmatch").fnmatchcase(name, p)
+                   for p in _OWNS["reserved_accounts"])
+    try:
+        assert __import__("pwd").getpwnam(name).pw_uid != 0
+    except KeyError:
+        pass

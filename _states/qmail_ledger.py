@@ -1,0 +1,90 @@
+"""
+States of the formula's ledger (issue 19): ``recorded`` lists what the
+formula created (or can prove it created), ``removed`` takes away only what
+the ledger lists, then forgets it. Everything else named by a setting stays.
+
+.. code-block:: yaml
+
+    qmail-service-tls-dir-ledger-recorded:
+      qmail_ledger.recorded:
+        - name: /etc/qmail-tls
+        - kind: dirs
+        - only: [key.pem, cert.pem, smtpd.pem]
+        - require_in:
+          - file: qmail-service-tls-dir-file-directory
+
+    qmail-service-clean-tls-dir-ledger-removed:
+      qmail_ledger.removed:
+        - name: /etc/qmail-tls
+        - kind: dirs
+"""
+
+__virtualname__ = "qmail_ledger"
+
+
+def __virtual__():
+    if "qmail_ledger.record" in __salt__:
+        return __virtualname__
+    return (False, "the qmail_ledger execution module is not loaded")
+
+
+def recorded(name, kind, ledger=None, only=None, marker=None, maintainer=None):
+    """
+    ``name`` (a path, account, group or package) is in the ledger under
+    ``kind``, when the host proves it is the formula's (see
+    ``qmail_ledger.proves``); otherwise nothing is recorded and a clean will
+    leave it (the state still succeeds, and says so).
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    if __salt__["qmail_ledger.lists"](kind, name, ledger=ledger):
+        ret["comment"] = f"{kind} {name} is in the ledger"
+        return ret
+    if not __salt__["qmail_ledger.proves"](kind, name, only=only, marker=marker,
+                                           maintainer=maintainer):
+        ret["comment"] = (f"{kind} {name} was not made by the formula (it holds what the "
+                          "formula did not write): not recorded, clean leaves it")
+        return ret
+    ret["changes"] = {"recorded": {kind: name}}
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["comment"] = f"{kind} {name} would be recorded in the ledger"
+        return ret
+    __salt__["qmail_ledger.record"](kind, name, ledger=ledger)
+    ret["comment"] = f"{kind} {name} recorded in the ledger"
+    return ret
+
+
+def removed(name, kind, ledger=None, only=None, marker=None, maintainer=None):
+    """
+    ``name`` is removed from the host and forgotten, if the ledger lists
+    it and it still is what the formula made (a folder holding only
+    ``only``, a file with ``marker``, the package of ``maintainer``, an
+    account without a login shell); anything else is left as it is.
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    if not __salt__["qmail_ledger.lists"](kind, name, ledger=ledger):
+        ret["comment"] = f"{kind} {name} is not in the ledger: left as it is"
+        return ret
+    present = __salt__["qmail_ledger.present"](kind, name)
+    if present and not __salt__["qmail_ledger.still_made"](kind, name, only=only,
+                                                          marker=marker,
+                                                          maintainer=maintainer):
+        ret["comment"] = (f"{kind} {name} is in the ledger but no longer what the formula "
+                          "made (other files, a login shell, another package): left as it is")
+        return ret
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["changes"] = {"removed": {kind: name}} if present else {"forgotten": {kind: name}}
+        ret["comment"] = f"{kind} {name} would be removed and forgotten"
+        return ret
+    if present:
+        __salt__["qmail_ledger.remove"](kind, name)
+        ret["changes"]["removed"] = {kind: name}
+        if __salt__["qmail_ledger.present"](kind, name):
+            ret["result"] = False
+            ret["comment"] = f"{kind} {name} could not be removed"
+            return ret
+    __salt__["qmail_ledger.forget"](kind, name, ledger=ledger)
+    ret["changes"]["forgotten"] = {kind: name}
+    ret["comment"] = f"{kind} {name} removed and forgotten"
+    return ret

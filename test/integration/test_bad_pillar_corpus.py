@@ -57,7 +57,7 @@ def merge(base, update):
 def test_issue_19_relaying_sources_tls_add_50_values():
     """Issue 19's review (relaying, sources, TLS, tracebacks): its own file,
     its own classes, loaded with the rest."""
-    mine = yaml.safe_load((HERE / "data" / "bad_pillars_issue19.yaml").read_text())
+    mine = yaml.safe_load((HERE / "data" / "bad_pillars_relaying.yaml").read_text())
     assert set(mine) == {"percenthack", "routing", "deliveries", "sources", "tls_use",
                          "no_traceback"}
     assert sum(map(len, mine.values())) >= 50
@@ -87,12 +87,12 @@ def tls_names():
         "@KEY_OTHER@": tls.key_pem(tls.new_key()),
         "@KEY_ED25519@": tls.key_pem(tls.new_key("ed25519")),
         "@KEY_ENCRYPTED@": tls.key_pem(tls.new_key(), password=b"secret"),
-        **issue19_tls_names(ca),
+        **use_tls_names(ca),
         "@CERT@": cert, "@KEY@": key,
     }
 
 
-def issue19_tls_names(ca):
+def use_tls_names(ca):
     """Material that parses and matches, but tlswrapper or its clients refuse."""
     names = {}
     bad = {

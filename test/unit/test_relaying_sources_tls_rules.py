@@ -2,7 +2,7 @@
 Issue 19's rules (items 3-6), at the level of the schema: values a hostile
 review found passing ``qmail_settings.merge`` are refused naming the full
 pillar key, and their near misses still pass. The whole-formula corpus of
-the same classes is ``test/integration/data/bad_pillars_issue19.yaml``.
+the same classes is ``test/integration/data/bad_pillars_relaying.yaml``.
 """
 
 import datetime

@@ -25,7 +25,6 @@ import re
 import shlex
 import subprocess
 import threading
-import time
 import uuid
 
 import pytest
@@ -70,6 +69,15 @@ class MailFleet(Fleet):
     def queue_count(self, fqdn):
         return self.call(fqdn, "qmail_service.queue_status")["messages"]
 
+    def queue_empty(self, fqdn):
+        """Nothing left to deliver on ``fqdn``: neither in qmail's queue nor
+        in sendmail's (qmail.clean gives it back)."""
+        status = self.call(fqdn, "qmail_service.queue_status")
+        sendmail = self.hosts[fqdn].run("ls /var/spool/mqueue /var/spool/mqueue-client"
+                                        " 2>/dev/null | grep -c '^qf'").stdout.strip()
+        return sendmail == "0" and (not isinstance(status, dict) or (
+            status["messages"] == 0 and status["unprocessed"] == 0))
+
     def message_ids(self, tag):
         """Message-IDs containing ``tag`` in the spool's Maildir, one per message."""
         out = self.spool.run(f"grep -h -r -i -F 'Message-ID: <' {MAILDIR}/new {MAILDIR}/cur"
@@ -80,7 +88,9 @@ class MailFleet(Fleet):
         """Wait until ``count`` messages of ``tag`` arrived; return their IDs."""
         wait_until(lambda: len(self.message_ids(tag)) >= count, timeout, interval=2,
                    what=f"{count} messages tagged {tag} on the spool")
-        time.sleep(3)  # anything that would arrive twice arrives now
+        # With every queue empty nothing more can arrive: then count.
+        wait_until(lambda: all(self.queue_empty(fqdn) for fqdn in self.hosts), 120,
+                   interval=2, what="every queue empty")
         return self.message_ids(tag)
 
 

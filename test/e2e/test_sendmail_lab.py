@@ -22,7 +22,6 @@ output (qmail.build), not for anything under test here.
 
 import json
 import shlex
-import time
 
 import pytest
 
@@ -133,7 +132,8 @@ def test_debian_sendmail_neutralised_survives_reboot_and_comes_back(lab_master,
     assert changed(again) == [], again
 
     master.restart_host(host)
-    time.sleep(5)  # sendmail, if enabled, would have started by now
+    # Once systemd has finished booting, sendmail, if enabled, would run.
+    host.run(["systemctl", "is-system-running", "--wait"], timeout=300)
     assert sendmail_processes(host) == [], sh(host, "ps -ef")
     assert listening(host) == [], sh(host, "ss -ltn")
 

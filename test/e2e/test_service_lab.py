@@ -12,7 +12,6 @@ back; mail flows from the boot-script client to the daemontools spool; a
 second apply changes nothing; ``qmail.clean`` stops everything.
 """
 
-import time
 import uuid
 
 import pytest
@@ -158,9 +157,16 @@ def test_no_rcpthosts_no_mail(supervised):
     code, text = smtp.greeting(spool.ip, host=supervised.client)
     assert code == 421 and "rcpthosts is missing" in text
     # Restarted: it does not come up at all.
+    refusals = spool.run(["grep", "-c", "rcpthosts is missing; not starting",
+                          "/var/log/qmail/qmail-smtpd/current"]).stdout.strip() or "0"
     spool.run(["svc", "-t", "/etc/service/qmail-smtpd"], check=True)
     wait_until(lambda: 25 not in spool.listeners(), 15, what="nothing listening on 25")
-    time.sleep(3)  # supervise keeps trying the run script, which keeps refusing
+    # supervise keeps trying the run script, which keeps refusing (logged):
+    # two more refusals, and still nothing listens.
+    wait_until(lambda: int(spool.run(
+        ["grep", "-c", "rcpthosts is missing; not starting",
+         "/var/log/qmail/qmail-smtpd/current"]).stdout.strip() or 0) >= int(refusals) + 2,
+        60, what="the run script refusing twice more")
     assert 25 not in spool.listeners()
     with pytest.raises(ConnectionError):
         smtp.greeting(spool.ip, host=supervised.client)

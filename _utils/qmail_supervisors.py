@@ -199,6 +199,9 @@ class Systemd(Supervisor):
 
     def check(self, service):
         super().check(service)
+        self._require_booted(service)
+
+    def _require_booted(self, service):
         if not self.booted:
             raise CommandExecutionError(f"supervisor systemd: systemd does not run this host; "
                                         f"{service} cannot run under it")
@@ -242,7 +245,7 @@ class Systemd(Supervisor):
         return running
 
     def enabled(self, service):
-        self.check(service)
+        self._require_booted(service)
         return self.unit(service).get("UnitFileState") == "enabled"
 
     def enable(self, service):

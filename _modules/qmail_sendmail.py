@@ -36,24 +36,18 @@ import os
 import re
 import signal
 import time
+import types
 
 import salt.utils.hashutils
 import salt.utils.path
 import salt.utils.systemd
-from salt.exceptions import CommandExecutionError, SaltInvocationError
+from salt.exceptions import CommandExecutionError
 
 log = logging.getLogger(__name__)
 
 __virtualname__ = "qmail_sendmail"
 
 BOOT_METHODS = ("systemd", "sysv", "chkconfig", "rcconf", "sysconfig", "irix")
-# FreeBSD rc.conf knobs that start a sendmail daemon (seed §2 and rc.conf(5)).
-RC_CONF_KEYS = (
-    "sendmail_enable",
-    "sendmail_submit_enable",
-    "sendmail_outbound_enable",
-    "sendmail_msp_queue_enable",
-)
 # mailer.conf(5) entries qmail takes over, and the qmail program for each.
 MAILER_CONF_ENTRIES = (("sendmail", "sendmail"), ("send-mail", "sendmail"),
                        ("mailq", "qmail-qread"))
@@ -127,13 +121,6 @@ def read_journal(journal=None):
 def _service_available(service):
     try:
         return bool(__salt__["service.available"](service))
-    except (KeyError, CommandExecutionError):
-        return False
-
-
-def _service_enabled(service):
-    try:
-        return bool(__salt__["service.enabled"](service))
     except (KeyError, CommandExecutionError):
         return False
 
@@ -284,39 +271,23 @@ def set_keys(text, wanted):
     return __utils__["qmail_keyfile.set_keys"](text, wanted)
 
 
-def _keyvalue_wanted(method):
-    if method == "rcconf":
-        return {key: f'{key}="NO"' for key in RC_CONF_KEYS}
-    return {"DAEMON": "DAEMON=NO"}
+def _boot(method, journal):
+    """The boot method ``method`` (``_utils/qmail_boot.py``), chosen once,
+    with the functions it needs from the loader; it saves what it changes
+    in ``journal``."""
+    tools = types.SimpleNamespace(
+        run_all=__salt__["cmd.run_all"], write_text=_write_text,
+        read=__utils__["qmail_keyfile.read"], set_keys=__utils__["qmail_keyfile.set_keys"],
+        unset_keys=__utils__["qmail_keyfile.unset_keys"],
+        service={what: __salt__.get(f"service.{what}") or _no_service
+                 for what in ("available", "enabled", "enable", "disable")},
+        save=lambda key, record: _save(journal, "boot", key, record),
+        booted=salt.utils.systemd.booted(__context__), which=salt.utils.path.which)
+    return __utils__["qmail_boot.method"](method, tools)
 
 
-def _boot_disable_file(method, path, journal, test):
-    old = __utils__["qmail_keyfile.read"](path)
-    if method == "irix":
-        new = "off\n"
-        if old is not None and old.split() == ["off"]:
-            return {}
-        saved = {"method": method, "content": old}
-    else:
-        wanted = _keyvalue_wanted(method)
-        new, originals = __utils__["qmail_keyfile.set_keys"](old, wanted)
-        if new == old:
-            return {}
-        saved = {"method": method, "existed": old is not None, "keys": originals}
-    changes = {path: {"old": old, "new": new}}
-    if not test:
-        _save(journal, "boot", path, saved)
-        _write_text(path, new)
-    return changes
-
-
-def _systemd_booted():
-    return salt.utils.systemd.booted(__context__)
-
-
-def _chkconfig_registered(service):
-    return __salt__["cmd.retcode"](["chkconfig", "--list", service], python_shell=False,
-                                   ignore_retcode=True, output_loglevel="quiet") == 0
+def _no_service(service):
+    raise CommandExecutionError(f"no service module here for {service}")
 
 
 def boot_disable(method, services=(), path=None, journal=None, test=False):
@@ -334,7 +305,8 @@ def boot_disable(method, services=(), path=None, journal=None, test=False):
       service module (systemd units, or SysV scripts via update-rc.d);
       where systemd does not run, ``systemd`` falls back to ``chkconfig``.
 
-    What was there is saved in ``journal`` first. Returns the changes.
+    Each method is a class of ``_utils/qmail_boot.py``. What was there is
+    saved in ``journal`` first. Returns the changes.
 
     CLI Example::
 
@@ -343,74 +315,17 @@ def boot_disable(method, services=(), path=None, journal=None, test=False):
     """
     _v("one_of")(method, BOOT_METHODS, "method")
     services = _v("each")(services, "services", "service_name")
-    if method in ("rcconf", "sysconfig", "irix"):
-        path = _v("system_file")(path, "path")
     journal = _journal(journal)
-    if method not in BOOT_METHODS:
-        raise SaltInvocationError(f"boot method {method!r} is not one of {BOOT_METHODS}")
-    if method in ("rcconf", "sysconfig", "irix"):
-        return _boot_disable_file(method, path, journal, test)
-    if method == "systemd" and not _systemd_booted() and salt.utils.path.which("chkconfig"):
-        method = "chkconfig"
-    changes = {}
-    for service in services:
-        if method == "chkconfig":
-            if not _chkconfig_registered(service):
-                continue
-            changes[service] = {"old": "registered", "new": "deleted (chkconfig --del)"}
-            if not test:
-                _save(journal, "boot", service, {"method": "chkconfig", "enabled": True})
-                proc = __salt__["cmd.run_all"](["chkconfig", "--del", service],
-                                               python_shell=False)
-                if proc["retcode"] != 0:
-                    raise CommandExecutionError(f"chkconfig --del {service}: {proc['stderr']}")
-            continue
-        # enabled() first: a converged host (sendmail disabled) then asks
-        # systemd nothing more (available() costs two more systemctl runs).
-        if not _service_enabled(service) or not _service_available(service):
-            continue
-        changes[service] = {"old": "enabled", "new": "disabled"}
-        if not test:
-            _save(journal, "boot", service, {"method": "service", "enabled": True})
-            if not __salt__["service.disable"](service):
-                raise CommandExecutionError(f"could not disable service {service}")
-    return changes
+    boot = _boot(method, journal)
+    if boot.edits_file:
+        return boot.disable([_v("system_file")(path, "path")], test)
+    return boot.disable(services, test)
 
 
 def _restore_boot(journal, data, test):
     changes = {}
     for key, saved in sorted(data["boot"].items()):
-        method = saved["method"]
-        if method in ("rcconf", "sysconfig", "irix"):
-            old = __utils__["qmail_keyfile.read"](key)
-            if method == "irix":
-                new = saved["content"]
-            else:
-                new = __utils__["qmail_keyfile.unset_keys"](old or "", _keyvalue_wanted(method),
-                                                             saved["keys"])
-                if not saved["existed"] and not new:
-                    new = None
-            if new != old:
-                changes[key] = {"old": old, "new": new}
-                if not test:
-                    if new is None:
-                        if old is not None:
-                            os.unlink(key)
-                    else:
-                        _write_text(key, new)
-        elif method == "chkconfig":
-            if not _chkconfig_registered(key):
-                changes[key] = {"old": "deleted", "new": "registered (chkconfig --add)"}
-                if not test:
-                    proc = __salt__["cmd.run_all"](["chkconfig", "--add", key],
-                                                   python_shell=False)
-                    if proc["retcode"] != 0:
-                        raise CommandExecutionError(f"chkconfig --add {key}: {proc['stderr']}")
-        elif _service_available(key):  # a service removed since has nothing to enable
-            if not __salt__["service.enabled"](key):
-                changes[key] = {"old": "disabled", "new": "enabled"}
-                if not test and not __salt__["service.enable"](key):
-                    raise CommandExecutionError(f"could not enable service {key}")
+        changes.update(_boot(saved["method"], journal).restore(key, saved, test))
         if not test:
             _forget(journal, "boot", key)
     return changes
@@ -620,12 +535,9 @@ def _restore_links(journal, data, test):
 # --------------------------------------------------------------------------
 # Alternatives (RedHat's mta)
 # --------------------------------------------------------------------------
-def _alternatives_cmd():
-    for cmd in ("update-alternatives", "alternatives"):
-        path = salt.utils.path.which(cmd)
-        if path:
-            return path
-    raise CommandExecutionError("neither update-alternatives nor alternatives is installed")
+def _alt(name):
+    """A function of ``_utils/qmail_alternatives.py``."""
+    return __utils__[f"qmail_alternatives.{name}"]
 
 
 def alternative_status(name):
@@ -641,40 +553,7 @@ def alternative_status(name):
         salt '*' qmail_sendmail.alternative_status mta
     """
     _v("matches")(name, "name", r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", "an alternatives group name")
-    proc = __salt__["cmd.run_all"]([_alternatives_cmd(), "--display", name],
-                                   python_shell=False, ignore_retcode=True,
-                                   output_loglevel="quiet")
-    if proc["retcode"] != 0:
-        return None
-    first, _, rest = proc["stdout"].partition("\n")
-    status = {"mode": "manual" if "manual" in first else "auto", "current": None,
-              "link": None, "slave_links": {}, "alternatives": {}}
-    entry = None
-    for line in rest.splitlines():
-        text = line.strip()
-        if m := re.match(r"^(/\S+) - priority (-?\d+)$", line):
-            entry = status["alternatives"][m.group(1)] = {"priority": int(m.group(2)),
-                                                           "slaves": {}}
-        elif entry is not None and (m := re.match(r"^slave (\S+): (\S+)$", text)):
-            entry["slaves"][m.group(1)] = m.group(2)
-        elif "currently points to" in text:
-            status["current"] = text.split("currently points to", 1)[1].strip()
-        elif m := re.match(r"^link (\S+) is (\S+)$", text):
-            status["link"] = m.group(2)
-        elif m := re.match(r"^slave (\S+) is (\S+)$", text):
-            status["slave_links"][m.group(1)] = m.group(2)
-    return status
-
-
-def _choice(status):
-    return {"mode": status["mode"], "current": status["current"]} if status else None
-
-
-def _run_alternatives(*args):
-    argv = [_alternatives_cmd(), *args]
-    proc = __salt__["cmd.run_all"](argv, python_shell=False, ignore_retcode=True)
-    if proc["retcode"] != 0:
-        raise CommandExecutionError(f"{' '.join(argv)}: {proc['stderr']}")
+    return _alt("display")(name, __salt__["cmd.run_all"])
 
 
 def alternative(name, link, frontend, priority, slaves=(), journal=None, test=False):
@@ -698,7 +577,8 @@ def alternative(name, link, frontend, priority, slaves=(), journal=None, test=Fa
     status = alternative_status(name)
     if status and status["current"] == frontend and status["mode"] == "manual":
         return {}
-    changes = {name: {"old": _choice(status), "new": {"mode": "manual", "current": frontend}}}
+    changes = {name: {"old": _alt("choice")(status),
+                      "new": {"mode": "manual", "current": frontend}}}
     if test:
         return changes
     # The whole group is saved: once sendmail's file is moved away,
@@ -706,43 +586,29 @@ def alternative(name, link, frontend, priority, slaves=(), journal=None, test=Fa
     _save(journal, "alternatives", name, {
         "status": status, "path": frontend, "link": link,
         "slave_links": {s["name"]: s["link"] for s in slaves}})
-    install = ["--install", link, name, frontend, str(priority)]
-    for slave in slaves:
-        install += ["--slave", slave["link"], slave["name"], slave["target"]]
-    _run_alternatives(*install)
-    _run_alternatives("--set", name, frontend)
+    run_all = __salt__["cmd.run_all"]
+    _alt("install")(run_all, name, link, frontend, priority,
+                    [(s["link"], s["name"], s["target"]) for s in slaves])
+    _alt("run")(run_all, "--set", name, frontend)
     return changes
 
 
 def _restore_alternatives(journal, data, test):
     changes = {}
+    choice = _alt("choice")
     for name, saved in sorted(data["alternatives"].items()):
         # The group before anything was moved, else as qmail found it.
         before = data["groups"].get(name) or saved["status"]
         now = alternative_status(name)
-        if _choice(now) != _choice(before) or (now and saved["path"] in now["alternatives"]):
-            changes[name] = {"old": _choice(now), "new": _choice(before)}
+        if choice(now) != choice(before) or (now and saved["path"] in now["alternatives"]):
+            changes[name] = {"old": choice(now), "new": choice(before)}
         if test:
             continue
         if now and saved["path"] in now["alternatives"]:
-            _run_alternatives("--remove", name, saved["path"])
+            _alt("run")(__salt__["cmd.run_all"], "--remove", name, saved["path"])
         if before:
-            now = alternative_status(name)
-            present = now["alternatives"] if now else {}
-            slave_links = dict(saved.get("slave_links", {}), **before["slave_links"])
-            for path, entry in sorted(before["alternatives"].items()):
-                if path in present or not os.path.exists(path):
-                    continue
-                install = ["--install", before["link"] or saved["link"], name, path,
-                           str(entry["priority"])]
-                for slave, target in sorted(entry["slaves"].items()):
-                    if slave in slave_links:
-                        install += ["--slave", slave_links[slave], slave, target]
-                _run_alternatives(*install)
-            if before["mode"] == "manual" and before["current"]:
-                _run_alternatives("--set", name, before["current"])
-            else:
-                _run_alternatives("--auto", name)
+            _alt("put_back")(__salt__["cmd.run_all"], name, before, saved["link"],
+                             dict(saved.get("slave_links", {}), **before["slave_links"]))
         _forget(journal, "alternatives", name)
     if not test:
         for group in data["groups"]:

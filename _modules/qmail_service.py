@@ -12,7 +12,9 @@ qmail-send runs from ``<home>/rc`` under one of three supervisors:
 qmail-send re-reads ``locals`` and ``virtualdomains`` on SIGHUP, reads its
 other control files only at start, and retries the queue at once on SIGALRM
 (qmail-send(8)); the functions here send those signals through whichever
-supervisor runs it, so the supervisor never sees a crash.
+supervisor runs it, so the supervisor never sees a crash. Each supervisor
+is a backend of ``_utils/qmail_supervisors.py`` with the same interface,
+chosen once per call (``_backend``): no function here branches on it.
 """
 
 import functools
@@ -20,22 +22,20 @@ import logging
 import os
 import re
 import signal
-import subprocess
 import time
 
+import salt.utils.systemd
 from salt.exceptions import CommandExecutionError
 
 log = logging.getLogger(__name__)
 
 __virtualname__ = "qmail_service"
 
-SUPERVISORS = ("systemd", "daemontools", "bootscript")
-SMTPD_MODES = ("tcpserver", "inetd")
+SUPERVISORS = ("systemd", "daemontools", "bootscript")  # qmail:service:supervisor
 SEND = "qmail-send"
 SMTPD = "qmail-smtpd"
 SMTPSD = "qmail-smtpsd"  # implicit TLS (qmail:tls:smtps)
 SERVICES = (SEND, SMTPD, SMTPSD)
-
 
 
 def __virtual__():
@@ -113,11 +113,6 @@ def _home(home):
     return _v("path")(home or _setting("lookup", "home"), "home")
 
 
-def _daemontools_bin(name, daemontools_bin=None):
-    return os.path.join(_v("path")(daemontools_bin or _setting(
-        "lookup", "service", "daemontools_bin"), "daemontools_bin"), name)
-
-
 def _timeout(timeout):
     return _v("integer")(timeout, "timeout", 1, 86400)
 
@@ -137,25 +132,46 @@ def _run(argv, check=True, **kwargs):
     return proc["stdout"]
 
 
-def _alive(pid):
-    return __utils__["qmail_procs.alive"](pid)
+# The path settings a supervisor may ask for, each checked when it does.
+_PATHS = {
+    "home": _home,
+    "service_dir": _service_dir,
+    "daemontools_bin": lambda given: _v("path")(given or _setting(
+        "lookup", "service", "daemontools_bin"), "daemontools_bin"),
+    "log_dir": lambda given: _v("path")(given or _setting("lookup", "service", "log_dir"),
+                                        "log_dir"),
+}
 
 
-def _pids_named(name):
-    """This host's PIDs of processes named ``name`` (not those of containers)."""
-    return __utils__["qmail_procs.pids_named"](name)
+def _backend(supervisor=None, **given):
+    """
+    The supervisor ``supervisor`` (default: the settings'), chosen once
+    (``_utils/qmail_supervisors.py``): every function below goes through its
+    interface. ``given`` holds the path arguments of the call; the others
+    come from the settings, when the supervisor needs them.
+    """
+    return _supervised_by(_supervisor(supervisor), given)
+
+
+def _supervised_by(name, given):
+    """The backend ``name`` (a checked supervisor, or ``inetd``)."""
+    return __utils__["qmail_supervisors.backend"](
+        name, run_all=__salt__["cmd.run_all"],
+        pids_named=__utils__["qmail_procs.pids_named"], alive=__utils__["qmail_procs.alive"],
+        booted=systemd_booted(), path=lambda key: _PATHS[key](given.get(key)))
 
 
 def systemd_booted():
     """
-    Whether systemd runs this host (sd_booted(3): /run/systemd/system exists).
-    Where it does not, nothing runs under it, whatever ``systemctl`` says.
+    Whether systemd runs this host (sd_booted(3), as Salt's
+    ``salt.utils.systemd.booted`` tells it). Where it does not, nothing runs
+    under it, whatever ``systemctl`` says.
 
     CLI Example::
 
         salt '*' qmail_service.systemd_booted
     """
-    return os.path.isdir("/run/systemd/system")
+    return salt.utils.systemd.booted(__context__)
 
 
 def unit_state(name):
@@ -168,12 +184,7 @@ def unit_state(name):
 
         salt '*' qmail_service.unit_state qmail-send
     """
-    name = _unit(name)
-    out = _run(["systemctl", "show", f"{name}.service", "--property=LoadState,ActiveState,"
-                "UnitFileState,MainPID,NeedDaemonReload"])
-    found = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-    found["MainPID"] = int(found.get("MainPID") or 0)
-    return found
+    return _backend("systemd").unit(_unit(name))
 
 
 def svstat(name, service_dir=None, daemontools_bin=None):
@@ -185,10 +196,8 @@ def svstat(name, service_dir=None, daemontools_bin=None):
 
         salt '*' qmail_service.svstat qmail-smtpd
     """
-    path = os.path.join(_service_dir(service_dir), _unit(name))
-    out = _run([_daemontools_bin("svstat", daemontools_bin), path], check=False)
-    match = re.search(r": up \(pid (\d+)\)", out)
-    return int(match.group(1)) if match else None
+    return _backend("daemontools", service_dir=service_dir,
+                    daemontools_bin=daemontools_bin).pid(_unit(name))
 
 
 def service_pid(name, supervisor=None, service_dir=None, daemontools_bin=None):
@@ -201,16 +210,8 @@ def service_pid(name, supervisor=None, service_dir=None, daemontools_bin=None):
 
         salt '*' qmail_service.service_pid qmail-smtpd
     """
-    supervisor = _supervisor(supervisor)
-    name = _unit(name)
-    if supervisor == "systemd":
-        if not systemd_booted():
-            return None
-        return unit_state(name)["MainPID"] or None
-    if supervisor == "daemontools":
-        return svstat(name, service_dir, daemontools_bin)
-    pids = _pids_named(name)
-    return pids[0] if pids else None
+    return _backend(supervisor, service_dir=service_dir,
+                    daemontools_bin=daemontools_bin).pid(_unit(name))
 
 
 def send_pid(supervisor=None, service_dir=None, daemontools_bin=None):
@@ -279,19 +280,14 @@ def _wait_ready(pid, sig, timeout=15):
 
 def _signal(sig, supervisor, service_dir, daemontools_bin=None):
     """Send ``sig`` to qmail-send alone (not to its helpers); return its PID."""
-    supervisor = _supervisor(supervisor)
-    pid = send_pid(supervisor, service_dir, daemontools_bin)
+    backend = _backend(supervisor, service_dir=service_dir, daemontools_bin=daemontools_bin)
+    pid = backend.pid(SEND)
     if pid is None:
-        raise CommandExecutionError(f"{SEND} is not running (supervisor {supervisor})")
+        raise CommandExecutionError(f"{SEND} is not running (supervisor {backend.name})")
     if sig != signal.SIGTERM:
         _wait_ready(pid, sig)
     log.info("qmail_service: sending signal %s to %s (pid %s)", sig, SEND, pid)
-    if supervisor == "daemontools":
-        flag = {signal.SIGHUP: "-h", signal.SIGALRM: "-a", signal.SIGTERM: "-t"}[sig]
-        _run([_daemontools_bin("svc", daemontools_bin),
-              flag, os.path.join(_service_dir(service_dir), SEND)])
-    else:
-        os.kill(pid, sig)
+    backend.signal(SEND, sig)
     return pid
 
 
@@ -319,52 +315,15 @@ def flush(supervisor=None, service_dir=None, daemontools_bin=None):
     return _signal(signal.SIGALRM, supervisor, service_dir, daemontools_bin)
 
 
-def _wait_gone(pid, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def _wait_new_pid(old, service, supervisor, service_dir, daemontools_bin, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pid = service_pid(service, supervisor, service_dir, daemontools_bin)
-        if pid and pid != old:
-            return pid
-        time.sleep(0.2)
-    raise CommandExecutionError(f"{service} did not come back within {timeout} s")
-
-
-def _wait_supervise(path, daemontools_bin, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not __salt__["cmd.retcode"]([_daemontools_bin("svok", daemontools_bin), path],
-                                       python_shell=False, ignore_retcode=True):
-            return
-        time.sleep(0.5)
-    raise CommandExecutionError(f"supervise is not running for {path} after {timeout} s")
-
-
-def _systemctl(*args):
-    _run(["systemctl", *args])
-
-
-def _daemon_reload_if_needed(service):
-    """systemd reads a new or changed unit file only after daemon-reload."""
-    unit = unit_state(service)
-    if unit.get("NeedDaemonReload") == "yes" or unit.get("LoadState") == "not-found":
-        log.info("qmail_service: systemctl daemon-reload (unit %s changed)", service)
-        _systemctl("daemon-reload")
-
-
-def _check_service(service, supervisor):
+def _checked(service, supervisor, **paths):
+    """The supervisor, once it is known to run ``service`` here."""
     _v("one_of")(service, SERVICES, "service")
-    if service != SEND and supervisor == "bootscript":
-        _v("fail")("service", f"{service} runs from inetd with the boot script; it has no "
-                              "supervisor here")
+    backend = _backend(supervisor, **paths)
+    why = backend.refusal(service)
+    if why:
+        _v("fail")("service", why)
+    backend.check(service)
+    return backend
 
 
 def start(supervisor=None, home=None, service_dir=None, daemontools_bin=None, service=SEND):
@@ -378,30 +337,10 @@ def start(supervisor=None, home=None, service_dir=None, daemontools_bin=None, se
         salt '*' qmail_service.start
         salt '*' qmail_service.start service=qmail-smtpd
     """
-    supervisor = _supervisor(supervisor)
-    _check_service(service, supervisor)
-    pid = service_pid(service, supervisor, service_dir, daemontools_bin)
-    if pid:
-        return pid
-    log.info("qmail_service: starting %s under %s", service, supervisor)
-    if supervisor == "systemd":
-        _daemon_reload_if_needed(service)
-        _systemctl("start", f"{service}.service")
-    elif supervisor == "daemontools":
-        path = os.path.join(_service_dir(service_dir), service)
-        _wait_supervise(path, daemontools_bin, 30)  # svscan looks for new services every 5 s
-        _run([_daemontools_bin("svc", daemontools_bin), "-u", path])
-    else:
-        run = os.path.join(_home(home), "supervise", SEND, "run")
-        # As the boot script does: `run &` from a shell that exits at once, so
-        # qmail-send's parent becomes init (which reaps it), not this minion.
-        # subprocess, not cmd.run_bg: qmail-send needs a session of its own,
-        # so that nothing aimed at the minion's process group reaches it.
-        # The path is an argument of the shell ($1), never part of its code.
-        log.info("qmail_service: starting %s from %s", SEND, run)
-        subprocess.run(["/bin/sh", "-c", '/bin/sh "$1" </dev/null >/dev/null 2>&1 &',
-                        "qmail-rc", run], check=True, start_new_session=True, close_fds=True)
-    return _wait_new_pid(None, service, supervisor, service_dir, daemontools_bin, 30)
+    backend = _checked(service, supervisor, home=home, service_dir=service_dir,
+                       daemontools_bin=daemontools_bin)
+    log.info("qmail_service: starting %s under %s", service, backend.name)
+    return backend.start(service)
 
 
 def restart(supervisor=None, home=None, service_dir=None, timeout=120, daemontools_bin=None,
@@ -416,27 +355,11 @@ def restart(supervisor=None, home=None, service_dir=None, timeout=120, daemontoo
         salt '*' qmail_service.restart
         salt '*' qmail_service.restart service=qmail-smtpd
     """
-    supervisor = _supervisor(supervisor)
-    _check_service(service, supervisor)
     timeout = _timeout(timeout)
-    old = service_pid(service, supervisor, service_dir, daemontools_bin)
-    log.info("qmail_service: restarting %s (pid %s) under %s", service, old, supervisor)
-    if supervisor == "systemd":
-        _daemon_reload_if_needed(service)
-        _systemctl("restart", f"{service}.service")
-        return _wait_new_pid(old, service, supervisor, service_dir, daemontools_bin, timeout)
-    if old is None:
-        return start(supervisor, home, service_dir, daemontools_bin, service)
-    if supervisor == "daemontools":
-        # supervise starts it again
-        _run([_daemontools_bin("svc", daemontools_bin), "-t",
-              os.path.join(_service_dir(service_dir), service)])
-        return _wait_new_pid(old, service, supervisor, service_dir, daemontools_bin, timeout)
-    log.info("qmail_service: TERM to %s (pid %s) for a restart", SEND, old)
-    os.kill(old, signal.SIGTERM)
-    if not _wait_gone(old, timeout):
-        raise CommandExecutionError(f"{SEND} (pid {old}) did not exit within {timeout} s")
-    return start(supervisor, home, service_dir, daemontools_bin)
+    backend = _checked(service, supervisor, home=home, service_dir=service_dir,
+                       daemontools_bin=daemontools_bin)
+    log.info("qmail_service: restarting %s under %s", service, backend.name)
+    return backend.restart(service, timeout)
 
 
 def stop(supervisor=None, service_dir=None, timeout=120, daemontools_bin=None, service=SEND):
@@ -449,33 +372,11 @@ def stop(supervisor=None, service_dir=None, timeout=120, daemontools_bin=None, s
 
         salt '*' qmail_service.stop supervisor=bootscript
     """
-    supervisor = _supervisor(supervisor)
     _v("one_of")(service, SERVICES, "service")  # bootscript: stops inetd's qmail-smtpd
     timeout = _timeout(timeout)
-    if supervisor == "systemd":
-        if not systemd_booted():
-            return False
-        running = service_pid(service, supervisor) is not None
-        log.info("qmail_service: stopping %s under systemd", service)
-        _systemctl("stop", f"{service}.service")
-        return running
-    if supervisor == "daemontools":
-        path = os.path.join(_service_dir(service_dir), service)
-        if not os.path.exists(path):
-            return False
-        pid = service_pid(service, supervisor, service_dir, daemontools_bin)
-        log.info("qmail_service: stopping %s (pid %s) under daemontools", service, pid)
-        _run([_daemontools_bin("svc", daemontools_bin), "-dx", path])
-        if pid:
-            _wait_gone(pid, timeout)
-        return pid is not None
-    pids = _pids_named(service)
-    for pid in pids:
-        log.info("qmail_service: TERM to %s (pid %s)", service, pid)
-        os.kill(pid, signal.SIGTERM)
-    for pid in pids:
-        _wait_gone(pid, timeout)
-    return bool(pids)
+    backend = _backend(supervisor, service_dir=service_dir, daemontools_bin=daemontools_bin)
+    log.info("qmail_service: stopping %s under %s", service, backend.name)
+    return backend.stop(service, timeout)
 
 
 def newmrh(home=None):
@@ -525,13 +426,12 @@ def reload_inetd(missing_ok=False):
         salt '*' qmail_service.reload_inetd missing_ok=True
     """
     missing_ok = missing_ok is not None and _v("boolean")(missing_ok, "missing_ok")
-    pids = _pids_named("inetd")
-    if not pids and not missing_ok:
+    inetd = _supervised_by("inetd", {})
+    if not inetd.pids(SMTPD):
+        if missing_ok:
+            return []
         raise CommandExecutionError("no inetd is running to re-read inetd.conf")
-    for pid in pids:
-        log.info("qmail_service: HUP to inetd (pid %s)", pid)
-        os.kill(pid, signal.SIGHUP)
-    return pids
+    return inetd.signal(SMTPD, signal.SIGHUP)
 
 
 # --------------------------------------------------------------------------
@@ -621,28 +521,14 @@ def status(supervisor=None, service_dir=None, daemontools_bin=None):
 
         salt '*' qmail_service.status
     """
-    supervisor = _supervisor(supervisor)
-    pid = send_pid(supervisor, service_dir, daemontools_bin)
-    result = {SEND: {"running": pid is not None, "pid": pid, "supervisor": supervisor}}
-    if supervisor != "bootscript":
-        for name in (SMTPD, SMTPSD):
-            smtpd = service_pid(name, supervisor, service_dir, daemontools_bin)
-            result[name] = {"running": smtpd is not None, "pid": smtpd}
+    backend = _backend(supervisor, service_dir=service_dir, daemontools_bin=daemontools_bin)
+    result = {}
+    for name in SERVICES:
+        if backend.refusal(name) is None:
+            pid = backend.pid(name)
+            result[name] = {"running": pid is not None, "pid": pid}
+    result[SEND]["supervisor"] = backend.name
     return result
-
-
-def _tail(path, lines):
-    """The last ``lines`` lines of file ``path`` (read from its end)."""
-    with open(path, "rb") as handle:
-        handle.seek(0, os.SEEK_END)
-        size = handle.tell()
-        block, data = 65536, b""
-        while size > 0 and data.count(b"\n") <= lines:
-            step = min(block, size)
-            size -= step
-            handle.seek(size)
-            data = handle.read(step) + data
-    return data.decode("utf-8", errors="replace").splitlines()[-lines:]
 
 
 def logs(service=SEND, lines=50, supervisor=None, log_dir=None):
@@ -661,35 +547,6 @@ def logs(service=SEND, lines=50, supervisor=None, log_dir=None):
         salt '*' qmail_service.logs qmail-smtpd lines=20 supervisor=daemontools \\
             log_dir=/var/log/qmail
     """
-    supervisor = _supervisor(supervisor)
     _v("one_of")(service, SERVICES, "service")
     lines = _v("integer")(lines, "lines", 1, 100000)
-    if supervisor == "daemontools":
-        folder = os.path.join(log_dir or _setting("lookup", "service", "log_dir"), service)
-        if not os.path.isfile(os.path.join(folder, "current")):
-            raise CommandExecutionError(f"{folder}/current does not exist: no multilog for "
-                                        f"{service} here")
-        # current, then the rotated files (@<TAI64N>.s/.u: their names sort
-        # by time), newest first, until there are lines enough.
-        rotated = sorted((n for n in os.listdir(folder) if n.startswith("@")), reverse=True)
-        found = []
-        for name in ["current", *rotated]:
-            try:
-                found = _tail(os.path.join(folder, name), lines - len(found)) + found
-            except FileNotFoundError:  # rotated away meanwhile
-                continue
-            if len(found) >= lines:
-                break
-        return found
-    if not systemd_booted():
-        raise CommandExecutionError("systemd does not run this host: no journal to read")
-    if supervisor == "systemd":
-        which = ["-u", f"{service}.service"]
-    elif service == SEND:
-        which = ["-t", "qmail"]  # rc's splogger tag
-    else:
-        raise CommandExecutionError(f"{service} runs from inetd with the boot script: "
-                                    "inetd keeps no log of it")
-    out = _run(["journalctl", "--no-pager", "--quiet", "-o", "short-iso", "-n", str(lines),
-                *which])
-    return out.splitlines()
+    return _backend(supervisor, log_dir=log_dir).logs(service, lines)

@@ -85,28 +85,34 @@ def _paths(supervisor, service_dir, daemontools_bin):
             "daemontools_bin": daemontools_bin}
 
 
-def _check_name(name, supervisor):
+def _backend(supervisor, **paths):
+    """
+    The supervisor's backend (``_utils/qmail_supervisors.py``), chosen once:
+    the states ask it what runs and what starts at boot, and act through
+    the execution module (which goes through the same backend).
+    """
+    given = {key: value for key, value in paths.items() if value is not None}
+
+    def path(key):
+        if key not in given:
+            raise SaltInvocationError(f"{key}: needed under supervisor {supervisor}")
+        return given[key]
+
+    return __utils__["qmail_supervisors.backend"](
+        supervisor, run_all=__salt__["cmd.run_all"],
+        pids_named=__utils__["qmail_procs.pids_named"], alive=__utils__["qmail_procs.alive"],
+        booted=__salt__["qmail_service.systemd_booted"](), path=path)
+
+
+def _check_name(name, supervisor, **paths):
+    """The backend of ``supervisor``, once it is known to run ``name``."""
     if name not in (SEND, SMTPD, SMTPSD):
         raise SaltInvocationError(f"name: {name!r} is not one of {SEND}, {SMTPD}, {SMTPSD}")
-    if name != SEND and supervisor == "bootscript":
-        raise SaltInvocationError(
-            f"{name} has no supervisor with the boot script: inetd runs it")
-
-
-def _systemd_unit(name):
-    if not __salt__["qmail_service.systemd_booted"]():
-        raise CommandExecutionError(
-            f"supervisor systemd: systemd does not run this host; {name} cannot run under it")
-    return __salt__["qmail_service.unit_state"](name)
-
-
-def _systemctl(verb, name):
-    log.info("qmail_service: systemctl %s %s", verb, name)
-    proc = __salt__["cmd.run_all"](["systemctl", verb, f"{name}.service"],
-                                   python_shell=False, ignore_retcode=True)
-    if proc["retcode"]:
-        raise CommandExecutionError(
-            f"systemctl {verb} {name}.service failed: {proc['stderr'] or proc['stdout']}")
+    backend = _backend(supervisor, **paths)
+    why = backend.refusal(name)
+    if why:
+        raise SaltInvocationError(why)
+    return backend
 
 
 def running(name, supervisor, home, service_dir=None, daemontools_bin=None, enable=True,
@@ -140,14 +146,12 @@ def running(name, supervisor, home, service_dir=None, daemontools_bin=None, enab
     ret = _ret(name)
     paths = _paths(supervisor, service_dir, daemontools_bin)
     try:
-        _check_name(name, supervisor)
-        if supervisor == "systemd":
-            unit = _systemd_unit(name)
-            pid = unit["MainPID"] or None
-            if enable:
-                _enable(name, unit, ret["changes"])
-        else:
-            pid = __salt__["qmail_service.service_pid"](name, **paths)
+        backend = _check_name(name, supervisor, home=home, service_dir=service_dir,
+                              daemontools_bin=daemontools_bin)
+        backend.check(name)  # systemd: this host runs it
+        pid = backend.pid(name)
+        if enable:
+            _enable(backend, name, ret["changes"])
         if pid is None:
             ret["changes"]["running"] = {"old": False, "new": True}
             if not __opts__["test"]:
@@ -167,11 +171,15 @@ def running(name, supervisor, home, service_dir=None, daemontools_bin=None, enab
     return ret
 
 
-def _enable(name, unit, changes):
-    if unit.get("UnitFileState") != "enabled":
+def _enable(backend, name, changes):
+    """Enable ``name`` at boot where its supervisor does that (not through
+    files); returns whether it does."""
+    was = backend.enabled(name)
+    if was is False:
         changes["enabled"] = {"old": False, "new": True}
         if not __opts__["test"]:
-            _systemctl("enable", name)
+            backend.enable(name)
+    return was is not None
 
 
 def enabled(name, supervisor):
@@ -187,12 +195,10 @@ def enabled(name, supervisor):
         ``systemd``, ``daemontools`` or ``bootscript``.
     """
     ret = _ret(name)
-    if supervisor != "systemd":
-        ret["comment"] = f"{supervisor} starts {name} at boot through its files"
-        return ret
     try:
-        _check_name(name, supervisor)
-        _enable(name, _systemd_unit(name), ret["changes"])
+        if not _enable(_check_name(name, supervisor), name, ret["changes"]):
+            ret["comment"] = f"{supervisor} starts {name} at boot through its files"
+            return ret
     except (SaltInvocationError, CommandExecutionError) as exc:
         return _fail(ret, exc)
     if not ret["changes"]:
@@ -220,47 +226,20 @@ def dead(name, supervisor, home, service_dir=None, daemontools_bin=None):
         The qmail home (its ``supervise/<name>``).
     """
     ret = _ret(name)
-    test = __opts__["test"]
     try:
-        if supervisor == "systemd":
-            if not __salt__["qmail_service.systemd_booted"]():
-                ret["comment"] = "systemd does not run this host: nothing to stop"
-                return ret
-            unit = __salt__["qmail_service.unit_state"](name)
-            if unit.get("LoadState") == "not-found":
-                ret["comment"] = f"{name}.service is not known to systemd"
-                return ret
-            if unit.get("ActiveState") in ("active", "activating", "reloading"):
-                ret["changes"]["running"] = {"old": True, "new": False}
-                if not test:
-                    __salt__["qmail_service.stop"](supervisor, service=name)
-            if unit.get("UnitFileState") == "enabled":
-                ret["changes"]["enabled"] = {"old": True, "new": False}
-                if not test:
-                    _systemctl("disable", name)
-        elif supervisor == "daemontools":
-            link = os.path.join(service_dir, name)
-            supervise = os.path.join(home, "supervise", name)
-            if os.path.lexists(link):
-                ret["changes"]["link"] = {"old": link, "new": None}
-                if not test:
-                    os.unlink(link)  # svscan starts no new supervise for it
-            svok = os.path.join(daemontools_bin, "svok")
-            if os.path.isdir(supervise) and os.access(svok, os.X_OK) and not __salt__[
-                    "cmd.retcode"]([svok, supervise], python_shell=False, ignore_retcode=True):
-                ret["changes"]["running"] = {"old": True, "new": False}
-                if not test:
-                    log.info("qmail_service: svc -dx %s", supervise)
-                    __salt__["cmd.run_all"]([os.path.join(daemontools_bin, "svc"), "-dx",
-                                             supervise], python_shell=False)
-        else:
-            pid = __salt__["qmail_service.service_pid"](name, supervisor)
-            if pid is not None:
-                ret["changes"]["running"] = {"old": True, "new": False}
-                if not test:
-                    __salt__["qmail_service.stop"](supervisor, service=name)
+        backend = _backend(supervisor, home=home, service_dir=service_dir,
+                           daemontools_bin=daemontools_bin)
+        ret["changes"], note = backend.dead_changes(name)
+        if note:
+            ret["comment"] = note
+            return ret
+        if ret["changes"] and not __opts__["test"]:
+            log.info("qmail_service: %s dead under %s: %s", name, supervisor,
+                     sorted(ret["changes"]))
+            backend.make_dead(name, ret["changes"])
     except (SaltInvocationError, CommandExecutionError) as exc:
         return _fail(ret, exc)
+    test = __opts__["test"]
     if not ret["changes"]:
         ret["comment"] = f"{name} is not running under {supervisor}"
     elif test:
@@ -419,31 +398,17 @@ def _because(home, reasons):
                   or reasons)
 
 
-def _restart_log(name, paths):
-    """multilog reads its size and count at start: restart it (svc -t on the
-    service's log/, when its supervise runs) and leave the service alone.
-    Returns whether it ran."""
-    bindir = paths["daemontools_bin"]
-    log_dir = os.path.join(paths["service_dir"], name, "log")
-    if __salt__["cmd.retcode"]([os.path.join(bindir, "svok"), log_dir], python_shell=False,
-                               ignore_retcode=True):
-        return False  # not supervised yet: svscan starts it with the new run script
-    log.info("qmail_service: svc -t %s", log_dir)
-    proc = __salt__["cmd.run_all"]([os.path.join(bindir, "svc"), "-t", log_dir],
-                                   python_shell=False, ignore_retcode=True)
-    if proc["retcode"]:
-        raise CommandExecutionError(f"svc -t {log_dir} failed: {proc['stderr']}")
-    return True
-
-
 def _watch_log(ret, name, paths):
-    if paths["supervisor"] != "daemontools":
-        ret["comment"] = f"{name} has no multilog under {paths['supervisor']}"
+    """multilog reads its size and count at start: restart it (the service's
+    log/, where its supervisor has one) and leave the service alone."""
+    backend = _backend(**paths)
+    if not backend.multilog:
+        ret["comment"] = f"{name} has no multilog under {backend.name}"
         return ret
     ret["changes"] = {"log": "restart"}
     if __opts__["test"]:
         ret.update(result=None, comment=f"{name}'s multilog would be restarted")
-    elif _restart_log(name, paths):
+    elif backend.restart_log(name):
         ret["comment"] = f"{name}'s multilog restarted"
     else:
         ret.update(changes={}, comment=f"{name}'s multilog is not supervised yet: "

@@ -132,7 +132,14 @@ class FakeSystemctl:
             self._stop(unit)
 
 
-@pytest.fixture(params=BACKENDS)
+#: The contract, by who it binds: every backend, or those that start and
+#: stop their services (inetd is the system's).
+EVERY = pytest.mark.parametrize("harness", BACKENDS, indirect=True)
+MANAGING = pytest.mark.parametrize("harness", [b for b in BACKENDS if b != "inetd"],
+                                   indirect=True)
+
+
+@pytest.fixture
 def harness(request, loaders, tmp_path):
     """A backend and its service: ``launch()`` starts the service the way
     its supervisor is started (for inetd, by the test: the system's job)."""
@@ -192,18 +199,14 @@ def harness(request, loaders, tmp_path):
         os.kill(pid, signal.SIGKILL)
 
 
-def _manages(harness):
-    if harness["kind"] == "inetd":
-        pytest.skip("inetd is the system's to start and stop")
-
-
+@EVERY
 def test_no_pid_when_not_running(harness):
     assert harness["backend"].pid(harness["service"]) is None
     assert harness["backend"].pids(harness["service"]) == []
 
 
+@MANAGING
 def test_start_makes_it_run_and_gives_its_pid(harness):
-    _manages(harness)
     backend, service = harness["backend"], harness["service"]
     pid = backend.start(service, timeout=15)
     assert harness["alive"](pid)
@@ -211,8 +214,8 @@ def test_start_makes_it_run_and_gives_its_pid(harness):
     assert backend.start(service) == pid  # running: left alone
 
 
+@MANAGING
 def test_stop_makes_it_stop(harness):
-    _manages(harness)
     backend, service = harness["backend"], harness["service"]
     pid = harness["launch"]()
     assert backend.stop(service, timeout=15) is True
@@ -221,8 +224,8 @@ def test_stop_makes_it_stop(harness):
     assert backend.stop(service, timeout=15) is False
 
 
+@MANAGING
 def test_restart_gives_a_new_pid(harness):
-    _manages(harness)
     backend, service = harness["backend"], harness["service"]
     old = harness["launch"]()
     new = backend.restart(service, timeout=15)
@@ -231,12 +234,13 @@ def test_restart_gives_a_new_pid(harness):
     wait_for(lambda: not harness["alive"](old), what=f"{old} gone")
 
 
+@MANAGING
 def test_restart_of_a_stopped_service_starts_it(harness):
-    _manages(harness)
     pid = harness["backend"].restart(harness["service"], timeout=15)
     assert pid and harness["backend"].pid(harness["service"]) == pid
 
 
+@EVERY
 def test_a_signal_reaches_the_process(harness):
     backend, service = harness["backend"], harness["service"]
     pid = harness["launch"]()
@@ -247,11 +251,13 @@ def test_a_signal_reaches_the_process(harness):
     assert backend.pid(service) == pid  # a HUP is no restart
 
 
+@EVERY
 def test_a_signal_to_nothing_running_is_an_error(harness):
     with pytest.raises(CommandExecutionError, match="is not running"):
         harness["backend"].signal(harness["service"], signal.SIGHUP)
 
 
+@EVERY
 def test_enable_and_enabled(harness):
     backend, service = harness["backend"], harness["service"]
     if harness["kind"] != "systemd":  # boot is the SLS's files there
@@ -264,8 +270,8 @@ def test_enable_and_enabled(harness):
     assert backend.enable(service) is False  # already
 
 
+@MANAGING
 def test_dead_stops_what_runs_and_then_finds_nothing(harness):
-    _manages(harness)
     backend, service = harness["backend"], harness["service"]
     pid = harness["launch"]()
     changes, note = backend.dead_changes(service)
@@ -276,9 +282,8 @@ def test_dead_stops_what_runs_and_then_finds_nothing(harness):
     assert backend.dead_changes(service)[0] == {}  # daemontools: the link went too
 
 
+@pytest.mark.parametrize("harness", ["inetd"], indirect=True)
 def test_inetd_is_not_the_formula_s_to_start(harness):
-    if harness["kind"] != "inetd":
-        pytest.skip("the others start and stop their services")
     for action in ("start", "stop", "restart"):
         with pytest.raises(CommandExecutionError, match="the system starts and stops"):
             getattr(harness["backend"], action)(harness["service"])

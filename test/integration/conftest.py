@@ -41,6 +41,13 @@ class SaltCall:
         (root / "minion").write_text(yaml.safe_dump(config))
         self.set_pillar({})
 
+    def add_scratch_root(self, path):
+        """Let the formula own ``path`` too (a test folder outside the
+        temporary one, e.g. one an unprivileged account must read)."""
+        config = yaml.safe_load((self.root / "minion").read_text())
+        config["qmail_scratch_roots"].append(str(path))
+        (self.root / "minion").write_text(yaml.safe_dump(config))
+
     def set_pillar(self, pillar):
         """Replace the minion's whole pillar (a dict, e.g. ``{"qmail": {...}}``).
         A pillar with a qmail home of its own keeps the formula's ledger

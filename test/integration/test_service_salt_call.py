@@ -307,6 +307,7 @@ def rcpt(port, address, source="127.0.0.1"):
 @pytest.fixture
 def smtpd(salt_call, smtpd_home, etc):
     port = free_port()
+    salt_call.add_scratch_root(smtpd_home.parent)  # /tmp/qmail-it-*: nobody reads it
     control = smtpd_home / "control"
     shutil.rmtree(control, ignore_errors=True)
     etc.chmod(0o755)

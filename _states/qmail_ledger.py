@@ -40,9 +40,9 @@ def recorded(name, kind, ledger=None, only=None, marker=None, maintainer=None, s
     if __salt__["qmail_ledger.lists"](kind, name, ledger=ledger):
         ret["comment"] = f"{kind} {name} is in the ledger"
         return ret
-    proof = {"source": source, "ledger": ledger} if source else {}
     if not __salt__["qmail_ledger.proves"](kind, name, only=only, marker=marker,
-                                           maintainer=maintainer, **proof):
+                                           maintainer=maintainer, source=source,
+                                           ledger=ledger):
         ret["comment"] = (f"{kind} {name} was not made by the formula (it holds what the "
                           "formula did not write): not recorded, clean leaves it")
         return ret

@@ -75,13 +75,15 @@ def forget(kind, name, ledger=None):
                                             __utils__["qmail_files.atomic_write"])
 
 
-def proves(kind, name, only=None, marker=None, maintainer=None):
+def proves(kind, name, only=None, marker=None, maintainer=None, source=None, ledger=None):
     """
     Whether the host shows that ``name`` is (or is about to be) the
     formula's, so that it may be recorded:
 
     - ``dirs``: absent, or holding only entries whose names match ``only``;
-    - ``files``: absent, or holding the text ``marker`` (the formula's header);
+    - ``files``: absent, or holding the text ``marker`` (the formula's header),
+      or, with ``source``, a file compiled from ``source`` (a binary such as
+      tcprules' ``.cdb`` carries no header) while the ledger lists ``source``;
     - ``users``/``groups``: present (the render-time ownership check has
       refused any existing account not of qmail's shape);
     - ``packages``: installed with ``Maintainer`` ``maintainer`` (dpkg).
@@ -100,7 +102,11 @@ def proves(kind, name, only=None, marker=None, maintainer=None):
     if kind == "files":
         if not os.path.lexists(name):
             return True
-        if os.path.islink(name) or not os.path.isfile(name) or not marker:
+        if os.path.islink(name) or not os.path.isfile(name):
+            return False
+        if source:
+            return lists("files", source, ledger=ledger)
+        if not marker:
             return False
         with open(name, "rb") as handle:
             return marker.encode() in handle.read(4096)

@@ -28,19 +28,21 @@ def __virtual__():
     return (False, "the qmail_ledger execution module is not loaded")
 
 
-def recorded(name, kind, ledger=None, only=None, marker=None, maintainer=None):
+def recorded(name, kind, ledger=None, only=None, marker=None, maintainer=None, source=None):
     """
     ``name`` (a path, account, group or package) is in the ledger under
     ``kind``, when the host proves it is the formula's (see
-    ``qmail_ledger.proves``); otherwise nothing is recorded and a clean will
-    leave it (the state still succeeds, and says so).
+    ``qmail_ledger.proves``; ``source``: the listed file ``name`` is
+    compiled from); otherwise nothing is recorded and a clean will leave it
+    (the state still succeeds, and says so).
     """
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
     if __salt__["qmail_ledger.lists"](kind, name, ledger=ledger):
         ret["comment"] = f"{kind} {name} is in the ledger"
         return ret
     if not __salt__["qmail_ledger.proves"](kind, name, only=only, marker=marker,
-                                           maintainer=maintainer):
+                                           maintainer=maintainer, source=source,
+                                           ledger=ledger):
         ret["comment"] = (f"{kind} {name} was not made by the formula (it holds what the "
                           "formula did not write): not recorded, clean leaves it")
         return ret

@@ -11,6 +11,13 @@ imports ``map.jinja``, ``ROUNDS`` times each, old and new alternately
 ``ALTERNATIONS`` times; the median and the fastest render are reported with
 their ratios new/old (on a shared machine single runs vary by +-30%: the
 fastest render is the steadier figure for code that only computes).
+
+Apart, for a tree with the ownership checks (``_utils/qmail_owner.py``,
+issue 19): the time of the checks that read the host, called directly on
+the normal spool's settings (``check`` whole; its accounts, files and
+sendmail parts; ``package_of`` (dpkg-query -S) and ``package_known``
+(dpkg-query -W, then apt-cache show), which the checks run per existing
+sendmail path and for a dummy package name not the default nor listed).
 """
 
 import json
@@ -35,6 +42,12 @@ SLS = """\
 bench-settings-test-nop:
   test.nop:
     - name: {{ qmail.lookup.home | json }}
+"""
+DUMP_SLS = """\
+{%- from "qmail/map.jinja" import qmail with context %}
+bench-settings-dump:
+  test.nop:
+    - settings: {{ qmail | json }}
 """
 
 
@@ -65,12 +78,53 @@ def worker(root, rounds):
             ret = caller.cmd("state.show_sls", "bench_settings", pillar=pillar)
             times[name].append(time.perf_counter() - start)
             assert isinstance(ret, dict), ret
+    owner = pathlib.Path(opts["file_roots"]["base"][0]) / "_utils" / "qmail_owner.py"
+    if owner.is_file():
+        times.update(owner_times(caller, owner, cases["normal"]["qmail"], rounds))
     print(json.dumps(times))
+
+
+def owner_times(caller, path, pillar, rounds):
+    """{"owner:<part>": [s, ...]} of qmail_owner's host lookups, alone."""
+    import importlib.util  # pylint: disable=import-outside-toplevel
+
+    spec = importlib.util.spec_from_file_location("bench_qmail_owner", path)
+    owner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(owner)
+    # The settings as map.jinja gives them (the loader's context of a render).
+    dumped = caller.cmd("state.show_sls", "bench_settings_dump", pillar={"qmail": pillar})
+    assert isinstance(dumped, dict), dumped
+    settings = next(arg["settings"] for arg in dumped["bench-settings-dump"]["test"]
+                    if isinstance(arg, dict) and "settings" in arg)
+    lookup, owns = settings["lookup"], settings["owns"]
+    default = {"sendmail_mta_package": lookup["sendmail_mta_package"]}
+    ledger = owner._ledger(lookup["ledger"])  # pylint: disable=protected-access
+    parts = {
+        "check": lambda: owner.check(settings, owns, default),
+        "accounts": lambda: owner.accounts(lookup, owns, ledger),
+        "files": lambda: owner.files(settings, owns, []),
+        "sendmail_paths": lambda: [owner.sendmail_place(p, "k", owns, lookup["home"])
+                                   for p in lookup["sendmail_paths"] + lookup["sendmail_links"]],
+        # One package manager query each (per existing sendmail path; per
+        # dummy package name that is not the default nor listed).
+        "package_of": lambda: owner.package_of(os.path.realpath("/bin/sh")),
+        "package_known": lambda: owner.package_known("qmail-formula-bench-none"),
+    }
+    times = {}
+    for name, call in parts.items():
+        call()  # warm
+        times[f"owner:{name}"] = []
+        for _ in range(rounds if name.startswith("package") else rounds * 20):
+            start = time.perf_counter()
+            call()
+            times[f"owner:{name}"].append(time.perf_counter() - start)
+    return times
 
 
 def make_minion(root, tree):
     (root / "states").mkdir(parents=True)
     (root / "states" / "bench_settings.sls").write_text(SLS)
+    (root / "states" / "bench_settings_dump.sls").write_text(DUMP_SLS)
     (root / "minion").write_text(yaml.safe_dump({
         "id": "ccs.cla.kobe-u.ac.jp", "root_dir": str(root), "file_client": "local",
         "file_roots": {"base": [str(tree), str(root / "states")]},
@@ -115,11 +169,20 @@ def main():
     print(f"map.jinja render (state.show_sls of one state importing it), "
           f"{ALTERNATIONS * ROUNDS} renders each; old = {BASE}")
     for case in times["new"]:
+        if case.startswith("owner:"):
+            continue
         old, new = times["old"][case], times["new"][case]
         med_old, med_new = statistics.median(old), statistics.median(new)
         print(f"  {case:16s} median old {med_old:6.3f} s new {med_new:6.3f} s "
               f"x{med_new / med_old:.2f} | fastest old {min(old):6.3f} s "
               f"new {min(new):6.3f} s x{min(new) / min(old):.2f}")
+    owner = {case[6:]: values for case, values in times["new"].items()
+             if case.startswith("owner:")}
+    if owner:
+        print("qmail_owner's host lookups alone (normal spool, this machine), median:")
+        for part, values in owner.items():
+            print(f"  {part:16s} {statistics.median(values) * 1000:8.3f} ms "
+                  f"(fastest {min(values) * 1000:.3f} ms, {len(values)} calls)")
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--worker"]:

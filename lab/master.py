@@ -166,6 +166,29 @@ class LabMaster:
                     (view / entry.name).symlink_to(entry)
         return view
 
+    @contextlib.contextmanager
+    def formula_from(self, tree):
+        """Serve the formula parts of ``tree`` (e.g. an older release's
+        ``git archive``) instead of the checkout's inside the ``with`` block:
+        the view's symlinks point at its ``qmail`` and ``_*`` folders (parts
+        it lacks are not served), then back at the checkout."""
+        view, tree = self.formula_root, pathlib.Path(tree)
+        saved = {link.name: os.readlink(link) for link in view.iterdir() if link.is_symlink()}
+
+        def point(targets: dict) -> None:
+            for link in view.iterdir():
+                if link.is_symlink():
+                    link.unlink()
+            for name, target in targets.items():
+                (view / name).symlink_to(target)
+
+        point({e.name: e for e in tree.iterdir() if e.is_dir() and (
+            e.name == "qmail" or (e.name.startswith("_") and e.name != "__pycache__"))})
+        try:
+            yield
+        finally:
+            point(saved)
+
     def _make_factories(self):
         """A FactoriesManager for use outside pytest (demo, benchmarks)."""
         from saltfactories.manager import FactoriesManager

@@ -43,7 +43,9 @@ qmail-service-smtpd-wrapper-file-managed:
 {%- if mode == "tcpserver" %}
 
 {#- The ledger (issue 19): the rules and their .cdb are the formula's when it
-    writes them first (or the rules carry its header); clean removes only then. #}
+    writes them first (or the rules carry its header, and the .cdb is compiled
+    from rules it lists: a host of a release before the ledger); clean removes
+    only then. #}
 {%-   for file, marker in [(rules, qmail.owns.made.tcp_rules), (rules ~ ".cdb", "")] %}
 
 {{ ("qmail-service-smtpd-rules-qmail_ledger-recorded-" ~ loop.index) | json }}:
@@ -53,6 +55,10 @@ qmail-service-smtpd-wrapper-file-managed:
     - ledger: {{ qmail.lookup.ledger | json }}
 {%-     if marker %}
     - marker: {{ marker | json }}
+{%-     else %}
+    - source: {{ rules | json }}
+    - require:
+      - qmail_ledger: qmail-service-smtpd-rules-qmail_ledger-recorded-1
 {%-     endif %}
     - require_in:
       - file: qmail-service-smtpd-rules-file-managed

@@ -101,3 +101,21 @@ def test_a_listed_folder_that_now_holds_others_files_is_kept(states, modules, tm
     assert "no longer what the formula made" in ret.comment
     assert (folder / "their-ca.pem").exists()
     assert modules.qmail_ledger.lists("dirs", str(folder), ledger=ledger)
+
+
+def test_an_existing_cdb_is_recorded_only_with_its_listed_rules(states, modules, tmp_path):
+    """A host of a release before the ledger: tcprules' .cdb carries no
+    header, so it is the formula's when compiled from rules the ledger lists
+    (proven by their header); beside rules that are not the formula's it stays."""
+    ledger = _ledger(tmp_path)
+    for rules, text in (("tcp.smtp", "# Managed by Salt (qmail.service, pillar ...)\n"),
+                        ("tcp.other", "127.:allow\n")):
+        (tmp_path / rules).write_text(text)
+        (tmp_path / (rules + ".cdb")).write_bytes(b"\0cdb")
+        states.qmail_ledger.recorded(name=str(tmp_path / rules), kind="files", ledger=ledger,
+                                     marker="# Managed by Salt (qmail.service")
+        ret = states.qmail_ledger.recorded(name=str(tmp_path / (rules + ".cdb")), kind="files",
+                                           ledger=ledger, source=str(tmp_path / rules))
+        assert ret.result is True
+    assert modules.qmail_ledger.entries(ledger=ledger)["files"] == [
+        str(tmp_path / "tcp.smtp"), str(tmp_path / "tcp.smtp.cdb")]

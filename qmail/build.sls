@@ -31,6 +31,8 @@ qmail-build-workdir-qmail_ledger-recorded:
     - kind: dirs
     - ledger: {{ qmail.lookup.ledger | json }}
     - only: {{ qmail.owns.made.workdir | json }}
+    - require:
+      - qmail_build: qmail-build-source-qmail_build-source_verified
     - require_in:
       - qmail_build: qmail-build-tree-qmail_build-installed
 

@@ -42,6 +42,21 @@ TLS_PACKAGES = {"12": ["tlswrapper"], "13": ["tlswrapper"]}
 
 SENDMAIL_PACKAGES = ["sendmail", "openbsd-inetd"]
 
+# What the formula may install with pkg.installed on a lab host, which
+# reaches no Debian mirror: the base image carries these .debs (with the
+# dependencies the image lacks) in a local archive that is its only apt
+# source, so `pkg.installed` really runs apt, offline. Not installed: a
+# host gets one when a setting asks for it. Conflicting sets (sendmail,
+# postfix: both the MTA) are fetched separately; a package the release
+# does not have is left out, so the formula's own refusal is what a test
+# sees there.
+ARCHIVE_PACKAGES = [
+    SENDMAIL_PACKAGES,
+    ["cvm", "ucspi-tcp-ipv6", "python3-dkim", "python3-spf", "spamc", "spamd"],
+    ["postfix"],
+]
+ARCHIVE_DIR = "/var/lib/qmail-lab-archive"
+
 MINION_UNIT = """\
 [Unit]
 Description=Salt minion (qmail lab)
@@ -95,6 +110,36 @@ apt-get clean
 rm -rf /var/lib/apt/lists/* /root/.cache
 """
 
+# Runs in the chroot after BASE_SETUP, with the mirror reachable: fetch the
+# archive's .debs (see ARCHIVE_PACKAGES; the index is written from outside).
+ARCHIVE_FETCH = f"""\
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+mkdir -p {ARCHIVE_DIR}
+for set in {' '.join('"' + ' '.join(group) + '"' for group in ARCHIVE_PACKAGES)}; do
+    have=""
+    for pkg in $set; do
+        if apt-cache show "$pkg" >/dev/null 2>&1; then have="$have $pkg"; fi
+    done
+    [ -n "$have" ] || continue
+    apt-get install -y -qq --download-only --no-install-recommends $have >/dev/null
+    mv /var/cache/apt/archives/*.deb {ARCHIVE_DIR}/ 2>/dev/null || true
+done
+apt-get clean
+rm -rf /var/lib/apt/lists/*
+"""
+
+# Runs in the chroot once the archive has its index: it becomes the only
+# source, and apt knows it (the lists are kept: hosts cannot update them
+# from anywhere else).
+ARCHIVE_USE = f"""\
+set -eu
+rm -f /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources
+echo 'deb [trusted=yes] file:{ARCHIVE_DIR} ./' > /etc/apt/sources.list
+apt-get update -qq
+"""
+
 # Runs in the chroot after BASE_SETUP where python3 is older than 3.10
 # (Debian 11). Salt 3008.4 says Requires-Python >=3.8, but one module,
 # salt/cluster/ring.py, has annotations such as ``str | None`` (PEP 604)
@@ -141,7 +186,6 @@ if [ -f /usr/lib/systemd/system/sendmail.service ]; then
     systemctl enable --quiet sendmail.service
 fi
 apt-get clean
-rm -rf /var/lib/apt/lists/*
 """
 
 VARIANTS = ("base", "sendmail")
@@ -158,6 +202,7 @@ def _recipe(variant: str, release: str) -> dict:
         "packages": BASE_PACKAGES + TLS_PACKAGES.get(release, []),
         "salt": config.SALT_VERSION, "python": python, "unit": MINION_UNIT,
         "setup": BASE_SETUP, "wheels": WHEEL_SETUP, "version": 1,
+        "archive": [ARCHIVE_PACKAGES, ARCHIVE_FETCH, ARCHIVE_USE],
     }
     if _needs_py39_fix(release):
         base["py39_fix"] = PY39_SETUP
@@ -264,7 +309,26 @@ def _build_base_tree(dest: pathlib.Path, release: str) -> None:
         _log("Python < 3.10: postponed annotations in salt/cluster/ring.py (see PY39_SETUP)")
         _chroot(tmp, PY39_SETUP)
     (tmp / "wheels").rmdir()
+    _log(f"fetching the local archive's packages into {ARCHIVE_DIR}")
+    shutil.copy("/etc/resolv.conf", tmp / "etc/resolv.conf")
+    _chroot(tmp, ARCHIVE_FETCH)
+    _write_archive_index(tmp / ARCHIVE_DIR.lstrip("/"))
+    _chroot(tmp, ARCHIVE_USE)
+    (tmp / "etc/resolv.conf").unlink()
     tmp.rename(dest)
+
+
+def _write_archive_index(archive: pathlib.Path) -> None:
+    """Write the flat ``Packages`` index of the .debs in ``archive`` (what
+    dpkg-scanpackages writes; dpkg-deb is on every Debian machine)."""
+    stanzas = []
+    for deb in sorted(archive.glob("*.deb")):
+        control = subprocess.run(["dpkg-deb", "-f", str(deb)], check=True,
+                                 capture_output=True, text=True).stdout.rstrip("\n")
+        digest = hashlib.sha256(deb.read_bytes()).hexdigest()
+        stanzas.append(f"{control}\nFilename: ./{deb.name}\nSize: {deb.stat().st_size}\n"
+                       f"SHA256: {digest}\n")
+    (archive / "Packages").write_text("\n".join(stanzas))
 
 
 def _build_sendmail_tree(dest: pathlib.Path, release: str) -> None:
@@ -275,11 +339,9 @@ def _build_sendmail_tree(dest: pathlib.Path, release: str) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     _log(f"copying the base tree to {tmp}")
     _run(["cp", "-a", str(base), str(tmp)])
-    shutil.copy("/etc/resolv.conf", tmp / "etc/resolv.conf")
-    _log("installing sendmail with apt-get in the chroot")
+    _log("installing sendmail from the image's local archive")
     t0 = time.monotonic()
     _chroot(tmp, SENDMAIL_SETUP)
-    (tmp / "etc/resolv.conf").unlink()
     _log(f"sendmail installed in {time.monotonic() - t0:.0f} s")
     tmp.rename(dest)
 

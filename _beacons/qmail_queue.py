@@ -30,9 +30,10 @@ host's ``role`` (the merged ``qmail:role``, the default included):
     the queue is back within both limits after a backlog;
 ``smtp_down`` / ``up``
     (``smtp: true``, on a host that runs qmail-smtpd) the local SMTP
-    service stopped answering ``220`` / answers again; ``up`` is also sent on the first look after the minion
-    starts, so a spool that comes back (reboot, restart) says so. The reactor
-    example ``qmail/files/reactor/flush-clients.sls`` makes every client
+    service stopped answering ``220`` / answers again; ``up`` is also sent
+    on the first look after the minion starts, so a spool that comes back
+    (reboot, restart) says so. The reactor example
+    ``qmail/files/reactor/flush-clients.sls`` makes every client
     retry its queue at once on that event.
 
 Counting reads ``<home>/queue/mess`` (one file per message, as

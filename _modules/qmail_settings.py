@@ -240,6 +240,8 @@ def _check_lookup(lookup):
                                            f"{key}:service:tlswrapper_bin")
     if service["tls_package"] != "":
         _v("deb_name")(service["tls_package"], f"{key}:service:tls_package")
+    _v("string")(service["tlswrapper_missing"], f"{key}:service:tlswrapper_missing",
+                 empty_ok=True, max_length=200)
 
 
 # --------------------------------------------------------------------------
@@ -578,20 +580,6 @@ def _service_settings(settings):
 # --------------------------------------------------------------------------
 # tls: qmail.service.tls (STARTTLS and SMTPS through tlswrapper)
 # --------------------------------------------------------------------------
-def _tls_release_check():
-    """tlswrapper is packaged from Debian 12 on; on 11 qmail:tls cannot work."""
-    if __grains__.get("os") != "Debian":
-        return
-    try:
-        major = int(__grains__.get("osmajorrelease") or 0)
-    except (TypeError, ValueError):
-        return
-    if 0 < major < 12:
-        _fail("qmail:tls:enable", f"Debian {major} has no tlswrapper package (Debian 12 and "
-                                  "later have it): TLS for qmail-smtpd needs it; set "
-                                  "qmail:tls:enable: false on this host")
-
-
 def _tls_settings(settings):
     tls = settings["tls"]
     service = settings["service"]
@@ -617,8 +605,10 @@ def _tls_settings(settings):
     if tls["active"] and tls["smtps"] and tls["smtps_port"] == service["smtpd_port"]:
         _fail("qmail:tls:smtps_port", f"{tls['smtps_port']} is qmail:service:smtpd_port "
                                       "already")
-    if tls["active"]:
-        _tls_release_check()
+    if tls["active"] and paths["tlswrapper_missing"]:
+        # A release fact (parameters/osfinger/Debian-11.yaml), not a test here.
+        _fail("qmail:tls:enable", f"{paths['tlswrapper_missing']}: TLS for qmail-smtpd needs "
+                                  "it; set qmail:tls:enable: false on this host")
     if tls["certificate"] or tls["key"]:
         # Checked even where TLS is off: a bad pair must not wait for the day
         # it is switched on.
@@ -679,7 +669,7 @@ def _check_owns_not_in_pillar(pillar):
                             "pillar: the pillar cannot widen what the formula may touch")
 
 
-def _check_ownership(settings, defaults, os_family):
+def _check_ownership(settings, defaults, layers):
     """After every form check: each value points at something the formula
     owns (``_utils/qmail_owner.py``; rules in parameters ``owns``)."""
     lookup = settings["lookup"]
@@ -688,17 +678,34 @@ def _check_ownership(settings, defaults, os_family):
     if os.path.isdir(ledger):
         _fail("qmail:lookup:ledger", f"{ledger} is a folder, not a file")
     lookup["ledger"] = ledger
-    default_lookup = _merge(defaults.get("lookup", {}), (os_family or {}).get("lookup", {}))
+    default_lookup = _merge(defaults.get("lookup", {}), (layers or {}).get("lookup", {}))
     scratch = __utils__["qmail_owner.scratch_roots"](__opts__.get("qmail_scratch_roots"))
     __utils__["qmail_owner.check"](settings, settings["owns"], default_lookup, scratch)
 
 
 # --------------------------------------------------------------------------
+# beacon: what the qmail_queue beacon reads (qmail.service writes it)
+# --------------------------------------------------------------------------
+def _beacon_settings(settings):
+    """The beacon's file beside the ledger (the formula's own folder) and
+    what it holds: the home, the merged role, qmail-smtpd's port (None where
+    none runs)."""
+    service = settings["service"]
+    settings["beacon"] = {
+        "file": os.path.join(os.path.dirname(settings["lookup"]["ledger"]), "beacon.json"),
+        "host": {"home": settings["lookup"]["home"], "role": settings["role"],
+                 "smtpd_port": service["smtpd_port"] if service["smtpd_mode"] != "off"
+                 else None},
+    }
+
+
+# --------------------------------------------------------------------------
 # Public functions
 # --------------------------------------------------------------------------
-def merge(defaults=None, os_family=None, pillar=None):
+def merge(defaults=None, layers=None, pillar=None):
     """
-    Merge the formula's ``defaults``, the ``os_family`` parameters and
+    Merge the formula's ``defaults``, the ``layers`` (the parameters of this
+    minion's os_family, os and osfinger files, merged in that order) and
     ``pillar`` (the ``qmail`` pillar; its ``lookup`` goes over the OS-level
     parameters), check every key, and add what the states need:
 
@@ -719,34 +726,44 @@ def merge(defaults=None, os_family=None, pillar=None):
         salt '*' qmail_settings.merge pillar="{role: client, spool: mail.example.org}"
 
     Without ``defaults``, the parameters shipped with the formula (and this
-    minion's ``os_family`` file) are used, as ``show`` does.
+    minion's layers, ``parameters/map_jinja.yaml``) are used, as ``show``
+    does; ``parameters`` then lists the files read.
     """
     if defaults is None:
-        defaults, os_family = _parameters()
+        defaults, layers = _parameters()
     pillar = _plain(pillar) if pillar is not None else {}
-    return _merge_checked(defaults, os_family, pillar)
+    return _merge_checked(defaults, layers, pillar)
 
 
-def _merge_checked(defaults, os_family, pillar):
+def _merge_checked(defaults, layers, pillar):
     _check_renamed(pillar)
     _check_owns_not_in_pillar(pillar)
     pillar = _drop_nulls(pillar, "qmail")
     _check_shape(defaults, pillar, "qmail")
+    layers = dict(layers or {})
+    read = layers.pop("parameters", None)
     # The derivations below add to the settings: copy what they hold of the
     # pillar (new dicts and lists; strings and numbers are immutable).
-    settings = _copy(_merge(_merge(defaults, os_family or {}), pillar))
+    settings = _copy(_merge(_merge(defaults, layers), pillar))
     _check_lookup(settings["lookup"])
     _check_tofs(settings["tofs"])
     _derive_control(settings)
     _build_settings(settings)
     _sendmail_settings(settings)
     _service_settings(settings)
-    _check_ownership(settings, defaults, os_family)
+    _check_ownership(settings, defaults, layers)
+    _beacon_settings(settings)
+    if read is not None:
+        settings["parameters"] = read
     return settings
 
 
 def _parameters(tplroot="qmail"):
-    """defaults.yaml and this minion's os_family file, from the file server."""
+    """
+    defaults.yaml and the layers ``map_jinja.yaml`` lists, from the file
+    server: ``(defaults, layers)``, the layers merged in their order (a
+    later one over an earlier) with ``parameters``, the files read.
+    """
     import yaml  # pylint: disable=import-outside-toplevel
 
     # map.jinja takes tplroot from the importing SLS file's folder: an SLS
@@ -763,10 +780,20 @@ def _parameters(tplroot="qmail"):
         # libyaml's loader where PyYAML has it: a tenth of the pure Python
         # one's time, the same safe constructors.
         return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if (
-            text) else {}
+            text) else None
 
-    return (_yaml("defaults.yaml", True),
-            _yaml(f"os_family/{__grains__['os_family']}.yaml", False))
+    # One listing, then only the files that exist (a missing layer costs
+    # no request of its own).
+    prefix = f"{tplroot}/parameters/"
+    present = {p[len(prefix):] for p in __salt__["cp.list_master"](prefix=prefix)}
+    read = ["defaults.yaml"]
+    layers = {}
+    for grain in _yaml("map_jinja.yaml", True)["layers"]:
+        path = f"{grain}/{__grains__.get(grain)}.yaml"
+        if path in present:
+            read.append(path)
+            layers = _merge(layers, _yaml(path, False) or {})
+    return _yaml("defaults.yaml", True), dict(layers, parameters=read)
 
 
 def _copy(value):

@@ -7,7 +7,6 @@ the formula writes, never from the pillar.
 """
 
 import json
-
 import os
 import pathlib
 import socket

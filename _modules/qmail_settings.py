@@ -705,7 +705,7 @@ def _beacon_settings(settings):
 def merge(defaults=None, layers=None, pillar=None):
     """
     Merge the formula's ``defaults``, the ``layers`` (the parameters of this
-    minion's os_family, os and osfinger files, merged in that order) and
+    minion's os_family and osfinger files, merged in that order) and
     ``pillar`` (the ``qmail`` pillar; its ``lookup`` goes over the OS-level
     parameters), check every key, and add what the states need:
 
@@ -782,8 +782,8 @@ def _parameters(tplroot="qmail"):
         return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if (
             text) else None
 
-    # One listing, then only the files that exist (a missing layer costs
-    # no request of its own).
+    # One listing (the file server's, cached), then only the layer files
+    # that exist: asking for a missing one would log an error every run.
     prefix = f"{tplroot}/parameters/"
     present = {p[len(prefix):] for p in __salt__["cp.list_master"](prefix=prefix)}
     read = ["defaults.yaml"]

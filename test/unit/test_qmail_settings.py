@@ -138,7 +138,7 @@ def debian(grains, release):
 
 
 def test_the_layers_are_the_ones_map_jinja_yaml_lists():
-    assert load("map_jinja.yaml")["layers"] == ["os_family", "os", "osfinger"]
+    assert load("map_jinja.yaml")["layers"] == ["os_family", "osfinger"]
     for folder in (p for p in PARAMETERS.iterdir() if p.is_dir()):
         assert folder.name in load("map_jinja.yaml")["layers"], folder
 

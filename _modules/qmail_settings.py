@@ -291,9 +291,9 @@ def _derive_control(settings):
         if settings["spool"] == "":
             _fail("qmail:spool", "the client role needs the spool host's name")
         _v("mail_host")(settings["spool"], "qmail:spool")
-    files = __salt__["qmail_control.derive"](
-        settings["role"], settings["me"], settings["spool"] or None,
-        settings["control"], key="qmail",
+    files = __utils__["qmail_control_files.derive"](
+        settings["role"], settings["me"], __utils__["qmail_validate.plain"],
+        settings["spool"] or None, settings["control"], key="qmail",
     )
     settings["control_managed"] = {n: v for n, v in files.items() if v is not None}
     settings["control_absent"] = sorted(n for n, v in files.items() if v is None)
@@ -302,7 +302,7 @@ def _derive_control(settings):
     # service states watch the control states named here.
     reload = {"hup": [], "restart": [], "newmrh": []}
     for name in sorted(files):
-        action = __salt__["qmail_control.reload_action"](name)
+        action = __utils__["qmail_control_files.reload_action"](name)
         if action:
             reload[action].append(name)
     settings["control_reload"] = reload
@@ -358,7 +358,7 @@ def _check_percenthack(settings):
 # source, build, aliases, delivery: qmail.users, qmail.build, qmail.aliases
 # --------------------------------------------------------------------------
 def _check_source(source):
-    presets = __salt__["qmail_build.presets"]()
+    presets = __utils__["qmail_build_inputs.presets"]()
     name = _v("one_of")(source["preset"], tuple(presets), "qmail:source:preset")
     preset = presets[name]
     url = source["url"]
@@ -368,7 +368,7 @@ def _check_source(source):
         _fail("qmail:source:hash", "required: a source other than the preset's needs its hash")
     if source["hash"] != "":
         _v("string")(source["hash"], "qmail:source:hash")
-    algo, digest = __salt__["qmail_build.parse_hash"](source["hash"] or preset["hash"])
+    algo, digest = __utils__["qmail_build_inputs.parse_hash"](source["hash"] or preset["hash"])
     return {
         "preset": name,
         "url": url,
@@ -472,8 +472,8 @@ def _build_settings(settings):
         _fail("qmail:build:share:builder",
               f"{settings['build_source']['preset']} bakes account ids into its binaries: "
               "its builds cannot be shared; leave builder empty")
-    settings["build_conf"] = __salt__["qmail_build.conf_files"](
-        home, lookup["users"], lookup["groups"], build["conf"])
+    settings["build_conf"] = __utils__["qmail_build_inputs.conf_files"](
+        home, lookup["users"], lookup["groups"], build["conf"], __utils__["qmail_validate.plain"])
     settings["build_remove"] = [os.path.join(home, d) for d in INSTALLED_DIRS] + [
         os.path.join(home, "rc"), os.path.join(home, RECORD_NAME), build["workdir"],
     ]
@@ -543,7 +543,8 @@ def _service_settings(settings):
                                           1, 65535)
     service["smtpd_concurrency"] = _v("integer")(
         service["smtpd_concurrency"], "qmail:service:smtpd_concurrency", 1, 10000)
-    rules = __salt__["qmail_service.tcp_rules"](settings["relay_clients"])
+    rules = __utils__["qmail_tcprules.tcp_rules"](settings["relay_clients"],
+                                                  __utils__["qmail_validate.plain"])
     if service["smtpd"] == "inetd" and settings["relay_clients"]:
         _fail("qmail:relay_clients", "inetd gives qmail-smtpd no per-client rules; "
                                      "relaying needs qmail:service:smtpd: tcpserver")

@@ -52,10 +52,6 @@ def _v(name):
 # --------------------------------------------------------------------------
 # What a build is made of (_utils/qmail_build_inputs.py)
 # --------------------------------------------------------------------------
-def _bad(key, message):
-    _v("fail")(key, message)
-
-
 def _checked_source(source, key="source"):
     return _v("fields")(source, key, ("preset", "hash"))
 
@@ -65,7 +61,7 @@ def _checked_conf(conf, key="conf"):
     for name, value in _v("mapping")(conf, key).items():
         _v("matches")(name, f"{key}:{name}", r"conf-[a-z]+", "a conf-* file name")
         if isinstance(value, bool) or not isinstance(value, (str, int)):
-            _bad(f"{key}:{name}", f"expected text or a number, got {value!r}")
+            _v("fail")(f"{key}:{name}", f"expected text or a number, got {value!r}")
     return conf
 
 
@@ -546,7 +542,7 @@ def build(home, source, conf, workdir="/var/cache/qmail-build", share=None):
     home = _v("own_dir")(home, "home")
     workdir = _v("own_dir")(workdir, "workdir")
     if _v("inside")(workdir, home) or _v("inside")(home, workdir):
-        _bad("workdir", f"{workdir!r} and the home {home!r} must not hold one another")
+        _v("fail")("workdir", f"{workdir!r} and the home {home!r} must not hold one another")
     _v("fields")(source, "source", ("preset", "hash", "url"))
     share = _v("mapping")(share or {}, "share")
     if not check_changes(home, source, conf):

@@ -50,6 +50,8 @@ def candidates(files, key, tofs=None):
 
         salt '*' qmail_tofs.candidates '[service/smtpd-run]' smtpd-run
     """
+    key = _v("matches")(key, "key", r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", "a file key")
+    files = _v("each")(files, "files", "salt_path")
     if tofs is None:
         tofs = __salt__["qmail_settings.get"]("tofs")
     return __utils__["qmail_tofs.candidates"](files, key, tofs, __salt__["grains.get"],

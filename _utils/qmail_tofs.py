@@ -11,12 +11,11 @@ loader gives ``_utils`` modules no ``__salt__`` or ``__utils__``).
 def candidates(files, key, tofs, grain, plain):
     """
     The salt:// paths tried for the file state ``key`` (its formula files
-    ``files``), from the ``tofs`` settings (``qmail:tofs``, merged); ``grain``
-    reads one grain's value (``grains.get``).
+    ``files``, both checked by the caller), from the ``tofs`` settings
+    (``qmail:tofs``, merged); ``grain`` reads one grain's value
+    (``grains.get``).
     """
     plain("tofs")(tofs, "tofs")
-    plain("matches")(key, "key", r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", "a file key")
-    files = plain("each")(files, "files", "salt_path")
     names = tofs["source_files"].get(key, files)
     if not names:
         plain("fail")(f"tofs:source_files:{key}", "empty: give at least one file name")

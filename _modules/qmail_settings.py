@@ -172,8 +172,8 @@ def _derive_control(settings, v):
         settings["role"], settings["me"], v,
         settings["spool"] or None, settings["control"], key="qmail",
     )
-    settings["control_managed"] = {n: v for n, v in files.items() if v is not None}
-    settings["control_absent"] = sorted(n for n, v in files.items() if v is None)
+    settings["control_managed"] = {n: text for n, text in files.items() if text is not None}
+    settings["control_absent"] = sorted(n for n, text in files.items() if text is None)
     _check_control_places(settings)
     # Which of these files' changes qmail must be told of, and how: the
     # service states watch the control states named here.

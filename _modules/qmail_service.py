@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "qmail_service"
 
-SUPERVISORS = ("systemd", "daemontools", "bootscript")  # qmail:service:supervisor
 SEND = "qmail-send"
 SMTPD = "qmail-smtpd"
 SMTPSD = "qmail-smtpsd"  # implicit TLS (qmail:tls:smtps)
@@ -55,28 +54,8 @@ def tcp_rules(relay_clients, key="qmail:relay_clients"):
 
         salt '*' qmail_service.tcp_rules '[10.1.2.0/24, 192.168.5.7]'
     """
-    prefixes = []
-    for net in _v("relay_networks")(relay_clients, key):
-        for prefix in _tcprules_prefixes(net):
-            if prefix not in prefixes:
-                prefixes.append(prefix)
-    return [f'{prefix}:allow,RELAYCLIENT=""' for prefix in prefixes] + [":allow"]
-
-
-def _tcprules_prefixes(net):
-    """The tcprules spellings of one IPv4 network."""
-    octets = str(net.network_address).split(".")
-    length = net.prefixlen
-    if length == 32:
-        return [str(net.network_address)]
-    if length % 8 == 0:
-        return [".".join(octets[: length // 8]) + "."]
-    if length > 24:
-        last = int(octets[3])
-        return [".".join(octets[:3]) + f".{last}-{last + net.num_addresses - 1}"]
-    # Split into the next whole-octet networks (/16 or /24).
-    whole = (length // 8 + 1) * 8
-    return [p for sub in net.subnets(new_prefix=whole) for p in _tcprules_prefixes(sub)]
+    return __utils__["qmail_tcprules.tcp_rules"](relay_clients, __utils__["qmail_validate.plain"],
+                                                key)
 
 
 # --------------------------------------------------------------------------
@@ -100,8 +79,8 @@ def _v(name):
 # Every argument a user can type on the command line goes through the
 # shared validators: an error names the argument, never a traceback.
 def _supervisor(supervisor):
-    return _v("one_of")(supervisor or _setting("service", "supervisor"), SUPERVISORS,
-                        "supervisor")
+    return _v("one_of")(supervisor or _setting("service", "supervisor"),
+                        __utils__["qmail_supervisors.supervisors"](), "supervisor")
 
 
 def _service_dir(service_dir):

@@ -238,8 +238,9 @@ def _check_lookup(lookup):
         service[name] = _v("system_file")(service[name], f"{key}:service:{name}")
     service["tlswrapper_bin"] = _v("path")(service["tlswrapper_bin"],
                                            f"{key}:service:tlswrapper_bin")
-    if service["tls_package"] != "":
-        _v("deb_name")(service["tls_package"], f"{key}:service:tls_package")
+    for name in ("tls_package", "ipv6_package"):
+        if service[name] != "":
+            _v("deb_name")(service[name], f"{key}:service:{name}")
 
 
 # --------------------------------------------------------------------------
@@ -543,7 +544,12 @@ def _service_settings(settings):
                                           1, 65535)
     service["smtpd_concurrency"] = _v("integer")(
         service["smtpd_concurrency"], "qmail:service:smtpd_concurrency", 1, 10000)
-    rules = __salt__["qmail_service.tcp_rules"](settings["relay_clients"])
+    # qmail:ipv6 (issue 22): tcpserver on IPv6 too; IPv6 relay clients.
+    service.update(__utils__["qmail_ipv6.service_settings"](
+        settings["ipv6"], service["smtpd"] if settings["role"] == "spool" else "off",
+        settings["lookup"]["service"]["ipv6_package"]))
+    rules = __salt__["qmail_service.tcp_rules"](settings["relay_clients"],
+                                                ipv6=settings["ipv6"])
     if service["smtpd"] == "inetd" and settings["relay_clients"]:
         _fail("qmail:relay_clients", "inetd gives qmail-smtpd no per-client rules; "
                                      "relaying needs qmail:service:smtpd: tcpserver")

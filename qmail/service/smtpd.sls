@@ -84,6 +84,9 @@ qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
     - watch:
       - file: qmail-service-smtpd-rules-file-managed
 {%-   if qmail.service.ipv6 %}
+    # ucspi-tcp's tcprules cannot parse an IPv6 rule.
+    - require:
+      - pkg: qmail-service-smtpd-ipv6-package-pkg-installed
 
 {#- qmail:ipv6: a tcpserver that listens on IPv6 too (Debian's
     ucspi-tcp-ipv6, which replaces ucspi-tcp). The ledger (issue 19): the

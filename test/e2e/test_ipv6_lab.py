@@ -56,6 +56,7 @@ import json, smtplib, sys
 a = json.loads(sys.argv[1])
 s = smtplib.SMTP(timeout=30, local_hostname="checker.example")
 out = {"greeting": s.connect(a["ip"], 25)[0]}
+out["ehlo"] = s.ehlo()[0]
 out["mail"] = s.mail("someone@checker.example")[0]
 out["rcpt"] = [s.rcpt(r)[0] for r in a["rcpts"]]
 if a["message"] is not None and set(out["rcpt"]) == {250}:

@@ -60,8 +60,9 @@ def relay_address(net, entry, key, enabled):
     errors. Refused: any entry while ``qmail:ipv6`` is off (no IPv6 client
     reaches qmail-smtpd then: it could never match), a network or prefix
     (tcprules cannot match one reliably), IPv4-mapped addresses (IPv4
-    clients arrive in IPv4 form), zones (``%eth0``) and the unspecified
-    address.
+    clients arrive in IPv4 form), zones (``%eth0``), the unspecified
+    address, and an address whose spelling ends in ``::`` (tcprules reads a
+    rule ending in ``:`` as a prefix: ``fd00::`` matches ``fd00::5``).
     """
     if not enabled:
         _fail(key, f"{entry!r} is an IPv6 entry, but qmail:ipv6 is off: no IPv6 client "
@@ -79,7 +80,13 @@ def relay_address(net, entry, key, enabled):
                    "one; list the address alone")
     if address.is_unspecified:
         _fail(key, f"{entry!r} is the unspecified address, no client's")
-    return tcpserver_form(address)
+    seen = tcpserver_form(address)
+    if seen.endswith(":"):
+        # tcprules takes a rule ending in ":" as a prefix: "fd00::" would
+        # let every fd00::<x> relay.
+        _fail(key, f"{entry!r} arrives as {seen!r}, which tcprules takes as a prefix of "
+                   f"other addresses ({seen}1 ...): it would widen relaying")
+    return seen
 
 
 def service_settings(enabled, mode, package, key="qmail:ipv6"):

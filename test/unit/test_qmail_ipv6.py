@@ -43,9 +43,28 @@ SEEN_FROM_TCPSERVER = [
 
 
 @pytest.mark.parametrize(("entry", "seen"), SEEN_FROM_TCPSERVER)
-def test_ipv6_relay_client_is_spelt_as_tcpserver_writes_it(modules, entry, seen):
+def test_ipv6_is_spelt_as_tcpserver_writes_it(loaders, entry, seen):
+    assert loaders.utils["qmail_ipv6.tcpserver_form"](entry) == seen
+
+
+@pytest.mark.parametrize(("entry", "seen"), [
+    (e, s) for e, s in SEEN_FROM_TCPSERVER if not s.endswith(":")])
+def test_ipv6_relay_client_is_the_rule_tcpserver_matches(modules, entry, seen):
     rules = modules.qmail_service.tcp_rules([entry], ipv6=True)
     assert rules == [f'{seen}:allow,RELAYCLIENT=""', ":allow"]
+
+
+# tcprules reads a rule ending in ":" as a prefix (ucspi-tcp-ipv6's
+# tcprulescheck: a rule "fd00::" matches TCPREMOTEIP=fd00::5 and
+# fd00::1:2): such an address would let others relay.
+@pytest.mark.parametrize("entry", ["fd00::", "1:0:0:0:0:0:0:0", "2001:db8:1:1:1:1:1:0",
+                                   "fd00:1:2:3::"])
+def test_an_address_spelt_as_a_prefix_is_refused(modules, entry):
+    with pytest.raises(SaltInvocationError) as exc:
+        modules.qmail_service.tcp_rules(["10.1.2.0/24", entry], ipv6=True)
+    assert str(exc.value).startswith(
+        f"qmail:relay_clients[1]: {entry!r} arrives as ")
+    assert "it would widen relaying" in str(exc.value)
 
 
 def test_ipv4_and_ipv6_clients_together_in_their_order(modules):

@@ -259,9 +259,15 @@ def _service_settings(settings, v):
     # module's loader context (no __utils__, no __grains__ there).
     tcp_rules = __utils__["qmail_tcprules.tcp_rules"]
     os_name, release = __grains__.get("os"), __grains__.get("osmajorrelease")
+    service = settings["service"]
+    # qmail:ipv6 (issue 22): tcpserver on IPv6 too; IPv6 relay clients.
+    service.update(__utils__["qmail_ipv6.service_settings"](
+        settings["ipv6"], service["smtpd"] if settings["role"] == "spool" else "off",
+        settings["lookup"]["service"]["ipv6_package"]))
+    six = functools.partial(__utils__["qmail_ipv6.relay_address"], enabled=settings["ipv6"])
     __utils__["qmail_settings_smtpd.service_settings"](
         v, settings,
-        tcp_rules=lambda clients: tcp_rules(clients, v),
+        tcp_rules=lambda clients: tcp_rules(clients, v, "qmail:relay_clients", six),
         release_check=lambda: _tls_release_check(os_name, release),
         check_pair=__utils__["qmail_tls.check_pair"])
 

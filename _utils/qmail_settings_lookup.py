@@ -124,8 +124,9 @@ def check_lookup(v, lookup):
         service[name] = v("system_file")(service[name], f"{key}:service:{name}")
     service["tlswrapper_bin"] = v("path")(service["tlswrapper_bin"],
                                            f"{key}:service:tlswrapper_bin")
-    if service["tls_package"] != "":
-        v("deb_name")(service["tls_package"], f"{key}:service:tls_package")
+    for name in ("tls_package", "ipv6_package"):
+        if service[name] != "":
+            v("deb_name")(service[name], f"{key}:service:{name}")
 
 
 def check_tofs(v, tofs):

@@ -41,21 +41,26 @@ def __virtual__():
     return __virtualname__
 
 
-def tcp_rules(relay_clients, key="qmail:relay_clients"):
+def tcp_rules(relay_clients, key="qmail:relay_clients", ipv6=False):
     """
-    Turn ``relay_clients`` (IPv4 addresses or networks in CIDR notation)
-    into the lines of a tcprules source for qmail-smtpd: one
+    Turn ``relay_clients`` (IPv4 addresses or networks in CIDR notation;
+    with ``ipv6``, the spool listening on IPv6 too, also whole IPv6
+    addresses) into the lines of a tcprules source for qmail-smtpd: one
     ``<prefix>:allow,RELAYCLIENT=""`` per client network, then ``:allow``
     for everyone else (who may only send to ``rcpthosts``). tcprules knows
     dotted prefixes (``10.1.``) and ranges in the last octet
-    (``10.1.2.0-127``), so other prefix lengths are spelt with those.
+    (``10.1.2.0-127``), so other prefix lengths are spelt with those; an
+    IPv6 address is spelt as tcpserver writes it (``_utils/qmail_ipv6.py``).
 
     CLI Example::
 
         salt '*' qmail_service.tcp_rules '[10.1.2.0/24, 192.168.5.7]'
+        salt '*' qmail_service.tcp_rules '[10.1.2.0/24, "2001:db8:0:1::5"]' ipv6=True
     """
+    six = functools.partial(__utils__["qmail_ipv6.relay_address"],
+                            enabled=_v("boolean")(ipv6, "ipv6"))
     return __utils__["qmail_tcprules.tcp_rules"](relay_clients, __utils__["qmail_validate.plain"],
-                                                key)
+                                                key, six)
 
 
 # --------------------------------------------------------------------------

@@ -260,9 +260,15 @@ def _service_settings(settings, v):
     # (Which releases have no tlswrapper is a parameters layer,
     # osfinger/Debian-11.yaml: lookup:service:tlswrapper_missing.)
     tcp_rules = __utils__["qmail_tcprules.tcp_rules"]
+    service = settings["service"]
+    # qmail:ipv6 (issue 22): tcpserver on IPv6 too; IPv6 relay clients.
+    service.update(__utils__["qmail_ipv6.service_settings"](
+        settings["ipv6"], service["smtpd"] if settings["role"] == "spool" else "off",
+        settings["lookup"]["service"]["ipv6_package"]))
+    six = functools.partial(__utils__["qmail_ipv6.relay_address"], enabled=settings["ipv6"])
     __utils__["qmail_settings_smtpd.service_settings"](
         v, settings,
-        tcp_rules=lambda clients: tcp_rules(clients, v),
+        tcp_rules=lambda clients: tcp_rules(clients, v, "qmail:relay_clients", six),
         check_pair=__utils__["qmail_tls.check_pair"],
         supervisors=__utils__["qmail_supervisors.supervisors"](),
         # qmail-smtpd's own wait when control/timeoutsmtpd is absent (the

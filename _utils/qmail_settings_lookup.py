@@ -123,8 +123,9 @@ def check_lookup(v, lookup, boot_methods):
         service[name] = v("system_file")(service[name], f"{key}:service:{name}")
     service["tlswrapper_bin"] = v("path")(service["tlswrapper_bin"],
                                            f"{key}:service:tlswrapper_bin")
-    if service["tls_package"] != "":
-        v("deb_name")(service["tls_package"], f"{key}:service:tls_package")
+    for name in ("tls_package", "ipv6_package"):
+        if service[name] != "":
+            v("deb_name")(service[name], f"{key}:service:{name}")
     v("string")(service["tlswrapper_missing"], f"{key}:service:tlswrapper_missing",
                 empty_ok=True, max_length=200)
 

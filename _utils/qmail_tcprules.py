@@ -8,17 +8,18 @@ The loader gives ``_utils`` modules no ``__utils__``: the callers pass
 """
 
 
-def tcp_rules(relay_clients, plain, key="qmail:relay_clients"):
+def tcp_rules(relay_clients, plain, key="qmail:relay_clients", ipv6=None):
     """
-    Turn ``relay_clients`` (IPv4 addresses or networks in CIDR notation)
-    into the lines of a tcprules source for qmail-smtpd: one
+    Turn ``relay_clients`` (IPv4 addresses or networks in CIDR notation;
+    whole IPv6 addresses when ``ipv6``, the check of one entry, is given:
+    see ``qmail_ipv6.relay_address``) into the lines of a tcprules source for qmail-smtpd: one
     ``<prefix>:allow,RELAYCLIENT=""`` per client network, then ``:allow``
     for everyone else (who may only send to ``rcpthosts``). tcprules knows
     dotted prefixes (``10.1.``) and ranges in the last octet
     (``10.1.2.0-127``), so other prefix lengths are spelt with those.
     """
     prefixes = []
-    for net in plain("relay_networks")(relay_clients, key):
+    for net in plain("relay_networks")(relay_clients, key, ipv6):
         for prefix in _tcprules_prefixes(net):
             if prefix not in prefixes:
                 prefixes.append(prefix)
@@ -26,7 +27,10 @@ def tcp_rules(relay_clients, plain, key="qmail:relay_clients"):
 
 
 def _tcprules_prefixes(net):
-    """The tcprules spellings of one IPv4 network."""
+    """The tcprules spellings of one IPv4 network (an IPv6 address comes
+    spelt already)."""
+    if isinstance(net, str):
+        return [net]
     octets = str(net.network_address).split(".")
     length = net.prefixlen
     if length == 32:

@@ -301,8 +301,10 @@ def wildcard(value, key, harm="relay for every domain under it"):
 MIN_RELAY_PREFIX = 8
 
 
-def relay_networks(value, key):
-    """IPv4 networks (CIDR); together at most one /8."""
+def relay_networks(value, key, ipv6=None):
+    """IPv4 networks (CIDR); together at most one /8. IPv6 entries only
+    with ``ipv6``, a check of one (``_utils/qmail_ipv6.py`` ``relay_address``
+    with the setting bound), whose result is kept in their place."""
     list_of(value, key)
     nets = []
     for index, entry in enumerate(value):
@@ -311,14 +313,18 @@ def relay_networks(value, key):
         try:
             net = ipaddress.ip_network(entry, strict=True)
         except ValueError as exc:
-            fail(where, f"{_short(entry)} is not an IPv4 address or network ({exc})")
+            fail(where, f"{_short(entry)} is not an IP address or network ({exc})")
         if net.version != 4:
-            fail(where, f"{_short(entry)}: only IPv4 is supported by tcpserver")
+            if ipv6 is None:
+                fail(where, f"{_short(entry)}: only IPv4 is supported by tcpserver")
+            nets.append(ipv6(net, entry, where))
+            continue
         if net.prefixlen < MIN_RELAY_PREFIX:
             fail(where, f"{_short(entry)} is wider than /{MIN_RELAY_PREFIX}; that is close "
                         "to an open relay")
         nets.append(net)
-    total = sum(n.num_addresses for n in ipaddress.collapse_addresses(nets))
+    four = [n for n in nets if isinstance(n, ipaddress.IPv4Network)]
+    total = sum(n.num_addresses for n in ipaddress.collapse_addresses(four))
     if total > 2 ** (32 - MIN_RELAY_PREFIX):
         fail(key, f"together the networks cover {total} addresses, more than one "
                   f"/{MIN_RELAY_PREFIX}; that is close to an open relay")

@@ -2,22 +2,26 @@
 Watch a host's qmail queue (and, on a spool, its SMTP service) and say on the
 event bus when it needs attention and when it has recovered.
 
-Configured in pillar (or the minion config), like every beacon:
+Configured in pillar (or the minion config), like every beacon: the limits
+and how often to look. What the host is (its qmail home, its role, the port
+its qmail-smtpd listens on) the beacon reads from the file ``qmail.service``
+writes for it, ``beacon.json`` beside the formula's ledger
+(``salt '*' qmail_settings.get beacon:file`` names it), so it always agrees
+with what the formula last applied:
 
 .. code-block:: yaml
 
     beacons:
       qmail_queue:
+        - settings: /var/lib/qmail-formula/beacon.json  # written by qmail.service
         - messages: 100     # "backlog" once the queue holds more than this
         - age: 3600         # ... or its oldest message is older (seconds)
         - interval: 30      # seconds between looks (Salt's own option)
-        - home: /var/qmail  # conf-qmail (default /var/qmail)
-        - smtp: true        # spool: also watch 127.0.0.1:<port> (default false)
-        - port: 25          # the SMTP port to watch (default 25)
+        - smtp: true        # also watch qmail-smtpd on 127.0.0.1 (a spool's)
 
 Events, ``salt/beacon/<minion id>/qmail_queue/<what>``, each with
 ``messages``, ``oldest_age`` (seconds, 0 when empty), ``state`` and the
-host's ``role`` (pillar ``qmail:role``):
+host's ``role`` (the merged ``qmail:role``, the default included):
 
 ``backlog``
     the queue went over a limit (also on the first look after the minion
@@ -25,17 +29,21 @@ host's ``role`` (pillar ``qmail:role``):
 ``drained``
     the queue is back within both limits after a backlog;
 ``smtp_down`` / ``up``
-    (``smtp: true``) the local SMTP service stopped answering ``220`` /
-    answers again; ``up`` is also sent on the first look after the minion
-    starts, so a spool that comes back (reboot, restart) says so. The reactor
-    example ``qmail/files/reactor/flush-clients.sls`` makes every client
+    (``smtp: true``, on a host that runs qmail-smtpd) the local SMTP
+    service stopped answering ``220`` / answers again; ``up`` is also sent
+    on the first look after the minion starts, so a spool that comes back
+    (reboot, restart) says so. The reactor example
+    ``qmail/files/reactor/flush-clients.sls`` makes every client
     retry its queue at once on that event.
 
 Counting reads ``<home>/queue/mess`` (one file per message, as
 qmail-qstat counts them), with no process started: cheap enough to run
-every few seconds.
+every few seconds. Until the formula has written the settings file (or
+when it cannot be read) the beacon says nothing, as for a host without a
+queue.
 """
 
+import json
 import logging
 import os
 import socket
@@ -47,7 +55,6 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "qmail_queue"
 
-DEFAULT_HOME = "/var/qmail"
 SMTP_TIMEOUT = 5
 
 # Last seen state per beacon name: {"backlog": bool, "smtp": bool | None}.
@@ -89,34 +96,36 @@ def _salt_options(config):
 
 def validate(config):
     """
-    Check the beacon's configuration: a list of one-key mappings with
-    ``messages`` and/or ``age`` (whole numbers >= 0), an absolute ``home``, a
-    true/false ``smtp`` and Salt's own options as Salt needs them.
+    Check the beacon's configuration: a list of one-key mappings with the
+    absolute path of the formula's ``settings`` file, ``messages`` and/or
+    ``age`` (whole numbers >= 0), a true/false ``smtp`` and Salt's own
+    options as Salt needs them.
     """
     if not isinstance(config, list) or not all(isinstance(item, dict) for item in config):
         return False, "beacons:qmail_queue: must be a list of one-key mappings"
     config = salt.utils.beacons.list_to_dict(config)
-    known = {"messages", "age", "home", "smtp", "port"}
+    known = {"settings", "messages", "age", "smtp"}
     salt_own = {"interval", "run_once", "disable_during_state_run", "beacon_module",
                 "_beacon_name"}
     error = _salt_options(config)
     if error:
         return False, error
     unknown = sorted(set(config) - known - salt_own)
+    if set(unknown) & {"home", "port"}:
+        return False, ("beacons:qmail_queue: home and port are no options any more: the "
+                       "beacon reads them from the formula's settings file (option settings)")
     if unknown:
         return False, f"beacons:qmail_queue: unknown option(s) {unknown}; known: {sorted(known)}"
+    settings = config.get("settings")
+    if not isinstance(settings, str) or not os.path.isabs(settings) or "\n" in settings:
+        return False, (f"beacons:qmail_queue:settings: {settings!r} is not an absolute path "
+                       "(the file qmail.service writes: qmail_settings.get beacon:file)")
     if "messages" not in config and "age" not in config:
         return False, "beacons:qmail_queue: give messages and/or age"
     for key in ("messages", "age"):
         error = _non_negative_int(config, key)
         if error:
             return False, error
-    home = config.get("home", DEFAULT_HOME)
-    if not isinstance(home, str) or not os.path.isabs(home) or "\n" in home:
-        return False, f"beacons:qmail_queue:home: {home!r} is not an absolute path"
-    port = config.get("port", 25)
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        return False, f"beacons:qmail_queue:port: {port!r} is not a port number (1-65535)"
     if not isinstance(config.get("smtp", False), bool):
         return False, f"beacons:qmail_queue:smtp: {config['smtp']!r} is not true/false"
     return True, "Valid beacon configuration"
@@ -152,10 +161,24 @@ def _smtp_answers(port):
     return greeting.startswith(b"220")
 
 
-def _role():
-    pillar = __opts__.get("pillar") or {}
-    settings = pillar.get("qmail") if isinstance(pillar, dict) else None
-    return settings.get("role") if isinstance(settings, dict) else None
+def _host(path):
+    """
+    What the formula says this host is (``qmail.service`` writes ``path``):
+    ``{"home", "role", "smtpd_port"}``, the port null on a host that runs
+    no qmail-smtpd. None when the file is missing or not of that shape.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            host = json.load(handle)
+    except (OSError, ValueError) as exc:
+        log.debug("qmail_queue beacon: no settings in %s: %s", path, exc)
+        return None
+    if not (isinstance(host, dict) and isinstance(host.get("home"), str)
+            and os.path.isabs(host["home"]) and isinstance(host.get("role"), str)
+            and (host.get("smtpd_port") is None or isinstance(host["smtpd_port"], int))):
+        log.warning("qmail_queue beacon: %s is not the formula's settings file", path)
+        return None
+    return host
 
 
 def beacon(config):
@@ -166,13 +189,17 @@ def beacon(config):
 
         beacons:
           qmail_queue:
+            - settings: /var/lib/qmail-formula/beacon.json
             - messages: 100
             - age: 3600
             - interval: 30
     """
     config = salt.utils.beacons.list_to_dict(config)
     name = config.get("_beacon_name", __virtualname__)
-    home = config.get("home", DEFAULT_HOME)
+    host = _host(config["settings"])
+    if host is None:  # the formula has not set this host up (yet)
+        return []
+    home = host["home"]
     try:
         messages, age = _queue(home, time.time())
     except OSError as exc:  # qmail not installed (yet): nothing to watch
@@ -182,12 +209,15 @@ def beacon(config):
     limit_age = config.get("age")
     backlog = (limit_messages is not None and messages > limit_messages) or (
         limit_age is not None and age > limit_age)
-    smtp = _smtp_answers(config.get("port", 25)) if config.get("smtp", False) else None
+    # smtp is an opt-in: no option, no watching (and a host without
+    # qmail-smtpd has nothing to watch).
+    port = host["smtpd_port"]
+    smtp = _smtp_answers(port) if config.get("smtp") and port is not None else None
 
     last = _LAST.get(name, {"backlog": False, "smtp": None})
     _LAST[name] = {"backlog": backlog, "smtp": smtp}
 
-    data = {"messages": messages, "oldest_age": age, "role": _role(),
+    data = {"messages": messages, "oldest_age": age, "role": host["role"],
             "state": "backlog" if backlog else "ok"}
     events = []
     if backlog and not last["backlog"]:

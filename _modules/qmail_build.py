@@ -518,7 +518,7 @@ def _compile(source, conf, workdir, home, log, tarball):
     return stage, written
 
 
-def build(home, source, conf, workdir="/var/cache/qmail-build", share=None):
+def build(home, source, conf, workdir=None, share=None):
     """
     Make ``home`` hold the qmail built from ``source`` with ``conf`` (the
     conf-* contents): unless the record says it already does, install the
@@ -531,7 +531,8 @@ def build(home, source, conf, workdir="/var/cache/qmail-build", share=None):
 
     Returns {"record": ..., "compiled": bool, "from": "compiled" or
     "shared:<builder>", "published": bool, "files": n, "log": path}, or {}
-    when nothing had to be done.
+    when nothing had to be done. ``workdir`` (sources, build log, shared
+    trees) is the settings' ``build:workdir`` when left out.
 
     CLI Example::
 
@@ -540,7 +541,8 @@ def build(home, source, conf, workdir="/var/cache/qmail-build", share=None):
             "{conf-qmail: /var/qmail}"
     """  # noqa: E501 (a CLI line with a whole sha256)
     home = _v("own_dir")(home, "home")
-    workdir = _v("own_dir")(workdir, "workdir")
+    workdir = _v("own_dir")(workdir or __salt__["qmail_settings.get"]("build:workdir"),
+                            "workdir")
     if _v("inside")(workdir, home) or _v("inside")(home, workdir):
         _v("fail")("workdir", f"{workdir!r} and the home {home!r} must not hold one another")
     _v("fields")(source, "source", ("preset", "hash", "url"))

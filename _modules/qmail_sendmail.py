@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "qmail_sendmail"
 
-BOOT_METHODS = ("systemd", "sysv", "chkconfig", "rcconf", "sysconfig", "irix")
 # How long a sendmail process gets to exit after SIGTERM.
 STOP_TIMEOUT = 10
 
@@ -338,7 +337,7 @@ def boot_disable(method, services=(), path=None, journal=None, test=False):
         salt '*' qmail_sendmail.boot_disable rcconf path=/etc/rc.conf
         salt '*' qmail_sendmail.boot_disable systemd '[sendmail, sm-client]'
     """
-    _v("one_of")(method, BOOT_METHODS, "method")
+    _v("one_of")(method, __utils__["qmail_boot.names"](), "method")
     services = _v("each")(services, "services", "service_name")
     journal = _journal(journal)
     boot = _boot(method, journal)

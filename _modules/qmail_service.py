@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "qmail_service"
 
-SUPERVISORS = ("systemd", "daemontools", "bootscript")  # qmail:service:supervisor
 SEND = "qmail-send"
 SMTPD = "qmail-smtpd"
 SMTPSD = "qmail-smtpsd"  # implicit TLS (qmail:tls:smtps)
@@ -85,8 +84,8 @@ def _v(name):
 # Every argument a user can type on the command line goes through the
 # shared validators: an error names the argument, never a traceback.
 def _supervisor(supervisor):
-    return _v("one_of")(supervisor or _setting("service", "supervisor"), SUPERVISORS,
-                        "supervisor")
+    return _v("one_of")(supervisor or _setting("service", "supervisor"),
+                        __utils__["qmail_supervisors.supervisors"](), "supervisor")
 
 
 def _service_dir(service_dir):

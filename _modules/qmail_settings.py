@@ -44,7 +44,6 @@ ROLES = ("spool", "client")
 # What the formula's install puts into the qmail home besides queue/,
 # control/, users/ and alias/ (whose contents belong to the mail system).
 INSTALLED_DIRS = ("bin", "boot", "doc", "man")
-RECORD_NAME = ".qmail-build.json"
 # Keys whose entries may be null: null there removes a file.
 NULL_REMOVES = ("qmail:control", "qmail:aliases")
 # Keys that were renamed: an old pillar that still sets one (even to null)
@@ -205,7 +204,8 @@ def _build_settings(settings, v):
     settings["build_conf"] = __utils__["qmail_build_inputs.conf_files"](
         home, lookup["users"], lookup["groups"], build["conf"], v)
     settings["build_remove"] = [os.path.join(home, d) for d in INSTALLED_DIRS] + [
-        os.path.join(home, "rc"), os.path.join(home, RECORD_NAME), build["workdir"],
+        os.path.join(home, "rc"), __utils__["qmail_install.record_path"](home),
+        build["workdir"],
     ]
     settings["accounts_groups"], settings["accounts_users"] = __utils__[
         "qmail_settings_lookup.accounts"](lookup)
@@ -257,8 +257,9 @@ def _sendmail_settings(settings):
 def _service_settings(settings, v):
     # What the checks in _utils call is resolved here: they run outside this
     # module's loader context (no __utils__, no __grains__ there).
+    # (Which releases have no tlswrapper is a parameters layer,
+    # osfinger/Debian-11.yaml: lookup:service:tlswrapper_missing.)
     tcp_rules = __utils__["qmail_tcprules.tcp_rules"]
-    os_name, release = __grains__.get("os"), __grains__.get("osmajorrelease")
     service = settings["service"]
     # qmail:ipv6 (issue 22): tcpserver on IPv6 too; IPv6 relay clients.
     service.update(__utils__["qmail_ipv6.service_settings"](
@@ -268,22 +269,27 @@ def _service_settings(settings, v):
     __utils__["qmail_settings_smtpd.service_settings"](
         v, settings,
         tcp_rules=lambda clients: tcp_rules(clients, v, "qmail:relay_clients", six),
-        release_check=lambda: _tls_release_check(os_name, release),
-        check_pair=__utils__["qmail_tls.check_pair"])
+        check_pair=__utils__["qmail_tls.check_pair"],
+        supervisors=__utils__["qmail_supervisors.supervisors"](),
+        # qmail-smtpd's own wait when control/timeoutsmtpd is absent (the
+        # control files' catalogue: qmail's default, in one place).
+        smtpd_timeout=__utils__["qmail_control_files.default"]("timeoutsmtpd", None))
 
 
-def _tls_release_check(os_name, release):
-    """tlswrapper is packaged from Debian 12 on; on 11 qmail:tls cannot work."""
-    if os_name != "Debian":
-        return
-    try:
-        major = int(release or 0)
-    except (TypeError, ValueError):
-        return
-    if 0 < major < 12:
-        _fail("qmail:tls:enable", f"Debian {major} has no tlswrapper package (Debian 12 and "
-                                  "later have it): TLS for qmail-smtpd needs it; set "
-                                  "qmail:tls:enable: false on this host")
+# --------------------------------------------------------------------------
+# beacon: what the qmail_queue beacon reads (qmail.service writes it)
+# --------------------------------------------------------------------------
+def _beacon_settings(settings):
+    """The beacon's file beside the ledger (the formula's own folder) and
+    what it holds: the home, the merged role, qmail-smtpd's port (None where
+    none runs)."""
+    service = settings["service"]
+    settings["beacon"] = {
+        "file": os.path.join(os.path.dirname(settings["lookup"]["ledger"]), "beacon.json"),
+        "host": {"home": settings["lookup"]["home"], "role": settings["role"],
+                 "smtpd_port": service["smtpd_port"] if service["smtpd_mode"] != "off"
+                 else None},
+    }
 
 
 # --------------------------------------------------------------------------
@@ -296,7 +302,7 @@ def _check_owns_not_in_pillar(pillar):
                             "pillar: the pillar cannot widen what the formula may touch")
 
 
-def _check_ownership(settings, defaults, os_family):
+def _check_ownership(settings, defaults, layers):
     """After every form check: each value points at something the formula
     owns (``_utils/qmail_owner.py``; rules in parameters ``owns``)."""
     lookup = settings["lookup"]
@@ -305,7 +311,7 @@ def _check_ownership(settings, defaults, os_family):
     if os.path.isdir(ledger):
         _fail("qmail:lookup:ledger", f"{ledger} is a folder, not a file")
     lookup["ledger"] = ledger
-    default_lookup = _merge(defaults.get("lookup", {}), (os_family or {}).get("lookup", {}))
+    default_lookup = _merge(defaults.get("lookup", {}), (layers or {}).get("lookup", {}))
     scratch = __utils__["qmail_owner.scratch_roots"](__opts__.get("qmail_scratch_roots"))
     __utils__["qmail_owner.check"](settings, settings["owns"], default_lookup, scratch)
 
@@ -313,9 +319,10 @@ def _check_ownership(settings, defaults, os_family):
 # --------------------------------------------------------------------------
 # Public functions
 # --------------------------------------------------------------------------
-def merge(defaults=None, os_family=None, pillar=None):
+def merge(defaults=None, layers=None, pillar=None):
     """
-    Merge the formula's ``defaults``, the ``os_family`` parameters and
+    Merge the formula's ``defaults``, the ``layers`` (the parameters of this
+    minion's os_family and osfinger files, merged in that order) and
     ``pillar`` (the ``qmail`` pillar; its ``lookup`` goes over the OS-level
     parameters), check every key, and add what the states need:
 
@@ -327,7 +334,10 @@ def merge(defaults=None, os_family=None, pillar=None):
     - ``build_source``, ``build_conf``, ``build_remove``,
       ``accounts_groups``/``accounts_users``, ``aliases_files``,
       ``aliases_maildirs``, ``delivery_arg`` (qmail.users/build/aliases);
-    - ``sendmail`` (qmail.sendmail) and ``service:*`` (qmail.service).
+    - ``sendmail`` (qmail.sendmail) and ``service:*`` (qmail.service);
+    - ``beacon``: the file the qmail_queue beacon reads and what it holds;
+    - ``parameters``: the files of ``parameters/`` merged (without
+      ``defaults``: read from the file server).
 
     Raises SaltInvocationError naming the pillar key on bad input.
 
@@ -336,35 +346,46 @@ def merge(defaults=None, os_family=None, pillar=None):
         salt '*' qmail_settings.merge pillar="{role: client, spool: mail.example.org}"
 
     Without ``defaults``, the parameters shipped with the formula (and this
-    minion's ``os_family`` file) are used, as ``show`` does.
+    minion's layers, ``parameters/map_jinja.yaml``) are used, as ``show``
+    does.
     """
     if defaults is None:
-        defaults, os_family = _parameters()
+        defaults, layers = _parameters()
     pillar = _plain(pillar) if pillar is not None else {}
-    return _merge_checked(defaults, os_family, pillar)
+    return _merge_checked(defaults, layers, pillar)
 
 
-def _merge_checked(defaults, os_family, pillar):
+def _merge_checked(defaults, layers, pillar):
     _check_renamed(pillar)
     _check_owns_not_in_pillar(pillar)
     pillar = _drop_nulls(pillar, "qmail")
     _check_shape(defaults, pillar, "qmail")
+    layers = dict(layers or {})
+    read = layers.pop("parameters", None)
     # The derivations below add to the settings: copy what they hold of the
     # pillar (new dicts and lists; strings and numbers are immutable).
-    settings = _copy(_merge(_merge(defaults, os_family or {}), pillar))
+    settings = _copy(_merge(_merge(defaults, layers), pillar))
     v = _validators()
-    __utils__["qmail_settings_lookup.check_lookup"](v, settings["lookup"])
+    __utils__["qmail_settings_lookup.check_lookup"](v, settings["lookup"],
+                                                    __utils__["qmail_boot.names"]())
     __utils__["qmail_settings_lookup.check_tofs"](v, settings["tofs"])
     _derive_control(settings, v)
     _build_settings(settings, v)
     _sendmail_settings(settings)
     _service_settings(settings, v)
-    _check_ownership(settings, defaults, os_family)
+    _check_ownership(settings, defaults, layers)
+    _beacon_settings(settings)
+    if read is not None:
+        settings["parameters"] = read
     return settings
 
 
 def _parameters(tplroot="qmail"):
-    """defaults.yaml and this minion's os_family file, from the file server."""
+    """
+    defaults.yaml and the layers ``map_jinja.yaml`` lists, from the file
+    server: ``(defaults, layers)``, the layers merged in their order (a
+    later one over an earlier) with ``parameters``, the files read.
+    """
     import yaml  # pylint: disable=import-outside-toplevel
 
     # map.jinja takes tplroot from the importing SLS file's folder: an SLS
@@ -383,8 +404,18 @@ def _parameters(tplroot="qmail"):
         return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if (
             text) else {}
 
-    return (_yaml("defaults.yaml", True),
-            _yaml(f"os_family/{__grains__['os_family']}.yaml", False))
+    # One listing (the file server's, cached), then only the layer files
+    # that exist: asking for a missing one would log an error every run.
+    prefix = f"{tplroot}/parameters/"
+    present = {p[len(prefix):] for p in __salt__["cp.list_master"](prefix=prefix)}
+    read = ["defaults.yaml"]
+    layers = {}
+    for grain in _yaml("map_jinja.yaml", True)["layers"]:
+        path = f"{grain}/{__grains__.get(grain)}.yaml"
+        if path in present:
+            read.append(path)
+            layers = _merge(layers, _yaml(path, False))
+    return _yaml("defaults.yaml", True), dict(layers, parameters=read)
 
 
 def _copy(value):

@@ -71,7 +71,7 @@ def source_verified(name, source, conf):
     return ret
 
 
-def installed(name, source, conf, workdir="/var/cache/qmail-build", share=None):
+def installed(name, source, conf, workdir=None, share=None):
     """
     Make the qmail home ``name`` hold qmail built from ``source`` with the
     ``conf`` (conf-* file -> contents) values.
@@ -85,7 +85,8 @@ def installed(name, source, conf, workdir="/var/cache/qmail-build", share=None):
     conf
         conf-* file name -> contents (``build_conf``).
     workdir
-        Where sources are extracted and built and the build log is kept.
+        Where sources are extracted and built and the build log is kept
+        (left out: the settings' ``build:workdir``, as the module takes it).
     share
         ``builder`` (the minion that compiles for the fleet) and ``wait``
         (seconds the others wait for its tree).

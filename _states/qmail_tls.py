@@ -10,6 +10,8 @@ then the certificate and its chain, in one file readable by root alone.
         - host: mail.example.org
         - key_file: /etc/qmail-tls/key.pem
         - certificate_file: /etc/qmail-tls/cert.pem
+        - user: root
+        - group: root       # the SLS gives qmail:lookup:rootgroup (FreeBSD: wheel)
 
 The new file takes the old one's name by rename, so a connection opens the
 old file or the new one, never a part; tlswrapper reads it per connection,
@@ -42,8 +44,8 @@ def _current(name):
     return data, st
 
 
-def pem_managed(name, host=None, key=None, certificate=None, key_file=None,
-                certificate_file=None, user="root", group="root", mode="0600"):
+def pem_managed(name, user, group, host=None, key=None, certificate=None, key_file=None,
+                certificate_file=None, mode="0600"):
     """
     Make sure ``name`` holds ``key`` then ``certificate`` (PEM text, or
     read from ``key_file``/``certificate_file``), owned by ``user``/``group``
@@ -53,6 +55,8 @@ def pem_managed(name, host=None, key=None, certificate=None, key_file=None,
 
     name
         The PEM file tlswrapper reads (``-f``).
+    user, group
+        Its owner: root and the OS's root group (``qmail:lookup:rootgroup``).
     host
         The name the certificate must be for (qmail:me).
     """

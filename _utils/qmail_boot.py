@@ -191,6 +191,12 @@ METHODS = {"systemd": Service, "sysv": Service, "chkconfig": Chkconfig, "rcconf"
 NAMES = ("systemd", "sysv", "chkconfig", "rcconf", "sysconfig", "irix")
 
 
+def names():
+    """The boot methods a user names (``qmail:lookup:sendmail_boot``): the
+    one list the settings and ``qmail_sendmail`` check against."""
+    return NAMES
+
+
 def method(name, tools):
     """The boot method ``name`` (one of ``NAMES``, or a journal record's
     ``method``), chosen once: ``systemd`` where systemd does not run is

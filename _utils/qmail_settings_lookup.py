@@ -12,7 +12,6 @@ import os
 
 from salt.exceptions import SaltInvocationError
 
-BOOT_METHODS = ("systemd", "sysv", "chkconfig", "rcconf", "sysconfig", "irix")
 # INSTALL.ids: user -> (primary group key, home below the qmail home).
 ACCOUNTS = {
     "alias": ("nofiles", "alias"),
@@ -64,7 +63,7 @@ def _check_alternative(v, alt, key):
     return {"name": alt["name"], "link": link, "priority": prio, "slaves": checked}
 
 
-def check_lookup(v, lookup):
+def check_lookup(v, lookup, boot_methods):
     key = "qmail:lookup"
     lookup["home"] = v("own_dir")(lookup["home"], f"{key}:home")
     v("account")(lookup["rootgroup"], f"{key}:rootgroup")
@@ -91,7 +90,7 @@ def check_lookup(v, lookup):
     for name in ("sendmail_paths", "sendmail_links"):
         lookup[name] = [v("system_file")(p, f"{key}:{name}[{i}]")
                         for i, p in enumerate(lookup[name])]
-    v("one_of")(lookup["sendmail_boot"], BOOT_METHODS, f"{key}:sendmail_boot")
+    v("one_of")(lookup["sendmail_boot"], boot_methods, f"{key}:sendmail_boot")
     for i, service in enumerate(lookup["sendmail_services"]):
         v("service_name")(service, f"{key}:sendmail_services[{i}]")
     lookup["sendmail_ports"] = [v("integer")(p, f"{key}:sendmail_ports[{i}]", 1, 65535)
@@ -127,6 +126,8 @@ def check_lookup(v, lookup):
     for name in ("tls_package", "ipv6_package"):
         if service[name] != "":
             v("deb_name")(service[name], f"{key}:service:{name}")
+    v("string")(service["tlswrapper_missing"], f"{key}:service:tlswrapper_missing",
+                empty_ok=True, max_length=200)
 
 
 def check_tofs(v, tofs):

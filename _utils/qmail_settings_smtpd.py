@@ -13,7 +13,6 @@ import os
 
 from salt.exceptions import SaltInvocationError
 
-SUPERVISORS = ("systemd", "daemontools", "bootscript")
 SMTPD_MODES = ("tcpserver", "inetd")
 
 
@@ -21,13 +20,15 @@ def _fail(key, message):
     raise SaltInvocationError(f"{key}: {message}")
 
 
-def service_settings(v, settings, tcp_rules, release_check, check_pair):
+def service_settings(v, settings, tcp_rules, check_pair, supervisors, smtpd_timeout):
     """``qmail:service`` and ``qmail:tls``: ``tcp_rules`` turns
     ``qmail:relay_clients`` into tcprules lines (``qmail_tcprules``),
-    ``release_check`` fails where this OS release has no tlswrapper,
-    ``check_pair`` checks a given certificate and key (``qmail_tls``)."""
+    ``check_pair`` checks a given certificate and key (``qmail_tls``),
+    ``supervisors`` are the names ``qmail:service:supervisor`` may take
+    (``qmail_supervisors``), ``smtpd_timeout`` is qmail-smtpd's wait when
+    ``control/timeoutsmtpd`` is absent (``qmail_control_files``)."""
     service = settings["service"]
-    v("one_of")(service["supervisor"], SUPERVISORS, "qmail:service:supervisor")
+    v("one_of")(service["supervisor"], supervisors, "qmail:service:supervisor")
     v("one_of")(service["smtpd"], SMTPD_MODES, "qmail:service:smtpd")
     service["smtpd_port"] = v("integer")(service["smtpd_port"], "qmail:service:smtpd_port",
                                           1, 65535)
@@ -57,7 +58,7 @@ def service_settings(v, settings, tcp_rules, release_check, check_pair):
     # qmail-send's log: syslog through splogger (journald keeps it under the
     # unit's name), or under daemontools rc's stdout, read by multilog.
     service["send_logger"] = "" if service["supervisor"] == "daemontools" else "splogger qmail"
-    _tls_settings(v, settings, release_check, check_pair)
+    _tls_settings(v, settings, check_pair, smtpd_timeout)
     # morercpthosts works through morercpthosts.cdb: rebuilt when the file
     # changes, removed with it.
     newmrh = settings["control_reload"]["newmrh"]
@@ -65,7 +66,7 @@ def service_settings(v, settings, tcp_rules, release_check, check_pair):
     service["newmrh_drop"] = [n for n in newmrh if n in settings["control_absent"]]
 
 
-def _tls_settings(v, settings, release_check, check_pair):
+def _tls_settings(v, settings, check_pair, smtpd_timeout):
     tls = settings["tls"]
     service = settings["service"]
     paths = settings["lookup"]["service"]
@@ -90,8 +91,10 @@ def _tls_settings(v, settings, release_check, check_pair):
     if tls["active"] and tls["smtps"] and tls["smtps_port"] == service["smtpd_port"]:
         _fail("qmail:tls:smtps_port", f"{tls['smtps_port']} is qmail:service:smtpd_port "
                                       "already")
-    if tls["active"]:
-        release_check()
+    if tls["active"] and paths["tlswrapper_missing"]:
+        # A release fact of parameters/ (osfinger/Debian-11.yaml).
+        _fail("qmail:tls:enable", f"{paths['tlswrapper_missing']}: TLS for qmail-smtpd needs "
+                                  "it; set qmail:tls:enable: false on this host")
     if tls["certificate"] or tls["key"]:
         # Checked even where TLS is off: a bad pair must not wait for the day
         # it is switched on.
@@ -117,10 +120,10 @@ def _tls_settings(v, settings, release_check, check_pair):
     pem = tls["files"]["pem"]
     # tlswrapper cuts a connection idle for 60 s and tlswrapper-smtp one
     # idle for 15 s (their -t/-T defaults; seen in the lab: a session paused
-    # 20 s after RCPT was dropped). qmail-smtpd waits timeoutsmtpd (1200 s
-    # by default; RFC 5321 asks for 5 minutes at least): TLS must not cut
-    # sooner than qmail itself would.
-    idle = str(settings["control_managed"].get("timeoutsmtpd") or 1200).strip()
+    # 20 s after RCPT was dropped). qmail-smtpd waits timeoutsmtpd (qmail's
+    # default when the file is absent: ``smtpd_timeout``; RFC 5321 asks for
+    # 5 minutes at least): TLS must not cut sooner than qmail itself would.
+    idle = str(settings["control_managed"].get("timeoutsmtpd") or smtpd_timeout).strip()
     services = []
     if mode == "tcpserver":
         if tls["active"]:

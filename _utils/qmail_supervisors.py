@@ -460,6 +460,15 @@ class Inetd(Supervisor):
 
 
 BACKENDS = {cls.name: cls for cls in (Systemd, Daemontools, Bootscript, Inetd)}
+# What qmail:service:supervisor may name: the backends that keep qmail-send
+# running (inetd runs qmail-smtpd only).
+SUPERVISORS = ("systemd", "daemontools", "bootscript")
+
+
+def supervisors():
+    """The values of ``qmail:service:supervisor``: the one list the settings
+    and ``qmail_service`` check against."""
+    return SUPERVISORS
 
 
 def backend(supervisor, run_all, pids_named, alive, booted, path):

@@ -1,8 +1,9 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
-# The merged settings the SLS files see (parameters/, os_family, pillar),
-# written to <cachedir>/qmail/mapdata.yaml: test/integration/
-# test_mapdata_salt_call.py compares them per os_family with test/mapdata/.
+# The merged settings the SLS files see (parameters/ and its layers, pillar;
+# `parameters` lists the files used), written to
+# <cachedir>/qmail/mapdata.yaml: test/integration/test_mapdata_salt_call.py
+# compares them per platform with test/mapdata/.
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
 

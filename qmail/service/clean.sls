@@ -84,7 +84,8 @@ qmail-service-clean-inetd-qmail_service-inetd_reloaded:
                  paths.service_dir ~ "/qmail-send",
                  paths.service_dir ~ "/qmail-smtpd",
                  paths.service_dir ~ "/qmail-smtpsd",
-                 home ~ "/supervise"] %}
+                 home ~ "/supervise",
+                 qmail.beacon.file] %}
 
 {{ ("qmail-service-clean-" ~ (file | replace("/", "-") | trim("-")) ~ "-file-absent") | json }}:
   file.absent:

@@ -72,6 +72,8 @@ qmail-service-tls-pem-qmail_tls-pem_managed:
   qmail_tls.pem_managed:
     - name: {{ files.pem | json }}
     - host: {{ qmail.me | json }}
+    - user: root
+    - group: {{ qmail.lookup.rootgroup | json }}
 {%- if tls.given %}
     - key: {{ tls.key | json }}
     - certificate: {{ tls.certificate | json }}

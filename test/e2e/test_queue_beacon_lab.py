@@ -12,6 +12,7 @@ qmail-send's own next retry (400 s after the first attempt), each says
 ``drained``, and every message is in the spool's Maildir once.
 """
 
+import json
 import uuid
 
 import pytest
@@ -26,6 +27,7 @@ CLIENTS = ["hostname.cla.kobe-u.ac.jp", "client2.cla.kobe-u.ac.jp"]
 MAILDIR = "/home/someone/Maildir"
 PER_CLIENT = 3
 BACKLOG_OVER = 2
+BEACON_SETTINGS = "/var/lib/qmail-formula/beacon.json"
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +37,12 @@ def fleet(lab_master, lab_hosts_module, qmail_source):
     source = lab_master.put_source(qmail_source)
     build = lab_master.prebuilt(qmail_source)  # not the subject here: compiled once
     relay = [f"{fleet.hosts[c].ip}/32" for c in CLIENTS]
-    beacon = [{"messages": BACKLOG_OVER}, {"age": 3600}, {"interval": 1}]
-    pillars = {SPOOL: {"qmail": {"role": "spool", "source": source, "build": build,
+    beacon = [{"settings": BEACON_SETTINGS}, {"messages": BACKLOG_OVER}, {"age": 3600},
+              {"interval": 1}]
+    # The spool leaves qmail:role out (spool is the default): its events must
+    # still say spool, from the file the formula wrote, not None from a
+    # pillar lookup.
+    pillars = {SPOOL: {"qmail": {"source": source, "build": build,
                                  "relay_clients": relay},
                        "beacons": {"qmail_queue": [*beacon, {"smtp": True}]}}}
     for client in CLIENTS:
@@ -46,13 +52,24 @@ def fleet(lab_master, lab_hosts_module, qmail_source):
     return fleet.converge(pillars, mail_users={SPOOL: "someone"})
 
 
+def test_the_formula_writes_what_the_beacon_reads(fleet):
+    """The settings file: the merged role (the spool's is the default), the
+    home, and qmail-smtpd's port on the spool only."""
+    spool = json.loads(fleet.hosts[SPOOL].read_file(BEACON_SETTINGS))
+    assert spool == {"home": "/var/qmail", "role": "spool", "smtpd_port": 25}
+    for client in CLIENTS:
+        host = json.loads(fleet.hosts[client].read_file(BEACON_SETTINGS))
+        assert host == {"home": "/var/qmail", "role": "client", "smtpd_port": None}
+
+
 def test_events_from_outage_to_recovery_and_the_reactor_flushes(fleet, lab_master):
     spool = fleet.hosts[SPOOL]
     tag = uuid.uuid4().hex
     with lab_master.watch_events(r"salt/beacon/.*/qmail_queue/.*") as watch:
         spool.run(["systemctl", "stop", "qmail-smtpd"], check=True)
-        wait_until(lambda: watch.matching("smtp_down", SPOOL), 60,
-                   what="the spool's smtp_down event")
+        (down,) = wait_until(lambda: watch.matching("smtp_down", SPOOL), 60,
+                             what="the spool's smtp_down event")
+        assert down["role"] == "spool"  # the default role, not None
 
         for client in CLIENTS:
             for n in range(PER_CLIENT):
@@ -68,6 +85,7 @@ def test_events_from_outage_to_recovery_and_the_reactor_flushes(fleet, lab_maste
 
         spool.run(["systemctl", "start", "qmail-smtpd"], check=True)
         (up,) = wait_until(lambda: watch.matching("up", SPOOL), 60, what="the spool's up event")
+        # The default role, reported as such (not None: no qmail:role in pillar).
         assert up["role"] == "spool" and up["smtp"] is True
         # qmail-send would wait 400 s before its second try: only the
         # reactor's flush gets the mail out within this minute.

@@ -6,12 +6,16 @@ import pytest
 import salt.config
 from saltfactories.utils.functional import Loaders
 
+from lab import formula
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
 def minion_opts(tmp_path_factory):
-    """Masterless minion options whose file_roots are this checkout."""
+    """Masterless minion options whose file_roots are this checkout's
+    formula folders (not its root: a file listing would walk .venv and
+    .git, see lab/formula.py)."""
     root = tmp_path_factory.mktemp("minion")
     opts = salt.config.minion_config(None)
     opts.update(
@@ -22,7 +26,7 @@ def minion_opts(tmp_path_factory):
         sock_dir=str(root / "sock"),
         extension_modules=str(root / "extmods"),
         file_client="local",
-        file_roots={"base": [str(REPO)]},
+        file_roots={"base": [str(formula.link_view(root / "formula", REPO))]},
         pillar_roots={"base": [str(root / "pillar")]},
         log_file=str(root / "minion.log"),
     )

@@ -1,9 +1,12 @@
 """
 The qmail_queue beacon, loaded by Salt's own beacon loader, against a real
 queue folder laid out as qmail's (``queue/mess/<split>/<inode>``) and a real
-SMTP listener on loopback: the events a sysadmin's reactor would see.
+SMTP listener on loopback: the events a sysadmin's reactor would see. What
+the host is (home, role, qmail-smtpd's port) comes from the settings file
+the formula writes, never from the pillar.
 """
 
+import json
 import os
 import pathlib
 import socket
@@ -18,8 +21,10 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def beacons(minion_opts, loaders):
+    # A pillar that says otherwise than the settings file: the beacon must
+    # not read it.
     opts = dict(minion_opts, beacons_dirs=[str(REPO / "_beacons")],
-                pillar={"qmail": {"role": "client"}})
+                pillar={"qmail": {"role": "spool", "lookup": {"home": "/nowhere"}}})
     loader = salt.loader.beacons(opts, loaders.modules)
     yield loader
     loader["qmail_queue.beacon"].__globals__["_LAST"].clear()
@@ -47,9 +52,16 @@ def drain(home):
         path.unlink()
 
 
-def look(beacons, home, **options):
-    config = [{"home": str(home)}, *({k: v} for k, v in options.items()),
-              {"_beacon_name": "qmail_queue"}]
+def settings(home, role="client", port=None):
+    """The file qmail.service writes for the beacon (qmail_settings: beacon)."""
+    path = home / "beacon.json"
+    path.write_text(json.dumps({"home": str(home), "role": role, "smtpd_port": port}))
+    return path
+
+
+def look(beacons, home, role="client", port=None, **options):
+    config = [{"settings": str(settings(home, role, port))},
+              *({k: v} for k, v in options.items()), {"_beacon_name": "qmail_queue"}]
     return beacons["qmail_queue.beacon"](config)
 
 
@@ -84,7 +96,27 @@ def test_a_backlog_is_reported_on_the_first_look(beacons, home):
 
 
 def test_no_queue_no_events(beacons, tmp_path):
+    (tmp_path / "nothing").mkdir()
     assert look(beacons, tmp_path / "nothing", messages=0) == []
+
+
+def test_the_role_and_home_come_from_the_formulas_settings_file(beacons, home):
+    """The settings file says spool (the default role the formula merged):
+    the event says spool, whatever the pillar holds or leaves out."""
+    queue(home, 1)
+    (event,) = look(beacons, home, role="spool", messages=0)
+    assert event["role"] == "spool" and event["messages"] == 1
+
+
+@pytest.mark.parametrize("text", [None, "not json", '{"home": "relative", "role": "spool"}',
+                                  '{"home": "/var/qmail", "role": null}'])
+def test_without_the_formulas_settings_no_events(beacons, home, text):
+    queue(home, 5)
+    path = home / "beacon.json"
+    if text is not None:
+        path.write_text(text)
+    config = [{"settings": str(path)}, {"messages": 0}]
+    assert beacons["qmail_queue.beacon"](config) == []
 
 
 @pytest.fixture
@@ -112,6 +144,8 @@ def smtp_server():
 
 def test_smtp_up_on_first_look_down_and_up_again(beacons, home, smtp_server):
     port = smtp_server.getsockname()[1]
+    # A client (no qmail-smtpd in its settings) watches nothing.
+    assert look(beacons, home, messages=10, smtp=True) == []
     assert tags(look(beacons, home, messages=10, smtp=True, port=port)) == ["up"]
     assert look(beacons, home, messages=10, smtp=True, port=port) == []
     smtp_server.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
@@ -128,23 +162,29 @@ def test_smtp_up_on_first_look_down_and_up_again(beacons, home, smtp_server):
         server.close()
 
 
+SETTINGS = {"settings": "/var/lib/qmail-formula/beacon.json"}
+
+
 @pytest.mark.parametrize(("config", "error"), [
     ({"messages": 10}, "must be a list"),
-    ([{"interval": 5}], "give messages and/or age"),
-    ([{"messages": -1}], "beacons:qmail_queue:messages: -1 is not a whole number"),
-    ([{"messages": "10"}], "beacons:qmail_queue:messages: '10'"),
-    ([{"age": True}], "beacons:qmail_queue:age: True"),
-    ([{"messages": 1}, {"home": "var/qmail"}], "beacons:qmail_queue:home: 'var/qmail'"),
-    ([{"messages": 1}, {"smtp": "yes"}], "beacons:qmail_queue:smtp: 'yes'"),
-    ([{"messages": 1}, {"port": 70000}], "beacons:qmail_queue:port: 70000"),
-    ([{"messages": 1}, {"mesages": 2}], "unknown option(s) ['mesages']"),
+    ([SETTINGS, {"interval": 5}], "give messages and/or age"),
+    ([SETTINGS, {"messages": -1}], "beacons:qmail_queue:messages: -1 is not a whole number"),
+    ([SETTINGS, {"messages": "10"}], "beacons:qmail_queue:messages: '10'"),
+    ([SETTINGS, {"age": True}], "beacons:qmail_queue:age: True"),
+    ([{"messages": 1}], "beacons:qmail_queue:settings: None is not an absolute path"),
+    ([{"messages": 1}, {"settings": "beacon.json"}],
+     "beacons:qmail_queue:settings: 'beacon.json' is not an absolute path"),
+    ([SETTINGS, {"messages": 1}, {"home": "/var/qmail"}], "home and port are no options"),
+    ([SETTINGS, {"messages": 1}, {"port": 25}], "formula's settings file (option settings)"),
+    ([SETTINGS, {"messages": 1}, {"smtp": "yes"}], "beacons:qmail_queue:smtp: 'yes'"),
+    ([SETTINGS, {"messages": 1}, {"mesages": 2}], "unknown option(s) ['mesages']"),
     # Salt's own options, with the types its beacon loop needs (issue 19).
-    ([{"messages": 1}, {"interval": "30s"}], "beacons:qmail_queue:interval: '30s' is not a "
-                                            "number of seconds"),
-    ([{"messages": 1}, {"interval": 0}], "beacons:qmail_queue:interval: 0"),
-    ([{"messages": 1}, {"interval": True}], "beacons:qmail_queue:interval: True"),
-    ([{"messages": 1}, {"run_once": "no"}], "beacons:qmail_queue:run_once: 'no'"),
-    ([{"messages": 1}, "interval"], "must be a list of one-key mappings"),
+    ([SETTINGS, {"messages": 1}, {"interval": "30s"}],
+     "beacons:qmail_queue:interval: '30s' is not a number of seconds"),
+    ([SETTINGS, {"messages": 1}, {"interval": 0}], "beacons:qmail_queue:interval: 0"),
+    ([SETTINGS, {"messages": 1}, {"interval": True}], "beacons:qmail_queue:interval: True"),
+    ([SETTINGS, {"messages": 1}, {"run_once": "no"}], "beacons:qmail_queue:run_once: 'no'"),
+    ([SETTINGS, {"messages": 1}, "interval"], "must be a list of one-key mappings"),
 ])
 def test_bad_configuration_is_refused_naming_the_option(beacons, config, error):
     valid, comment = beacons["qmail_queue.validate"](config)
@@ -153,8 +193,8 @@ def test_bad_configuration_is_refused_naming_the_option(beacons, config, error):
 
 
 def test_good_configuration_is_accepted(beacons):
-    config = [{"messages": 100}, {"age": 3600}, {"interval": 30}, {"smtp": True},
-              {"home": "/var/qmail"}, {"port": 25}]
+    config = [SETTINGS, {"messages": 100}, {"age": 3600}, {"interval": 30}, {"smtp": True}]
     assert beacons["qmail_queue.validate"](config) == (True, "Valid beacon configuration")
-    config = [{"messages": 100}, {"interval": 2.5}, {"disable_during_state_run": True}]
+    config = [{"settings": "/var/db/qmail-formula/beacon.json"}, {"messages": 100},
+              {"interval": 2.5}, {"disable_during_state_run": True}]
     assert beacons["qmail_queue.validate"](config) == (True, "Valid beacon configuration")

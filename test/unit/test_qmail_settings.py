@@ -123,22 +123,73 @@ def test_tls_command_lines_are_data(merge):
     assert client["service"]["smtpd_services"] == [] and not client["tls"]["active"]
 
 
+@pytest.fixture
+def grains(loaders):
+    """Set this minion's grains for one test (the layers follow them)."""
+    saved = {k: loaders.grains.get(k) for k in ("os_family", "os", "osfinger",
+                                                  "osmajorrelease")}
+    yield loaders.grains.update
+    loaders.grains.update(saved)
+
+
+def debian(grains, release):
+    grains(os_family="Debian", os="Debian", osfinger=f"Debian-{release}",
+           osmajorrelease=int(release))
+
+
+def test_the_layers_are_the_ones_map_jinja_yaml_lists():
+    assert load("map_jinja.yaml")["layers"] == ["os_family", "osfinger"]
+    for folder in (p for p in PARAMETERS.iterdir() if p.is_dir()):
+        assert folder.name in load("map_jinja.yaml")["layers"], folder
+
+
+@pytest.mark.parametrize(("release", "package"), [("11", ""), ("12", "tlswrapper"),
+                                                  ("13", "tlswrapper")])
+def test_a_release_layer_overrides_its_os_family(modules, grains, release, package):
+    debian(grains, release)
+    settings = modules.qmail_settings.show(pillar=PILLAR)
+    assert settings["lookup"]["service"]["tls_package"] == package
+    assert settings["lookup"]["sendmail_boot"] == "sysv"  # os_family/Debian.yaml's
+    layers = ["defaults.yaml", "os_family/Debian.yaml"]
+    if release == "11":
+        layers.append("osfinger/Debian-11.yaml")
+    assert settings["parameters"] == layers
+
+
+def test_the_pillar_overrides_every_layer(modules, grains):
+    debian(grains, "11")
+    pillar = {**PILLAR, "lookup": {"sendmail_boot": "systemd", "service": {
+        "tls_package": "tlswrapper", "tlswrapper_missing": ""}}}
+    lookup = modules.qmail_settings.show(pillar=pillar)["lookup"]
+    assert lookup["service"]["tls_package"] == "tlswrapper"  # over osfinger
+    assert lookup["sendmail_boot"] == "systemd"               # over os_family
+
+
 @pytest.mark.parametrize(("release", "refused"), [("11", True), ("12", False), ("13", False)])
-def test_tls_is_refused_where_debian_has_no_tlswrapper(loaders, merge, release, refused):
-    saved = {k: loaders.grains.get(k) for k in ("os", "osmajorrelease")}
-    loaders.grains.update(os="Debian", osmajorrelease=int(release))
-    try:
-        pillar = {**PILLAR, "tls": {"enable": True}}
-        if refused:
-            with pytest.raises(SaltInvocationError, match=r"^qmail:tls:enable: Debian 11 has "
-                                                          "no tlswrapper package"):
-                merge("Debian", pillar)
-        else:
-            assert merge("Debian", pillar)["tls"]["active"]
-        # Off, the same pillar is fine everywhere.
-        assert not merge("Debian", {**PILLAR, "tls": {"enable": False}})["tls"]["active"]
-    finally:
-        loaders.grains.update(saved)
+def test_tls_is_refused_where_debian_has_no_tlswrapper(modules, grains, release, refused):
+    debian(grains, release)
+    pillar = {**PILLAR, "tls": {"enable": True}}
+    if refused:
+        with pytest.raises(SaltInvocationError, match=r"^qmail:tls:enable: Debian 11 has "
+                                                      "no tlswrapper package"):
+            modules.qmail_settings.show(pillar=pillar)
+        # A host that has tlswrapper from elsewhere says so in its lookup.
+        pillar["lookup"] = {"service": {"tlswrapper_missing": ""}}
+    assert modules.qmail_settings.show(pillar=pillar)["tls"]["active"]
+    # Off, the same pillar is fine everywhere.
+    off = {**PILLAR, "tls": {"enable": False}}
+    assert not modules.qmail_settings.show(pillar=off)["tls"]["active"]
+
+
+def test_the_beacon_file_says_the_merged_role_home_and_port(merge):
+    """The spool's role is the default here: the beacon's file says it."""
+    spool = merge("Debian", {"me": "ccs.cla.kobe-u.ac.jp"})["beacon"]
+    assert spool == {"file": "/var/lib/qmail-formula/beacon.json",
+                     "host": {"home": "/var/qmail", "role": "spool", "smtpd_port": 25}}
+    client = merge("Debian", {"role": "client", "me": "hostname.cla.kobe-u.ac.jp",
+                              "spool": "ccs.cla.kobe-u.ac.jp",
+                              "lookup": {"home": "/opt/qmail"}})["beacon"]["host"]
+    assert client == {"home": "/opt/qmail", "role": "client", "smtpd_port": None}
 
 
 def test_get_gives_one_setting_by_its_path(modules):

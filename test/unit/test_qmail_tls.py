@@ -9,6 +9,7 @@ import pytest
 from lab import tls
 
 HOST = "ccs.cla.kobe-u.ac.jp"
+ROOT = {"user": "root", "group": "root"}  # the SLS gives qmail:lookup:rootgroup
 
 
 @pytest.fixture(scope="module")
@@ -20,15 +21,15 @@ def pair():
 def test_pem_managed_writes_key_then_certificate_0600(states, tmp_path, pair, test_mode):
     cert, key = pair
     pem = tmp_path / "smtpd.pem"
-    ret = states.qmail_tls.pem_managed(name=str(pem), host=HOST, key=key, certificate=cert,
-                                       user="root", group="root", test=test_mode)
+    ret = states.qmail_tls.pem_managed(name=str(pem), host=HOST, **ROOT, key=key,
+                                       certificate=cert, test=test_mode)
     assert ret.result is (None if test_mode else True), ret.comment
     assert ret.changes == {"pem": "created"}
     assert pem.exists() is not test_mode
     if not test_mode:
         assert pem.read_text() == key + cert
         assert oct(pem.stat().st_mode & 0o777) == "0o600"
-        again = states.qmail_tls.pem_managed(name=str(pem), host=HOST, key=key,
+        again = states.qmail_tls.pem_managed(name=str(pem), host=HOST, **ROOT, key=key,
                                              certificate=cert)
         assert again.result is True and again.changes == {}
 
@@ -40,7 +41,7 @@ def test_pem_managed_from_files_and_a_new_certificate(states, tmp_path, pair):
     pem = tmp_path / "smtpd.pem"
     pem.write_text("old\n")
     os.chmod(pem, 0o644)
-    ret = states.qmail_tls.pem_managed(name=str(pem), host=HOST,
+    ret = states.qmail_tls.pem_managed(name=str(pem), host=HOST, **ROOT,
                                        key_file=str(tmp_path / "key.pem"),
                                        certificate_file=str(tmp_path / "cert.pem"))
     assert ret.result is True
@@ -62,7 +63,7 @@ def test_a_bad_pair_leaves_the_file_as_it_was(states, tmp_path, pair, bad):
         cert, key = tls.CA().issue("mail.example.org")
     else:
         cert = "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n"
-    ret = states.qmail_tls.pem_managed(name=str(pem), host=HOST, key=key, certificate=cert)
+    ret = states.qmail_tls.pem_managed(name=str(pem), host=HOST, **ROOT, key=key, certificate=cert)
     assert ret.result is False and ret.changes == {}
     assert "left as it was" in ret.comment and "qmail:tls:" in ret.comment
     assert pem.read_text() == pair[1] + pair[0]

@@ -72,6 +72,23 @@ def fetch_stack(patches):
             for i, patch in enumerate(_stack(patches))]
 
 
+def fetch_source(source):
+    """
+    Fetch and verify the source tarball of ``source`` (``qmail:source`` as
+    ``qmail_settings`` derives it), then every patch of its stack
+    (``fetch_stack``): all verified before anything is extracted. Returns
+    ``[tarball path, [patch paths]]``.
+
+    CLI Example::
+
+        salt '*' qmail_patches.fetch_source \
+            "{preset: notqmail-1.09, url: /srv/notqmail-1.09.tar.xz, hash: 'sha256=e921891e7c2d84e30b6b52c02c251f61eb4a6255a922620a99a337f46fa32c52', patches: [{url: /srv/auth.patch, hash: 'sha256=c7627aca0af336b4fb1f05a3529696f2508caac2746f8afe05700520057aaf2f', strip: 1}]}"
+    """  # noqa: E501 (a CLI line with whole sha256s)
+    _v("fields")(source, "source", ("url", "hash"))
+    tarball = __salt__["qmail_build.fetch"](source["url"], source["hash"])
+    return [tarball, fetch_stack(source.get("patches"))]
+
+
 def _run(cmd):
     return __salt__["cmd.run_all"](cmd, python_shell=False, redirect_stderr=True,
                                    output_loglevel="quiet", ignore_retcode=True)
@@ -98,7 +115,7 @@ def apply_stack(srcdir, patches, paths, log=None):
     """  # noqa: E501 (a CLI line with a whole sha256)
     srcdir = _v("existing_dir")(srcdir, "srcdir")
     patches = _stack(patches)
-    paths = _v("list_of")(paths, "paths")
+    paths = _v("list_of")(paths or [], "paths")
     if len(paths) != len(patches):
         raise CommandExecutionError(f"{len(patches)} patches but {len(paths)} paths")
     if patches and not tool():
@@ -144,8 +161,7 @@ def try_stack(source):
     patches = _stack(source.get("patches"))
     if not patches:
         return 0
-    tarball = __salt__["qmail_build.fetch"](source["url"], source["hash"])
-    paths = fetch_stack(patches)  # every one verified before anything is extracted
+    tarball, paths = fetch_source(source)  # every one verified before anything is extracted
     scratch = tempfile.mkdtemp(prefix="qmail-patches-")
     try:
         srcdir = __salt__["qmail_build.extract"](tarball, os.path.join(scratch, "src"))

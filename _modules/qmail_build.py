@@ -335,9 +335,8 @@ def fetch(url, hash, key="qmail:source"):  # pylint: disable=redefined-builtin
     """
     Get the source tarball ``url`` (an absolute path on the minion, or a
     salt://, https://, http:// or ftp:// URL, cached by Salt's file client)
-    and verify it against ``hash`` (``sha256=HEX``); errors name ``key``.
-    Returns the local path. On a mismatch a downloaded copy is deleted and
-    nothing else happens.
+    and verify it against ``hash`` (``sha256=HEX``); errors name ``key``. Returns
+    the local path. On a mismatch a downloaded copy is deleted, nothing else.
 
     CLI Example::
 

@@ -375,9 +375,8 @@ def fetch(url, hash, key="qmail:source"):  # pylint: disable=redefined-builtin
 
 def verify_source(home, source, conf):
     """
-    Fetch and verify the source tarball and patches unless ``home`` already
-    holds this build (then nothing is fetched). Returns the tarball's local
-    path, or "" when there was nothing to verify. Raises on a mismatch.
+    Fetch and verify the source tarball and patches unless ``home`` already holds
+    this build. Returns the tarball's local path, or "" when there was nothing to verify.
 
     CLI Example::
 
@@ -388,7 +387,8 @@ def verify_source(home, source, conf):
     _v("fields")(source, "source", ("preset", "hash", "url"))
     if not check_changes(home, source, conf):
         return ""
-    return __salt__["qmail_patches.fetch_source"](source)[0]
+    __utils__["qmail_patches.fetch_stack"](source, __salt__["qmail_build.fetch"])
+    return fetch(source["url"], source["hash"])
 
 
 def extract(tarball, dest):
@@ -643,8 +643,8 @@ def build(home, source, conf, workdir="/var/cache/qmail-build", share=None):
                 _write_record(home, data)
                 result["record"] = data
                 return result
-    # The tarball and every patch verified before anything else.
-    tarball, patches = __salt__["qmail_patches.fetch_source"](source)
+    tarball = fetch(source["url"], source["hash"])  # verified before anything else
+    patches = __utils__["qmail_patches.fetch_stack"](source, __salt__["qmail_build.fetch"])
     os.makedirs(workdir, mode=0o700, exist_ok=True)
     build_log = os.path.join(workdir, "build.log")
     with open(build_log, "w", encoding="utf-8") as handle:

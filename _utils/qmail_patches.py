@@ -106,6 +106,14 @@ def recorded(have, want):
     return current
 
 
+def fetch_stack(source, fetch):
+    """Fetch and verify every patch of ``source``'s stack in order with
+    ``fetch(url, hash, key)`` (``qmail_build.fetch``, whose errors then name
+    ``qmail:source:patches:N``); the local paths."""
+    stack = source.get("patches") or ()
+    return [fetch(p["url"], p["hash"], f"{KEY}:{i}") for i, p in enumerate(stack)]
+
+
 def patch_command(srcdir, path, strip, dry_run=False):
     """The ``patch`` argument list that applies ``path`` to ``srcdir``:
     never asks (``--batch``), refuses a patch already applied

@@ -192,9 +192,16 @@ def _derive_control(settings, v):
 def _build_settings(settings, v):
     lookup = settings["lookup"]
     home = lookup["home"]
-    settings["build_source"] = __utils__["qmail_settings_build.check_source"](
-        v, settings["source"], __utils__["qmail_build_inputs.presets"](),
-        __utils__["qmail_build_inputs.parse_hash"])
+    presets, parse_hash = (__utils__["qmail_build_inputs.presets"](),
+                           __utils__["qmail_build_inputs.parse_hash"])
+    source = settings["build_source"] = __utils__["qmail_settings_build.check_source"](
+        v, settings["source"], presets, parse_hash)
+    # qmail:source:patches (_utils/qmail_patches.py): the stack for this preset.
+    source["patches"] = __utils__["qmail_patches.check_stack"](
+        settings["source"]["patches"], source["preset"], tuple(presets),
+        {check: v(check) for check in __utils__["qmail_patches.validators"]()}, parse_hash)
+    if lookup["patch_package"] != "":
+        v("deb_name")(lookup["patch_package"], "qmail:lookup:patch_package")
     build = settings["build"]
     __utils__["qmail_settings_build.check_build"](v, build, home)
     if build["share"]["builder"] and not settings["build_source"]["runtime_ids"]:

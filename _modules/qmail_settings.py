@@ -62,7 +62,8 @@ RENAMED = {"qmail:lookup:sendmail_record": "qmail:lookup:sendmail_journal"}
 # The file states whose sources qmail:tofs:source_files may replace (the
 # keys the SLS files give qmail_tofs.files_switch).
 TOFS_KEYS = ("rc", "send-run", "qmail-send.service", "qmail-svscan.service", "log-run",
-             "smtpd", "tcp.smtp", "smtpd-run", "qmail-smtpd.service")
+             "smtpd", "tcp.smtp", "smtpd-run", "qmail-smtpd.service", "submission",
+             "authenticated")
 # A compiler or linker command: words of flags and paths, no shell syntax.
 _CC_RE = r"[A-Za-z0-9 ._+=/,:-]{1,200}"
 _ALIAS_NAME_RE = r"[a-z0-9][a-z0-9._-]{0,63}"
@@ -567,6 +568,7 @@ def _service_settings(settings):
     # qmail-send's log: syslog through splogger (journald keeps it under the
     # unit's name), or under daemontools rc's stdout, read by multilog.
     service["send_logger"] = "" if service["supervisor"] == "daemontools" else "splogger qmail"
+    _submission_settings(settings)
     _tls_settings(settings)
     # morercpthosts works through morercpthosts.cdb: rebuilt when the file
     # changes, removed with it.
@@ -659,6 +661,8 @@ def _tls_settings(settings):
             services.append({"name": "qmail-smtpd", "port": service["smtpd_port"],
                              "tls": "none", "drop": True, "program": wrapper})
         if tls["active"] and tls["smtps"]:
+            if settings["submission"]["enable"]:  # AUTH required (qmail:submission)
+                wrapper = ["/bin/sh", settings["submission"]["files"]["wrapper"]]
             services.append({"name": "qmail-smtpsd", "port": tls["smtps_port"],
                              "tls": "implicit", "drop": False, "program": [
                                  tlswrapper, "-t", idle, "-f", pem, "-u", qmaild,
@@ -667,6 +671,29 @@ def _tls_settings(settings):
     # What runs under no supervisor here (stopped, units and links removed).
     running = {s["name"] for s in services}
     service["smtpd_stopped"] = [n for n in ("qmail-smtpd", "qmail-smtpsd") if n not in running]
+
+
+# --------------------------------------------------------------------------
+# qmail:submission and qmail:smarthost (the SMTP AUTH patch)
+# --------------------------------------------------------------------------
+def _submission_settings(settings):
+    """Schema in ``_utils/qmail_submission.py``; here the files' places."""
+    patched = [p["hash"] for p in settings["build_source"].get("patches") or ()]
+    # The validators resolved here: a utils function cannot reach __utils__.
+    v = {n: _v(n) for n in ("boolean", "mapping", "list_of", "integer", "mail_host",
+                            "ipv4")}.__getitem__
+    sub = __utils__["qmail_submission.check_submission"](settings, v, patched)
+    __utils__["qmail_submission.check_smarthost"](settings, v, patched)
+    paths = settings["lookup"]["service"]
+    paths["cvm_bin"] = _v("path")(paths["cvm_bin"], "qmail:lookup:service:cvm_bin")
+    if paths["cvm_package"] != "":
+        _v("deb_name")(paths["cvm_package"], "qmail:lookup:service:cvm_package")
+    # Beside qmail-smtpsd's run script: qmail.service.clean removes them with it.
+    folder = os.path.join(settings["lookup"]["home"], "supervise", "qmail-smtpsd")
+    sub["files"] = {"dir": folder,
+                    "wrapper": os.path.join(folder, "submission"),
+                    "authenticated": os.path.join(folder, "authenticated"),
+                    "passwd": os.path.join(folder, "passwd")}
 
 
 # --------------------------------------------------------------------------
@@ -783,7 +810,9 @@ def show(pillar=None, tplroot="qmail"):
     """
     Show the merged, checked settings for this minion, from the parameters
     shipped with the formula (``<tplroot>/parameters/``) and its pillar:
-    what the SLS files see (map.jinja calls this).
+    what the SLS files see (map.jinja calls this), with
+    ``smarthost:password`` redacted (``get`` gives it to the one state that
+    writes it).
 
     Without ``pillar``, the result is computed once per state run: every SLS
     file imports map.jinja, so a run asks for it about ten times, always
@@ -794,8 +823,13 @@ def show(pillar=None, tplroot="qmail"):
         salt '*' qmail_settings.show
     """
     if pillar is not None:
-        return merge(*_parameters(tplroot), pillar)
-    return _copy(_this_run(tplroot))
+        settings = merge(*_parameters(tplroot), pillar)
+    else:
+        settings = _copy(_this_run(tplroot))
+    # The smarthost's password stays out of the SLS files and this output:
+    # its state asks ``get`` (README: Mail from anywhere).
+    settings["smarthost"] = __utils__["qmail_submission.redacted"](settings["smarthost"])
+    return settings
 
 
 def _this_run(tplroot):

@@ -33,7 +33,7 @@ SCHEMES = {
 # Schemes a user may paste that crypt takes but that are refused here.
 OLD_SCHEMES = {"$1$": "md5-crypt", "$2a$": "bcrypt", "$2b$": "bcrypt", "$2y$": "bcrypt",
                "$5$": "sha256-crypt", "$7$": "scrypt", "$gy$": "gost-yescrypt",
-               "$sha1$": "sha1-crypt", "$md5": "Sun md5-crypt", "_": "bsdi-crypt"}
+               "$sha1$": "sha1-crypt", "$md5": "Sun md5-crypt"}
 # A login name: one passwd(5) field (no ':'), one line, and nothing the
 # SMTP client or cvm would split (no space, no '|').
 _USER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+=-]{0,127}")

@@ -199,10 +199,15 @@ def _write_record(home, data):
 
 def _wanted(source, conf):
     """The part of the record that decides whether to build: preset, source
-    hash and conf-* contents."""
+    hash, conf-* contents and, when there are any, the patches (hash and
+    strip, in order: ``_utils/qmail_patches.py``)."""
     _checked_source(source)
     _checked_conf(conf)
-    return {"preset": source["preset"], "hash": source["hash"], "conf": dict(conf)}
+    want = {"preset": source["preset"], "hash": source["hash"], "conf": dict(conf)}
+    patches = __utils__["qmail_patches.identity"](source.get("patches"))
+    if patches:  # an unpatched build keeps the identity it always had
+        want["patches"] = patches
+    return want
 
 
 def check_changes(home, source, conf):
@@ -221,6 +226,8 @@ def check_changes(home, source, conf):
     want = _wanted(source, conf)
     have = record(home)
     current = {k: have.get(k) for k in want} if have else None
+    if current is not None and have.get("patches"):
+        current["patches"] = have["patches"]  # removing the stack rebuilds too
     if current == want and os.path.isfile(os.path.join(home, "bin", "qmail-queue")):
         return {}
     return {"old": current, "new": want}
@@ -330,12 +337,14 @@ def _forget_download(path):
         folder = os.path.dirname(folder)
 
 
-def fetch(url, hash):  # pylint: disable=redefined-builtin
+def fetch(url, hash, key="qmail:source"):  # pylint: disable=redefined-builtin
     """
     Get the source tarball ``url`` (an absolute path on the minion, or a
     salt://, https://, http:// or ftp:// URL, cached by Salt's file client)
     and verify it against ``hash`` (``sha256=HEX``). Returns the local path.
     On a mismatch a downloaded copy is deleted and nothing else happens.
+    ``key``: the pillar key errors name (``qmail:source:patches:N`` for a
+    patch).
 
     CLI Example::
 
@@ -343,21 +352,22 @@ def fetch(url, hash):  # pylint: disable=redefined-builtin
             hash=sha256=e921891e7c2d84e30b6b52c02c251f61eb4a6255a922620a99a337f46fa32c52
     """
     # file:///path as its path; no credentials, no host-part tricks.
-    url = _v("source_url")(url, "qmail:source:url")
-    algo, digest = parse_hash(hash)
+    key = _v("matches")(key, "key", r"qmail:source(:patches:[0-9]+)?", "a source's key")
+    url = _v("source_url")(url, f"{key}:url")
+    algo, digest = parse_hash(hash, f"{key}:hash")
     downloaded = False
     if os.path.isabs(url):
         path = url
         if not os.path.isfile(path):
-            raise CommandExecutionError(f"qmail:source:url: {path} does not exist")
+            raise CommandExecutionError(f"{key}:url: {path} does not exist")
     else:
         try:
             path = __salt__["cp.cache_file"](url)
         except (MinionError, OSError) as exc:
             # An unreachable URL is bad input, not a crash: say which and why.
-            raise CommandExecutionError(f"qmail:source:url: cannot fetch {url}: {exc}") from exc
+            raise CommandExecutionError(f"{key}:url: cannot fetch {url}: {exc}") from exc
         if not path:
-            raise CommandExecutionError(f"qmail:source:url: cannot fetch {url}")
+            raise CommandExecutionError(f"{key}:url: cannot fetch {url}")
         downloaded = True
     actual = _file_hash(path, algo)
     if actual != digest:
@@ -366,7 +376,7 @@ def fetch(url, hash):  # pylint: disable=redefined-builtin
         # The actual digest is not shown: of a file that is not the source
         # (a secret named by mistake or malice) it would tell too much.
         raise CommandExecutionError(
-            f"qmail:source:hash: {url} does not match the expected hash ({algo} "
+            f"{key}:hash: {url} does not match the expected hash ({algo} "
             f"{digest}); nothing was extracted"
         )
     return path
@@ -374,9 +384,10 @@ def fetch(url, hash):  # pylint: disable=redefined-builtin
 
 def verify_source(home, source, conf):
     """
-    Fetch and verify the source tarball unless ``home`` already holds this
-    build (then nothing is fetched). Returns the verified local path, or ""
-    when there was nothing to verify. Raises on a mismatch (see ``fetch``).
+    Fetch and verify the source tarball and its patches unless ``home``
+    already holds this build (then nothing is fetched). Returns the verified
+    local path of the tarball, or "" when there was nothing to verify.
+    Raises on a mismatch (see ``fetch``).
 
     CLI Example::
 
@@ -387,7 +398,9 @@ def verify_source(home, source, conf):
     _v("fields")(source, "source", ("preset", "hash", "url"))
     if not check_changes(home, source, conf):
         return ""
-    return fetch(source["url"], source["hash"])
+    path = fetch(source["url"], source["hash"])
+    __salt__["qmail_patches.fetch_stack"](source.get("patches"))
+    return path
 
 
 def extract(tarball, dest):
@@ -559,9 +572,12 @@ def _log_fix(log, applied, what):
             handle.write(f"### {what}\n")
 
 
-def _compile(source, conf, workdir, home, log, tarball):
-    """Extract, conf-*, make setup (staged when the release allows), install, make check."""
+def _compile(source, conf, workdir, home, log, tarball, patches=()):
+    """Extract, patch, conf-*, make setup (staged when the release allows),
+    install, make check. ``patches``: the verified local paths of the stack."""
     srcdir = extract(tarball, os.path.join(workdir, "src"))
+    __salt__["qmail_patches.apply_stack"](srcdir, source.get("patches") or [], list(patches),
+                                          log)
     source_fixes = [
         ("errno_fix", fix_errno, "error.h: extern int errno -> #include <errno.h> (glibc)"),
         ("alloc_fix", fix_alloc, 'spawn.c: + #include "alloc.h" (64-bit pointers)'),
@@ -642,6 +658,7 @@ def build(home, source, conf, workdir="/var/cache/qmail-build", share=None):
                 result["record"] = data
                 return result
     tarball = fetch(source["url"], source["hash"])  # verified before anything else
+    patches = __salt__["qmail_patches.fetch_stack"](source.get("patches"))  # these too
     os.makedirs(workdir, mode=0o700, exist_ok=True)
     build_log = os.path.join(workdir, "build.log")
     with open(build_log, "w", encoding="utf-8") as handle:
@@ -650,7 +667,7 @@ def build(home, source, conf, workdir="/var/cache/qmail-build", share=None):
     if sharing:
         __salt__["qmail_fleet.announce"](workdir, bid)
     log.info("qmail_build: compiling %s into %s (build log %s)", bid, home, build_log)
-    stage, written = _compile(source, conf, workdir, home, build_log, tarball)
+    stage, written = _compile(source, conf, workdir, home, build_log, tarball, patches)
     result.update(compiled=True, files=written, log=build_log, **{"from": "compiled"})
     data = dict(want, installed_from="compiled", id=bid, time=time.time())
     if sharing:

@@ -370,10 +370,14 @@ def _check_source(source):
     if source["hash"] != "":
         _v("string")(source["hash"], "qmail:source:hash")
     algo, digest = __salt__["qmail_build.parse_hash"](source["hash"] or preset["hash"])
+    checks = {check: _v(check) for check in __utils__["qmail_patches.validators"]()}
+    patches = __utils__["qmail_patches.check_stack"](
+        source["patches"], name, tuple(presets), checks, __salt__["qmail_build.parse_hash"])
     return {
         "preset": name,
         "url": url,
         "hash": f"{algo}={digest}",
+        "patches": patches,
         "runtime_ids": preset["runtime_ids"],
         "errno_fix": preset["errno_fix"],
         "alloc_fix": preset.get("alloc_fix", False),
@@ -467,6 +471,8 @@ def _build_settings(settings):
     lookup = settings["lookup"]
     home = lookup["home"]
     settings["build_source"] = _check_source(settings["source"])
+    if lookup["patch_package"] != "":
+        _v("deb_name")(lookup["patch_package"], "qmail:lookup:patch_package")
     build = settings["build"]
     _check_build(build, home)
     if build["share"]["builder"] and not settings["build_source"]["runtime_ids"]:

@@ -29,21 +29,25 @@ import os
 import pathlib
 import shutil
 
-from . import config
+from . import config, patchtool
 
 #: The minion id the cached trees are served under (salt://<id>/qmail-build/).
 CACHE_ID = "lab-build-cache"
 SHARE_DIR = "qmail-build"  # qmail_fleet.SHARE_DIR
 #: What a compiled tree depends on besides the release and the source.
 RECIPE = ("_modules/qmail_build.py", "_modules/qmail_fleet.py", "_utils/qmail_install.py",
-          "qmail/build.sls", "qmail/users.sls", "qmail/parameters/defaults.yaml",
+          "_modules/qmail_patches.py", "_utils/qmail_patches.py", "qmail/build.sls",
+          "qmail/users.sls", "qmail/parameters/defaults.yaml",
           "qmail/parameters/os_family/Debian.yaml")
 
 
-def key(release: str, source) -> str:
+def key(release: str, source, patches=()) -> str:
     """The cache key of ``source`` (a lab.source.QmailSource) built on
-    Debian ``release`` with the formula's defaults."""
+    Debian ``release`` with the formula's defaults and ``patches`` (the
+    same, applied in order with ``patch -p1``): their hashes are part of it."""
     digest = hashlib.sha256(f"{config.check_release(release)}\0{source.sha256}".encode())
+    for patch in patches:
+        digest.update(f"\0patch\0{patch.sha256}".encode())
     for name in RECIPE:
         digest.update(name.encode() + b"\0" + (config.REPO_ROOT / name).read_bytes())
     return f"debian{release}-{digest.hexdigest()[:16]}"
@@ -71,13 +75,23 @@ def _locked(cache_key: str):
         yield
 
 
-def _compile(master, source, release: str, folder: pathlib.Path) -> None:
+def source_pillar(master, source, patches=()) -> dict:
+    """``qmail:source`` for ``source`` and ``patches``, served by ``master``."""
+    pillar = master.put_source(source)
+    if patches:
+        pillar["patches"] = [master.put_patch(patch) for patch in patches]
+    return pillar
+
+
+def _compile(master, source, release: str, folder: pathlib.Path, patches=()) -> None:
     """One host of ``release`` compiles and publishes; keep what it pushed."""
     builder = f"labbuild{release}.cla.kobe-u.ac.jp"
-    pillar = {"qmail": {"source": master.put_source(source),
+    pillar = {"qmail": {"source": source_pillar(master, source, patches),
                         "build": {"share": {"builder": builder, "wait": 0}}}}
     (host,) = master.start_hosts([builder], pillars={builder: pillar}, release=release)
     try:
+        if patches:
+            patchtool.add_to_archive(host)
         master.salt(builder, "saltutil.sync_all")
         ret = master.apply_ok(builder, "qmail.build", timeout=1800)[builder]
         built = next(v for v in ret.values()
@@ -97,15 +111,16 @@ def _compile(master, source, release: str, folder: pathlib.Path) -> None:
         master.remove_hosts([host])
 
 
-def pillar(master, source, release: str | None = None) -> dict:
+def pillar(master, source, release: str | None = None, patches=()) -> dict:
     """``qmail:build`` for hosts of ``release`` that install ``source``'s
-    tree from the cache (compiled first when missing), served by ``master``."""
+    tree (with ``patches``) from the cache (compiled first when missing),
+    served by ``master``."""
     release = config.check_release(release)
-    cache_key = key(release, source)
+    cache_key = key(release, source, patches)
     folder = _dir(cache_key)
     with _locked(cache_key):
         if not _complete(folder):
-            _compile(master, source, release, folder)
+            _compile(master, source, release, folder, patches)
     served = pathlib.Path(master.minion_files(CACHE_ID)) / SHARE_DIR
     served.mkdir(parents=True, exist_ok=True)
     for path in folder.iterdir():

@@ -241,11 +241,13 @@ class LabMaster:
         which minionfs serves as ``salt://<minion_id>/...``."""
         return os.path.join(self.daemon.config["cachedir"], "minions", minion_id, "files")
 
-    def prebuilt(self, source, release: str | None = None) -> dict:
+    def prebuilt(self, source, release: str | None = None, patches=()) -> dict:
         """``qmail:build`` that installs ``source``'s tree compiled once per
-        run and release (lab.buildcache), for hosts not testing the build."""
+        run and release (lab.buildcache), for hosts not testing the build.
+        ``patches``: ``lab.source.QmailSource`` patches applied in order
+        (hosts give the same ``qmail:source:patches``, from ``put_patch``)."""
         from . import buildcache
-        return buildcache.pillar(self, source, config.check_release(release))
+        return buildcache.pillar(self, source, config.check_release(release), patches)
 
     def minion_config(self, minion_id: str) -> str:
         """Return /etc/salt/minion for a host with ``minion_id``."""
@@ -420,6 +422,13 @@ class LabMaster:
         return the ``qmail:source`` pillar (url, hash) that names it."""
         url = self.put_file(f"sources/{source.path.name}", source.read_bytes())
         return {"url": url, "hash": source.salt_hash}
+
+    def put_patch(self, patch) -> dict[str, str]:
+        """Serve a patch (a ``lab.source.QmailSource``, e.g.
+        ``lab.source.smtp_auth_patch()``) from the master's file root; return
+        its ``qmail:source:patches`` entry (url, hash)."""
+        url = self.put_file(f"patches/{patch.path.name}", patch.read_bytes())
+        return {"url": url, "hash": patch.salt_hash}
 
     def _write_pillar_top(self) -> None:
         top = {"base": {m: [_minion_sls_name(m)] for m in sorted(self.pillars)}}

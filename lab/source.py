@@ -148,3 +148,32 @@ def locate_or_none(preset: str = DEFAULT_PRESET, prefix: str = "  skipped: ") ->
     except SourceUnavailable as exc:
         print(f"{prefix}{exc}", flush=True)
         return None
+
+
+# --------------------------------------------------------------------------
+# Patches (qmail:source:patches)
+# --------------------------------------------------------------------------
+#: The shared copy of notqmail's SMTP AUTH patch and its sha256
+#: (``../shared/sources/README.md``); ``$QMAIL_PATCH_SMTP_AUTH`` names another copy.
+SMTP_AUTH_PATCH = "patches/notqmail-1.09-smtp-auth.patch"
+SMTP_AUTH_SHA256 = "c7627aca0af336b4fb1f05a3529696f2508caac2746f8afe05700520057aaf2f"
+
+
+def smtp_auth_patch() -> QmailSource:
+    """The SMTP AUTH patch for notqmail 1.09 (``$QMAIL_PATCH_SMTP_AUTH``, else
+    the shared copy, whose sha256 must be the README's); raise
+    SourceUnavailable when there is none. Never part of the repository."""
+    value = os.environ.get("QMAIL_PATCH_SMTP_AUTH", "")
+    if value:
+        path = pathlib.Path(value)
+        if not path.is_file():
+            raise SourceError(f"QMAIL_PATCH_SMTP_AUTH={value} is not a file")
+        return QmailSource(path, _sha256(path))
+    path = shared_dir() / SMTP_AUTH_PATCH
+    if not path.is_file():
+        raise SourceUnavailable(f"no SMTP AUTH patch: {path} is missing and "
+                                "QMAIL_PATCH_SMTP_AUTH is not set")
+    got = _sha256(path)
+    if got != SMTP_AUTH_SHA256:
+        raise SourceError(f"{path}: sha256 {got}, not the README's {SMTP_AUTH_SHA256}")
+    return QmailSource(path, got)

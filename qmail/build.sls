@@ -23,6 +23,40 @@ qmail-build-source-qmail_build-source_verified:
       - user: {{ ("qmail-users-user-present-" ~ user.key) | json }}
 {%- endfor %}
 
+{%- if qmail.build_source.patches %}
+{%-   if qmail.lookup.patch_package %}
+
+# patch(1) for qmail:source:patches: only with patches, and only once they
+# are verified (a wrong hash changes nothing). A build dependency: clean
+# leaves it, as it leaves the compiler.
+qmail-build-patch-pkg-installed:
+  pkg.installed:
+    - name: {{ qmail.lookup.patch_package | json }}
+    - require:
+      - qmail_build: qmail-build-source-qmail_build-source_verified
+    - require_in:
+      - qmail_patches: qmail-build-patches-qmail_patches-applicable
+{%-   endif %}
+
+# The whole stack tried in a scratch copy before the accounts and the build:
+# a patch that does not apply is named (qmail:source:patches:N).
+qmail-build-patches-qmail_patches-applicable:
+  qmail_patches.applicable:
+    - name: {{ qmail.lookup.home | json }}
+    - source: {{ qmail.build_source | json }}
+    - conf: {{ qmail.build_conf | json }}
+    - require:
+      - qmail_build: qmail-build-source-qmail_build-source_verified
+    - require_in:
+      - qmail_build: qmail-build-tree-qmail_build-installed
+{%- for group in qmail.accounts_groups %}
+      - group: {{ ("qmail-users-group-present-" ~ group.key) | json }}
+{%- endfor %}
+{%- for user in qmail.accounts_users %}
+      - user: {{ ("qmail-users-user-present-" ~ user.key) | json }}
+{%- endfor %}
+{%- endif %}
+
 # The ledger (issue 19): the workdir is the formula's when it makes it (or it
 # holds only what a build leaves); qmail.build.clean removes only then.
 qmail-build-workdir-qmail_ledger-recorded:

@@ -18,6 +18,7 @@ machine that has them: unit needs nothing but the venv.
 """
 
 import ast
+import hashlib
 import inspect
 import os
 import pathlib
@@ -38,6 +39,10 @@ from lab import tls  # noqa: E402
 REPO = pathlib.Path(__file__).resolve().parents[2]
 MODULES = sorted(p.stem for p in (REPO / "_modules").glob("*.py"))
 OFFICIAL_HASH = "sha256=e921891e7c2d84e30b6b52c02c251f61eb4a6255a922620a99a337f46fa32c52"
+# The SMTP AUTH patch's hash in the qmail_patches examples: swapped for the
+# scratch patch's (a patch that adds one file, so it applies to any tree).
+AUTH_PATCH_HASH = "sha256=c7627aca0af336b4fb1f05a3529696f2508caac2746f8afe05700520057aaf2f"
+SCRATCH_PATCH = "--- /dev/null\n+++ b/PATCHED\n@@ -0,0 +1 @@\n+patched by the scratch patch\n"
 # Act on the host's own service manager or alternatives: predicted only.
 TEST_MODE = {"qmail_sendmail.boot_disable", "qmail_sendmail.alternative"}
 # Need qmail-send running under a supervisor (systemd, svscan): the lab's
@@ -175,6 +180,7 @@ def make_scratch(root):
     tarball, digest = make_tarball(root / "dl", root / "fail", root / "compiles.log")
     (root / "srv").mkdir()
     shutil.copy(tarball, root / "srv/notqmail-1.09.tar.xz")
+    (root / "srv/auth.patch").write_text(SCRATCH_PATCH)
     for src in ("qmail-1.03", "netqmail-1.06"):
         tree = root / "var/cache/qmail-build/src" / src
         tree.mkdir(parents=True)
@@ -199,7 +205,8 @@ def make_scratch(root):
     (root / "var/log/qmail/qmail-smtpd").mkdir(parents=True)
     (root / "var/log/qmail/qmail-smtpd/current").write_text(
         "@400000006925a1b2 tcpserver: status: 1/40\n")
-    return {"root": root, "hash": digest}
+    patch_digest = "sha256=" + hashlib.sha256(SCRATCH_PATCH.encode()).hexdigest()
+    return {"root": root, "hash": digest, "patch_hash": patch_digest}
 
 
 def _into(value, scratch):
@@ -208,6 +215,8 @@ def _into(value, scratch):
     if isinstance(value, str):
         if value == OFFICIAL_HASH:
             return scratch["hash"]
+        if value == AUTH_PATCH_HASH:
+            return scratch["patch_hash"]
         if value.startswith("$(cat ") and value.endswith(")"):
             return pathlib.Path(_into(value[6:-1], scratch)).read_text()
         return root + value if value.startswith("/") else value

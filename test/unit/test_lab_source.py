@@ -131,3 +131,23 @@ def test_the_shared_copy_comes_before_the_download(tmp_path, cache, monkeypatch)
 def test_the_projects_shared_folder_is_beside_the_checkout(monkeypatch):
     monkeypatch.delenv("QMAIL_SHARED_SOURCES", raising=False)
     assert source.shared_dir() == source.config.REPO_ROOT.parent / "shared" / "sources"
+
+
+def test_the_smtp_auth_patch_variable_then_the_checked_shared_copy(tmp_path, monkeypatch):
+    mine = tmp_path / "auth.patch"
+    mine.write_bytes(b"--- a/x\n+++ b/x\n")
+    monkeypatch.setenv("QMAIL_PATCH_SMTP_AUTH", str(mine))
+    got = source.smtp_auth_patch()
+    assert got.path == mine and got.sha256 == hashlib.sha256(mine.read_bytes()).hexdigest()
+    monkeypatch.setenv("QMAIL_PATCH_SMTP_AUTH", str(tmp_path / "missing"))
+    with pytest.raises(source.SourceError, match="QMAIL_PATCH_SMTP_AUTH=.* is not a file"):
+        source.smtp_auth_patch()
+    monkeypatch.delenv("QMAIL_PATCH_SMTP_AUTH")
+    shared = tmp_path / "shared"
+    monkeypatch.setenv("QMAIL_SHARED_SOURCES", str(shared))
+    with pytest.raises(source.SourceUnavailable, match="no SMTP AUTH patch"):
+        source.smtp_auth_patch()
+    (shared / "patches").mkdir(parents=True)
+    (shared / source.SMTP_AUTH_PATCH).write_bytes(b"not the README's patch\n")
+    with pytest.raises(source.SourceError, match="not the README's"):
+        source.smtp_auth_patch()

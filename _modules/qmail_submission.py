@@ -67,7 +67,7 @@ def passwd_changes(path, users, account="qmaild", home=None):
     CLI Example::
 
         salt '*' qmail_submission.passwd_changes /var/qmail/supervise/qmail-smtpsd/passwd \\
-            users='{alice: "$y$j9T$F5Jx5fExrKuJdvj4.HRbW.$iiO9F69OBDvIchQQ0VYIflVLmgIVdBrdJ4TsAJCyBpC"}'
+        users='{alice: "$y$j9T$F5Jx5fExrKuJdvj4.HRbW.$iiO9F69OBDvIchQQ0VYIflVLmgIVdBrdJ4TsAJCyBpC"}'
     """
     uid, gid = _account(account)
     text = _read(path)
@@ -106,7 +106,7 @@ def write_passwd(path, users, account="qmaild", home=None):
     CLI Example::
 
         salt '*' qmail_submission.write_passwd /var/qmail/supervise/qmail-smtpsd/passwd \\
-            users='{alice: "$y$j9T$F5Jx5fExrKuJdvj4.HRbW.$iiO9F69OBDvIchQQ0VYIflVLmgIVdBrdJ4TsAJCyBpC"}'
+        users='{alice: "$y$j9T$F5Jx5fExrKuJdvj4.HRbW.$iiO9F69OBDvIchQQ0VYIflVLmgIVdBrdJ4TsAJCyBpC"}'
     """
     users = __utils__["qmail_submission.check_users"](users, "users",
                                                       __utils__["qmail_validate.plain"])

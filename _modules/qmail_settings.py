@@ -696,8 +696,8 @@ def _submission_settings(settings):
         _v("deb_name")(paths["cvm_package"], "qmail:lookup:service:cvm_package")
     # Beside qmail-smtpsd's run script: qmail.service.clean removes them with it.
     folder = os.path.join(settings["lookup"]["home"], "supervise", "qmail-smtpsd")
-    sub["files"] = {"dir": folder,
-                    "wrapper": os.path.join(folder, "submission"),
+    sub["dir"] = folder
+    sub["files"] = {"wrapper": os.path.join(folder, "submission"),
                     "authenticated": os.path.join(folder, "authenticated"),
                     "passwd": os.path.join(folder, "passwd")}
 

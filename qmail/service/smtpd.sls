@@ -255,6 +255,16 @@ qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
 {%-   endfor %}
 {%- endfor %}
 
+{#- Without qmail:submission, its files go (the passwd file holds hashes). #}
+{%- if not qmail.submission.enable %}
+{%-   for name, file in qmail.submission.files | dictsort %}
+
+{{ ("qmail-service-submission-" ~ name ~ "-file-absent") | json }}:
+  file.absent:
+    - name: {{ file | json }}
+{%-   endfor %}
+{%- endif %}
+
 {%- if mode == "inetd" %}
 
 qmail-service-smtpd-inetd-conf-file-managed:

@@ -23,7 +23,7 @@ qmail-service-submission-passwd-qmail_submission-passwd_managed:
     - name: {{ sub.files.passwd | json }}
     - users: {{ sub.users | json }}
     - account: {{ qmail.lookup.users.qmaild | json }}
-    - home: {{ sub.files.dir | json }}
+    - home: {{ sub.dir | json }}
 
 {%- for name, file in [("submission", sub.files.wrapper),
                        ("authenticated", sub.files.authenticated)] %}

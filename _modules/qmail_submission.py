@@ -13,6 +13,7 @@ What these functions return names users and files, never a hash or a
 password.
 """
 
+import functools
 import os
 import pwd
 
@@ -28,6 +29,28 @@ AUTHSENDERS_HEADER = ("# Managed by Salt (qmail:smarthost); readable by qmailr o
 
 def __virtual__():
     return __virtualname__
+
+
+@functools.cache  # one loader call per validator, not per value
+def _v(name):
+    """A validator of ``_utils/qmail_validate.py`` (the one schema owner)."""
+    return __utils__["qmail_validate.plain"](name)
+
+
+def checked_users(users):
+    """
+    ``users`` (name -> crypt hash) checked as ``qmail:submission:users``
+    is: yescrypt or sha512-crypt hashes only, names without ``:`` or line
+    breaks. Errors name the user, never quote the value.
+
+    CLI Example::
+
+        salt '*' qmail_submission.checked_users \
+        users='{alice: "$y$j9T$F5Jx5fExrKuJdvj4.HRbW.$iiO9F69OBDvIchQQ0VYIflVLmgIVdBrdJ4TsAJCyBpC"}'
+    """
+    # Resolved here: a utils function cannot reach the loader itself.
+    return __utils__["qmail_submission.check_users"](users, "users",
+                                                     {"mapping": _v("mapping")}.__getitem__)
 
 
 def _account(name):
@@ -69,6 +92,7 @@ def passwd_changes(path, users, account="qmaild", home=None):
         salt '*' qmail_submission.passwd_changes /var/qmail/supervise/qmail-smtpsd/passwd \\
         users='{alice: "$y$j9T$F5Jx5fExrKuJdvj4.HRbW.$iiO9F69OBDvIchQQ0VYIflVLmgIVdBrdJ4TsAJCyBpC"}'
     """
+    users = checked_users(users)
     uid, gid = _account(account)
     text = _read(path)
     if text is None:
@@ -108,8 +132,7 @@ def write_passwd(path, users, account="qmaild", home=None):
         salt '*' qmail_submission.write_passwd /var/qmail/supervise/qmail-smtpsd/passwd \\
         users='{alice: "$y$j9T$F5Jx5fExrKuJdvj4.HRbW.$iiO9F69OBDvIchQQ0VYIflVLmgIVdBrdJ4TsAJCyBpC"}'
     """
-    users = __utils__["qmail_submission.check_users"](users, "users",
-                                                      __utils__["qmail_validate.plain"])
+    users = checked_users(users)
     uid, gid = _account(account)
     data = _passwd(users, uid, gid, path, home).encode()
     __utils__["qmail_files.atomic_write"](path, data, mode=MODE, uid=uid, gid=gid)

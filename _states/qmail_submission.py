@@ -40,8 +40,7 @@ def passwd_managed(name, users, account="qmaild", home=None):
     """
     ret = _ret(name)
     try:
-        users = __utils__["qmail_submission.check_users"](
-            users, "users", __utils__["qmail_validate.plain"])
+        users = __salt__["qmail_submission.checked_users"](users)
         changes = __salt__["qmail_submission.passwd_changes"](name, users, account, home)
     except Exception as exc:  # pylint: disable=broad-except
         ret.update(result=False, comment=str(exc))

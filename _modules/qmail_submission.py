@@ -93,10 +93,10 @@ def passwd_changes(path, users, account="qmaild", home=None):
         users='{alice: "$y$j9T$F5Jx5fExrKuJdvj4.HRbW.$iiO9F69OBDvIchQQ0VYIflVLmgIVdBrdJ4TsAJCyBpC"}'
     """
     users = checked_users(users)
-    uid, gid = _account(account)
     text = _read(path)
-    if text is None:
+    if text is None:  # (the account may not exist yet in a test=True run)
         return {"file": "created", "added": sorted(users)}
+    uid, gid = _account(account)
     have = __utils__["qmail_submission.passwd_users"](text)
     changes = {}
     added = sorted(set(users) - set(have))

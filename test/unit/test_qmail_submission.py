@@ -147,3 +147,12 @@ def test_no_smarthost_removes_only_the_formulas_file(states, modules, tmp_path, 
 def test_show_redacts_the_smarthost_password(utils):
     shown = utils["qmail_submission.redacted"]({"host": "h", "password": "s3cret"})
     assert shown == {"host": "h", "password": "**********"}
+
+
+def test_test_mode_predicts_before_the_account_exists(states, tmp_path):
+    """A first run with test=True: qmail.users has not made qmaild yet."""
+    path = tmp_path / "passwd"
+    ret = states.qmail_submission.passwd_managed(
+        name=str(path), users={"alice": YESCRYPT}, account="no-such-account-here", test=True)
+    assert ret.result is None and ret.changes == {"file": "created", "added": ["alice"]}
+    assert not path.exists()

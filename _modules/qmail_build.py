@@ -225,7 +225,7 @@ def check_changes(home, source, conf):
     home = _v("path")(home, "home")
     want = _wanted(source, conf)
     have = record(home)
-    current = {k: have.get(k) for k in want} if have else None
+    current = {k: have.get(k) for k in want if k != "patches"} if have else None
     if current is not None and have.get("patches"):
         current["patches"] = have["patches"]  # removing the stack rebuilds too
     if current == want and os.path.isfile(os.path.join(home, "bin", "qmail-queue")):

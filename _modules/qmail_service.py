@@ -55,28 +55,8 @@ def tcp_rules(relay_clients, key="qmail:relay_clients"):
 
         salt '*' qmail_service.tcp_rules '[10.1.2.0/24, 192.168.5.7]'
     """
-    prefixes = []
-    for net in _v("relay_networks")(relay_clients, key):
-        for prefix in _tcprules_prefixes(net):
-            if prefix not in prefixes:
-                prefixes.append(prefix)
-    return [f'{prefix}:allow,RELAYCLIENT=""' for prefix in prefixes] + [":allow"]
-
-
-def _tcprules_prefixes(net):
-    """The tcprules spellings of one IPv4 network."""
-    octets = str(net.network_address).split(".")
-    length = net.prefixlen
-    if length == 32:
-        return [str(net.network_address)]
-    if length % 8 == 0:
-        return [".".join(octets[: length // 8]) + "."]
-    if length > 24:
-        last = int(octets[3])
-        return [".".join(octets[:3]) + f".{last}-{last + net.num_addresses - 1}"]
-    # Split into the next whole-octet networks (/16 or /24).
-    whole = (length // 8 + 1) * 8
-    return [p for sub in net.subnets(new_prefix=whole) for p in _tcprules_prefixes(sub)]
+    return __utils__["qmail_tcprules.tcp_rules"](relay_clients, __utils__["qmail_validate.plain"],
+                                                key)
 
 
 # --------------------------------------------------------------------------

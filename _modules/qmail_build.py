@@ -132,15 +132,11 @@ def _write_record(home, data):
 
 def _wanted(source, conf):
     """The part of the record that decides whether to build: preset, source
-    hash, conf-* contents and, when there are any, the patches (hash and
-    strip, in order: ``_utils/qmail_patches.py``)."""
+    hash, conf-* contents and the patches (``_utils/qmail_patches.py``)."""
     _checked_source(source)
     _checked_conf(conf)
-    want = {"preset": source["preset"], "hash": source["hash"], "conf": dict(conf)}
-    patches = __utils__["qmail_patches.identity"](source.get("patches"))
-    if patches:  # an unpatched build keeps the identity it always had
-        want["patches"] = patches
-    return want
+    return {"preset": source["preset"], "hash": source["hash"], "conf": dict(conf),
+            **__utils__["qmail_patches.identity"](source.get("patches"))}
 
 
 def check_changes(home, source, conf):
@@ -158,9 +154,7 @@ def check_changes(home, source, conf):
     home = _v("path")(home, "home")
     want = _wanted(source, conf)
     have = record(home)
-    current = {k: have.get(k) for k in want if k != "patches"} if have else None
-    if current is not None and have.get("patches"):
-        current["patches"] = have["patches"]  # removing the stack rebuilds too
+    current = __utils__["qmail_patches.recorded"](have, want)
     if current == want and os.path.isfile(os.path.join(home, "bin", "qmail-queue")):
         return {}
     return {"old": current, "new": want}
@@ -274,10 +268,8 @@ def fetch(url, hash, key="qmail:source"):  # pylint: disable=redefined-builtin
     """
     Get the source tarball ``url`` (an absolute path on the minion, or a
     salt://, https://, http:// or ftp:// URL, cached by Salt's file client)
-    and verify it against ``hash`` (``sha256=HEX``). Returns the local path.
-    On a mismatch a downloaded copy is deleted and nothing else happens.
-    ``key``: the pillar key errors name (``qmail:source:patches:N`` for a
-    patch).
+    and verify it against ``hash`` (``sha256=HEX``); errors name ``key``. Returns
+    the local path. On a mismatch a downloaded copy is deleted, nothing else.
 
     CLI Example::
 
@@ -285,7 +277,6 @@ def fetch(url, hash, key="qmail:source"):  # pylint: disable=redefined-builtin
             hash=sha256=e921891e7c2d84e30b6b52c02c251f61eb4a6255a922620a99a337f46fa32c52
     """
     # file:///path as its path; no credentials, no host-part tricks.
-    key = _v("matches")(key, "key", r"qmail:source(:patches:[0-9]+)?", "a source's key")
     url = _v("source_url")(url, f"{key}:url")
     algo, digest = parse_hash(hash, f"{key}:hash")
     downloaded = False
@@ -317,10 +308,8 @@ def fetch(url, hash, key="qmail:source"):  # pylint: disable=redefined-builtin
 
 def verify_source(home, source, conf):
     """
-    Fetch and verify the source tarball and its patches unless ``home``
-    already holds this build (then nothing is fetched). Returns the verified
-    local path of the tarball, or "" when there was nothing to verify.
-    Raises on a mismatch (see ``fetch``).
+    Fetch and verify the source tarball and patches unless ``home`` already holds
+    this build. Returns the tarball's local path, or "" when there was nothing to verify.
 
     CLI Example::
 
@@ -331,9 +320,8 @@ def verify_source(home, source, conf):
     _v("fields")(source, "source", ("preset", "hash", "url"))
     if not check_changes(home, source, conf):
         return ""
-    path = fetch(source["url"], source["hash"])
-    __salt__["qmail_patches.fetch_stack"](source.get("patches"))
-    return path
+    __utils__["qmail_patches.fetch_stack"](source, __salt__["qmail_build.fetch"])
+    return fetch(source["url"], source["hash"])
 
 
 def extract(tarball, dest):
@@ -506,11 +494,9 @@ def _log_fix(log, applied, what):
 
 
 def _compile(source, conf, workdir, home, log, tarball, patches=()):
-    """Extract, patch, conf-*, make setup (staged when the release allows),
-    install, make check. ``patches``: the verified local paths of the stack."""
+    """Extract, patch, conf-*, make setup (staged if it can), install, make check."""
     srcdir = extract(tarball, os.path.join(workdir, "src"))
-    __salt__["qmail_patches.apply_stack"](srcdir, source.get("patches") or [], list(patches),
-                                          log)
+    __salt__["qmail_patches.apply_stack"](srcdir, source.get("patches"), patches, log)
     source_fixes = [
         ("errno_fix", fix_errno, "error.h: extern int errno -> #include <errno.h> (glibc)"),
         ("alloc_fix", fix_alloc, 'spawn.c: + #include "alloc.h" (64-bit pointers)'),
@@ -591,7 +577,7 @@ def build(home, source, conf, workdir="/var/cache/qmail-build", share=None):
                 result["record"] = data
                 return result
     tarball = fetch(source["url"], source["hash"])  # verified before anything else
-    patches = __salt__["qmail_patches.fetch_stack"](source.get("patches"))  # these too
+    patches = __utils__["qmail_patches.fetch_stack"](source, __salt__["qmail_build.fetch"])
     os.makedirs(workdir, mode=0o700, exist_ok=True)
     build_log = os.path.join(workdir, "build.log")
     with open(build_log, "w", encoding="utf-8") as handle:

@@ -1,8 +1,9 @@
 """
 The stack of source patches of a qmail build (``qmail:source:patches``):
-fetch and verify every patch, try the whole stack in a throwaway copy of
-the source, and apply it to the build's tree. ``qmail_build`` calls these;
-the schema is ``_utils/qmail_patches.py``'s (through ``qmail_settings``).
+try the whole stack in a throwaway copy of the source, and apply it to the
+build's tree. ``qmail_build`` fetches and verifies the patches (through
+``_utils/qmail_patches.py``, which also holds the schema) and calls these;
+this module calls no other of the formula's.
 
 Each patch is applied with ``patch --dry-run`` first, then for real, in
 order, with no fuzz: a patch that does not apply exactly, on top of the ones
@@ -55,23 +56,6 @@ def tool():
     return salt.utils.path.which("patch") or ""
 
 
-def fetch_stack(patches):
-    """
-    Fetch every patch of ``patches`` (``qmail:source:patches`` as checked by
-    ``qmail_settings``) and verify it against its hash, in order, as the
-    source tarball is (``qmail_build.fetch``); a mismatch names
-    ``qmail:source:patches:N:hash`` and deletes the download. Returns the
-    local paths.
-
-    CLI Example::
-
-        salt '*' qmail_patches.fetch_stack \
-            "[{url: /srv/auth.patch, hash: 'sha256=c7627aca0af336b4fb1f05a3529696f2508caac2746f8afe05700520057aaf2f', strip: 1}]"
-    """  # noqa: E501 (a CLI line with a whole sha256)
-    return [__salt__["qmail_build.fetch"](patch["url"], patch["hash"], key=f"{KEY}:{i}")
-            for i, patch in enumerate(_stack(patches))]
-
-
 def _run(cmd):
     return __salt__["cmd.run_all"](cmd, python_shell=False, redirect_stderr=True,
                                    output_loglevel="quiet", ignore_retcode=True)
@@ -83,7 +67,7 @@ def _tail(text, lines=12):
 
 def apply_stack(srcdir, patches, paths, log=None):
     """
-    Apply ``patches`` (their local, verified ``paths``, as ``fetch_stack``
+    Apply ``patches`` (their local, verified ``paths``: ``fetch_stack`` of the utils
     returns them) to the source tree ``srcdir``, in order: each one tried
     with ``patch --dry-run`` on top of those before it, then applied. A
     patch that does not apply is refused naming ``qmail:source:patches:N``
@@ -98,7 +82,7 @@ def apply_stack(srcdir, patches, paths, log=None):
     """  # noqa: E501 (a CLI line with a whole sha256)
     srcdir = _v("existing_dir")(srcdir, "srcdir")
     patches = _stack(patches)
-    paths = _v("list_of")(paths, "paths")
+    paths = _v("list_of")(paths or [], "paths")
     if len(paths) != len(patches):
         raise CommandExecutionError(f"{len(patches)} patches but {len(paths)} paths")
     if patches and not tool():
@@ -125,30 +109,30 @@ def apply_stack(srcdir, patches, paths, log=None):
     return len(patches)
 
 
-def try_stack(source):
+def try_stack(tarball, patches, paths):
     """
-    Try the stack of ``source`` (``qmail:source`` as ``qmail_settings``
-    derives it: ``url``, ``hash``, ``patches``) in a throwaway copy: fetch
-    and verify the tarball and every patch, extract into a private
-    temporary folder, apply the stack (``apply_stack``) and remove the
-    folder. Nothing of the host changes; raises naming
-    ``qmail:source:patches:N`` when a patch does not apply. Returns the
-    number of patches tried.
+    Try ``patches`` (their verified local ``paths``) on a throwaway copy of
+    the source ``tarball``: extract it into a private temporary folder,
+    apply the stack (``apply_stack``) and remove the folder. Nothing of the
+    host changes; raises naming ``qmail:source:patches:N`` when a patch does
+    not apply. Returns the number of patches tried.
 
     CLI Example::
 
-        salt '*' qmail_patches.try_stack \
-            "{preset: notqmail-1.09, url: /srv/notqmail-1.09.tar.xz, hash: 'sha256=e921891e7c2d84e30b6b52c02c251f61eb4a6255a922620a99a337f46fa32c52', patches: [{url: /srv/auth.patch, hash: 'sha256=c7627aca0af336b4fb1f05a3529696f2508caac2746f8afe05700520057aaf2f', strip: 1}]}"
-    """  # noqa: E501 (a CLI line with whole sha256s)
-    _v("fields")(source, "source", ("url", "hash"))
-    patches = _stack(source.get("patches"))
-    if not patches:
+        salt '*' qmail_patches.try_stack /srv/notqmail-1.09.tar.xz \
+            "[{url: /srv/auth.patch, hash: 'sha256=c7627aca0af336b4fb1f05a3529696f2508caac2746f8afe05700520057aaf2f', strip: 1}]" \
+            "[/srv/auth.patch]"
+    """  # noqa: E501 (a CLI line with a whole sha256)
+    tarball = _v("existing_file")(tarball, "tarball")
+    if not _stack(patches):
         return 0
-    tarball = __salt__["qmail_build.fetch"](source["url"], source["hash"])
-    paths = fetch_stack(patches)  # every one verified before anything is extracted
     scratch = tempfile.mkdtemp(prefix="qmail-patches-")
     try:
-        srcdir = __salt__["qmail_build.extract"](tarball, os.path.join(scratch, "src"))
+        dest = os.path.join(scratch, "src")
+        __utils__["qmail_install.extract_into"](tarball, dest)
+        found = [e.path for e in os.scandir(dest) if e.is_dir()]
+        srcdir = found[0] if len(found) == 1 and not os.path.isfile(
+            os.path.join(dest, "Makefile")) else dest
         return apply_stack(srcdir, patches, paths)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -30,7 +30,7 @@ __virtualname__ = "qmail_patches"
 
 
 def __virtual__():
-    if "qmail_patches.try_stack" in __salt__:
+    if "qmail_patches.try_stack" in __salt__ and "qmail_build.fetch" in __salt__:
         return __virtualname__
     return (False, "the qmail_patches execution module is not available")
 
@@ -62,7 +62,10 @@ def applicable(name, source, conf):
                 return ret
             raise CommandExecutionError("qmail:source:patches: the patch program is not "
                                         "installed (qmail:lookup:patch_package)")
-        count = __salt__["qmail_patches.try_stack"](source)
+        # Every patch verified before anything is extracted (qmail_build.fetch).
+        tarball = __salt__["qmail_build.fetch"](source["url"], source["hash"])
+        paths = __utils__["qmail_patches.fetch_stack"](source, __salt__["qmail_build.fetch"])
+        count = __salt__["qmail_patches.try_stack"](tarball, patches, paths)
     except (SaltInvocationError, CommandExecutionError, OSError) as exc:
         ret.update(result=False, comment=str(exc))
         return ret

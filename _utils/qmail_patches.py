@@ -85,10 +85,33 @@ def check_stack(given, preset, presets, checks, parse_hash, key=KEY):
 
 
 def identity(stack):
-    """What of a stack makes a build what it is: the ordered (hash, strip)
-    pairs. Empty for no patches: an unpatched build keeps the identity it
-    had before patches existed (no rebuild, the same fleet id)."""
-    return [{"hash": p["hash"], "strip": p["strip"]} for p in stack or ()]
+    """The stack's part of the build identity (``qmail_build``'s record and
+    build id): ``{"patches": [{hash, strip}, ...]}`` in order, or ``{}`` for
+    no patches, so that an unpatched build keeps the identity it had before
+    patches existed (no rebuild, the same fleet id)."""
+    if not stack:
+        return {}
+    return {"patches": [{"hash": p["hash"], "strip": p["strip"]} for p in stack]}
+
+
+def recorded(have, want):
+    """The recorded identity (``have``, the install record; None when there
+    is none) to compare with ``want``: its keys, and the recorded patches
+    when there are any (taking the stack away rebuilds too)."""
+    if not have:
+        return None
+    current = {k: have.get(k) for k in want if k != "patches"}
+    if have.get("patches"):
+        current["patches"] = have["patches"]
+    return current
+
+
+def fetch_stack(source, fetch):
+    """Fetch and verify every patch of ``source``'s stack in order with
+    ``fetch(url, hash, key)`` (``qmail_build.fetch``, whose errors then name
+    ``qmail:source:patches:N``); the local paths."""
+    stack = source.get("patches") or ()
+    return [fetch(p["url"], p["hash"], f"{KEY}:{i}") for i, p in enumerate(stack)]
 
 
 def patch_command(srcdir, path, strip, dry_run=False):

@@ -250,10 +250,6 @@ def build_id(source, conf):
 # --------------------------------------------------------------------------
 # Steps
 # --------------------------------------------------------------------------
-def _file_hash(path, algo):
-    return salt.utils.hashutils.get_hash(path, form=algo)
-
-
 def _forget_download(path):
     """Delete a rejected download and the cache folders made for it alone."""
     os.unlink(path)
@@ -293,7 +289,7 @@ def fetch(url, hash, key="qmail:source"):  # pylint: disable=redefined-builtin
         if not path:
             raise CommandExecutionError(f"{key}:url: cannot fetch {url}")
         downloaded = True
-    actual = _file_hash(path, algo)
+    actual = salt.utils.hashutils.get_hash(path, form=algo)
     if actual != digest:
         if downloaded:
             _forget_download(path)

@@ -300,6 +300,28 @@ def _beacon_settings(settings):
 
 
 # --------------------------------------------------------------------------
+# qmail:submission and qmail:smarthost (the SMTP AUTH patch;
+# _utils/qmail_submission.py)
+# --------------------------------------------------------------------------
+def _submission_settings(settings, v):
+    """The schema in ``_utils/qmail_submission.py``; here the files' places
+    (qmail-smtpsd's wrapper reads ``submission:files:wrapper``)."""
+    patched = [p["hash"] for p in settings["build_source"]["patches"]]
+    sub = __utils__["qmail_submission.check_submission"](settings, v, patched)
+    __utils__["qmail_submission.check_smarthost"](settings, v, patched)
+    paths = settings["lookup"]["service"]
+    paths["cvm_bin"] = v("path")(paths["cvm_bin"], "qmail:lookup:service:cvm_bin")
+    if paths["cvm_package"] != "":
+        v("deb_name")(paths["cvm_package"], "qmail:lookup:service:cvm_package")
+    # Beside qmail-smtpsd's run script: qmail.service.clean removes them with it.
+    folder = os.path.join(settings["lookup"]["home"], "supervise", "qmail-smtpsd")
+    sub["dir"] = folder
+    sub["files"] = {"wrapper": os.path.join(folder, "submission"),
+                    "authenticated": os.path.join(folder, "authenticated"),
+                    "passwd": os.path.join(folder, "passwd")}
+
+
+# --------------------------------------------------------------------------
 # Ownership: what the values point at is the formula's (issue 19)
 # --------------------------------------------------------------------------
 def _check_owns_not_in_pillar(pillar):
@@ -379,6 +401,7 @@ def _merge_checked(defaults, layers, pillar):
     _derive_control(settings, v)
     _build_settings(settings, v)
     _sendmail_settings(settings)
+    _submission_settings(settings, v)
     _service_settings(settings, v)
     _check_ownership(settings, defaults, layers)
     _beacon_settings(settings)
@@ -439,7 +462,9 @@ def show(pillar=None, tplroot="qmail"):
     """
     Show the merged, checked settings for this minion, from the parameters
     shipped with the formula (``<tplroot>/parameters/``) and its pillar:
-    what the SLS files see (map.jinja calls this).
+    what the SLS files see (map.jinja calls this), with
+    ``smarthost:password`` redacted (``get`` gives it to the one state that
+    writes it).
 
     Without ``pillar``, the result is computed once per state run: every SLS
     file imports map.jinja, so a run asks for it about ten times, always
@@ -450,8 +475,13 @@ def show(pillar=None, tplroot="qmail"):
         salt '*' qmail_settings.show
     """
     if pillar is not None:
-        return merge(*_parameters(tplroot), pillar)
-    return _copy(_this_run(tplroot))
+        settings = merge(*_parameters(tplroot), pillar)
+    else:
+        settings = _copy(_this_run(tplroot))
+    # The smarthost's password stays out of the SLS files and this output:
+    # its state asks ``get`` (README: Mail from anywhere).
+    settings["smarthost"] = __utils__["qmail_submission.redacted"](settings["smarthost"])
+    return settings
 
 
 def _this_run(tplroot):

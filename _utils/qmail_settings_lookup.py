@@ -26,7 +26,8 @@ GROUPS = ("qmail", "nofiles")
 # The file states whose sources qmail:tofs:source_files may replace (the
 # keys the SLS files give qmail_tofs.files_switch).
 TOFS_KEYS = ("rc", "send-run", "qmail-send.service", "qmail-svscan.service", "log-run",
-             "smtpd", "tcp.smtp", "smtpd-run", "qmail-smtpd.service")
+             "smtpd", "tcp.smtp", "smtpd-run", "qmail-smtpd.service", "submission",
+             "authenticated")
 _ALT_NAME_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 _PROGRAM_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"  # a file in <home>/bin
 

@@ -135,6 +135,8 @@ def _tls_settings(v, settings, check_pair, smtpd_timeout):
             services.append({"name": "qmail-smtpd", "port": service["smtpd_port"],
                              "tls": "none", "drop": True, "program": wrapper})
         if tls["active"] and tls["smtps"]:
+            if settings["submission"]["enable"]:  # AUTH required (qmail:submission)
+                wrapper = ["/bin/sh", settings["submission"]["files"]["wrapper"]]
             services.append({"name": "qmail-smtpsd", "port": tls["smtps_port"],
                              "tls": "implicit", "drop": False, "program": [
                                  tlswrapper, "-t", idle, "-f", pem, "-u", qmaild,

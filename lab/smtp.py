@@ -128,3 +128,72 @@ def tls_session(ip: str, name: str, port: int = 25, implicit: bool = False,
         raise ConnectionError(f"SMTP over TLS to {ip}:{port}: "
                               f"{proc.stderr.strip().splitlines()[-1:]}")
     return json.loads(proc.stdout)
+
+
+# One session as a mail client makes it for submission (issue 22): EHLO's
+# extensions (before and after STARTTLS on 25, inside implicit TLS on 465),
+# then optionally AUTH PLAIN or LOGIN, MAIL, RCPT and DATA; every reply code.
+_AUTH_SCRIPT = """\
+import base64, json, smtplib, socket, ssl, sys
+a = json.loads(sys.argv[1])
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+out = {}
+s = smtplib.SMTP(timeout=60, local_hostname="client.example")
+if a["implicit"]:
+    raw = socket.create_connection((a["ip"], a["port"]), timeout=60)
+    s.sock = ctx.wrap_socket(raw, server_hostname=a["name"])
+    out["greeting"] = s.getreply()[0]
+else:
+    out["greeting"] = s.connect(a["ip"], a["port"])[0]
+s.ehlo()
+out["ehlo"] = {k: v for k, v in s.esmtp_features.items()}
+if a["starttls"]:
+    s._host = a["name"]
+    out["starttls"] = s.starttls(context=ctx)[0]
+    s.ehlo()
+    out["ehlo_tls"] = {k: v for k, v in s.esmtp_features.items()}
+b64 = lambda t: base64.b64encode(t.encode()).decode()
+if a["login"]:
+    user, password = a["login"]
+    if a["method"] == "PLAIN":
+        out["auth"] = s.docmd("AUTH", "PLAIN " + b64("\\0" + user + "\\0" + password))[0]
+    else:
+        s.docmd("AUTH", "LOGIN")
+        s.docmd(b64(user))
+        out["auth"] = s.docmd(b64(password))[0]
+if a["sender"] is not None:
+    out["mail"] = s.mail(a["sender"])[0]
+    out["rcpt"] = [s.rcpt(r)[0] for r in a["rcpts"]] if out["mail"] == 250 else []
+    if a["message"] is not None and 250 in out["rcpt"]:
+        out["data"] = s.data(a["message"])[0]
+try:
+    s.quit()
+except smtplib.SMTPServerDisconnected:
+    pass
+print(json.dumps(out))
+"""
+
+
+def auth_session(ip: str, name: str, port: int = 465, implicit: bool = True,
+                 starttls: bool = False, login: tuple[str, str] | None = None,
+                 method: str = "PLAIN", sender: str | None = None,
+                 rcpts: Sequence[str] = (), message: str | None = None,
+                 host: Host | None = None, timeout: float = 180) -> dict:
+    """One SMTP session as a mail client makes it (the certificate is not
+    checked: test_tls_lab does that): ``ehlo`` (and ``ehlo_tls`` after
+    STARTTLS) are the EHLO extensions {name: parameters}; ``auth``, ``mail``,
+    ``rcpt`` list and ``data`` the reply codes of what was asked."""
+    args = {"ip": ip, "name": name, "port": port, "implicit": implicit,
+            "starttls": starttls, "login": list(login) if login else None,
+            "method": method, "sender": sender, "rcpts": list(rcpts), "message": message}
+    argv = ["python3", "-c", _AUTH_SCRIPT, json.dumps(args)]
+    if host is None:
+        argv[0] = sys.executable
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    else:
+        proc = host.run(argv, timeout=timeout)
+    if proc.returncode != 0:
+        raise ConnectionError(f"SMTP to {ip}:{port}: {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout)

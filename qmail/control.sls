@@ -20,3 +20,28 @@
     - name: {{ name | json }}
     - home: {{ qmail.lookup.home | json }}
 {%- endfor %}
+
+{#- qmail:smarthost: control/authsenders, qmailr's alone (0400). Its password
+    comes to the state from the settings, never through this file. Without a
+    smarthost the formula's authsenders is removed (another is left). #}
+{%- set smarthost = qmail.smarthost %}
+{%- set authsenders = qmail.lookup.home ~ "/control/authsenders" %}
+{%- if smarthost.enable %}
+
+qmail-control-authsenders-qmail_ledger-recorded:
+  qmail_ledger.recorded:
+    - name: {{ authsenders | json }}
+    - kind: files
+    - ledger: {{ qmail.lookup.ledger | json }}
+    - marker: {{ qmail.owns.made.authsenders | json }}
+    - require_in:
+      - qmail_submission: qmail-control-authsenders-qmail_submission-authsenders_managed
+{%- endif %}
+
+qmail-control-authsenders-qmail_submission-authsenders_managed:
+  qmail_submission.authsenders_managed:
+    - name: {{ authsenders | json }}
+    - account: {{ qmail.lookup.users.qmailr | json }}
+    - host: {{ smarthost.host | json }}
+    - port: {{ smarthost.port | json }}
+    - user: {{ smarthost.user | json }}

@@ -11,3 +11,12 @@
     - name: {{ name | json }}
     - home: {{ qmail.lookup.home | json }}
 {%- endfor %}
+
+{#- control/authsenders (qmail:smarthost): only the formula's, by the ledger. #}
+
+qmail-control-clean-authsenders-qmail_ledger-removed:
+  qmail_ledger.removed:
+    - name: {{ (qmail.lookup.home ~ "/control/authsenders") | json }}
+    - kind: files
+    - ledger: {{ qmail.lookup.ledger | json }}
+    - marker: {{ qmail.owns.made.authsenders | json }}

@@ -26,6 +26,9 @@ include:
 {%-   if qmail.tls.active %}
   - {{ (tplroot ~ ".service.tls") | json }}
 {%-   endif %}
+{%-   if qmail.submission.enable %}
+  - {{ (tplroot ~ ".service.submission") | json }}
+{%-   endif %}
 
 qmail-service-smtpd-wrapper-file-managed:
   file.managed:
@@ -233,6 +236,15 @@ qmail-service-smtpd-ipv6-package-pkg-installed:
       # tlswrapper reads the PEM per connection: a new one needs no restart.
       - qmail_tls: qmail-service-tls-pem-qmail_tls-pem_managed
 {%-   endif %}
+{%-   if svc.name == "qmail-smtpsd" and qmail.submission.enable %}
+      # Read per connection (passwd per login): changes need no restart.
+      - qmail_submission: qmail-service-submission-passwd-qmail_submission-passwd_managed
+      - file: qmail-service-submission-submission-file-managed
+      - file: qmail-service-submission-authenticated-file-managed
+{%-     if paths.cvm_package %}
+      - pkg: qmail-service-submission-cvm-pkg-installed
+{%-     endif %}
+{%-   endif %}
 {%-   if supervisor == "daemontools" %}
       - file: {{ (prefix ~ "-link-file-symlink") | json }}
 {%-   endif %}
@@ -270,6 +282,16 @@ qmail-service-smtpd-ipv6-package-pkg-installed:
 {%-     endfor %}
 {%-   endfor %}
 {%- endfor %}
+
+{#- Without qmail:submission, its files go (the passwd file holds hashes). #}
+{%- if not qmail.submission.enable %}
+{%-   for name, file in qmail.submission.files | dictsort %}
+
+{{ ("qmail-service-submission-" ~ name ~ "-file-absent") | json }}:
+  file.absent:
+    - name: {{ file | json }}
+{%-   endfor %}
+{%- endif %}
 
 {%- if mode == "inetd" %}
 

@@ -22,6 +22,7 @@ import hashlib
 import inspect
 import os
 import pathlib
+import pwd
 import re
 import shlex
 import shutil
@@ -236,6 +237,8 @@ def arguments(function, argv, scratch, params):
         if name in params and name not in given:
             kwargs[name] = _into(["/" + p for p in place] if isinstance(place, list)
                                  else "/" + place, scratch)
+    if "account" in params and "account" not in given:  # qmail's accounts are not here
+        kwargs["account"] = pwd.getpwuid(os.getuid()).pw_name
     if function == "qmail_mqueue.handback":
         kwargs.setdefault("sendmail", str(scratch["root"] / "var/qmail/bin/sendmail"))
     if function in TEST_MODE:

@@ -1,0 +1,45 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+# qmail:submission: qmail-smtpsd (implicit TLS) requires SMTP AUTH through
+# cvm-checkpassword and cvm-pwfile, from a passwd file of crypt hashes that
+# qmaild alone reads (0400), replaced by rename: a user or password change
+# takes effect at the next login, without a restart. Port 25 never offers
+# AUTH. Included by qmail.service.smtpd.
+{%- set tplroot = tpldir.split("/")[0] %}
+{%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- set sub = qmail.submission %}
+{%- set paths = qmail.lookup.service %}
+{%- set home = qmail.lookup.home %}
+
+{%- if paths.cvm_package %}
+
+qmail-service-submission-cvm-pkg-installed:
+  pkg.installed:
+    - name: {{ paths.cvm_package | json }}
+{%- endif %}
+
+qmail-service-submission-passwd-qmail_submission-passwd_managed:
+  qmail_submission.passwd_managed:
+    - name: {{ sub.files.passwd | json }}
+    - users: {{ sub.users | json }}
+    - account: {{ qmail.lookup.users.qmaild | json }}
+    - home: {{ sub.dir | json }}
+
+{%- for name, file in [("submission", sub.files.wrapper),
+                       ("authenticated", sub.files.authenticated)] %}
+
+{{ ("qmail-service-submission-" ~ name ~ "-file-managed") | json }}:
+  file.managed:
+    - name: {{ file | json }}
+    - source: {{ salt["qmail_tofs.files_switch"](["service/" ~ name], name, qmail.tofs) | json }}
+    - template: jinja
+    - user: root
+    - group: {{ qmail.lookup.rootgroup | json }}
+    - mode: '0755'
+    - makedirs: true
+    - context:
+        home: {{ home | json }}
+        passwd: {{ sub.files.passwd | json }}
+        authenticated: {{ sub.files.authenticated | json }}
+        cvm_bin: {{ paths.cvm_bin | json }}
+{%- endfor %}

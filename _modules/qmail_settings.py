@@ -62,7 +62,7 @@ RENAMED = {"qmail:lookup:sendmail_record": "qmail:lookup:sendmail_journal"}
 # The file states whose sources qmail:tofs:source_files may replace (the
 # keys the SLS files give qmail_tofs.files_switch).
 TOFS_KEYS = ("rc", "send-run", "qmail-send.service", "qmail-svscan.service", "log-run",
-             "smtpd", "tcp.smtp", "smtpd-run", "qmail-smtpd.service")
+             "smtpd", "tcp.smtp", "smtpd-run", "qmail-smtpd.service", "qmail-filter")
 # A compiler or linker command: words of flags and paths, no shell syntax.
 _CC_RE = r"[A-Za-z0-9 ._+=/,:-]{1,200}"
 _ALIAS_NAME_RE = r"[a-z0-9][a-z0-9._-]{0,63}"
@@ -742,7 +742,18 @@ def _merge_checked(defaults, os_family, pillar):
     _sendmail_settings(settings)
     _service_settings(settings)
     _check_ownership(settings, defaults, os_family)
+    _filter_settings(settings)
     return settings
+
+
+def _filter_settings(settings):
+    """qmail:filter (issue 23): its schema lives in _utils/qmail_filter.py;
+    its folder is one the formula owns, as TLS's (``/etc/qmail*``)."""
+    __utils__["qmail_filter.derive"](settings, _v, __utils__["qmail_filter_keys.check"])
+    lookup = settings["lookup"]
+    __utils__["qmail_owner.place"](
+        lookup["filter"]["dir"], "qmail:lookup:filter:dir", "tls", settings["owns"],
+        lookup["home"], __utils__["qmail_owner.scratch_roots"](__opts__.get("qmail_scratch_roots")))
 
 
 def _parameters(tplroot="qmail"):

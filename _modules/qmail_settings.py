@@ -749,7 +749,11 @@ def _merge_checked(defaults, os_family, pillar):
 def _filter_settings(settings):
     """qmail:filter (issue 23): its schema lives in _utils/qmail_filter.py;
     its folder is one the formula owns, as TLS's (``/etc/qmail*``)."""
-    __utils__["qmail_filter.derive"](settings, _v, __utils__["qmail_filter_keys.check"])
+    # Plain validators, fetched here: inside a utils function this module's
+    # __utils__ is not reachable.
+    validators = {name: _v(name) for name in __utils__["qmail_filter.validators"]()}
+    __utils__["qmail_filter.derive"](settings, validators.__getitem__,
+                                     __utils__["qmail_filter_keys.check"])
     lookup = settings["lookup"]
     __utils__["qmail_owner.place"](
         lookup["filter"]["dir"], "qmail:lookup:filter:dir", "tls", settings["owns"],

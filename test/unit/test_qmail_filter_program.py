@@ -154,3 +154,46 @@ def test_bad_envelope_is_a_read_error(chain):
 def test_qmail_queue_exit_code_is_the_filters(chain, monkeypatch):
     chain.configure([chain.dkim])
     assert chain.run(dict(RELAY, QQ_EXIT="53"))[0] == 53
+
+
+# The spf step inside the program, python3-spf's DNS answered by a stub:
+# the records of example.org (-all) and soft.example (~all).
+SPF_SCRIPT = """\
+import importlib.machinery, json, sys
+import spf
+records = {"example.org": "v=spf1 ip4:192.0.2.1 -all", "soft.example": "v=spf1 ip4:192.0.2.1 ~all"}
+def lookup(name, qtype, *args, **kwargs):
+    if qtype == "TXT" and name in records:
+        return [((name, qtype), [records[name].encode()])]
+    return []
+spf.DNSLookup = lookup
+prog = importlib.machinery.SourceFileLoader("prog", sys.argv[1]).load_module()
+conf = {"reject_fail": sys.argv[3] == "reject", "timeout": 5}
+mail = prog.Mail(b"Subject: x\\n\\nx\\n", sys.argv[2], ["a@b.example"],
+                 {"TCPREMOTEIP": "203.0.113.9"})
+try:
+    verdict = prog.step_spf(mail, conf)
+    print(json.dumps({"verdict": verdict, "message": mail.message.decode()}))
+except prog.Refused as r:
+    print(json.dumps({"refused": r.text, "temporary": r.temporary}))
+"""
+
+
+@pytest.mark.skipif(not _has("spf"), reason="needs Debian's python3-spf")
+@pytest.mark.parametrize(("sender", "mode", "expect"), [
+    ("someone@example.org", "reject", {"refused": True}),
+    ("someone@example.org", "tag", {"header": "Received-SPF: fail"}),
+    ("someone@soft.example", "reject", {"header": "Received-SPF: softfail"}),
+])
+def test_spf_step_refuses_fail_only_when_configured(chain, tmp_path, sender, mode, expect):
+    program = tmp_path / "filter" / "qmail-filter"
+    proc = subprocess.run([PYTHON, "-c", SPF_SCRIPT, str(program), sender, mode],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    if "refused" in expect:
+        assert not got["temporary"] and "SPF fail" in got["refused"] and "5.7.23" in got[
+            "refused"]
+    else:
+        assert got["message"].startswith(expect["header"])
+        assert "client-ip=203.0.113.9;" in got["message"]

@@ -156,7 +156,8 @@ def test_relay_client_mail_arrives_signed_and_otherwise_unchanged(flab):
 def test_mail_from_outside_is_not_signed(flab):
     subject = f"inbound {uuid.uuid4().hex}"
     # mx is no relay client: an outsider, even with the spool's own From:.
-    codes = flab.smtp_from(flab.mx, f"someone@{SPOOL}", flab.message(subject, to=f"someone@{SPOOL}"))
+    codes = flab.smtp_from(flab.mx, f"someone@{SPOOL}",
+                           flab.message(subject, to=f"someone@{SPOOL}"))
     assert codes[:2] == [250, 250]
     assert "DKIM-Signature:" not in flab.arrived(flab.spool, subject)
 

@@ -9,6 +9,7 @@ qmaild's primary group, so a group of readers would not reach the filter.
 Key material never appears in a return value; only public records do.
 """
 
+import functools
 import logging
 import os
 import pwd
@@ -26,8 +27,38 @@ def __virtual__():
     return __virtualname__
 
 
+@functools.cache  # one loader call per validator, not per value
+def _v(name):
+    """A validator of ``_utils/qmail_validate.py`` (the one schema owner)."""
+    return __utils__["qmail_validate.plain"](name)
+
+
 def _keys_dir(keys_dir):
-    return keys_dir or __salt__["qmail_settings.get"]("filter:files:keys")
+    if keys_dir is None:
+        return __salt__["qmail_settings.get"]("filter:files:keys")
+    return _v("path")(keys_dir, "keys_dir")
+
+
+def _uid(user):
+    if user is None:
+        user = __salt__["qmail_settings.get"]("lookup:users:qmaild")
+    _v("account")(user, "user")
+    try:
+        return pwd.getpwnam(user).pw_uid
+    except KeyError:
+        raise SaltInvocationError(f"user: no account {user!r} on this host") from None
+
+
+def _keys(keys):
+    """``keys`` checked: {domain: {selector: text}} (the schema's rules)."""
+    _v("mapping")(keys or {}, "keys")
+    for domain, selectors in (keys or {}).items():
+        _v("fqdn")(domain, f"keys:{domain}")
+        _v("mapping")(selectors, f"keys:{domain}")
+        for selector in selectors:
+            _v("matches")(str(selector), f"keys:{domain}:{selector}",
+                          r"[A-Za-z0-9][A-Za-z0-9-]{0,62}", "a selector")
+    return keys or {}
 
 
 def _on_disk(keys_dir):
@@ -51,7 +82,7 @@ def keys(keys_dir=None):
 
     CLI Example::
 
-        salt spool qmail_dkim.keys
+        salt '*' qmail_dkim.keys
     """
     keys_dir = _keys_dir(keys_dir)
     listing = {}
@@ -84,11 +115,11 @@ def dns_record(domain, selector=None, keys_dir=None):
 
     CLI Example::
 
-        salt spool qmail_dkim.dns_record example.org
-        salt spool qmail_dkim.dns_record example.org selector=s2026
+        salt '*' qmail_dkim.dns_record example.org
+        salt '*' qmail_dkim.dns_record example.org selector=s2026
     """
     keys_dir = _keys_dir(keys_dir)
-    domain = str(domain).lower()
+    domain = _v("fqdn")(str(domain), "domain").lower()
     records = {}
     for (dom, sel), path in sorted(_on_disk(keys_dir).items()):
         if dom != domain or (selector is not None and sel != str(selector)):
@@ -103,18 +134,20 @@ def dns_record(domain, selector=None, keys_dir=None):
     return records
 
 
-def planned(name, keys, user="qmaild"):
+def planned(name, keys, user=None):
     """
     What ``managed`` would do in key folder ``name`` for ``keys``
     (``{domain: {selector: PEM text or '' (make one)}}``): ``{make, replace,
     fix, remove}``, each a sorted list of key files (``fix``: owner or mode
-    only). Nothing is changed.
+    only), the keys owned by ``user`` (default: qmaild). Nothing is changed.
 
     CLI Example::
 
-        salt spool qmail_dkim.planned /etc/qmail-filter/dkim '{example.org: {s1: ""}}'
+        salt '*' qmail_dkim.planned /etc/qmail-filter/dkim '{example.org: {s2026: ""}}' user=root
     """
-    uid = pwd.getpwnam(user).pw_uid
+    name = _v("path")(name, "name")
+    keys = _keys(keys)
+    uid = _uid(user)
     plan = {"make": [], "replace": [], "fix": [], "remove": []}
     wanted = {}
     for domain, selectors in (keys or {}).items():
@@ -159,7 +192,7 @@ def _loads(data):
     return True
 
 
-def managed(name, keys, user="qmaild"):
+def managed(name, keys, user=None):
     """
     Make key folder ``name`` hold exactly ``keys`` (see ``planned``): new
     keys are made here (RSA 2048) or written from the pillar's text, each
@@ -169,10 +202,12 @@ def managed(name, keys, user="qmaild"):
 
     CLI Example::
 
-        salt spool qmail_dkim.managed /etc/qmail-filter/dkim '{example.org: {s1: ""}}'
+        salt '*' qmail_dkim.managed /etc/qmail-filter/dkim '{example.org: {s2026: ""}}' user=root
     """
+    name = _v("path")(name, "name")
+    keys = _keys(keys)
     plan = planned(name, keys, user)
-    uid = pwd.getpwnam(user).pw_uid
+    uid = _uid(user)
     os.makedirs(name, mode=DIR_MODE, exist_ok=True)
     os.chmod(name, DIR_MODE)
     texts = {}

@@ -33,7 +33,7 @@ def _records(name, keys):
     return lines
 
 
-def keys_managed(name, keys, user="qmaild"):
+def keys_managed(name, keys, user=None):
     """
     Key folder ``name`` holds the keys of ``keys`` (``{domain: {selector:
     PEM text or ''}}``), owned by ``user`` with mode 0400, and no other.

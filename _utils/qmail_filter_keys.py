@@ -62,6 +62,8 @@ def check(text, key):
     if "PUBLIC KEY-----" in body:
         _fail(key, "a public key: the filter signs with the private key (the public half "
                    "is published in DNS: qmail_dkim.dns_record)")
+    if "ENCRYPTED PRIVATE KEY-----" in body or "Proc-Type: 4,ENCRYPTED" in body:
+        _fail(key, "the key is encrypted: the filter cannot ask for a passphrase")
     if "CERTIFICATE-----" in body:
         _fail(key, "a certificate: DKIM needs a private key, no certificate")
     if not _PEM_RE.match(body):

@@ -133,3 +133,11 @@ def test_keys_managed_makes_rotates_and_removes(states, modules, keys_dir, test_
         f"s2._domainkey.{SPOOL}"]
     with pytest.raises(SaltInvocationError, match="no DKIM key for example.org"):
         modules.qmail_dkim.dns_record("example.org", keys_dir=keys_dir)
+
+
+def test_an_encrypted_key_is_named_as_such(loaders):
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    text = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.BestAvailableEncryption(b"secret")).decode()
+    with pytest.raises(SaltInvocationError, match=r"^k: the key is encrypted"):
+        loaders.utils["qmail_filter_keys.check"](text, "k")

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 
 import yaml
 
-from . import config
+from . import config, formula
 from .host import Host
 from .lab import Lab
 
@@ -149,22 +149,9 @@ class LabMaster:
         )
 
     def _formula_view(self) -> pathlib.Path:
-        """A directory of symlinks to the checkout's formula parts.
-
-        ``qmail/`` and the ``_modules``-style directories only: serving the
-        checkout root itself makes the master walk .venv and .git (15,000+
-        files) for every file list, and ``saltutil.sync_all`` then takes a
-        minute instead of seconds. Symlinks keep edits in the checkout live;
-        directories added later (a new ``_utils``) are linked by ``salt``.
-        """
-        view = self.tmp / "formula"
-        view.mkdir(exist_ok=True)
-        for entry in sorted(config.REPO_ROOT.iterdir()):
-            if entry.is_dir() and (entry.name == "qmail" or (
-                    entry.name.startswith("_") and entry.name != "__pycache__")):
-                if not (view / entry.name).is_symlink():
-                    (view / entry.name).symlink_to(entry)
-        return view
+        """The formula's folders as symlinks (``lab/formula.py``); folders
+        added later (a new ``_utils``) are linked by ``salt``."""
+        return formula.link_view(self.tmp / "formula")
 
     @contextlib.contextmanager
     def formula_from(self, tree):
@@ -182,8 +169,7 @@ class LabMaster:
             for name, target in targets.items():
                 (view / name).symlink_to(target)
 
-        point({e.name: e for e in tree.iterdir() if e.is_dir() and (
-            e.name == "qmail" or (e.name.startswith("_") and e.name != "__pycache__"))})
+        point(formula.parts(tree))
         try:
             yield
         finally:

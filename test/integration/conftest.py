@@ -1,6 +1,6 @@
 """
 One-host fixtures: ``salt-call --local`` on this machine, with a temporary
-root_dir, this checkout as file_roots and a pillar written per test. The
+root_dir, this checkout's formula folders as file_roots and a pillar written per test. The
 qmail home is pointed into a temporary folder through ``qmail:lookup:home``,
 so /etc/salt and /var/qmail are never touched.
 """
@@ -13,6 +13,8 @@ import sys
 
 import pytest
 import yaml
+
+from lab import formula
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -31,7 +33,9 @@ class SaltCall:
             "id": minion_id,
             "root_dir": str(root),
             "file_client": "local",
-            "file_roots": {"base": [str(REPO)]},
+            # The formula's folders, not the checkout's root (.venv, .git):
+            # see lab/formula.py.
+            "file_roots": {"base": [str(formula.link_view(root / "formula", REPO))]},
             "pillar_roots": {"base": [str(self.pillar_dir)]},
             "log_level_logfile": "info",
             # The formula owns any place under the test's temporary folder

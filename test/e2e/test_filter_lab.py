@@ -240,3 +240,10 @@ def test_spamd_stopped_defers_and_the_message_arrives_once_after_restart(flab):
     assert "X-Spam-Status: No" in text
     wait_until(lambda: flab.queue_count(MX) == 0, 60, what="mx's queue empty")
     assert len(flab.spool.delivered(MAILDIR, subject)) == 1
+
+
+def test_clean_removes_the_filter_folder_the_ledger_lists(flab):
+    assert flab.call(SPOOL, "qmail_ledger.lists", "dirs", "/etc/qmail-filter") is True
+    flab.apply("qmail.clean", target=SPOOL)
+    assert not flab.spool.exists("/etc/qmail-filter")
+    assert flab.call(SPOOL, "qmail_ledger.lists", "dirs", "/etc/qmail-filter") is False

@@ -17,8 +17,9 @@ time) is named by ``build_id``; ``qmail_fleet`` publishes the builder's
 tree through the master and installs it on the other hosts.
 
 The pillar keys ``source`` and ``build`` are checked by
-``qmail_settings.merge`` (the schema's one owner); ``presets``,
-``parse_hash`` and ``conf_files`` are what it asks of this module.
+``qmail_settings.merge`` (the schema's one owner), with the catalogue of
+releases and the ``conf-*`` files of ``_utils/qmail_build_inputs.py``;
+``presets``, ``parse_hash`` and ``conf_files`` here are its command-line face.
 """
 
 import functools
@@ -26,7 +27,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import time
 
@@ -37,43 +37,6 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "qmail_build"
 
-# Known releases. ``runtime_ids``: the binaries look accounts up at run time,
-# so the staged tree (DESTDIR) is portable between hosts; ``errno_fix``:
-# error.h declares ``extern int errno``, which does not link on glibc;
-# ``alloc_fix``: spawn.c calls alloc() undeclared, which breaks on 64 bits;
-# ``implicit_fix``: the source calls functions it never declares (unistd.h's,
-# and its own) and has K&R ``main()``s, which gcc >= 14 refuses.
-PRESETS = {
-    "notqmail-1.09": {
-        "url": "https://github.com/notqmail/notqmail/releases/download/"
-        "notqmail-1.09/notqmail-1.09.tar.xz",
-        "hash": "sha256=e921891e7c2d84e30b6b52c02c251f61eb4a6255a922620a99a337f46fa32c52",
-        "runtime_ids": True,
-        "errno_fix": False,
-    },
-    "netqmail-1.06": {
-        "url": "https://www.qmail.org/netqmail-1.06.tar.gz",
-        "hash": "sha256=8e7d98d15211fc9f9c28109e942e2268f42a6672d68df92a42f2afa90ff00532",
-        "runtime_ids": False,
-        "errno_fix": False,
-        "implicit_fix": True,
-    },
-    "qmail-1.03": {
-        "url": "https://cr.yp.to/software/qmail-1.03.tar.gz",
-        "hash": "sha256=21ed6c562cbb55092a66197c35c8222b84115d1acab0854fdb1ad1f301626f88",
-        "runtime_ids": False,
-        "errno_fix": True,
-        "alloc_fix": True,
-        "implicit_fix": True,
-    },
-}
-
-GROUPS = ("qmail", "nofiles")
-# conf-users order: alias, daemon, log, owner of the files, passwd, queue,
-# remote, send.
-CONF_USERS = ("alias", "qmaild", "qmaill", None, "qmailp", "qmailq", "qmailr", "qmails")
-
-_HASH_RE = re.compile(r"(?:(sha256|sha512)[=:])?([0-9a-fA-F]+)")
 
 
 def __virtual__():
@@ -87,15 +50,8 @@ def _v(name):
 
 
 # --------------------------------------------------------------------------
-# Settings (called by qmail_settings.merge while map.jinja renders)
+# What a build is made of (_utils/qmail_build_inputs.py)
 # --------------------------------------------------------------------------
-def _bad(key, message):
-    _v("fail")(key, message)
-
-
-CONF_KEYS = ("cc", "ld", "spawn", "split", "patrn", "break")
-
-
 def _checked_source(source, key="source"):
     return _v("fields")(source, key, ("preset", "hash"))
 
@@ -105,7 +61,7 @@ def _checked_conf(conf, key="conf"):
     for name, value in _v("mapping")(conf, key).items():
         _v("matches")(name, f"{key}:{name}", r"conf-[a-z]+", "a conf-* file name")
         if isinstance(value, bool) or not isinstance(value, (str, int)):
-            _bad(f"{key}:{name}", f"expected text or a number, got {value!r}")
+            _v("fail")(f"{key}:{name}", f"expected text or a number, got {value!r}")
     return conf
 
 
@@ -119,15 +75,7 @@ def parse_hash(value, key="qmail:source:hash"):
         salt '*' qmail_build.parse_hash \
             value=sha256=e921891e7c2d84e30b6b52c02c251f61eb4a6255a922620a99a337f46fa32c52
     """
-    match = _HASH_RE.fullmatch(value.strip(" \t")) if isinstance(value, str) else None
-    if not match:
-        _bad(key, f"{value!r} is not sha256=<hex> or sha512=<hex>")
-    algo, digest = match.group(1), match.group(2).lower()
-    lengths = {"sha256": 64, "sha512": 128}
-    algo = algo or {64: "sha256", 128: "sha512"}.get(len(digest))
-    if algo is None or len(digest) != lengths[algo]:
-        _bad(key, f"{value!r}: a sha256 digest has 64 hex digits, a sha512 128")
-    return algo, digest
+    return __utils__["qmail_build_inputs.parse_hash"](value, key)
 
 
 def conf_files(home, users, groups, conf):
@@ -142,23 +90,8 @@ def conf_files(home, users, groups, conf):
             "{qmail: qmail, nofiles: nofiles}" \
             "{cc: 'cc -O2', ld: 'cc -s', spawn: 120, split: 23, patrn: '002', break: '-'}"
     """  # noqa: E501 (a CLI line with all seven accounts)
-    home = _v("path")(home, "home")
-    for name in (k for k in CONF_USERS if k):
-        _v("account")(_v("fields")(users, "users", [name])[name], f"users:{name}")
-    for name in GROUPS:
-        _v("account")(_v("fields")(groups, "groups", [name])[name], f"groups:{name}")
-    _v("fields")(conf, "conf", CONF_KEYS)
-    return {
-        "conf-qmail": home,
-        "conf-users": "\n".join(users[k] if k else "root" for k in CONF_USERS),
-        "conf-groups": "\n".join(groups[k] for k in GROUPS),
-        "conf-cc": conf["cc"],
-        "conf-ld": conf["ld"],
-        "conf-spawn": str(conf["spawn"]),
-        "conf-split": str(conf["split"]),
-        "conf-patrn": str(conf["patrn"]),
-        "conf-break": conf["break"],
-    }
+    return __utils__["qmail_build_inputs.conf_files"](home, users, groups, conf,
+                                                       __utils__["qmail_validate.plain"])
 
 
 def presets():
@@ -171,7 +104,7 @@ def presets():
 
         salt '*' qmail_build.presets
     """
-    return {name: dict(preset) for name, preset in PRESETS.items()}
+    return __utils__["qmail_build_inputs.presets"]()
 
 
 # --------------------------------------------------------------------------
@@ -609,7 +542,7 @@ def build(home, source, conf, workdir="/var/cache/qmail-build", share=None):
     home = _v("own_dir")(home, "home")
     workdir = _v("own_dir")(workdir, "workdir")
     if _v("inside")(workdir, home) or _v("inside")(home, workdir):
-        _bad("workdir", f"{workdir!r} and the home {home!r} must not hold one another")
+        _v("fail")("workdir", f"{workdir!r} and the home {home!r} must not hold one another")
     _v("fields")(source, "source", ("preset", "hash", "url"))
     share = _v("mapping")(share or {}, "share")
     if not check_changes(home, source, conf):

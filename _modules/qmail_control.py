@@ -1,13 +1,20 @@
 """
 Read, check and write qmail's control files (qmail-control(5)).
 
-Every one of the 28 control files is known here with its syntax, its default
-when absent, the program that reads it and what that program needs to see a
-change. Writes are atomic (temporary file, fsync, rename) so qmail never reads
+What qmail knows of each of its 28 control files (syntax, default when
+absent, the program that reads it, what it must be told after a change) is
+the catalogue in ``_utils/qmail_control_files.py``; ``normalize``,
+``reload_action`` and ``derive`` here are its command-line face.
+``qmail_settings.merge`` derives a host's control files from the same
+catalogue while map.jinja renders; the ``qmail_control`` states then call
+``check_changes``/``write`` and ``check_remove``/``remove`` here, and
+``changed`` tells the service's reaction states which changes they react
+to. Writes are atomic (temporary file, fsync, rename) so qmail never reads
 half a file.
 
-The qmail home defaults to pillar/config ``qmail:lookup:home`` or /var/qmail;
-every function takes ``home`` to point elsewhere.
+Every function that reads or writes takes ``home``; left out (a call from
+the command line), it is the formula's ``qmail:lookup:home``
+(``qmail_settings.get``), and only then is the pillar merged and checked.
 """
 
 import difflib
@@ -17,7 +24,7 @@ import os
 import re
 import stat
 
-from salt.exceptions import CommandExecutionError, SaltInvocationError
+from salt.exceptions import CommandExecutionError
 
 log = logging.getLogger(__name__)
 
@@ -25,17 +32,6 @@ __virtualname__ = "qmail_control"
 __func_alias__ = {"list_": "list"}
 
 
-# A local part as qmail takes it in addresses (no spaces, @, : or control chars).
-_LOCALPART_RE = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}"
-_PREPEND_RE = r"[A-Za-z0-9._+-]{1,64}"
-# A DNS name in ASCII (the shared validator's rule, for the fast path).
-_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
-_PLAIN_HOST_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
-
-# reload actions: what qmail must be told after a change
-HUP = "hup"  # qmail-send re-reads locals and virtualdomains on SIGHUP
-RESTART = "restart"  # other qmail-send files are read only at start
-NEWMRH = "newmrh"  # morercpthosts is read through morercpthosts.cdb
 # This state run's record of the control files that changed (or would, under
 # test=True) in a way qmail must be told of: {path: reload action}.
 _TOLD = "qmail_control.changed"
@@ -51,140 +47,13 @@ def _v(name):
     return __utils__["qmail_validate.plain"](name)
 
 
-# --------------------------------------------------------------------------
-# Syntax of single values (the shared validators); each raises
-# SaltInvocationError naming ``key``.
-# --------------------------------------------------------------------------
-def _check_host(value, key):
-    _v("host")(value, key)
+def _files(name):
+    """A function of ``_utils/qmail_control_files.py`` (the catalogue)."""
+    return __utils__[f"qmail_control_files.{name}"]
 
 
-def _check_me(value, key):
-    _v("fqdn")(value, key)
-
-
-def _check_wildcard(value, key):
-    """rcpthosts/morercpthosts: a host, or ``.domain`` for every subdomain
-    below a public suffix."""
-    _v("wildcard")(value, key)
-
-
-def _check_localpart(value, key):
-    _v("matches")(value, key, _LOCALPART_RE, "a local part (the part before @)")
-
-
-def _check_badmailfrom(value, key):
-    local, sep, host = value.rpartition("@")
-    if not sep or not _v("is_host")(host) or (local and not re.fullmatch(_LOCALPART_RE, local)):
-        _v("fail")(key, f"{value!r} is not an address or @host")
-
-
-def _check_ipv4(value, key):
-    _v("ipv4")(value, key)
-
-
-def _check_smtproute(value, key):
-    """``domain:relay[:port]``; empty domain = all, ``.dom`` = subdomains,
-    empty relay = MX, relay may be ``[1.2.3.4]``."""
-    fail = _v("fail")
-    parts = value.split(":")
-    if len(parts) not in (2, 3):
-        fail(key, f"{value!r} is not domain:relay[:port]")
-    domain, relay = parts[0], parts[1]
-    if domain and not _v("is_host")(domain.removeprefix(".")):
-        fail(key, f"{value!r}: {domain!r} is not a domain or .domain")
-    if relay.startswith("[") and relay.endswith("]"):
-        _v("relay_address")(relay[1:-1], key, value)
-    elif relay and not _v("is_host")(relay):
-        fail(key, f"{value!r}: {relay!r} is not a relay host or [address]")
-    elif relay.replace(".", "").isdigit():
-        # A bare dotted quad is an address too: the same rules.
-        _v("relay_address")(relay, key, value)
-    if len(parts) == 3:
-        _v("integer")(parts[2], f"{key} (port)", 1, 65535)
-
-
-def _check_virtualdomain(value, key):
-    """``domain:prepend``, ``user@domain:prepend`` or ``.dom:prepend``."""
-    fail = _v("fail")
-    target, sep, prepend = value.rpartition(":")
-    if not sep or not target:
-        fail(key, f"{value!r} is not domain:prepend")
-    local, at, domain = target.rpartition("@")
-    if at and not re.fullmatch(_LOCALPART_RE, local):
-        fail(key, f"{value!r}: {local!r} is not a user name")
-    if not _v("is_host")(domain.removeprefix(".")):
-        fail(key, f"{value!r}: {domain!r} is not a domain or .domain")
-    if domain.startswith("."):
-        # qmail-send delivers every address under a wildcard locally (to the
-        # prepend's user): one over a public suffix takes strangers' mail.
-        _v("wildcard")(domain, key, "deliver every domain under it to "
-                                    f"{prepend!r} here")
-    if not re.fullmatch(_PREPEND_RE, prepend):
-        fail(key, f"{value!r}: {prepend!r} is not a user prefix")
-
-
-def _check_text(value, key):
-    # qmail-smtpd sends "220 <text>\r\n": RFC 5321 allows 512 octets a line.
-    _v("greeting")(value, key)
-
-
-# --------------------------------------------------------------------------
-# The catalogue. kind: "host" (one value), "text", "int", or "list".
-# --------------------------------------------------------------------------
-def _single(check, default, reader, reload=None):
-    return {"kind": "single", "check": check, "default": default,
-            "reader": reader, "reload": reload}
-
-
-# qmail's control_readint keeps every number in a C int.
-MAX_INT = 2**31 - 1
-
-
-def _number(default, reader, minimum, maximum=MAX_INT, reload=None):
-    return {"kind": "int", "default": default, "reader": reader,
-            "min": minimum, "max": maximum, "reload": reload}
-
-
-def _list(check, default, reader, comments, reload=None):
-    return {"kind": "list", "check": check, "default": default,
-            "reader": reader, "comments": comments, "reload": reload}
-
-
-# "me" as a default means: the value of control/me.
-ME = "@me"
-CATALOGUE = {
-    "badmailfrom": _list(_check_badmailfrom, None, "qmail-smtpd", True),
-    "bouncefrom": _single(_check_localpart, "MAILER-DAEMON", "qmail-send", RESTART),
-    "bouncehost": _single(_check_host, ME, "qmail-send", RESTART),
-    # conf-spawn caps both; 255 is conf-spawn's own maximum.
-    "concurrencylocal": _number(10, "qmail-send", 1, 255, RESTART),
-    "concurrencyremote": _number(20, "qmail-send", 1, 255, RESTART),
-    "databytes": _number(0, "qmail-smtpd", 0),
-    "defaultdomain": _single(_check_host, ME, "qmail-inject"),
-    "defaulthost": _single(_check_host, ME, "qmail-inject"),
-    "doublebouncehost": _single(_check_host, ME, "qmail-send", RESTART),
-    "doublebounceto": _single(_check_localpart, "postmaster", "qmail-send", RESTART),
-    "envnoathost": _single(_check_host, ME, "qmail-send", RESTART),
-    "helohost": _single(_check_host, ME, "qmail-remote"),
-    "idhost": _single(_check_host, ME, "qmail-inject"),
-    "localiphost": _single(_check_host, ME, "qmail-smtpd"),
-    "locals": _list(_check_host, [ME], "qmail-send", True, HUP),
-    "me": _single(_check_me, None, "qmail-send", RESTART),
-    "morercpthosts": _list(_check_wildcard, None, "qmail-smtpd", False, NEWMRH),
-    "percenthack": _list(_check_host, None, "qmail-send", True, RESTART),
-    "plusdomain": _single(_check_host, ME, "qmail-inject"),
-    "qmqpservers": _list(_check_ipv4, None, "qmail-qmqpc", True),
-    "queuelifetime": _number(604800, "qmail-send", 0, reload=RESTART),
-    # Absent rcpthosts makes qmail-smtpd accept every recipient: open relay.
-    "rcpthosts": _list(_check_wildcard, None, "qmail-smtpd", True),
-    "smtpgreeting": _single(_check_text, ME, "qmail-smtpd"),
-    "smtproutes": _list(_check_smtproute, None, "qmail-remote", True),
-    "timeoutconnect": _number(60, "qmail-remote", 1),
-    "timeoutremote": _number(1200, "qmail-remote", 1),
-    "timeoutsmtpd": _number(1200, "qmail-smtpd", 1),
-    "virtualdomains": _list(_check_virtualdomain, None, "qmail-send", True, HUP),
-}
+def _spec(name, key="name"):
+    return _files("spec")(name, key)
 
 
 def _home(home=None):
@@ -197,15 +66,6 @@ def _home(home=None):
 
 def _control_dir(home=None):
     return os.path.join(_home(home), "control")
-
-
-def _spec(name, key="name"):
-    if not isinstance(name, str) or name not in CATALOGUE:
-        raise SaltInvocationError(
-            f"{key}: {name!r} is not a qmail control file; known files: "
-            + ", ".join(sorted(CATALOGUE))
-        )
-    return CATALOGUE[name]
 
 
 def _path(name, home=None):
@@ -224,7 +84,7 @@ def files():
 
         salt '*' qmail_control.files
     """
-    return sorted(CATALOGUE)
+    return _files("names")()
 
 
 def normalize(name, value, key=None):
@@ -238,60 +98,7 @@ def normalize(name, value, key=None):
 
         salt '*' qmail_control.normalize rcpthosts '[example.com, .example.com]'
     """
-    key = key or name
-    spec = _spec(name, key)
-    if spec["kind"] == "list":
-        lines = _normalize_list(spec, value, key)
-        return "".join(f"{line}\n" for line in lines)
-    return _normalize_single(spec, value, key) + "\n"
-
-
-def _normalize_single(spec, value, key):
-    if isinstance(value, list) and len(value) == 1:
-        value = value[0]
-    if spec["kind"] == "int":
-        return str(_v("integer")(value, key, spec["min"], spec["max"]))
-    _v("string")(value, key)
-    text = value.strip(" \t")
-    spec["check"](text, key)
-    return text
-
-
-def _normalize_list(spec, value, key):
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list):
-        raise SaltInvocationError(
-            f"{key}: expected a list of entries, got {_v('type_name')(value)} {value!r}"
-        )
-    seen = set()
-    lines = []
-    check = spec["check"]
-    string = _v("string")
-    # Plain host names (the bulk of a large rcpthosts) need no stripping,
-    # are no comment and no wildcard: one match says they are good.
-    plain = _PLAIN_HOST_RE.fullmatch if check in (_check_host, _check_wildcard) else None
-    for index, entry in enumerate(value):
-        if plain is not None and type(entry) is str and len(entry) <= 253 and plain(entry):
-            if entry not in seen:
-                seen.add(entry)
-                lines.append(entry)
-            continue
-        where = f"{key}[{index}]"
-        string(entry, where, empty_ok=True)
-        entry = entry.strip(" \t")
-        if entry.startswith("#"):
-            if not spec["comments"]:
-                raise SaltInvocationError(f"{where}: qmail allows no comments here")
-            lines.append(entry)
-            continue
-        if not entry:
-            raise SaltInvocationError(f"{where}: empty entry")
-        check(entry, where)
-        if entry not in seen:
-            seen.add(entry)
-            lines.append(entry)
-    return lines
+    return _files("normalize")(name, value, __utils__["qmail_validate.plain"], key)
 
 
 def reload_action(name):
@@ -305,7 +112,7 @@ def reload_action(name):
 
         salt '*' qmail_control.reload_action locals
     """
-    return _spec(name)["reload"]
+    return _files("reload_action")(name)
 
 
 def _read_bytes(path):
@@ -365,7 +172,8 @@ def list_(home=None):
         names = os.listdir(_control_dir(home))
     except FileNotFoundError:
         return []
-    return sorted(name for name in names if name in CATALOGUE)
+    known = set(_files("names")())
+    return sorted(name for name in names if name in known)
 
 
 def _mode_owner(path):
@@ -577,25 +385,20 @@ def showctl(home=None):
         if data is LINK:
             present[name] = f"(symlink to {os.readlink(_path(name, home))})"
         elif data is not None:
-            present[name] = _parse(CATALOGUE[name], data)
+            present[name] = _parse(_spec(name), data)
     me = present.get("me") or None
     result = {}
-    for name, spec in sorted(CATALOGUE.items()):
+    for name in _files("names")():
         if name in present:
             result[name] = {"value": present[name], "default": False}
-            continue
-        default = spec["default"]
-        if default == ME:
-            default = me
-        elif default == [ME]:
-            default = [me] if me else []
-        result[name] = {"value": default, "default": True}
+        else:
+            result[name] = {"value": _files("default")(name, me), "default": True}
     result["rcpthosts"]["open_relay"] = "rcpthosts" not in present
     return result
 
 
 # --------------------------------------------------------------------------
-# Roles (the seed's §4 and §5)
+# Roles (the seed's §4 and §5): _utils/qmail_control_files.py
 # --------------------------------------------------------------------------
 def derive(role, me, spool=None, overrides=None, key="qmail"):
     """
@@ -615,61 +418,5 @@ def derive(role, me, spool=None, overrides=None, key="qmail"):
 
         salt '*' qmail_control.derive client hostname.cla.kobe-u.ac.jp spool=ccs.cla.kobe-u.ac.jp
     """
-    if role not in ("spool", "client"):
-        raise SaltInvocationError(f"{key}:role: {role!r} is not 'spool' or 'client'")
-    _v("fqdn")(me, f"{key}:me")
-    labels = me.split(".")
-    wanted = {"me": me}
-    if len(labels) >= 3:
-        wanted["defaultdomain"] = ".".join(labels[1:])
-    if len(labels) >= 2:
-        wanted["plusdomain"] = ".".join(labels[-2:])
-    locals_ = [f"localhost.{wanted['defaultdomain']}"] if "defaultdomain" in wanted else []
-    locals_.append(me)
-    wanted["locals"] = locals_
-    wanted["rcpthosts"] = list(locals_)
-    if role == "client":
-        if not isinstance(spool, str) or not spool:
-            raise SaltInvocationError(
-                f"{key}:spool: the client role needs the spool host's name"
-            )
-        _v("mail_host")(spool, f"{key}:spool")
-        if spool.lower() == me.lower():
-            raise SaltInvocationError(
-                f"{key}:spool: {spool!r} is this host itself; a client hands its "
-                "mail to another host"
-            )
-        wanted["defaulthost"] = spool
-        wanted["locals"] = [host for host in locals_ if host != me]
-        wanted["smtproutes"] = [f":{spool}"]
-    overrides = overrides if overrides is not None else {}
-    if not isinstance(overrides, dict):
-        raise SaltInvocationError(
-            f"{key}:control: expected a mapping of file names, got {overrides!r}"
-        )
-    for name, value in overrides.items():
-        where = f"{key}:control:{name}"
-        if not isinstance(name, str) or "/" in name or name in ("", ".", ".."):
-            raise SaltInvocationError(f"{where}: not a control file name")
-        _spec(name, where)
-        wanted[name] = value
-    if wanted["me"] is None:
-        raise SaltInvocationError(
-            f"{key}:control:me: qmail cannot run without control/me; it cannot be removed"
-        )
-    if role == "spool" and wanted.get("rcpthosts") is None:
-        raise SaltInvocationError(
-            f"{key}:control:rcpthosts: a spool runs qmail-smtpd, which relays for "
-            "anyone without rcpthosts; give it a list (an empty list accepts no "
-            "recipient)"
-        )
-    result = {}
-    for name, value in wanted.items():
-        where = f"{key}:control:{name}" if name in overrides else f"{key}:{name}"
-        if value is None:
-            result[name] = None
-            continue
-        text = normalize(name, value, where)
-        # Lists stay lists so that the states can take them back as they are.
-        result[name] = text.split("\n")[:-1] if _spec(name)["kind"] == "list" else text[:-1]
-    return result
+    return _files("derive")(role, me, __utils__["qmail_validate.plain"], spool, overrides,
+                             key)

@@ -149,7 +149,8 @@ def publish(stage, workdir, build_id, record):
     record = _v("mapping")(record, "record")
     shared = os.path.join(workdir, "shared")
     tarball = os.path.join(shared, f"{build_id}.tar.gz")
-    digest = __salt__["qmail_build.pack"](stage, tarball)
+    stage = _v("existing_dir")(stage, "stage")
+    digest = __utils__["qmail_install.pack"](stage, tarball, __utils__["qmail_files.replacing"])
     manifest = os.path.join(shared, f"{build_id}.json")
     data = {"id": build_id, "sha256": digest, "builder": __grains__["id"], "record": record}
     __utils__["qmail_files.atomic_write"](
@@ -181,7 +182,9 @@ def install(builder, manifest, workdir, home):
     path = __salt__["cp.cache_file"](_url(builder, build_id, "tar.gz"))
     if not path or salt.utils.hashutils.get_hash(path, form="sha256") != manifest.get("sha256"):
         return None
-    stage = __salt__["qmail_build.unpack"](path, os.path.join(workdir, "stage"))
-    written = __salt__["qmail_build.install_tree"](stage, home)
+    stage = os.path.join(workdir, "stage")
+    __utils__["qmail_install.extract_into"](path, stage)
+    written = __utils__["qmail_install.install_tree"](
+        stage, home, __utils__["qmail_files.atomic_copy"], __utils__["qmail_files.atomic_symlink"])
     shutil.rmtree(stage, ignore_errors=True)
     return written

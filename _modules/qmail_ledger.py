@@ -86,7 +86,9 @@ def proves(kind, name, only=None, marker=None, maintainer=None, source=None, led
       tcprules' ``.cdb`` carries no header) while the ledger lists ``source``;
     - ``users``/``groups``: present (the render-time ownership check has
       refused any existing account not of qmail's shape);
-    - ``packages``: installed with ``Maintainer`` ``maintainer`` (dpkg).
+    - ``packages``: installed with ``Maintainer`` ``maintainer`` (dpkg);
+      without ``maintainer``, not installed yet (recorded before the
+      formula's ``pkg.installed``: it installs the package).
 
     CLI Example::
 
@@ -118,10 +120,11 @@ def proves(kind, name, only=None, marker=None, maintainer=None, source=None, led
         res = __salt__["cmd.run_all"](
             ["dpkg-query", "-W", "-f", "${db:Status-Abbrev}\t${Maintainer}", name],
             python_shell=False, ignore_retcode=True, output_loglevel="quiet")
-        if res["retcode"] != 0:
-            return False
         status, _, who = res["stdout"].partition("\t")
-        return status.startswith("ii") and bool(maintainer) and who.strip() == maintainer
+        installed = res["retcode"] == 0 and status.startswith("ii")
+        if not maintainer:
+            return not installed
+        return installed and who.strip() == maintainer
     return False
 
 

@@ -21,10 +21,12 @@ Every step first saves what it is about to change in the undo journal
   (RedHat's ``mta``);
 - ``mailer_conf``: FreeBSD's /etc/mail/mailer.conf entries.
 
-``restore`` undoes all of it from the journal, each step by the ``_restore_*``
-function that follows it here; ``status`` is what a sysadmin checks. Every
-function takes ``test=True`` to predict its changes without touching
-anything. Arguments are checked with the shared validators
+``restore`` undoes all of it from the journal, step by step: the boot
+methods are ``_utils/qmail_boot.py``, the binary, links and mailer.conf
+``_utils/qmail_sendmail_paths.py``, the alternatives groups
+``_utils/qmail_alternatives.py`` (each with its undo beside it); ``status``
+is what a sysadmin checks. Every function takes ``test=True`` to predict
+its changes without touching anything. Arguments are checked with the shared validators
 (``_utils/qmail_validate.py``); processes and listeners are found by
 ``_utils/qmail_procs.py``, rc.conf-style files edited by
 ``_utils/qmail_keyfile.py``.
@@ -33,12 +35,10 @@ anything. Arguments are checked with the shared validators
 import functools
 import logging
 import os
-import re
 import signal
 import time
 import types
 
-import salt.utils.hashutils
 import salt.utils.path
 import salt.utils.systemd
 from salt.exceptions import CommandExecutionError
@@ -48,9 +48,6 @@ log = logging.getLogger(__name__)
 __virtualname__ = "qmail_sendmail"
 
 BOOT_METHODS = ("systemd", "sysv", "chkconfig", "rcconf", "sysconfig", "irix")
-# mailer.conf(5) entries qmail takes over, and the qmail program for each.
-MAILER_CONF_ENTRIES = (("sendmail", "sendmail"), ("send-mail", "sendmail"),
-                       ("mailq", "qmail-qread"))
 # How long a sendmail process gets to exit after SIGTERM.
 STOP_TIMEOUT = 10
 
@@ -99,6 +96,33 @@ def _write_text(path, text):
     """rc.conf, sysconfig, mailer.conf: latin-1 (any byte round-trips), the
     file's mode and owner kept, a symlink left a symlink."""
     __utils__["qmail_files.rewrite"](path, text.encode("latin-1"))
+
+
+def _tools(journal):
+    """What the steps in ``_utils`` (``qmail_sendmail_paths``, ``qmail_boot``,
+    ``qmail_alternatives``) need from the loader, resolved here: they run
+    outside this module's loader context."""
+    utils = {name: __utils__[name] for name in (
+        "qmail_undo.save", "qmail_undo.forget", "qmail_files.atomic_write",
+        "qmail_files.rewrite", "qmail_files.fsync_dir", "qmail_files.atomic_symlink",
+        "qmail_keyfile.read")}
+    writer = utils["qmail_files.atomic_write"]
+    return types.SimpleNamespace(
+        save=lambda section, key, value: utils["qmail_undo.save"](
+            journal, section, key, value, writer),
+        forget=lambda section, key: utils["qmail_undo.forget"](journal, section, key, writer),
+        read=utils["qmail_keyfile.read"],
+        write_text=lambda path, text: utils["qmail_files.rewrite"](
+            path, text.encode("latin-1")),
+        fsync_dir=utils["qmail_files.fsync_dir"],
+        atomic_symlink=utils["qmail_files.atomic_symlink"],
+        alternative=functools.partial(__utils__["qmail_alternatives.display"],
+                                      run_all=__salt__["cmd.run_all"]))
+
+
+def _paths(name):
+    """A function of ``_utils/qmail_sendmail_paths.py``."""
+    return __utils__[f"qmail_sendmail_paths.{name}"]
 
 
 def read_journal(journal=None):
@@ -275,13 +299,14 @@ def _boot(method, journal):
     """The boot method ``method`` (``_utils/qmail_boot.py``), chosen once,
     with the functions it needs from the loader; it saves what it changes
     in ``journal``."""
+    common = _tools(journal)
     tools = types.SimpleNamespace(
-        run_all=__salt__["cmd.run_all"], write_text=_write_text,
-        read=__utils__["qmail_keyfile.read"], set_keys=__utils__["qmail_keyfile.set_keys"],
+        run_all=__salt__["cmd.run_all"], write_text=common.write_text,
+        read=common.read, set_keys=__utils__["qmail_keyfile.set_keys"],
         unset_keys=__utils__["qmail_keyfile.unset_keys"],
         service={what: __salt__.get(f"service.{what}") or _no_service
                  for what in ("available", "enabled", "enable", "disable")},
-        save=lambda key, record: _save(journal, "boot", key, record),
+        save=lambda key, record: common.save("boot", key, record),
         booted=salt.utils.systemd.booted(__context__), which=salt.utils.path.which)
     return __utils__["qmail_boot.method"](method, tools)
 
@@ -334,16 +359,6 @@ def _restore_boot(journal, data, test):
 # --------------------------------------------------------------------------
 # The binary
 # --------------------------------------------------------------------------
-def _is_qmail(path, frontend):
-    real = os.path.realpath(path)
-    return real == os.path.realpath(frontend) or real.startswith(
-        os.path.realpath(os.path.dirname(frontend)) + os.sep)
-
-
-def _sha256(path):
-    return salt.utils.hashutils.get_hash(path, form="sha256")
-
-
 def neutralise(path, frontend, journal=None, sendmail_paths=(), test=False):
     """
     ``chmod 0`` the sendmail binary behind ``path`` (symlinks and
@@ -364,109 +379,12 @@ def neutralise(path, frontend, journal=None, sendmail_paths=(), test=False):
     frontend = _v("path")(frontend, "frontend")
     sendmail_paths = _v("each")(sendmail_paths, "sendmail_paths", "system_file")
     journal = _journal(journal)
-    if _is_qmail(path, frontend):
-        return {}
-    real = os.path.realpath(path)
-    bak = real + ".bak"
-    if not os.path.lexists(real):
-        return {}
-    earlier = list(sendmail_paths)[:list(sendmail_paths).index(path)] if (
-        path in sendmail_paths) else []
-    if test and any(os.path.realpath(p) == real for p in earlier):
-        return {}
-    if not os.path.isfile(real):
-        raise CommandExecutionError(f"{path} leads to {real}, which is not a regular file")
-    if os.path.basename(real) == "mailwrapper":
-        raise CommandExecutionError(
-            f"{path} is mailwrapper(8), not sendmail: list the real sendmail in "
-            "qmail:lookup:sendmail_paths and let mailer.conf point to qmail")
-    if os.path.lexists(bak):
-        raise CommandExecutionError(
-            f"both {real} and {bak} exist; the .bak is never overwritten: "
-            "compare them and remove one by hand")
-    st = os.stat(real)
-    changes = {real: {"old": {"path": real, "mode": f"{st.st_mode & 0o7777:04o}"},
-                      "new": {"path": bak, "mode": "0000"}}}
-    if test:
-        return changes
-    _save_groups(path, journal)
-    _save(journal, "binaries", real, {
-        "mode": f"{st.st_mode & 0o7777:04o}", "uid": st.st_uid, "gid": st.st_gid,
-        "size": st.st_size, "sha256": _sha256(real), "path": path,
-    })
-    os.chmod(real, 0)
-    os.rename(real, bak)
-    __utils__["qmail_files.fsync_dir"](os.path.dirname(real))
-    return changes
-
-
-def _alternatives_groups(path):
-    """The alternatives groups whose link ``path``'s symlink chain passes
-    through (``.../alternatives/<name>``)."""
-    groups = []
-    current = os.path.abspath(path)
-    for _ in range(40):
-        if not os.path.islink(current):
-            break
-        if os.path.basename(os.path.dirname(current)) == "alternatives":
-            groups.append(os.path.basename(current))
-        current = os.path.normpath(os.path.join(os.path.dirname(current),
-                                                os.readlink(current)))
-    return groups
-
-
-def _save_groups(path, journal):
-    """Save the alternatives groups ``path`` goes through, before its file
-    moves: update-alternatives forgets an entry whose file is missing."""
-    if not any(salt.utils.path.which(c) for c in ("update-alternatives", "alternatives")):
-        return
-    for group in _alternatives_groups(path):
-        status = alternative_status(group)
-        if status:  # a slave's name is no group
-            _save(journal, "groups", group, status)
-
-
-def _restore_binaries(journal, data, test):
-    changes = {}
-    for real, saved in sorted(data["binaries"].items()):
-        bak = real + ".bak"
-        if os.path.lexists(real):
-            if not test:
-                _forget(journal, "binaries", real)
-            continue  # back already (e.g. the package was reinstalled)
-        if not os.path.isfile(bak):
-            raise CommandExecutionError(f"{bak} is missing: cannot restore {real}")
-        changes[real] = {"old": {"path": bak, "mode": f"{os.stat(bak).st_mode & 0o7777:04o}"},
-                         "new": {"path": real, "mode": saved["mode"]}}
-        if test:
-            continue
-        # Owner first: chown clears set-id bits that chmod then sets again.
-        os.chown(bak, saved["uid"], saved["gid"])
-        os.chmod(bak, int(saved["mode"], 8))
-        os.rename(bak, real)
-        __utils__["qmail_files.fsync_dir"](os.path.dirname(real))
-        _forget(journal, "binaries", real)
-    return changes
+    return _paths("neutralise")(_tools(journal), path, frontend, sendmail_paths, test)
 
 
 # --------------------------------------------------------------------------
 # The front end's links
 # --------------------------------------------------------------------------
-def _would_lead_to_qmail(path, frontend, linked_before):
-    """Test mode: would ``path`` lead to qmail once the links listed before
-    it are made? Follows the link chain by hand."""
-    linked_before = {os.path.abspath(p) for p in linked_before}
-    current = os.path.abspath(path)
-    for _ in range(40):
-        if current in linked_before:
-            return True
-        if not os.path.islink(current):
-            return os.path.lexists(current) and _is_qmail(current, frontend)
-        current = os.path.normpath(os.path.join(os.path.dirname(current),
-                                                os.readlink(current)))
-    return False
-
-
 def link_frontend(path, frontend, journal=None, sendmail_paths=(), links=(),
                   alternative_links=(), test=False):
     """
@@ -489,11 +407,12 @@ def link_frontend(path, frontend, journal=None, sendmail_paths=(), links=(),
     links = _v("each")(links, "links", "system_file")
     alternative_links = _v("each")(alternative_links, "alternative_links", "system_file")
     journal = _journal(journal)
-    if os.path.lexists(path) and _is_qmail(path, frontend):
+    if os.path.lexists(path) and _paths("is_qmail")(path, frontend):
         return {}
     links = list(links)
     made_before = links[:links.index(path)] if path in links else []
-    if test and _would_lead_to_qmail(path, frontend, made_before + list(alternative_links)):
+    if test and _paths("would_lead_to_qmail")(path, frontend,
+                                              made_before + list(alternative_links)):
         return {}
     to_neutralise = {os.path.realpath(p) for p in sendmail_paths}
     if test and os.path.isfile(path) and not os.path.islink(path) and (
@@ -510,25 +429,6 @@ def link_frontend(path, frontend, journal=None, sendmail_paths=(), links=(),
     if not test:
         _save(journal, "links", path, {"target": old})
         __utils__["qmail_files.atomic_symlink"](frontend, path)
-    return changes
-
-
-def _restore_links(journal, data, test):
-    changes = {}
-    for path, saved in sorted(data["links"].items()):
-        target = saved["target"]
-        current = os.readlink(path) if os.path.islink(path) else None
-        if os.path.lexists(path) and current is None:
-            raise CommandExecutionError(f"{path} is no longer a link; not replacing it")
-        if current != target:
-            changes[path] = {"old": current, "new": target}
-            if not test:
-                if target is None:
-                    os.unlink(path)
-                else:
-                    __utils__["qmail_files.atomic_symlink"](target, path)
-        if not test:
-            _forget(journal, "links", path)
     return changes
 
 
@@ -593,52 +493,9 @@ def alternative(name, link, frontend, priority, slaves=(), journal=None, test=Fa
     return changes
 
 
-def _restore_alternatives(journal, data, test):
-    changes = {}
-    choice = _alt("choice")
-    for name, saved in sorted(data["alternatives"].items()):
-        # The group before anything was moved, else as qmail found it.
-        before = data["groups"].get(name) or saved["status"]
-        now = alternative_status(name)
-        if choice(now) != choice(before) or (now and saved["path"] in now["alternatives"]):
-            changes[name] = {"old": choice(now), "new": choice(before)}
-        if test:
-            continue
-        if now and saved["path"] in now["alternatives"]:
-            _alt("run")(__salt__["cmd.run_all"], "--remove", name, saved["path"])
-        if before:
-            _alt("put_back")(__salt__["cmd.run_all"], name, before, saved["link"],
-                             dict(saved.get("slave_links", {}), **before["slave_links"]))
-        _forget(journal, "alternatives", name)
-    if not test:
-        for group in data["groups"]:
-            _forget(journal, "groups", group)
-    return changes
-
-
 # --------------------------------------------------------------------------
 # FreeBSD mailer.conf
 # --------------------------------------------------------------------------
-def _mailer_conf_text(text, frontend, qread):
-    targets = {"sendmail": frontend, "qmail-qread": qread}
-    lines = (text or "").splitlines(keepends=True)
-    seen = set()
-    for i, line in enumerate(lines):
-        m = re.match(r"^(\s*(\S+)\s+)(\S+)(.*)$", line, re.DOTALL)
-        if not m or m.group(2).startswith("#"):
-            continue
-        for entry, program in MAILER_CONF_ENTRIES:
-            if m.group(2) == entry:
-                lines[i] = m.group(1) + targets[program] + m.group(4)
-                seen.add(entry)
-    for entry, program in MAILER_CONF_ENTRIES:
-        if entry not in seen:
-            if lines and not lines[-1].endswith("\n"):
-                lines[-1] += "\n"
-            lines.append(f"{entry}\t{targets[program]}\n")
-    return "".join(lines)
-
-
 def mailer_conf(path, frontend, qread, journal=None, test=False):
     """
     Point mailer.conf(5)'s ``sendmail`` and ``send-mail`` to qmail's
@@ -655,29 +512,13 @@ def mailer_conf(path, frontend, qread, journal=None, test=False):
     qread = _v("path")(qread, "qread")
     journal = _journal(journal)
     old = __utils__["qmail_keyfile.read"](path)
-    new = _mailer_conf_text(old, frontend, qread)
+    new = _paths("mailer_conf_text")(old, frontend, qread)
     if new == old:
         return {}
     changes = {path: {"old": old, "new": new}}
     if not test:
         _save(journal, "mailer_conf", path, {"content": old})
         _write_text(path, new)
-    return changes
-
-
-def _restore_mailer_conf(journal, data, test):
-    changes = {}
-    for path, saved in sorted(data["mailer_conf"].items()):
-        old = __utils__["qmail_keyfile.read"](path)
-        if old != saved["content"]:
-            changes[path] = {"old": old, "new": saved["content"]}
-            if not test:
-                if saved["content"] is None:
-                    os.unlink(path)
-                else:
-                    _write_text(path, saved["content"])
-        if not test:
-            _forget(journal, "mailer_conf", path)
     return changes
 
 
@@ -701,10 +542,17 @@ def restore(journal=None, test=False):
     data = read_journal(journal)
     changes = {}
     # The binaries come back before the alternatives that point to them.
-    for step, func in (("links", _restore_links), ("mailer_conf", _restore_mailer_conf),
-                       ("binaries", _restore_binaries), ("alternatives", _restore_alternatives),
-                       ("boot", _restore_boot), ("services", _restore_services)):
-        step_changes = func(journal, data, test)
+    tools = _tools(journal)
+    steps = (
+        ("links", functools.partial(_paths("restore_links"), tools)),
+        ("mailer_conf", functools.partial(_paths("restore_mailer_conf"), tools)),
+        ("binaries", functools.partial(_paths("restore_binaries"), tools)),
+        ("alternatives", functools.partial(__utils__["qmail_alternatives.restore"],
+                                           __salt__["cmd.run_all"], tools)),
+        ("boot", functools.partial(_restore_boot, journal)),
+        ("services", functools.partial(_restore_services, journal)))
+    for step, func in steps:
+        step_changes = func(data, test)
         if step_changes:
             changes[step] = step_changes
     return changes
@@ -725,7 +573,7 @@ def status(paths=None, ports=None, frontend=None, journal=None, queues=None):
     frontend = _v("path")(frontend or _setting("sendmail:frontend"), "frontend")
     journal = _journal(journal)
     return {
-        "paths": {p: {"leads_to": os.path.realpath(p), "qmail": _is_qmail(p, frontend)}
+        "paths": {p: {"leads_to": os.path.realpath(p), "qmail": _paths("is_qmail")(p, frontend)}
                   for p in paths},
         "processes": processes(paths, ports, journal, frontend),
         "listeners": listeners(ports),

@@ -42,41 +42,26 @@ def __virtual__():
     return __virtualname__
 
 
-def tcp_rules(relay_clients, key="qmail:relay_clients"):
+def tcp_rules(relay_clients, key="qmail:relay_clients", ipv6=False):
     """
-    Turn ``relay_clients`` (IPv4 addresses or networks in CIDR notation)
-    into the lines of a tcprules source for qmail-smtpd: one
+    Turn ``relay_clients`` (IPv4 addresses or networks in CIDR notation;
+    with ``ipv6``, the spool listening on IPv6 too, also whole IPv6
+    addresses) into the lines of a tcprules source for qmail-smtpd: one
     ``<prefix>:allow,RELAYCLIENT=""`` per client network, then ``:allow``
     for everyone else (who may only send to ``rcpthosts``). tcprules knows
     dotted prefixes (``10.1.``) and ranges in the last octet
-    (``10.1.2.0-127``), so other prefix lengths are spelt with those.
+    (``10.1.2.0-127``), so other prefix lengths are spelt with those; an
+    IPv6 address is spelt as tcpserver writes it (``_utils/qmail_ipv6.py``).
 
     CLI Example::
 
         salt '*' qmail_service.tcp_rules '[10.1.2.0/24, 192.168.5.7]'
+        salt '*' qmail_service.tcp_rules '[10.1.2.0/24, "2001:db8:0:1::5"]' ipv6=True
     """
-    prefixes = []
-    for net in _v("relay_networks")(relay_clients, key):
-        for prefix in _tcprules_prefixes(net):
-            if prefix not in prefixes:
-                prefixes.append(prefix)
-    return [f'{prefix}:allow,RELAYCLIENT=""' for prefix in prefixes] + [":allow"]
-
-
-def _tcprules_prefixes(net):
-    """The tcprules spellings of one IPv4 network."""
-    octets = str(net.network_address).split(".")
-    length = net.prefixlen
-    if length == 32:
-        return [str(net.network_address)]
-    if length % 8 == 0:
-        return [".".join(octets[: length // 8]) + "."]
-    if length > 24:
-        last = int(octets[3])
-        return [".".join(octets[:3]) + f".{last}-{last + net.num_addresses - 1}"]
-    # Split into the next whole-octet networks (/16 or /24).
-    whole = (length // 8 + 1) * 8
-    return [p for sub in net.subnets(new_prefix=whole) for p in _tcprules_prefixes(sub)]
+    six = functools.partial(__utils__["qmail_ipv6.relay_address"],
+                            enabled=_v("boolean")(ipv6, "ipv6"))
+    return __utils__["qmail_tcprules.tcp_rules"](relay_clients, __utils__["qmail_validate.plain"],
+                                                key, six)
 
 
 # --------------------------------------------------------------------------

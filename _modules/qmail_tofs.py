@@ -50,22 +50,12 @@ def candidates(files, key, tofs=None):
 
         salt '*' qmail_tofs.candidates '[service/smtpd-run]' smtpd-run
     """
+    key = _v("matches")(key, "key", r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", "a file key")
+    files = _v("each")(files, "files", "salt_path")
     if tofs is None:
         tofs = __salt__["qmail_settings.get"]("tofs")
-    _v("tofs")(tofs, "tofs")
-    _v("matches")(key, "key", r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", "a file key")
-    files = _v("each")(files, "files", "salt_path")
-    names = tofs["source_files"].get(key, files)
-    if not names:
-        _v("fail")(f"tofs:source_files:{key}", "empty: give at least one file name")
-    top = f"{tofs['path_prefix']}/{tofs['dirs']['files']}"
-    folders = []
-    for grain in tofs["files_switch"]:
-        value = __salt__["grains.get"](grain)
-        if value and isinstance(value, str):
-            folders.append(value)
-    folders.append(tofs["dirs"]["default"])
-    return [f"salt://{top}/{folder}/{name}" for folder in folders for name in names]
+    return __utils__["qmail_tofs.candidates"](files, key, tofs, __salt__["grains.get"],
+                                             __utils__["qmail_validate.plain"])
 
 
 def files_switch(files, key, tofs=None, saltenv="base"):

@@ -1,7 +1,7 @@
 """
 Alternatives groups (``__utils__``): Debian's ``update-alternatives`` and
 RedHat's ``alternatives`` (same options, same ``--display``), for
-``qmail_sendmail.alternative`` and its undo. The loader gives ``_utils``
+``qmail_sendmail.alternative`` and its undo (``restore``). The loader gives ``_utils``
 modules no ``__salt__``: the caller passes its ``cmd.run_all``.
 """
 
@@ -84,3 +84,28 @@ def put_back(run_all, name, before, link, slave_links):
         run(run_all, "--set", name, before["current"])
     else:
         run(run_all, "--auto", name)
+
+
+def restore(run_all, tools, data, test):
+    """Put back each alternatives group of the journal's ``data`` as it was
+    before qmail (qmail's entry out, sendmail's back, the old mode and
+    choice); ``tools.forget`` drops a journal entry."""
+    changes = {}
+    for name, saved in sorted(data["alternatives"].items()):
+        # The group before anything was moved, else as qmail found it.
+        before = data["groups"].get(name) or saved["status"]
+        now = display(name, run_all)
+        if choice(now) != choice(before) or (now and saved["path"] in now["alternatives"]):
+            changes[name] = {"old": choice(now), "new": choice(before)}
+        if test:
+            continue
+        if now and saved["path"] in now["alternatives"]:
+            run(run_all, "--remove", name, saved["path"])
+        if before:
+            put_back(run_all, name, before, saved["link"],
+                     dict(saved.get("slave_links", {}), **before["slave_links"]))
+        tools.forget("alternatives", name)
+    if not test:
+        for group in data["groups"]:
+            tools.forget("groups", group)
+    return changes

@@ -10,16 +10,32 @@ pillar or touches the host, except the Public Suffix List file and
 ``realpath`` of paths.
 """
 
+import importlib.util
 import ipaddress
 import logging
 import os
 import re
-import sys
 import types
 
 from salt.exceptions import SaltInvocationError
 
 log = logging.getLogger(__name__)
+
+
+def _load_tables():
+    """``qmail_validate_tables.py`` from this file's folder, executed afresh
+    with this module (the loader runs ``_utils`` modules anew for each
+    state run and gives them no ``__utils__``; an import would keep the
+    first version for the minion's life)."""
+    where = os.path.join(os.path.dirname(os.path.abspath(__file__)), "qmail_validate_tables.py")
+    spec = importlib.util.spec_from_file_location("qmail_validate_tables", where)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# The tables the validators judge by: system folders, the Public Suffix List.
+_tables = _load_tables()
 
 # --------------------------------------------------------------------------
 # Errors and text
@@ -253,82 +269,8 @@ def ipv4(value, key):
 
 # --------------------------------------------------------------------------
 # Public suffixes: a wildcard (.domain) must sit below one
+# (_utils/qmail_validate_tables.py)
 # --------------------------------------------------------------------------
-PSL_FILES = ("/usr/share/publicsuffix/public_suffix_list.dat",)
-
-
-def _ascii_rule(rule):
-    if rule.isascii():
-        return rule.lower()
-    try:
-        return rule.encode("idna").decode("ascii").lower()
-    except UnicodeError:
-        labels = []
-        for label in rule.split("."):
-            if label.isascii():
-                labels.append(label.lower())
-            else:
-                labels.append("xn--" + label.encode("punycode").decode("ascii"))
-        return ".".join(labels)
-
-
-# Salt's loader executes this module anew for every state run: the parsed
-# list is kept for the process in a module of its own, keyed by the file's
-# identity, so that a changed list is read again.
-_CACHE = sys.modules.setdefault("_qmail_validate_psl_cache", types.ModuleType("psl"))
-
-
-def _load_psl(path):
-    st = os.stat(path)
-    key = (path, st.st_mtime_ns, st.st_size, st.st_ino)
-    cached = getattr(_CACHE, "psl", None)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    psl = _parse_psl(path)
-    _CACHE.psl = (key, psl)
-    return psl
-
-
-def _parse_psl(path):
-    rules, wild, exceptions = set(), set(), set()
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            rule = line.split()[0] if line.split() else ""
-            if not rule or rule.startswith("//"):
-                continue
-            if rule.startswith("!"):
-                exceptions.add(_ascii_rule(rule[1:]))
-            elif rule.startswith("*."):
-                wild.add(_ascii_rule(rule[2:]))
-            else:
-                rules.add(_ascii_rule(rule))
-    return frozenset(rules), frozenset(wild), frozenset(exceptions)
-
-
-def psl_path():
-    for path in PSL_FILES:
-        if os.path.isfile(path):
-            return path
-    return None
-
-
-def public_suffix(domain, psl):
-    """The public suffix of ``domain`` (lower case ASCII) by the PSL algorithm."""
-    rules, wild, exceptions = psl
-    labels = domain.lower().split(".")
-    best = 1  # the implicit rule "*": the top-level label
-    for i in range(len(labels)):
-        name = ".".join(labels[i:])
-        count = len(labels) - i
-        if name in exceptions:
-            return ".".join(labels[i + 1:])
-        if name in rules:
-            best = max(best, count)
-        if i + 1 < len(labels) and ".".join(labels[i + 1:]) in wild:
-            best = max(best, count)
-    return ".".join(labels[-best:])
-
-
 def wildcard(value, key, harm="relay for every domain under it"):
     """A ``.domain`` entry (every subdomain): the domain must lie below a
     public suffix, judged by the Public Suffix List. ``harm`` says what
@@ -336,19 +278,19 @@ def wildcard(value, key, harm="relay for every domain under it"):
     if not isinstance(value, str) or value[:1] != ".":
         return host(value, key)
     host(value[1:], key)
-    path_ = psl_path()
+    path_ = _tables.psl_path()
     if path_ is None:
         fail(key, f"{_short(value)}: a wildcard needs the Public Suffix List to be judged; "
-                  f"install the publicsuffix package ({PSL_FILES[0]}) "
+                  f"install the publicsuffix package ({_tables.PSL_FILES[0]}) "
                   "or list the hosts one by one")
     domain = value[1:].lower()
-    psl = _load_psl(path_)
-    suffix = public_suffix(domain, psl)
+    psl = _tables.load_psl(path_)
+    suffix = _tables.public_suffix(domain, psl)
     if domain.count(".") <= suffix.count("."):
         fail(key, f"{_short(value)} covers the public suffix {suffix!r}: that would {harm}")
     # A rule "*.domain" makes every name right under it a public suffix
     # (kobe.jp: *.kobe.jp), and the wildcard covers them all.
-    if public_suffix("x." + domain, psl).count(".") > domain.count("."):
+    if _tables.public_suffix("x." + domain, psl).count(".") > domain.count("."):
         fail(key, f"{_short(value)} covers the public suffixes '*.{domain}': that would {harm}")
     return value
 
@@ -359,8 +301,10 @@ def wildcard(value, key, harm="relay for every domain under it"):
 MIN_RELAY_PREFIX = 8
 
 
-def relay_networks(value, key):
-    """IPv4 networks (CIDR); together at most one /8."""
+def relay_networks(value, key, ipv6=None):
+    """IPv4 networks (CIDR); together at most one /8. IPv6 entries only
+    with ``ipv6``, a check of one (``_utils/qmail_ipv6.py`` ``relay_address``
+    with the setting bound), whose result is kept in their place."""
     list_of(value, key)
     nets = []
     for index, entry in enumerate(value):
@@ -369,14 +313,18 @@ def relay_networks(value, key):
         try:
             net = ipaddress.ip_network(entry, strict=True)
         except ValueError as exc:
-            fail(where, f"{_short(entry)} is not an IPv4 address or network ({exc})")
+            fail(where, f"{_short(entry)} is not an IP address or network ({exc})")
         if net.version != 4:
-            fail(where, f"{_short(entry)}: only IPv4 is supported by tcpserver")
+            if ipv6 is None:
+                fail(where, f"{_short(entry)}: only IPv4 is supported by tcpserver")
+            nets.append(ipv6(net, entry, where))
+            continue
         if net.prefixlen < MIN_RELAY_PREFIX:
             fail(where, f"{_short(entry)} is wider than /{MIN_RELAY_PREFIX}; that is close "
                         "to an open relay")
         nets.append(net)
-    total = sum(n.num_addresses for n in ipaddress.collapse_addresses(nets))
+    four = [n for n in nets if isinstance(n, ipaddress.IPv4Network)]
+    total = sum(n.num_addresses for n in ipaddress.collapse_addresses(four))
     if total > 2 ** (32 - MIN_RELAY_PREFIX):
         fail(key, f"together the networks cover {total} addresses, more than one "
                   f"/{MIN_RELAY_PREFIX}; that is close to an open relay")
@@ -387,32 +335,6 @@ def relay_networks(value, key):
 # Paths
 # --------------------------------------------------------------------------
 _PATH_RE = re.compile(r"[A-Za-z0-9._+@,=/-]+")
-# Folders of the system: never the formula's own, nor may one of the
-# formula's own folders hold them (removing it would remove them).
-SYSTEM_DIRS = frozenset((
-    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32",
-    "/media", "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp",
-    "/usr", "/usr/bin", "/usr/games", "/usr/include", "/usr/lib", "/usr/lib32",
-    "/usr/lib64", "/usr/libexec", "/usr/local", "/usr/local/bin", "/usr/local/etc",
-    "/usr/local/include", "/usr/local/lib", "/usr/local/man", "/usr/local/sbin",
-    "/usr/local/share", "/usr/local/src", "/usr/sbin", "/usr/share", "/usr/src", "/var",
-    "/var/backups", "/var/cache", "/var/db", "/var/empty", "/var/lib", "/var/local",
-    "/var/lock", "/var/log", "/var/mail", "/var/opt", "/var/run", "/var/spool",
-    "/var/tmp", "/var/lib/dpkg", "/var/lib/apt", "/var/lib/rpm", "/var/lib/systemd",
-    "/var/cache/apt",
-))
-# Folders whose insides belong to the system or its packages.
-SYSTEM_INSIDES = (
-    "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32",
-    "/media", "/mnt", "/proc", "/root", "/run", "/sbin", "/sys", "/usr/bin", "/usr/games",
-    "/usr/include", "/usr/lib", "/usr/lib32", "/usr/lib64", "/usr/libexec", "/usr/sbin",
-    "/usr/share", "/usr/local/bin", "/usr/local/etc", "/usr/local/include",
-    "/usr/local/lib", "/usr/local/sbin", "/usr/local/share", "/var/cache/apt",
-    "/var/lib/apt", "/var/lib/dpkg", "/var/lib/rpm", "/var/lib/systemd", "/var/lock",
-    "/var/log", "/var/mail", "/var/run", "/var/spool",
-)
-
-
 def normpath(value):
     """``value`` with ``//``, ``.`` and ``..`` resolved (no filesystem access)."""
     path = os.path.normpath(value)
@@ -431,41 +353,19 @@ def path(value, key):
     return path_length(normpath(value), key)
 
 
-def _holds_system(path_):
-    if path_ in SYSTEM_DIRS:
-        return path_
-    for system in SYSTEM_DIRS:
-        if system.startswith(path_.rstrip("/") + "/"):
-            return system
-    return None
-
-
-def _inside_system(path_):
-    for system in SYSTEM_INSIDES:
-        if path_.startswith(system + "/"):
-            return system
-    return None
-
-
-def _candidates(path_):
-    """The path, and where it really leads when symlinks are on the way."""
-    real = os.path.realpath(path_)
-    return [path_] if real == path_ else [path_, real]
-
-
 def own_dir(value, key):
     """A folder the formula creates and may remove: not a system folder,
     not one that holds one, not inside one (symlinks followed too)."""
     path_ = path(value, key)
-    for candidate in _candidates(path_):
+    for candidate in _tables.candidates(path_):
         via = "" if candidate == path_ else f" (through a symlink to {candidate})"
-        system = _holds_system(candidate)
+        system = _tables.holds_system(candidate)
         if system == candidate:
             fail(key, f"{_short(value)} is the system folder {system}{via}, not a folder of "
                       "the formula's own")
         if system:
             fail(key, f"{_short(value)} holds the system folder {system}{via}")
-        system = _inside_system(candidate)
+        system = _tables.inside_system(candidate)
         if system:
             fail(key, f"{_short(value)} lies inside the system folder {system}{via}")
     return no_file_there(path_, key)
@@ -475,8 +375,8 @@ def system_file(value, key):
     """A file of the system the formula edits, links or moves (rc.conf,
     /usr/sbin/sendmail): never a system folder or one holding them."""
     path_ = path(value, key)
-    for candidate in _candidates(path_):
-        system = _holds_system(candidate)
+    for candidate in _tables.candidates(path_):
+        system = _tables.holds_system(candidate)
         if system:
             fail(key, f"{_short(value)} is or holds the system folder {system}, not a file")
     return path_
@@ -626,18 +526,8 @@ def relay_address(value, key, entry):
     return value
 
 
-def covered_by(domain, hosts):
-    """The entry of ``hosts`` (a set of lower case rcpthosts entries, host or
-    ``.domain``) that accepts mail for ``domain``, or None."""
-    domain = domain.lower()
-    if domain in hosts:
-        return domain
-    labels = domain.split(".")
-    for i in range(1, len(labels)):
-        wild = "." + ".".join(labels[i:])
-        if wild in hosts:
-            return wild
-    return None
+# Which rcpthosts entry accepts mail for a domain (a lookup, for percenthack).
+covered_by = _tables.covered_by
 
 
 # --------------------------------------------------------------------------

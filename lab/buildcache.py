@@ -36,8 +36,8 @@ CACHE_ID = "lab-build-cache"
 SHARE_DIR = "qmail-build"  # qmail_fleet.SHARE_DIR
 #: What a compiled tree depends on besides the release and the source.
 RECIPE = ("_modules/qmail_build.py", "_modules/qmail_fleet.py", "_utils/qmail_install.py",
-          "qmail/build.sls", "qmail/users.sls", "qmail/parameters/defaults.yaml",
-          "qmail/parameters/os_family/Debian.yaml")
+          "_utils/qmail_build_inputs.py", "qmail/build.sls", "qmail/users.sls",
+          "qmail/parameters/defaults.yaml", "qmail/parameters/os_family/Debian.yaml")
 
 
 def key(release: str, source) -> str:

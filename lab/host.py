@@ -24,17 +24,20 @@ class Host:
         fqdn: the host's fully qualified name (also its minion id).
         short: the first label of the FQDN.
         ip: its fixed address on the lab network.
+        ip6: its fixed address on the lab's IPv6 network, None without one.
         name: the podman container name.
         image: the image reference it was started from.
         release: its Debian release ("11", "12", "13").
     """
 
-    def __init__(self, podman: Podman, name: str, fqdn: str, ip: str, image: str):
+    def __init__(self, podman: Podman, name: str, fqdn: str, ip: str, image: str,
+                 ip6: str | None = None):
         self.podman = podman
         self.name = name
         self.fqdn = fqdn
         self.short = fqdn.split(".", 1)[0]
         self.ip = ip
+        self.ip6 = ip6
         self.image = image
         self.release = image_mod.release_of(image)
 

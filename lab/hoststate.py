@@ -1,6 +1,7 @@
 """Snapshot and restore the bits of the machine that podman/netavark change.
 
-netavark switches ``net.ipv4.ip_forward`` on and leaves the nft tables
+netavark switches ``net.ipv4.ip_forward`` on (and, for an IPv6 network,
+``net.ipv6.conf.all.forwarding``) and leaves the nft tables
 ``ip nat``/``ip filter`` behind; podman, netavark and runc create
 directories under /run. The first lab session on the machine records how
 things were (in /run, so the record is per boot and shared by every lab
@@ -21,6 +22,7 @@ import shutil
 import subprocess
 
 IP_FORWARD = pathlib.Path("/proc/sys/net/ipv4/ip_forward")
+IP6_FORWARD = pathlib.Path("/proc/sys/net/ipv6/conf/all/forwarding")
 RUN_DIRS = ["/run/containers", "/run/libpod", "/run/runc", "/run/netns", "/run/crun"]
 STATE = pathlib.Path("/run/qmail-lab-machine-state.json")
 # Locked with flock(2) (a directory can be locked), so no lock file is left behind.
@@ -50,6 +52,7 @@ def snapshot() -> dict:
     """Return the current machine state the lab may change."""
     return {
         "ip_forward": IP_FORWARD.read_text().strip(),
+        "ip6_forward": IP6_FORWARD.read_text().strip() if IP6_FORWARD.exists() else None,
         "nft_tables": nft_tables(),
         "run_dirs": {d: pathlib.Path(d).exists() for d in RUN_DIRS},
     }
@@ -67,9 +70,16 @@ def locked():
 
 
 def record(path: pathlib.Path = STATE) -> None:
-    """Record the machine state unless an earlier session already did."""
+    """Record the machine state unless an earlier session already did (a
+    record of an older lab, without IPv6 forwarding, gets it now: no IPv6
+    network was made before it)."""
     if not path.exists():
         path.write_text(json.dumps(snapshot(), indent=1))
+        return
+    before = json.loads(path.read_text())
+    if "ip6_forward" not in before:
+        before["ip6_forward"] = snapshot()["ip6_forward"]
+        path.write_text(json.dumps(before, indent=1))
 
 
 def restore(path: pathlib.Path = STATE) -> list[str]:
@@ -88,6 +98,10 @@ def restore(path: pathlib.Path = STATE) -> list[str]:
     if IP_FORWARD.read_text().strip() != before["ip_forward"]:
         IP_FORWARD.write_text(before["ip_forward"] + "\n")
         done.append(f"net.ipv4.ip_forward = {before['ip_forward']}")
+    six = before.get("ip6_forward")  # a record of an older lab has none
+    if six is not None and IP6_FORWARD.read_text().strip() != six:
+        IP6_FORWARD.write_text(six + "\n")
+        done.append(f"net.ipv6.conf.all.forwarding = {six}")
     for directory, existed in before["run_dirs"].items():
         if not existed and pathlib.Path(directory).exists():
             done.append(_remove_dir(directory))

@@ -15,6 +15,13 @@ no NAT rules either.
 
 A tiny "anchor" container keeps the bridge (and thus the gateway address the
 salt-master listens on) up while hosts come and go.
+
+IPv6, for the hosts that ask for it (``create_hosts(..., ipv6=True)``): a
+second ``--internal`` network of the session, ``<network>-6``, with a ULA
+/64 of its own (and the /24 podman gives every network), made on first
+use; such hosts are on both and have ``host.ip6``. Their interface ids hold
+one zero group (``<prefix>:0:1:1:<n>``), the spelling where tcpserver
+(``<prefix>::1:1:<n>``) and RFC 5952 differ.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ class Lab:
         self.session = session or secrets.token_hex(3)
         self.network = f"{config.CONTAINER_PREFIX}-{self.session}"
         self.subnet: ipaddress.IPv4Network | None = None
+        self.network6 = f"{self.network}-6"
+        self.subnet6: ipaddress.IPv6Network | None = None
         self.hosts: dict[str, Host] = {}
         self._next_ip = 10
 
@@ -81,22 +90,38 @@ class Lab:
         return ["--label", config.LABEL, "--label", f"qmail-lab-session={self.session}",
                 "--label", f"qmail-lab-owner={os.getpid()}@{_boot_id()}"]
 
-    def _create_network(self) -> ipaddress.IPv4Network:
+    def _create_network(self, name: str | None = None, *extra: str) -> ipaddress.IPv4Network:
+        """Create the network ``name`` (default: the session's) on a free /24
+        of the pool, with ``extra`` options; return the /24."""
         used = set()
         for net in self.podman.networks():
             for sub in net.get("subnets") or []:
                 used.add(ipaddress.ip_network(sub["subnet"]))
         used |= _routed_networks()  # other lab dirs, the system's podman, VPNs...
         for subnet in SUBNET_POOL.subnets(new_prefix=24):
-            if any(subnet.overlaps(other) for other in used):
+            if any(subnet.version == other.version and subnet.overlaps(other)
+                   for other in used):
                 continue
             proc = self.podman("network", "create", "--internal", "--subnet", str(subnet),
-                               "--label", config.LABEL, self.network, check=False)
+                               *extra, "--label", config.LABEL, name or self.network,
+                               check=False)
             if proc.returncode == 0:
                 return subnet
             if "already" not in proc.stderr:
                 raise RuntimeError(f"podman network create failed: {proc.stderr}")
         raise RuntimeError("no free /24 left in the lab's subnet pool")
+
+    def enable_ipv6(self) -> ipaddress.IPv6Network:
+        """Make the session's IPv6 network (once) and return its ULA /64."""
+        assert self.subnet is not None, "lab is not up"
+        if self.subnet6 is None:
+            subnet6 = _ula_subnet()
+            with hoststate.locked() as state:
+                hoststate.record(state)  # netavark turns IPv6 forwarding on
+                self._create_network(self.network6, "--ipv6", "--disable-dns",
+                                     "--subnet", str(subnet6))
+            self.subnet6 = subnet6
+        return self.subnet6
 
     def down(self) -> list[str]:
         """Remove this lab's hosts and network; restore the machine if last out."""
@@ -105,15 +130,18 @@ class Lab:
                 self.podman("rm", "-f", "--time", "2", ctr["Id"], check=False)
         self.hosts.clear()
         self.podman("network", "rm", "-f", self.network, check=False)
+        self.podman("network", "rm", "-f", self.network6, check=False)
         return restore_machine_if_idle(self.podman)
 
     # -- hosts ---------------------------------------------------------------
     def create_hosts(self, fqdns: Iterable[str], image_variant: str = "base",
                      files: dict[str, dict[str, str]] | None = None,
-                     release: str | dict[str, str] | None = None) -> list[Host]:
+                     release: str | dict[str, str] | None = None,
+                     ipv6: bool = False) -> list[Host]:
         """Create and boot hosts named ``fqdns`` from the image ``image_variant``
         of Debian ``release`` (one for all, or {fqdn: release}; default
-        config.DEFAULT_RELEASE).
+        config.DEFAULT_RELEASE); with ``ipv6`` also on the session's IPv6
+        network (``host.ip6``).
 
         ``files`` maps an FQDN to {path: content} written into the container
         before it boots (e.g. /etc/salt/minion). Returns the booted hosts.
@@ -126,6 +154,7 @@ class Lab:
             rel = config.check_release(releases.get(fqdn))
             if rel not in refs:
                 refs[rel] = image.build(image_variant, self.podman, release=rel)
+        subnet6 = self.enable_ipv6() if ipv6 else None
         new = []
         for fqdn in fqdns:
             ref = refs[config.check_release(releases.get(fqdn))]
@@ -134,13 +163,14 @@ class Lab:
             ip = str(self.subnet.network_address + self._next_ip)
             self._next_ip += 1
             name = f"{self.network}-{fqdn.split('.', 1)[0]}-{self._next_ip}"
-            new.append(Host(self.podman, name, fqdn, ip, ref))
+            ip6 = str(subnet6.network_address + IID6 + self._next_ip) if subnet6 else None
+            new.append(Host(self.podman, name, fqdn, ip, ref, ip6=ip6))
         everyone = list(self.hosts.values()) + new
 
         def boot(host: Host) -> None:
             args = ["create", "--name", host.name, "--hostname", host.fqdn,
                     *self._labels(),
-                    "--network", self.network, "--ip", host.ip,
+                    *self._network_args(host),
                     "--network-alias", host.fqdn, "--network-alias", host.short,
                     "--systemd=always", "--stop-signal", "SIGRTMIN+3"]
             for other in everyone:
@@ -161,6 +191,12 @@ class Lab:
         self.hosts.update((h.fqdn, h) for h in new)
         return new
 
+    def _network_args(self, host: Host) -> list[str]:
+        if host.ip6 is None:
+            return ["--network", self.network, "--ip", host.ip]
+        return ["--network", f"{self.network}:ip={host.ip}",
+                "--network", f"{self.network6}:ip6={host.ip6}"]
+
     def _copy_in(self, host: Host, path: str, content: str) -> None:
         """Copy a file into a created (not yet started) container."""
         tmp = self.podman.base / "run" / f"copy-{secrets.token_hex(4)}"
@@ -180,9 +216,28 @@ class Lab:
             self.podman("rm", "-f", "--time", "2", *names, check=False)
 
 
-def _routed_networks() -> set[ipaddress.IPv4Network]:
-    """IPv4 networks this machine already routes (except the default route)."""
-    out = subprocess.run(["ip", "-j", "-4", "route", "show", "table", "all"],
+# A host's IPv6 interface id, plus its number: one zero group (0:1:1:<n>).
+IID6 = (1 << 32) | (1 << 16)
+
+
+def _ula_subnet() -> ipaddress.IPv6Network:
+    """A random ULA /64 (RFC 4193: fd + 40 random bits + a subnet id) that
+    no route of this machine overlaps, none of its four groups zero (so the
+    hosts' one zero group is the only one)."""
+    routed = _routed_networks(6)
+    while True:
+        groups = [0xfd00 | secrets.randbits(8)] + [secrets.randbits(16) for _ in range(3)]
+        if 0 in groups:
+            continue
+        subnet = ipaddress.IPv6Network(":".join(f"{g:x}" for g in groups) + "::/64")
+        if not any(subnet.overlaps(other) for other in routed):
+            return subnet
+
+
+def _routed_networks(version: int = 4) -> set[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """IP networks of ``version`` this machine already routes (except the
+    default route)."""
+    out = subprocess.run(["ip", "-j", f"-{version}", "route", "show", "table", "all"],
                          capture_output=True, text=True, check=False).stdout
     nets = set()
     for route in json.loads(out or "[]"):
@@ -217,7 +272,9 @@ def reap_orphans(podman: Podman) -> list[str]:
         ids = [c["Id"] for c in podman.containers()
                if (c.get("Labels") or {}).get("qmail-lab-session") == session]
         podman("rm", "-f", "--time", "2", *ids, check=False)
-        podman("network", "rm", "-f", f"{config.CONTAINER_PREFIX}-{session}", check=False)
+        for network in (f"{config.CONTAINER_PREFIX}-{session}",
+                        f"{config.CONTAINER_PREFIX}-{session}-6"):
+            podman("network", "rm", "-f", network, check=False)
         done.append(f"removed orphaned lab session {session} ({len(ids)} containers)")
     return done
 

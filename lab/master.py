@@ -252,13 +252,14 @@ class LabMaster:
     # -- hosts ---------------------------------------------------------------
     def start_hosts(self, fqdns: Sequence[str], image: str = "base",
                     pillars: dict[str, dict] | None = None, timeout: float = 90,
-                    release: str | dict[str, str] | None = None,
+                    release: str | dict[str, str] | None = None, ipv6: bool = False,
                     ) -> list[Host]:
         """Boot hosts named ``fqdns`` whose minions talk to this master.
 
         ``pillars`` ({fqdn: data}) is in place before the minions start;
         ``release`` is the Debian release of the hosts, one for all or
-        {fqdn: release} (default: lab.config.DEFAULT_RELEASE).
+        {fqdn: release} (default: lab.config.DEFAULT_RELEASE); with ``ipv6``
+        the hosts are on the lab's IPv6 network too (``host.ip6``).
         Returns the hosts once every minion answers ``test.ping``.
         """
         for fqdn in fqdns:
@@ -267,7 +268,7 @@ class LabMaster:
             self.set_pillar(pillars, refresh=False)
         files = {f: {"/etc/salt/minion": self.minion_config(f)} for f in fqdns}
         since = time.time()
-        hosts = self.lab.create_hosts(fqdns, image, files=files, release=release)
+        hosts = self.lab.create_hosts(fqdns, image, files=files, release=release, ipv6=ipv6)
         self.wait_minions([h.fqdn for h in hosts], timeout=timeout, since=since)
         return hosts
 

@@ -7,8 +7,9 @@ refuses ``pytest_plugins`` outside the root conftest). Fixtures:
                    message when podman cannot be used (deselect with -m 'not lab').
 ``lab_master``     session: a started ``LabMaster`` listening on the lab gateway.
 ``lab_hosts``      function: factory ``lab_hosts(fqdns, image="base", pillars=None,
-                   release=None) -> list[Host]``; ``release`` is a Debian release
-                   ("11", "12", "13"; default "12") for all hosts or {fqdn: release};
+                   release=None, ipv6=False) -> list[Host]``; ``release`` is a Debian
+                   release ("11", "12", "13"; default "12") for all hosts or
+                   {fqdn: release}; ``ipv6``: also on the lab's IPv6 network (host.ip6);
                    the hosts (and their keys) go away after the test.
 ``lab_hosts_module`` module: the same factory, hosts live until the module ends.
 ``qmail_source``   session: a ``QmailSource`` (path, sha256, salt_hash): $QMAIL_SOURCE,
@@ -97,8 +98,9 @@ def _host_factory(master: LabMaster):
     started = []
 
     def start(fqdns, image: str = "base", pillars: dict | None = None,
-              release: str | dict[str, str] | None = None):
-        hosts = master.start_hosts(list(fqdns), image=image, pillars=pillars, release=release)
+              release: str | dict[str, str] | None = None, ipv6: bool = False):
+        hosts = master.start_hosts(list(fqdns), image=image, pillars=pillars, release=release,
+                                   ipv6=ipv6)
         started.extend(hosts)
         return hosts
 

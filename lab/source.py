@@ -4,7 +4,7 @@ In this order: ``$QMAIL_SOURCE`` (a local tarball) when set; else the
 project's shared copy, ``<repo>/../shared/sources/<preset>.tar.*`` (or
 ``$QMAIL_SHARED_SOURCES``), real release trees whose own sha256 is used;
 else the formula's default release (the ``notqmail-1.09`` preset of
-``_modules/qmail_build.py``: its URL and sha256), downloaded once into the
+``_utils/qmail_build_inputs.py``: its URL and sha256), downloaded once into the
 lab directory and verified. When none is available, ``SourceUnavailable``
 says why, with the error of the download: callers skip (tests) or say so
 (demo, benchmarks).
@@ -63,7 +63,7 @@ def _sha256(path: pathlib.Path) -> str:
 
 def official(preset: str = DEFAULT_PRESET) -> tuple[str, str]:
     """The preset's (url, sha256 hex) as the formula itself knows them."""
-    path = config.REPO_ROOT / "_modules" / "qmail_build.py"
+    path = config.REPO_ROOT / "_utils" / "qmail_build_inputs.py"
     spec = importlib.util.spec_from_file_location("_qmail_build_presets", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

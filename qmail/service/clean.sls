@@ -114,6 +114,22 @@ qmail-service-clean-inetd-qmail_service-inetd_reloaded:
       - qmail_service: qmail-service-clean-send-*
 {%- endfor %}
 
+{%- if paths.ipv6_package %}
+
+{#- qmail:ipv6's tcpserver package, only if the ledger lists it (the formula
+    installed it; whatever the pillar says now). The ucspi-tcp it replaced is
+    not put back. #}
+qmail-service-clean-ipv6-package-qmail_ledger-removed:
+  qmail_ledger.removed:
+    - name: {{ paths.ipv6_package | json }}
+    - kind: packages
+    - ledger: {{ qmail.lookup.ledger | json }}
+    - require:
+      - service: qmail-service-clean-svscan-service-dead
+      - qmail_service: qmail-service-clean-smtpd-*
+      - qmail_service: qmail-service-clean-smtpsd-*
+{%- endif %}
+
 qmail-service-clean-systemd-daemon-reload-cmd-run:
   cmd.run:
     - name: systemctl daemon-reload

@@ -92,6 +92,27 @@ qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
     - ucspi_bin: {{ paths.ucspi_bin | json }}
     - watch:
       - file: qmail-service-smtpd-rules-file-managed
+{%-   if qmail.service.ipv6 %}
+    # ucspi-tcp's tcprules cannot parse an IPv6 rule.
+    - require:
+      - pkg: qmail-service-smtpd-ipv6-package-pkg-installed
+
+{#- qmail:ipv6: a tcpserver that listens on IPv6 too (Debian's
+    ucspi-tcp-ipv6, which replaces ucspi-tcp). The ledger (issue 19): the
+    package is the formula's only when it installs it (not installed
+    before); qmail.service.clean purges only then. #}
+qmail-service-smtpd-ipv6-package-qmail_ledger-recorded:
+  qmail_ledger.recorded:
+    - name: {{ qmail.service.ipv6_package | json }}
+    - kind: packages
+    - ledger: {{ qmail.lookup.ledger | json }}
+    - require_in:
+      - pkg: qmail-service-smtpd-ipv6-package-pkg-installed
+
+qmail-service-smtpd-ipv6-package-pkg-installed:
+  pkg.installed:
+    - name: {{ qmail.service.ipv6_package | json }}
+{%-   endif %}
 {%- endif %}
 
 {#- qmail-smtpd (port 25; STARTTLS with qmail:tls) and qmail-smtpsd (implicit
@@ -121,6 +142,13 @@ qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
         program: {{ svc.program | json }}
         drop: {{ svc.drop | json }}
         tls: {{ svc.tls | json }}
+        listen: {{ qmail.service.listen | json }}
+{%-   if qmail.service.ipv6 %}
+    # The new run script (listening on IPv6) restarts a tcpserver of the
+    # IPv6 package.
+    - require:
+      - pkg: qmail-service-smtpd-ipv6-package-pkg-installed
+{%-   endif %}
 
 {%-   if supervisor == "systemd" %}
 

@@ -268,24 +268,32 @@ def free_port():
 
 
 class Smtpd:
-    """The rendered run script, started as its supervisor would."""
+    """The rendered run script, started as its supervisor would; its output
+    (tcpserver's -v lines) in a file, read while it runs."""
 
-    def __init__(self, home, port):
-        self.home, self.port = home, port
-        self.proc = subprocess.Popen(["/bin/sh", str(home / "supervise/qmail-smtpd/run")],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True)
+    def __init__(self, home, port, log):
+        self.home, self.port, self.log = home, port, log
+        with open(log, "w") as out:
+            self.proc = subprocess.Popen(["/bin/sh", str(home / "supervise/qmail-smtpd/run")],
+                                         stdout=out, stderr=subprocess.STDOUT)
 
-    def wait_listening(self, timeout=10):
+    def output(self):
+        return self.log.read_text()
+
+    def wait_listening(self, timeout=60):
+        """Until tcpserver itself says it listens (its first ``status:``
+        line comes after the bind): a probe connection could reach another
+        process that took the port. False when the port was taken."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.proc.stdout.read()
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError("tcpserver is not listening")
+            if "tcpserver: status: 0/" in self.output():
+                return True
+            if self.proc.poll() is not None:
+                if "unable to bind" in self.output():
+                    return False
+                raise AssertionError(self.output())
+            time.sleep(0.05)
+        raise AssertionError(f"tcpserver is not listening: {self.output()!r}")
 
     def stop(self):
         if self.proc.poll() is None:
@@ -305,8 +313,7 @@ def rcpt(port, address, source="127.0.0.1"):
 
 
 @pytest.fixture
-def smtpd(salt_call, smtpd_home, etc):
-    port = free_port()
+def smtpd(salt_call, smtpd_home, etc, tmp_path):
     salt_call.add_scratch_root(smtpd_home.parent)  # /tmp/qmail-it-*: nobody reads it
     control = smtpd_home / "control"
     shutil.rmtree(control, ignore_errors=True)
@@ -315,25 +322,33 @@ def smtpd(salt_call, smtpd_home, etc):
         if parent == pathlib.Path("/tmp"):
             break
         parent.chmod(parent.stat().st_mode | 0o005)  # nobody reads the rules
-    salt_call.set_pillar(pillar(smtpd_home, etc, me=SPOOL, relay_clients=["127.0.0.2/32"],
-                                service={"smtpd_port": port}))
-    ok(salt_call.apply("qmail.service.smtpd", exclude=NEEDS_SUPERVISOR))
-    started = []
+    started, port = [], [None]
 
-    def start():
-        server = Smtpd(smtpd_home, port)
-        started.append(server)
-        return server
+    def configure():
+        port[0] = free_port()
+        salt_call.set_pillar(pillar(smtpd_home, etc, me=SPOOL, relay_clients=["127.0.0.2/32"],
+                                    service={"smtpd_port": port[0]}))
+        ok(salt_call.apply("qmail.service.smtpd", exclude=NEEDS_SUPERVISOR))
 
+    def start(listen=True):
+        """The run script started; with ``listen``, once it listens (a port
+        another process took between free_port and the bind: a new one)."""
+        for _attempt in range(5):
+            server = Smtpd(smtpd_home, port[0], tmp_path / f"smtpd-{len(started)}.log")
+            started.append(server)
+            if not listen or server.wait_listening():
+                return server
+            configure()
+        raise AssertionError("no free port in 5 tries")
+
+    configure()
     yield start
     for server in started:
         server.stop()
 
 
 def test_spool_relays_for_relay_clients_only(smtpd):
-    server = smtpd()
-    server.wait_listening()
-    port = server.port
+    port = smtpd().port
     assert rcpt(port, "someone@example.org") == 553  # not a relay client
     assert rcpt(port, f"someone@{SPOOL}") == 250  # in rcpthosts: anyone may send
     assert rcpt(port, "someone@example.org", source="127.0.0.2") == 250
@@ -341,16 +356,15 @@ def test_spool_relays_for_relay_clients_only(smtpd):
 
 def test_smtpd_never_runs_as_an_open_relay(smtpd, smtpd_home):
     server = smtpd()
-    server.wait_listening()
     (smtpd_home / "control" / "rcpthosts").unlink()
     # Already running: each connection is refused while rcpthosts is missing.
     assert rcpt(server.port, "someone@example.org", source="127.0.0.2") == 421
     assert rcpt(server.port, "someone@example.org") == 421
     server.stop()
     # Not running: it refuses to start at all.
-    again = smtpd()
+    again = smtpd(listen=False)
     assert again.proc.wait(10) == 1
-    assert "rcpthosts is missing" in again.proc.stdout.read()
+    assert "rcpthosts is missing" in again.output()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
 

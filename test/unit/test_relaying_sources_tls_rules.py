@@ -14,9 +14,9 @@ import yaml
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from salt.exceptions import SaltInvocationError
 
-from _modules.qmail_settings import TOFS_KEYS
 from _utils import qmail_tls
 from _utils import qmail_validate as v
+from _utils.qmail_settings_lookup import TOFS_KEYS
 from lab import tls
 
 REPO = pathlib.Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ CONTEXT = {"home": "/var/qmail", "rules": "/etc/tcp.smtp", "port": 25, "concurre
            "qmaild": "qmaild", "ucspi_bin": "/usr/bin", "daemontools_bin": "/usr/bin",
            "program": ["/var/qmail/supervise/qmail-smtpd/smtpd"], "drop": True,
            "tls": "none", "user": "qmaill", "size": 1000000, "count": 10,
-           "log_dir": "/var/log/qmail/qmail-send"}
+           "log_dir": "/var/log/qmail/qmail-send", "listen": "0.0.0.0"}
 
 
 def _render(name, quote=shlex.quote, **values):

@@ -19,6 +19,7 @@ from salt.exceptions import SaltInvocationError
 
 from _utils import qmail_owner as owner
 from _utils import qmail_validate as v
+from _utils import qmail_validate_tables as tables
 
 KEY = "qmail:test:key[3]"
 # Characters that break lines somewhere (qmail, Python, YAML), non-ASCII
@@ -76,7 +77,7 @@ def test_fqdn_has_two_labels_and_is_no_address(value):
 def test_wildcard_never_covers_a_public_suffix(value):
     if refused_or(v.wildcard, value) is not None and value.startswith("."):
         domain = value[1:].lower()
-        suffix = v.public_suffix(domain, v._load_psl(v.psl_path()))  # noqa: SLF001
+        suffix = tables.public_suffix(domain, tables.load_psl(tables.psl_path()))
         assert domain != suffix and domain.endswith("." + suffix)
 
 
@@ -100,17 +101,17 @@ def test_path_is_normal_absolute_and_in_the_safe_set(value):
         assert "/../" not in got + "/" and "/./" not in got + "/"
 
 
-@given(st.one_of(ANY_VALUE, st.sampled_from(sorted(v.SYSTEM_DIRS)),
-                 st.tuples(st.sampled_from(sorted(v.SYSTEM_DIRS)), LABEL).map("/".join),
+@given(st.one_of(ANY_VALUE, st.sampled_from(sorted(tables.SYSTEM_DIRS)),
+                 st.tuples(st.sampled_from(sorted(tables.SYSTEM_DIRS)), LABEL).map("/".join),
                  st.tuples(st.sampled_from(["/", "//", "/./"]), st.sampled_from(
                      ["usr", "etc", "var", "var/qmail", "srv/q"])).map("".join)))
 def test_own_dir_never_is_holds_or_lies_in_a_system_folder(value):
     got = refused_or(v.own_dir, value)
     if got is not None:
         for real in {got, os.path.realpath(got)}:
-            assert real not in v.SYSTEM_DIRS
-            assert not any(s.startswith(real + "/") for s in v.SYSTEM_DIRS)
-            assert not any(real.startswith(s + "/") for s in v.SYSTEM_INSIDES)
+            assert real not in tables.SYSTEM_DIRS
+            assert not any(s.startswith(real + "/") for s in tables.SYSTEM_DIRS)
+            assert not any(real.startswith(s + "/") for s in tables.SYSTEM_INSIDES)
 
 
 NETWORK = st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 32)).map(

@@ -22,12 +22,6 @@ _SELECTOR_RE = r"[A-Za-z0-9][A-Za-z0-9-]{0,62}"
 KEY_SUFFIX = ".key"
 
 
-def validators():
-    """The names of qmail_validate's validators that ``derive`` uses."""
-    return ("account", "boolean", "covered_by", "deb_name", "fail", "fqdn", "integer",
-            "list_of", "mapping", "matches", "one_of", "path", "service_name", "system_file")
-
-
 def _fail(key, message):
     raise SaltInvocationError(f"{key}: {message}")
 

@@ -405,9 +405,20 @@ def _merge_checked(defaults, layers, pillar):
     _service_settings(settings, v)
     _check_ownership(settings, defaults, layers)
     _beacon_settings(settings)
+    _filter_settings(settings, v)
     if read is not None:
         settings["parameters"] = read
     return settings
+
+
+def _filter_settings(settings, v):
+    """qmail:filter (issue 23): its schema lives in _utils/qmail_filter.py;
+    its folder is one the formula owns, as TLS's (``/etc/qmail*``)."""
+    __utils__["qmail_filter.derive"](settings, v, __utils__["qmail_filter_keys.check"])
+    lookup = settings["lookup"]
+    __utils__["qmail_owner.place"](
+        lookup["filter"]["dir"], "qmail:lookup:filter:dir", "tls", settings["owns"],
+        lookup["home"], __utils__["qmail_owner.scratch_roots"](__opts__.get("qmail_scratch_roots")))
 
 
 def _parameters(tplroot="qmail"):

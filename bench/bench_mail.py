@@ -10,7 +10,12 @@ the spool. First with the formula's defaults (the baseline), then with
 ``concurrencyremote`` raised on the clients by pillar (and the spool's
 ``smtpd_concurrency`` raised to match: with more connections than
 tcpserver's -c and its listen backlog, the extra ones hang half-open until
-qmail-remote's timeoutremote, 20 minutes). Printed, never asserted.
+qmail-remote's timeoutremote, 20 minutes). Between the two, same run and
+default concurrency, ``qmail:filter`` on the spool (issue 23): DKIM signing of the
+clients' mail (goal: at least 0.7x the unfiltered rate), and SpamAssassin
+(spamc to the spool's spamd) on the same mail taken as inbound (the clients
+out of relay_clients: the spamassassin and spf steps check inbound mail
+only). Printed as ratios to the unfiltered round, never asserted.
 
 Env: BENCH_MESSAGES (default 1000), BENCH_CONCURRENCY (default 60; conf-spawn
 caps it at 120).
@@ -33,9 +38,19 @@ SPOOL = "ccs.cla.kobe-u.ac.jp"
 CLIENTS = ["hostname.cla.kobe-u.ac.jp", "client2.cla.kobe-u.ac.jp"]
 
 
-def pillars(hosts, source, raised=False):
+FILTERS = {
+    "dkim": {"steps": ["dkim"], "dkim": {"domains": {SPOOL: {"keys": {"s1": ""}}}}},
+    "spamassassin": {"steps": ["spamassassin"]},
+}
+
+
+def pillars(hosts, source, raised=False, filter_=None):
     relay = [f"{hosts[c].ip}/32" for c in CLIENTS]
+    if filter_ == "spamassassin":
+        relay = []  # inbound: what the spamassassin step checks
     spool = {"role": "spool", "source": source, "relay_clients": relay}
+    if filter_:
+        spool["filter"] = FILTERS[filter_]
     client = {"role": "client", "spool": SPOOL, "source": source}
     if raised:
         client["control"] = {"concurrencyremote": CONCURRENCY}
@@ -74,7 +89,7 @@ def run_round(hosts, user):
     def inject(fqdn):
         hosts[fqdn].run("systemctl stop qmail-send", check=True)
         script = (f"i=0; while [ $i -lt {per_client} ]; do i=$((i+1)); "
-                  f"printf 'Subject: bench %s\\n\\nbench\\n' $i | "
+                  f"printf 'From: {user}@{SPOOL}\\nSubject: bench %s\\n\\nbench\\n' $i | "
                   f"/usr/sbin/sendmail {user} || exit 1; done")
         hosts[fqdn].run(script, check=True, timeout=1800)
 
@@ -104,9 +119,16 @@ def main():
         print(f"  defaults (concurrencyremote 20, smtpd_concurrency 40): {total} messages "
               f"in {base:.1f} s = {total / base:.0f} msg/s [baseline] "
               f"(queued beforehand in {injection:.1f} s)", flush=True)
+        for i, name in enumerate(FILTERS, 2):
+            master.set_pillar(pillars(hosts, qsource, filter_=name))
+            apply(master)
+            took, injection, total = run_round(hosts, f"bench{i}")
+            print(f"  qmail:filter {name}: {total} messages in {took:.1f} s = "
+                  f"{total / took:.0f} msg/s, x{base / took:.2f} the unfiltered rate",
+                  flush=True)
         master.set_pillar(pillars(hosts, qsource, raised=True))
         apply(master)
-        raised, injection, total = run_round(hosts, "bench2")
+        raised, injection, total = run_round(hosts, "bench9")
         print(f"  concurrencyremote {CONCURRENCY} per client, smtpd_concurrency "
               f"{CONCURRENCY * len(CLIENTS) + 10}: {total} messages in {raised:.1f} s = "
               f"{total / raised:.0f} msg/s, x{base / raised:.2f} the baseline's rate",

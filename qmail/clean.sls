@@ -3,6 +3,7 @@
 # Undo the formula in reverse order; the queue is never removed.
 include:
   - .service.clean
+  - .filter.clean
   - .sendmail.clean
   - .aliases.clean
   - .control.clean

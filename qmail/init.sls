@@ -7,4 +7,5 @@ include:
   - .control
   - .aliases
   - .sendmail
+  - .filter
   - .service

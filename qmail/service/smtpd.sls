@@ -29,6 +29,9 @@ include:
 {%-   if qmail.submission.enable %}
   - {{ (tplroot ~ ".service.submission") | json }}
 {%-   endif %}
+{%-   if qmail.filter.active %}
+  - {{ (tplroot ~ ".filter") | json }}
+{%-   endif %}
 
 qmail-service-smtpd-wrapper-file-managed:
   file.managed:
@@ -41,6 +44,12 @@ qmail-service-smtpd-wrapper-file-managed:
     - makedirs: true
     - context:
         home: {{ home | json }}
+        qmailqueue: {{ qmail.filter.qmailqueue | json }}
+{%-   if qmail.filter.active %}
+    # The chain is in place before qmail-smtpd is told to run it.
+    - require:
+      - file: qmail-filter-program-file-managed
+{%-   endif %}
 {%- endif %}
 
 {%- if mode == "tcpserver" %}

@@ -42,4 +42,10 @@ qmail-service-submission-passwd-qmail_submission-passwd_managed:
         passwd: {{ sub.files.passwd | json }}
         authenticated: {{ sub.files.authenticated | json }}
         cvm_bin: {{ paths.cvm_bin | json }}
+        qmailqueue: {{ qmail.filter.qmailqueue | json }}
+{%-   if qmail.filter.active %}
+    # Authenticated senders' mail goes through the chain (DKIM signs it).
+    - require:
+      - file: qmail-filter-program-file-managed
+{%-   endif %}
 {%- endfor %}

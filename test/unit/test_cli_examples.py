@@ -71,6 +71,7 @@ SCRATCH_DEFAULTS = {
     "service_dir": "etc/service",
     "qmail_queue": "var/qmail/bin/qmail-queue",
     "queues": ["var/spool/mqueue"],
+    "keys_dir": "etc/qmail-filter/dkim",
 }
 QF = (b"V8\nT1796120467\nK1796120467\nN1\nP60257\nFs\n$_localhost [127.0.0.1]\n"
       b"S<alice@example.org>\nrRFC822; bob@example.org\nRPFD:<bob@example.org>\n"
@@ -172,6 +173,10 @@ def make_scratch(root):
     (root / "etc/mail/mailer.conf").write_text("sendmail\t/usr/libexec/sendmail/sendmail\n")
     (root / "etc/tcp.smtp").write_text("127.:allow,RELAYCLIENT=\"\"\n:allow\n")
     (root / "etc/service").mkdir()
+    # qmail:filter's DKIM key folder, with one key (qmail_dkim examples).
+    (root / "etc/qmail-filter/dkim").mkdir(parents=True)
+    (root / "etc/qmail-filter/dkim/s2026.example.org.key").write_bytes(tls.key_pem(
+        tls.new_key("ed25519")).encode())
     queue = root / "var/spool/mqueue"
     queue.mkdir(parents=True)
     (queue / "qf6B1AL7t3000206").write_bytes(QF)

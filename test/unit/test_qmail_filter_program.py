@@ -1,0 +1,199 @@
+"""
+The chain's program (qmail/files/default/filter/qmail-filter) run for real
+by Debian's python3 with python3-dkim, as qmail-smtpd runs it: message on
+fd 0, envelope on fd 1, fd 6 for notqmail's refusal text, and a stand-in
+qmail-queue (a shell script) that stores what it gets. The lab tests
+(test/e2e/test_filter_lab.py) run it under real qmail.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+PROGRAM = REPO / "qmail/files/default/filter/qmail-filter"
+PYTHON = "/usr/bin/python3"
+MESSAGE = (b"From: Some One <someone@example.org>\nTo: x@outside.example\n"
+           b"Subject: hello\nDate: Sun, 06 Dec 2026 07:00:00 +0000\n"
+           b"Message-ID: <1@example.org>\n\nbody line\n")
+ENVELOPE = b"Fsomeone@example.org\0Tx@outside.example\0\0"
+
+
+def _has(module):
+    return shutil.which(PYTHON) and subprocess.run(
+        [PYTHON, "-c", f"import {module}"], capture_output=True, check=False).returncode == 0
+
+
+pytestmark = pytest.mark.skipif(not _has("dkim"), reason="needs Debian's python3-dkim "
+                                "(apt-get install python3-dkim python3-spf)")
+
+
+@pytest.fixture
+def chain(tmp_path, loaders):
+    """A filter folder: the program, a key made by qmail_filter_keys, and a
+    stand-in qmail-queue that stores fd 0 and fd 1 and exits as told."""
+    folder = tmp_path / "filter"
+    folder.mkdir()
+    program = folder / "qmail-filter"
+    program.write_text(PROGRAM.read_text().replace("{{ python }}", PYTHON))
+    program.chmod(0o755)
+    keyfile = folder / "s1.example.org.key"
+    keyfile.write_bytes(loaders.utils["qmail_filter_keys.generate"]("rsa"))
+    out = tmp_path / "queued"
+    queue = tmp_path / "qmail-queue"
+    queue.write_text(f"#!/bin/sh\ncat > {out}.msg\ncat <&1 > {out}.env\n"
+                     f"exit ${{QQ_EXIT:-0}}\n")
+    queue.chmod(0o755)
+
+    class Chain:
+        key = keyfile
+        record = loaders.utils["qmail_filter_keys.record"](keyfile.read_bytes())
+
+        def configure(self, steps, custom=True):
+            (folder / "filter.json").write_text(json.dumps({
+                "qmail_queue": str(queue), "custom_errors": custom, "steps": steps}))
+
+        def run(self, env, message=MESSAGE, envelope=ENVELOPE):
+            """Exit code, the stored message (None: nothing queued), fd 6's text."""
+            for suffix in (".msg", ".env"):
+                pathlib.Path(f"{out}{suffix}").unlink(missing_ok=True)
+            menv, wenv = os.pipe()
+            rerr, werr = os.pipe()
+            os.write(wenv, envelope)
+            os.close(wenv)
+            proc = subprocess.run([str(program)], input=message, stdout=menv,
+                                  close_fds=False, env=env,
+                                  stderr=subprocess.PIPE, check=False,
+                                  preexec_fn=lambda: os.dup2(werr, 6))
+            os.close(menv)
+            os.close(werr)
+            text = os.read(rerr, 1024).decode()
+            os.close(rerr)
+            queued = pathlib.Path(f"{out}.msg")
+            return proc.returncode, queued.read_bytes() if queued.exists() else None, text
+
+        def verify(self, message):
+            """dkimpy's verdict with the record as the only DNS answer."""
+            script = ("import dkim, sys\nrec = sys.argv[1].encode()\n"
+                      "ok = dkim.verify(sys.stdin.buffer.read(), "
+                      "dnsfunc=lambda name, timeout=5: rec)\nsys.exit(0 if ok else 1)\n")
+            return subprocess.run([PYTHON, "-c", script, self.record], input=message,
+                                  check=False).returncode == 0
+
+    the_chain = Chain()
+    the_chain.dkim = {"name": "dkim", "required": True, "timeout": 10, "domains": {
+        "example.org": {"selector": "s1", "algorithm": "rsa", "file": str(keyfile)}}}
+    return the_chain
+
+
+RELAY = {"TCPREMOTEIP": "10.0.0.2", "RELAYCLIENT": "", "PATH": "/usr/bin:/bin"}
+INBOUND = {"TCPREMOTEIP": "192.0.2.7", "PATH": "/usr/bin:/bin"}
+
+
+def test_relay_client_mail_is_signed_and_verifies(chain):
+    chain.configure([chain.dkim])
+    code, queued, _ = chain.run(RELAY)
+    assert code == 0
+    assert queued.startswith(b"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; "
+                             b"d=example.org;")
+    assert b"s=s1" in queued and queued.endswith(MESSAGE)  # the rest unchanged
+    assert chain.verify(queued)
+    assert not chain.verify(queued.replace(b"body line", b"body 1ine"))
+
+
+def test_local_injection_is_signed_inbound_is_not(chain):
+    chain.configure([chain.dkim])
+    assert chain.run({"PATH": "/usr/bin:/bin"})[1].startswith(b"DKIM-Signature:")
+    code, queued, _ = chain.run(INBOUND)
+    assert code == 0 and queued == MESSAGE
+
+
+def test_other_domains_pass_unsigned(chain):
+    chain.configure([chain.dkim])
+    message = MESSAGE.replace(b"someone@example.org", b"someone@elsewhere.example")
+    assert chain.run(RELAY, message=message)[1] == message
+
+
+def test_unreadable_key_is_a_temporary_refusal_and_nothing_queued(chain):
+    chain.configure([chain.dkim])
+    chain.key.rename(chain.key.with_suffix(".gone"))
+    code, queued, text = chain.run(RELAY)
+    assert (code, queued) == (82, None)
+    assert text.startswith("Zdkim failed") and "(#4.3.0)" in text
+    # netqmail 1.06 reads no fd 6: a plain temporary code.
+    chain.configure([chain.dkim], custom=False)
+    assert chain.run(RELAY)[:2] == (71, None)
+    # Not required: passed on unsigned.
+    chain.configure([dict(chain.dkim, required=False)])
+    assert chain.run(RELAY)[:2] == (0, MESSAGE)
+
+
+def test_spamd_unreachable_tempfails(chain, tmp_path):
+    spamc = shutil.which("spamc")
+    if not spamc:  # stand-in: a spamc that cannot connect, as spamc -x exits
+        spamc = tmp_path / "spamc"
+        spamc.write_text("#!/bin/sh\necho 'connect to spamd failed' >&2\nexit 69\n")
+        spamc.chmod(0o755)
+    step = {"name": "spamassassin", "required": True, "timeout": 5, "reject_score": 0,
+            "max_size": 512000, "user": "", "spamc": str(spamc), "host": "127.0.0.1",
+            "port": 1}
+    chain.configure([step])
+    code, queued, text = chain.run(INBOUND)
+    assert (code, queued) == (82, None) and text.startswith("Zspamassassin failed")
+
+
+def test_bad_envelope_is_a_read_error(chain):
+    chain.configure([chain.dkim])
+    assert chain.run(RELAY, envelope=b"garbage")[:2] == (54, None)
+
+
+def test_qmail_queue_exit_code_is_the_filters(chain, monkeypatch):
+    chain.configure([chain.dkim])
+    assert chain.run(dict(RELAY, QQ_EXIT="53"))[0] == 53
+
+
+# The spf step inside the program, python3-spf's DNS answered by a stub:
+# the records of example.org (-all) and soft.example (~all).
+SPF_SCRIPT = """\
+import importlib.machinery, json, sys
+import spf
+records = {"example.org": "v=spf1 ip4:192.0.2.1 -all", "soft.example": "v=spf1 ip4:192.0.2.1 ~all"}
+def lookup(name, qtype, *args, **kwargs):
+    if qtype == "TXT" and name in records:
+        return [((name, qtype), [records[name].encode()])]
+    return []
+spf.DNSLookup = lookup
+prog = importlib.machinery.SourceFileLoader("prog", sys.argv[1]).load_module()
+conf = {"reject_fail": sys.argv[3] == "reject", "timeout": 5}
+mail = prog.Mail(b"Subject: x\\n\\nx\\n", sys.argv[2], ["a@b.example"],
+                 {"TCPREMOTEIP": "203.0.113.9"})
+try:
+    verdict = prog.step_spf(mail, conf)
+    print(json.dumps({"verdict": verdict, "message": mail.message.decode()}))
+except prog.Refused as r:
+    print(json.dumps({"refused": r.text, "temporary": r.temporary}))
+"""
+
+
+@pytest.mark.skipif(not _has("spf"), reason="needs Debian's python3-spf")
+@pytest.mark.parametrize(("sender", "mode", "expect"), [
+    ("someone@example.org", "reject", {"refused": True}),
+    ("someone@example.org", "tag", {"header": "Received-SPF: fail"}),
+    ("someone@soft.example", "reject", {"header": "Received-SPF: softfail"}),
+])
+def test_spf_step_refuses_fail_only_when_configured(chain, tmp_path, sender, mode, expect):
+    program = tmp_path / "filter" / "qmail-filter"
+    proc = subprocess.run([PYTHON, "-c", SPF_SCRIPT, str(program), sender, mode],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    if "refused" in expect:
+        assert not got["temporary"] and "SPF fail" in got["refused"] and "5.7.23" in got[
+            "refused"]
+    else:
+        assert got["message"].startswith(expect["header"])
+        assert "client-ip=203.0.113.9;" in got["message"]

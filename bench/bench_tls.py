@@ -25,7 +25,6 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from bench.labbench import synced_fleet  # noqa: E402
-from lab import patchtool  # noqa: E402
 from lab import source as lab_source  # noqa: E402
 from lab.buildcache import source_pillar  # noqa: E402
 
@@ -133,9 +132,6 @@ def main():
     fqdns = [SPOOL, CLIENT] + ([NOSUB, SUB] if patch else [])
     with synced_fleet(source, fqdns, lambda hosts, qsource: {}, image_name="base") as (
             master, hosts, _):
-        if patch:
-            for fqdn in (NOSUB, SUB):
-                patchtool.add_to_archive(hosts[fqdn])  # patch(1) for the formula
         master.set_pillar(pillars(master, hosts, source, patch))
         spool, client = hosts[SPOOL], hosts[CLIENT]
         master.apply_ok("*", "qmail", timeout=3600)

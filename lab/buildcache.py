@@ -29,7 +29,7 @@ import os
 import pathlib
 import shutil
 
-from . import config, patchtool
+from . import config
 
 #: The minion id the cached trees are served under (salt://<id>/qmail-build/).
 CACHE_ID = "lab-build-cache"
@@ -90,8 +90,6 @@ def _compile(master, source, release: str, folder: pathlib.Path, patches=()) -> 
                         "build": {"share": {"builder": builder, "wait": 0}}}}
     (host,) = master.start_hosts([builder], pillars={builder: pillar}, release=release)
     try:
-        if patches:
-            patchtool.add_to_archive(host)
         master.salt(builder, "saltutil.sync_all")
         ret = master.apply_ok(builder, "qmail.build", timeout=1800)[builder]
         built = next(v for v in ret.values()

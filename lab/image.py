@@ -52,7 +52,7 @@ SENDMAIL_PACKAGES = ["sendmail", "openbsd-inetd"]
 # sees there.
 ARCHIVE_PACKAGES = [
     SENDMAIL_PACKAGES,
-    ["cvm", "ucspi-tcp-ipv6", "python3-dkim", "python3-spf", "spamc", "spamd"],
+    ["cvm", "ucspi-tcp-ipv6", "python3-dkim", "python3-spf", "spamc", "spamd", "patch"],
     ["postfix"],
 ]
 ARCHIVE_DIR = "/var/lib/qmail-lab-archive"

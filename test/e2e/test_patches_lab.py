@@ -14,8 +14,7 @@ plain release with the same builder configured (another stack: it compiles
 its own), and adding the AUTH patch to it is one new install, predicted by
 ``test=True``, of the fleet's AUTH tree: the share is keyed by the stack.
 
-The base image's apt archive has no ``patch`` yet: ``lab.patchtool`` puts
-Debian's package into each host's archive (not installed), so the formula's
+``patch`` is in the base image's apt archive, not installed: the formula's
 ``pkg.installed`` installs it with apt. This module runs its own master:
 sharing needs ``file_recv`` and ``minionfs``.
 """
@@ -31,7 +30,6 @@ import tarfile
 
 import pytest
 
-from lab import patchtool
 from lab import source as lab_source
 from lab.master import LabMaster
 
@@ -111,8 +109,6 @@ def hosts(share_master, stack):
     fqdns = [FLEET1, FLEET2, OTHER]
     started = share_master.start_hosts(fqdns, pillars={f: pillar(stack, []) for f in fqdns})
     try:
-        for host in started:
-            patchtool.add_to_archive(host)
         share_master.salt(fqdns, "saltutil.sync_all", tgt_type="list")
         yield {h.fqdn: h for h in started}
     finally:

@@ -30,7 +30,7 @@ import warnings
 
 import pytest
 
-from lab import patchtool, smtp
+from lab import smtp
 from lab import source as lab_source
 from lab.buildcache import source_pillar
 from lab.fleet import Fleet, changed
@@ -115,8 +115,6 @@ def sublab(lab_master, lab_hosts_module, qmail_source):
     except lab_source.SourceUnavailable as exc:
         pytest.skip(str(exc))
     hosts = lab_hosts_module([SPOOL, ISP])  # tlswrapper: Debian 12 and later
-    for host in hosts:
-        patchtool.add_to_archive(host)  # the formula installs patch(1) with the stack
     the_lab = SubmissionLab(lab_master, hosts, source_pillar(lab_master, qmail_source, [patch]),
                             lab_master.prebuilt(qmail_source, patches=[patch]))
     the_lab.converge(the_lab.pillars(), mail_users={SPOOL: "someone", ISP: "someone"})

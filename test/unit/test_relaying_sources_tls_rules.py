@@ -199,8 +199,11 @@ def test_tofs_source_files_name_known_states_and_files(merge, files, key, says):
 def test_tofs_keys_are_the_ones_the_sls_files_use(merge):
     used = set()
     for sls in (REPO / "qmail").rglob("*.sls"):
-        used |= set(re.findall(r'qmail_tofs\.files_switch"\]\(\[[^]]*\], "([^"]+)"',
-                               sls.read_text()))
+        text = sls.read_text()
+        used |= set(re.findall(r'qmail_tofs\.files_switch"\]\(\[[^]]*\], "([^"]+)"', text))
+        # A loop's key (`for name, file in [("submission", ...), ...]`).
+        if re.search(r'qmail_tofs\.files_switch"\]\(\[[^]]*\], name,', text):
+            used |= set(re.findall(r'\("([\w-]+)", \w+\.files\.\w+\)', text))
     assert used == set(TOFS_KEYS)
     files = {"smtpd-run": ["service/smtpd-run"], "log-run": ["service/log-run"]}
     assert merge({"tofs": {"source_files": files}})["tofs"]["source_files"] == files

@@ -17,7 +17,10 @@ gives the client 4xx, the message waits in the client's queue and arrives
 exactly once when the key is put right; a new selector signs, the old one
 stays published until removed; spamd tags GTUBE, refuses it at a score,
 and when stopped makes senders wait (4xx), the message arriving once after
-the restart. A second apply changes nothing.
+the restart; with SPF's ``fail`` set to reject, a sender whose domain's
+record fails is refused and a softfail only tagged (the two records served
+by a stub DNS server on ``mx`` that forwards every other question to the
+lab's resolver). A second apply changes nothing.
 
 The tests share the hosts and run in this file's order.
 """
@@ -47,6 +50,40 @@ message = sys.stdin.buffer.read()
 ok = dkim.verify(message, dnsfunc=lambda name, timeout=5: record)
 sig = re.search(rb"^DKIM-Signature:.*?\\bs=([A-Za-z0-9-]+)", message, re.M | re.S)
 print(sig.group(1).decode() if ok and sig else "")
+"""
+
+# A DNS server for the SPF test, run on mx: TXT records for two sender
+# domains; every other question forwarded to the lab's resolver (argv[1]),
+# so the spool still finds its lab peers while it uses this one.
+STUB_DNS = """\
+import socket, struct, sys
+TXT = {b"spf-fail.example": b"v=spf1 -all", b"spf-soft.example": b"v=spf1 ~all"}
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind(("0.0.0.0", 53))
+while True:
+    query, peer = sock.recvfrom(4096)
+    i, labels = 12, []
+    while query[i]:
+        labels.append(query[i + 1:i + 1 + query[i]])
+        i += 1 + query[i]
+    name, qtype, end = b".".join(labels).lower(), struct.unpack("!H", query[i + 1:i + 3])[0], i + 5
+    if name in TXT:
+        answer = b""
+        if qtype == 16:
+            rdata = bytes([len(TXT[name])]) + TXT[name]
+            answer = b"\\xc0\\x0c" + struct.pack("!HHIH", 16, 1, 60, len(rdata)) + rdata
+        head = query[:2] + struct.pack("!HHHHH", 0x8180, 1, 1 if answer else 0, 0, 0)
+        sock.sendto(head + query[12:end] + answer, peer)
+        continue
+    up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    up.settimeout(5)
+    try:
+        up.sendto(query, (sys.argv[1], 53))
+        sock.sendto(up.recvfrom(4096)[0], peer)
+    except OSError:
+        pass
+    finally:
+        up.close()
 """
 
 
@@ -100,7 +137,7 @@ class FilterLab(Fleet):
     def queue_count(self, fqdn):
         return self.call(fqdn, "qmail_service.queue_status")["messages"]
 
-    def smtp_from(self, host, recipient, message):
+    def smtp_from(self, host, recipient, message, sender=f"someone@{MX}"):
         """One SMTP session from ``host`` to the spool: the reply codes."""
         script = ("import json, smtplib, sys\na = json.loads(sys.argv[1])\n"
                   "s = smtplib.SMTP(a['ip'], 25, local_hostname='outside.example')\n"
@@ -108,7 +145,7 @@ class FilterLab(Fleet):
                   "try:\n    d = s.data(a['msg'])\n"
                   "except smtplib.SMTPDataError as e:\n    d = (e.smtp_code, e.smtp_error)\n"
                   "print(json.dumps([r, d[0], d[1].decode()]))\n")
-        args = json.dumps({"ip": self.spool.ip, "sender": f"someone@{MX}", "rcpt": recipient,
+        args = json.dumps({"ip": self.spool.ip, "sender": sender, "rcpt": recipient,
                            "msg": message})
         proc = host.run(["python3", "-c", script, args])
         assert proc.returncode == 0, proc.stderr
@@ -240,6 +277,47 @@ def test_spamd_stopped_defers_and_the_message_arrives_once_after_restart(flab):
     assert "X-Spam-Status: No" in text
     wait_until(lambda: flab.queue_count(MX) == 0, 60, what="mx's queue empty")
     assert len(flab.spool.delivered(MAILDIR, subject)) == 1
+
+
+@pytest.fixture
+def stub_dns(flab):
+    """The spool resolves through STUB_DNS on mx for the test's length."""
+    resolv = flab.spool.read_file("/etc/resolv.conf")
+    upstream = next(line.split()[1] for line in resolv.splitlines()
+                    if line.startswith("nameserver"))
+    flab.mx.put_file("/root/stub-dns.py", STUB_DNS)
+    flab.mx.run(["systemd-run", "--unit", "qmail-lab-stub-dns", "python3", "/root/stub-dns.py",
+                 upstream], check=True)
+    wait_until(lambda: flab.mx.run(["ss", "-Hlun", "sport = :53"]).stdout.strip(), 60,
+               what="the stub DNS server listening on mx")
+    flab.spool.put_file("/etc/resolv.conf", f"nameserver {flab.mx.ip}\n")
+    try:
+        yield
+    finally:
+        flab.spool.put_file("/etc/resolv.conf", resolv)
+        flab.mx.run(["systemctl", "stop", "qmail-lab-stub-dns"])
+
+
+def test_spf_fail_is_refused_when_set_and_softfail_only_tagged(flab, stub_dns):
+    flab.set_filter(steps=["dkim", "spf", "spamassassin"],
+                    spf={"required": False, "reject_fail": True})
+    codes = flab.smtp_from(flab.mx, f"someone@{SPOOL}",
+                           flab.message(f"spf fail {uuid.uuid4().hex}",
+                                        sender="someone@spf-fail.example", to=f"someone@{SPOOL}"),
+                           sender="someone@spf-fail.example")
+    assert codes[1] == 554 and "SPF fail" in codes[2], codes
+    subject = f"spf softfail {uuid.uuid4().hex}"
+    codes = flab.smtp_from(flab.mx, f"someone@{SPOOL}",
+                           flab.message(subject, sender="someone@spf-soft.example",
+                                        to=f"someone@{SPOOL}"),
+                           sender="someone@spf-soft.example")
+    assert codes[:2] == [250, 250], codes
+    text = flab.arrived(flab.spool, subject)
+    assert "Received-SPF: softfail" in text and f"client-ip={flab.mx.ip}" in text
+    # The lab's names still resolve through the stub: relayed mail leaves.
+    subject = f"after spf {uuid.uuid4().hex}"
+    flab.send(flab.client, f"someone@{MX}", flab.message(subject))
+    assert flab.verified_selector(flab.arrived(flab.mx, subject), "s2") == "s2"
 
 
 def test_clean_removes_the_filter_folder_the_ledger_lists(flab):

@@ -207,9 +207,16 @@ def test_control_settings_are_the_effective_ones(modules, home):
 # -- signalling: only once the process handles the signal ---------------------
 def test_catches_reads_the_signal_handlers_of_a_real_process():
     module = _module()
-    # Python handles SIGINT itself and leaves SIGHUP at its default (death).
-    assert module._catches(os.getpid(), signal.SIGINT) is True
-    assert module._catches(os.getpid(), signal.SIGHUP) is False
+    # A Python handler for SIGINT (set here: a job started in the background
+    # by a shell inherits SIGINT ignored), SIGHUP at its default (death).
+    previous = (signal.signal(signal.SIGINT, signal.default_int_handler),
+                signal.signal(signal.SIGHUP, signal.SIG_DFL))
+    try:
+        assert module._catches(os.getpid(), signal.SIGINT) is True
+        assert module._catches(os.getpid(), signal.SIGHUP) is False
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGHUP, previous[1])
 
 
 def test_wait_ready_gives_up_on_a_process_that_would_die_of_the_signal():

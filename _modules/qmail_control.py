@@ -402,17 +402,9 @@ def showctl(home=None):
 # --------------------------------------------------------------------------
 def derive(role, me, spool=None, overrides=None, key="qmail"):
     """
-    Compute the control files for a host of ``role`` (``spool`` or
-    ``client``) named ``me``, then apply ``overrides`` (file name -> value;
-    None removes the file). Returns file name -> normalised value (a list of
-    lines for list files, a string otherwise), or None for files to remove.
-    Everything is checked first; errors name the pillar key under ``key``.
-
-    spool:  me, defaultdomain (me less its first label), plusdomain (last
-            two labels), locals = localhost.<defaultdomain> and me,
-            rcpthosts = locals.
-    client: the same, then defaulthost = spool, me out of locals,
-            smtproutes = ``:spool`` (the spool takes every message).
+    The control files of a host of ``role`` named ``me`` with ``overrides``
+    applied: file name -> normalised value, None for a file to remove (the
+    seed's rules are ``_utils/qmail_control_files.derive``'s docstring).
 
     CLI Example::
 

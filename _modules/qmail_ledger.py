@@ -89,6 +89,8 @@ def proves(kind, name, only=None, marker=None, maintainer=None, source=None, led
     - ``packages``: installed with ``Maintainer`` ``maintainer`` (dpkg);
       without ``maintainer``, not installed yet (recorded before the
       formula's ``pkg.installed``: it installs the package).
+    - ``displaced``: installed now (recorded before the formula's
+      ``pkg.installed`` of a package that conflicts with it: apt removes it).
 
     CLI Example::
 
@@ -117,15 +119,22 @@ def proves(kind, name, only=None, marker=None, maintainer=None, source=None, led
     if kind == "groups":
         return bool(__salt__["group.info"](name))
     if kind == "packages":
-        res = __salt__["cmd.run_all"](
-            ["dpkg-query", "-W", "-f", "${db:Status-Abbrev}\t${Maintainer}", name],
-            python_shell=False, ignore_retcode=True, output_loglevel="quiet")
-        status, _, who = res["stdout"].partition("\t")
-        installed = res["retcode"] == 0 and status.startswith("ii")
+        installed, who = _dpkg(name)
         if not maintainer:
             return not installed
-        return installed and who.strip() == maintainer
+        return installed and who == maintainer
+    if kind == "displaced":
+        return _dpkg(name)[0]
     return False
+
+
+def _dpkg(name):
+    """(installed, maintainer) of package ``name`` as dpkg knows it."""
+    res = __salt__["cmd.run_all"](
+        ["dpkg-query", "-W", "-f", "${db:Status-Abbrev}\t${Maintainer}", name],
+        python_shell=False, ignore_retcode=True, output_loglevel="quiet")
+    status, _, who = res["stdout"].partition("\t")
+    return res["retcode"] == 0 and status.startswith("ii"), who.strip()
 
 
 def still_made(kind, name, only=None, marker=None, maintainer=None):
@@ -188,6 +197,18 @@ def remove(kind, name):
     return False
 
 
+def put_back(name):
+    """Install package ``name`` again (a ``displaced`` entry: the formula's
+    package had made apt remove it). True when it is installed afterwards.
+
+    CLI Example::
+
+        salt '*' qmail_ledger.put_back ucspi-tcp
+    """
+    __salt__["pkg.install"](name)
+    return bool(__salt__["pkg.version"](name))
+
+
 def present(kind, name):
     """True when ``name`` of ``kind`` is on the host.
 
@@ -201,6 +222,6 @@ def present(kind, name):
         return bool(__salt__["user.info"](name))
     if kind == "groups":
         return bool(__salt__["group.info"](name))
-    if kind == "packages":
+    if kind in ("packages", "displaced"):
         return bool(__salt__["pkg.version"](name))
     return False

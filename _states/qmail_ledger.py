@@ -43,7 +43,9 @@ def recorded(name, kind, ledger=None, only=None, marker=None, maintainer=None, s
     if not __salt__["qmail_ledger.proves"](kind, name, only=only, marker=marker,
                                            maintainer=maintainer, source=source,
                                            ledger=ledger):
-        ret["comment"] = (f"{kind} {name} was not made by the formula (it holds what the "
+        ret["comment"] = (f"package {name} is not installed: nothing for clean to put back"
+                          if kind == "displaced" else
+                          f"{kind} {name} was not made by the formula (it holds what the "
                           "formula did not write): not recorded, clean leaves it")
         return ret
     ret["changes"] = {"recorded": {kind: name}}
@@ -89,4 +91,34 @@ def removed(name, kind, ledger=None, only=None, marker=None, maintainer=None):
     __salt__["qmail_ledger.forget"](kind, name, ledger=ledger)
     ret["changes"]["forgotten"] = {kind: name}
     ret["comment"] = f"{kind} {name} removed and forgotten"
+    return ret
+
+
+def restored(name, ledger=None):
+    """
+    Package ``name``, listed under ``displaced`` (installing one of the
+    formula's packages made apt remove it), is installed again and
+    forgotten; a package the ledger does not list is left as it is. Run it
+    after the formula's package is purged: the two conflict.
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    if not __salt__["qmail_ledger.lists"]("displaced", name, ledger=ledger):
+        ret["comment"] = f"package {name} was not displaced by the formula: left as it is"
+        return ret
+    present = __salt__["qmail_ledger.present"]("displaced", name)
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["changes"] = {"forgotten": {"displaced": name}} if present else {
+            "installed": name, "forgotten": {"displaced": name}}
+        ret["comment"] = f"package {name} would be put back and forgotten"
+        return ret
+    if not present:
+        if not __salt__["qmail_ledger.put_back"](name):
+            ret["result"] = False
+            ret["comment"] = f"package {name} could not be installed again"
+            return ret
+        ret["changes"]["installed"] = name
+    __salt__["qmail_ledger.forget"]("displaced", name, ledger=ledger)
+    ret["changes"]["forgotten"] = {"displaced": name}
+    ret["comment"] = f"package {name} put back and forgotten"
     return ret

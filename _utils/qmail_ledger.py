@@ -7,7 +7,10 @@ through ``qmail_files.atomic_write`` like the undo journal, of sections:
 - ``dirs``, ``files``: paths (the TLS folder, the build workdir, the relay
   rules);
 - ``users``, ``groups``: account names;
-- ``packages``: package names (the dummy MTA package).
+- ``packages``: package names (the dummy MTA package);
+- ``displaced``: packages that installing one of the formula's removed
+  (``ucspi-tcp``, which ``ucspi-tcp-ipv6`` replaces): a clean installs them
+  again once the formula's is purged.
 
 An entry is recorded when the formula creates the thing, or on the first
 apply of this version when the host proves it is the formula's (an account
@@ -24,7 +27,7 @@ from salt.exceptions import CommandExecutionError
 
 log = logging.getLogger(__name__)
 
-KINDS = ("dirs", "files", "users", "groups", "packages")
+KINDS = ("dirs", "files", "users", "groups", "packages", "displaced")
 
 
 def read(ledger):

@@ -127,6 +127,8 @@ def check_lookup(v, lookup, boot_methods):
     for name in ("tls_package", "ipv6_package"):
         if service[name] != "":
             v("deb_name")(service[name], f"{key}:service:{name}")
+    service["ipv6_replaces"] = v("each")(service["ipv6_replaces"],
+                                         f"{key}:service:ipv6_replaces", "deb_name")
     v("string")(service["tlswrapper_missing"], f"{key}:service:tlswrapper_missing",
                 empty_ok=True, max_length=200)
 

@@ -54,6 +54,9 @@ ARCHIVE_PACKAGES = [
     SENDMAIL_PACKAGES,
     ["cvm", "ucspi-tcp-ipv6", "python3-dkim", "python3-spf", "spamc", "spamd", "patch"],
     ["postfix"],
+    # Installed in the image already, and removed by ucspi-tcp-ipv6: the
+    # .deb that qmail.service.clean installs again (hence --reinstall).
+    ["ucspi-tcp"],
 ]
 ARCHIVE_DIR = "/var/lib/qmail-lab-archive"
 
@@ -123,7 +126,7 @@ for set in {' '.join('"' + ' '.join(group) + '"' for group in ARCHIVE_PACKAGES)}
         if apt-cache show "$pkg" >/dev/null 2>&1; then have="$have $pkg"; fi
     done
     [ -n "$have" ] || continue
-    apt-get install -y -qq --download-only --no-install-recommends $have >/dev/null
+    apt-get install -y -qq --download-only --reinstall --no-install-recommends $have >/dev/null
     mv /var/cache/apt/archives/*.deb {ARCHIVE_DIR}/ 2>/dev/null || true
 done
 apt-get clean

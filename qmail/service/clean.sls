@@ -118,8 +118,8 @@ qmail-service-clean-inetd-qmail_service-inetd_reloaded:
 {%- if paths.ipv6_package %}
 
 {#- qmail:ipv6's tcpserver package, only if the ledger lists it (the formula
-    installed it; whatever the pillar says now). The ucspi-tcp it replaced is
-    not put back. #}
+    installed it; whatever the pillar says now), then the ucspi-tcp it
+    replaced, if the ledger lists it as displaced. #}
 qmail-service-clean-ipv6-package-qmail_ledger-removed:
   qmail_ledger.removed:
     - name: {{ paths.ipv6_package | json }}
@@ -129,6 +129,15 @@ qmail-service-clean-ipv6-package-qmail_ledger-removed:
       - service: qmail-service-clean-svscan-service-dead
       - qmail_service: qmail-service-clean-smtpd-*
       - qmail_service: qmail-service-clean-smtpsd-*
+{%-   for package in paths.ipv6_replaces %}
+
+{{ ("qmail-service-clean-ipv6-displaced-" ~ package ~ "-qmail_ledger-restored") | json }}:
+  qmail_ledger.restored:
+    - name: {{ package | json }}
+    - ledger: {{ qmail.lookup.ledger | json }}
+    - require:
+      - qmail_ledger: qmail-service-clean-ipv6-package-qmail_ledger-removed
+{%-   endfor %}
 {%- endif %}
 
 qmail-service-clean-systemd-daemon-reload-cmd-run:

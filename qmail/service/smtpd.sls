@@ -112,6 +112,19 @@ qmail-service-smtpd-ipv6-package-qmail_ledger-recorded:
     - require_in:
       - pkg: qmail-service-smtpd-ipv6-package-pkg-installed
 
+{#- What installing it removes (ucspi-tcp): listed while still installed,
+    so that qmail.service.clean installs it again. #}
+{%-     for package in paths.ipv6_replaces %}
+
+{{ ("qmail-service-smtpd-ipv6-displaces-" ~ package ~ "-qmail_ledger-recorded") | json }}:
+  qmail_ledger.recorded:
+    - name: {{ package | json }}
+    - kind: displaced
+    - ledger: {{ qmail.lookup.ledger | json }}
+    - require_in:
+      - pkg: qmail-service-smtpd-ipv6-package-pkg-installed
+{%-     endfor %}
+
 qmail-service-smtpd-ipv6-package-pkg-installed:
   pkg.installed:
     - name: {{ qmail.service.ipv6_package | json }}

@@ -14,8 +14,10 @@ and on ``[::1]:25``, and still on IPv4; a message over IPv6 is delivered
 with the client's IPv6 address in ``Received:`` as tcpserver wrote it;
 relaying is allowed for the listed IPv6 address only (the other host gets
 553 for a foreign domain and may still send to the spool's own); the
-package is in the ledger (the formula installed it); a second apply and
-``test=True`` change nothing; ``ipv6: false`` takes IPv6 away again.
+package is in the ledger (the formula installed it), and the image's
+ucspi-tcp it displaced; a second apply and
+``test=True`` change nothing; ``ipv6: false`` takes IPv6 away again;
+``qmail.service.clean`` purges the package and installs ucspi-tcp again.
 
 The tests share the hosts and run in this file's order.
 """
@@ -40,6 +42,7 @@ CLIENT = "hostname.cla.kobe-u.ac.jp"
 OTHER = "other.cla.kobe-u.ac.jp"
 MAILDIR = "/home/someone/Maildir"
 PACKAGE = "ucspi-tcp-ipv6"
+REPLACED = "ucspi-tcp"  # what apt removes to install it (lookup:service:ipv6_replaces)
 
 
 def _ipv6_utils():
@@ -113,7 +116,11 @@ def test_the_spool_listens_on_ipv4_and_ipv6(v6lab):
 
 
 def test_the_package_is_in_the_ledger_because_the_formula_installed_it(v6lab):
-    assert PACKAGE in v6lab.call(SPOOL, "qmail_ledger.entries")["packages"]
+    entries = v6lab.call(SPOOL, "qmail_ledger.entries")
+    assert PACKAGE in entries["packages"]
+    # apt removed the image's ucspi-tcp to install it: listed to be put back.
+    assert entries["displaced"] == [REPLACED]
+    assert v6lab.spool.run(["dpkg", "-s", REPLACED]).returncode != 0
 
 
 def test_mail_over_ipv6_is_delivered_with_the_client_address(v6lab):
@@ -160,8 +167,15 @@ def test_ipv6_off_listens_on_ipv4_only(v6lab):
     assert changed(v6lab.apply(target=SPOOL)) == {SPOOL: []}
 
 
-def test_clean_purges_the_package_the_ledger_lists(v6lab):
+def test_clean_purges_the_package_and_puts_back_the_ucspi_tcp_it_displaced(v6lab):
     ret = v6lab.apply("qmail.service.clean", target=SPOOL)
-    assert "qmail-service-clean-ipv6-package-qmail_ledger-removed" in changed(ret)[SPOOL]
+    assert {"qmail-service-clean-ipv6-package-qmail_ledger-removed",
+            f"qmail-service-clean-ipv6-displaced-{REPLACED}-qmail_ledger-restored"} <= set(
+        changed(ret)[SPOOL])
     assert v6lab.spool.run(["dpkg", "-s", PACKAGE]).returncode != 0
-    assert PACKAGE not in v6lab.call(SPOOL, "qmail_ledger.entries")["packages"]
+    assert "Status: install ok installed" in v6lab.spool.run(["dpkg", "-s", REPLACED]).stdout
+    # The host's own tcpserver again, as before the formula came.
+    assert v6lab.spool.run(["dpkg", "-S", "/usr/bin/tcpserver"]).stdout.startswith(
+        f"{REPLACED}:")
+    entries = v6lab.call(SPOOL, "qmail_ledger.entries")
+    assert PACKAGE not in entries["packages"] and entries["displaced"] == []

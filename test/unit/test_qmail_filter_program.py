@@ -105,6 +105,18 @@ def test_relay_client_mail_is_signed_and_verifies(chain):
     assert not chain.verify(queued.replace(b"body line", b"body 1ine"))
 
 
+def test_an_ed25519_key_signs_and_verifies(chain, loaders):
+    """The program keeps PyNaCl unloaded for RSA keys only (see its
+    import_dkim): an Ed25519 key still signs."""
+    chain.key.write_bytes(loaders.utils["qmail_filter_keys.generate"]("ed25519"))
+    chain.record = loaders.utils["qmail_filter_keys.record"](chain.key.read_bytes())
+    chain.dkim["domains"]["example.org"]["algorithm"] = "ed25519"
+    chain.configure([chain.dkim])
+    code, queued, _ = chain.run(RELAY)
+    assert code == 0 and queued.startswith(b"DKIM-Signature: v=1; a=ed25519-sha256;")
+    assert chain.verify(queued)
+
+
 def test_local_injection_is_signed_inbound_is_not(chain):
     chain.configure([chain.dkim])
     assert chain.run({"PATH": "/usr/bin:/bin"})[1].startswith(b"DKIM-Signature:")

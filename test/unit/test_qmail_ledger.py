@@ -119,3 +119,21 @@ def test_an_existing_cdb_is_recorded_only_with_its_listed_rules(states, modules,
         assert ret.result is True
     assert modules.qmail_ledger.entries(ledger=ledger)["files"] == [
         str(tmp_path / "tcp.smtp"), str(tmp_path / "tcp.smtp.cdb")]
+
+
+def test_a_displaced_package_is_put_back_only_when_listed(states, modules, tmp_path):
+    """ucspi-tcp-ipv6 makes apt remove ucspi-tcp: the ledger lists it as
+    displaced only while it is installed, and clean's ``restored`` would
+    install it again (test mode here; the install itself is in
+    test_ipv6_lab) only when listed."""
+    ledger, name = _ledger(tmp_path), "qmail-formula-test-no-such-package"
+    ret = states.qmail_ledger.recorded(name=name, kind="displaced", ledger=ledger)
+    assert ret.result is True and ret.changes == {}
+    assert "nothing for clean to put back" in ret.comment
+    left = states.qmail_ledger.restored(name=name, ledger=ledger, test=True)
+    assert left.result is True and left.changes == {} and "left as it is" in left.comment
+    modules.qmail_ledger.record("displaced", name, ledger=ledger)
+    ret = states.qmail_ledger.restored(name=name, ledger=ledger, test=True)
+    assert ret.result is None
+    assert ret.changes == {"installed": name, "forgotten": {"displaced": name}}
+    assert modules.qmail_ledger.entries(ledger=ledger)["displaced"] == [name]

@@ -306,13 +306,15 @@ def _beacon_settings(settings):
 def _submission_settings(settings, v):
     """The schema in ``_utils/qmail_submission.py``; here the files' places
     (qmail-smtpsd's wrapper reads ``submission:files:wrapper``)."""
-    patched = [p["hash"] for p in settings["build_source"]["patches"]]
-    sub = __utils__["qmail_submission.check_submission"](settings, v, patched)
-    __utils__["qmail_submission.check_smarthost"](settings, v, patched)
     paths = settings["lookup"]["service"]
     paths["cvm_bin"] = v("path")(paths["cvm_bin"], "qmail:lookup:service:cvm_bin")
     if paths["cvm_package"] != "":
         v("deb_name")(paths["cvm_package"], "qmail:lookup:service:cvm_package")
+    v("string")(paths["cvm_missing"], "qmail:lookup:service:cvm_missing", empty_ok=True,
+                max_length=200)
+    patched = [p["hash"] for p in settings["build_source"]["patches"]]
+    sub = __utils__["qmail_submission.check_submission"](settings, v, patched)
+    __utils__["qmail_submission.check_smarthost"](settings, v, patched)
     # Beside qmail-smtpsd's run script: qmail.service.clean removes them with it.
     folder = os.path.join(settings["lookup"]["home"], "supervise", "qmail-smtpsd")
     sub["dir"] = folder

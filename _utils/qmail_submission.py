@@ -120,6 +120,12 @@ def check_submission(settings, v, patch_hashes):
                                       "qmail-smtpd has no AUTH")
     if not sub["users"]:
         _fail(f"{SUBMISSION}:users", "empty: with submission on, give at least one user")
+    missing = settings["lookup"]["service"]["cvm_missing"]
+    if missing:
+        # A release fact of parameters/ (osfinger/Debian-13.yaml).
+        _fail(f"{SUBMISSION}:enable", f"{missing}: AUTH checks passwords with "
+                                      "cvm-checkpassword; set qmail:submission:enable: false "
+                                      "on this host")
     return sub
 
 

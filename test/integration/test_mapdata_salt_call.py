@@ -20,6 +20,7 @@ import yaml
 PLATFORMS = {
     "Debian": {"os_family": "Debian", "os": "Debian", "osfinger": "Debian-12"},
     "Debian-11": {"os_family": "Debian", "os": "Debian", "osfinger": "Debian-11"},
+    "Debian-13": {"os_family": "Debian", "os": "Debian", "osfinger": "Debian-13"},
     "RedHat": {"os_family": "RedHat", "os": "AlmaLinux", "osfinger": "AlmaLinux-9"},
     "Suse": {"os_family": "Suse", "os": "SUSE", "osfinger": "Leap-15"},
     "FreeBSD": {"os_family": "FreeBSD", "os": "FreeBSD", "osfinger": "FreeBSD-14"},
@@ -76,6 +77,14 @@ def test_snapshots_differ_where_the_parameters_say(minion):
     assert bullseye["lookup"]["service"]["tls_package"] == ""
     assert bullseye["lookup"]["service"]["tlswrapper_missing"].startswith("Debian 11 has no")
     assert {**bullseye, "parameters": None, "lookup": None} == {
+        **debian, "parameters": None, "lookup": None}
+    # Debian 13 has no cvm (qmail:submission).
+    trixie = data["Debian-13"]
+    assert trixie["parameters"] == [*debian["parameters"], "osfinger/Debian-13.yaml"]
+    assert debian["lookup"]["service"]["cvm_package"] == "cvm"
+    assert trixie["lookup"]["service"]["cvm_package"] == ""
+    assert trixie["lookup"]["service"]["cvm_missing"].startswith("Debian 13 has no cvm")
+    assert {**trixie, "parameters": None, "lookup": None} == {
         **debian, "parameters": None, "lookup": None}
     # What the beacon reads: the default role, the home, qmail-smtpd's port.
     assert debian["beacon"]["host"] == {"home": "/var/qmail", "role": "spool",

@@ -151,8 +151,8 @@ def test_a_release_layer_overrides_its_os_family(modules, grains, release, packa
     assert settings["lookup"]["service"]["tls_package"] == package
     assert settings["lookup"]["sendmail_boot"] == "sysv"  # os_family/Debian.yaml's
     layers = ["defaults.yaml", "os_family/Debian.yaml"]
-    if release == "11":
-        layers.append("osfinger/Debian-11.yaml")
+    if release in ("11", "13"):
+        layers.append(f"osfinger/Debian-{release}.yaml")
     assert settings["parameters"] == layers
 
 
@@ -179,6 +179,27 @@ def test_tls_is_refused_where_debian_has_no_tlswrapper(modules, grains, release,
     # Off, the same pillar is fine everywhere.
     off = {**PILLAR, "tls": {"enable": False}}
     assert not modules.qmail_settings.show(pillar=off)["tls"]["active"]
+
+
+AUTH_PATCH = {"url": "https://patches.example.org/notqmail-1.09-smtp-auth.patch",
+              "hash": "sha256=c7627aca0af336b4fb1f05a3529696f2508caac2746f8afe05700520057aaf2f"}
+YESCRYPT = "$y$j9T$F5Jx5fExrKuJdvj4.HRbW.$iiO9F69OBDvIchQQ0VYIflVLmgIVdBrdJ4TsAJCyBpC"
+
+
+@pytest.mark.parametrize(("release", "refused"), [("12", False), ("13", True)])
+def test_submission_is_refused_where_debian_has_no_cvm(modules, grains, release, refused):
+    """Debian 13 has no cvm package (checked in its archive): a release
+    fact of osfinger/Debian-13.yaml, refused naming the key, as TLS is on 11."""
+    debian(grains, release)
+    pillar = {**PILLAR, "submission": {"enable": True, "users": {"alice": YESCRYPT}},
+              "tls": {"enable": True, "smtps": True}, "source": {"patches": [AUTH_PATCH]}}
+    if refused:
+        with pytest.raises(SaltInvocationError, match=r"^qmail:submission:enable: Debian 13 "
+                                                      "has no cvm package"):
+            modules.qmail_settings.show(pillar=pillar)
+        # A host that has cvm from elsewhere says so in its lookup.
+        pillar["lookup"] = {"service": {"cvm_missing": ""}}
+    assert modules.qmail_settings.show(pillar=pillar)["submission"]["enable"]
 
 
 def test_the_beacon_file_says_the_merged_role_home_and_port(merge):

@@ -27,7 +27,7 @@ import os
 
 import salt.utils.data
 import salt.utils.dictupdate
-from salt.exceptions import SaltInvocationError
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 try:  # Salt >= 3008 masks pillar values in output; the formula needs them plain.
     from salt.utils.secret import expose as _plain
@@ -502,10 +502,26 @@ def _this_run(tplroot):
     run = _run_context()
     key = f"qmail_settings.show:{tplroot}"
     found, settings = __utils__["qmail_runcache.lookup"](run, key)
+    if found and isinstance(settings, Refused):
+        raise settings.error
     if not found:
-        settings = __utils__["qmail_runcache.store"](run, key, merge(
-            *_parameters(tplroot), __salt__["pillar.get"]("qmail", {}, unmask=True)))
+        try:
+            settings = merge(*_parameters(tplroot),
+                             __salt__["pillar.get"]("qmail", {}, unmask=True))
+        except (SaltInvocationError, CommandExecutionError) as exc:
+            # Refused once is refused for the whole run: the other SLS files
+            # of the run fail with the same error without checking it again.
+            __utils__["qmail_runcache.store"](run, key, Refused(exc))
+            raise
+        __utils__["qmail_runcache.store"](run, key, settings)
     return settings
+
+
+class Refused:
+    """A run's settings that were refused (the error to raise again)."""
+
+    def __init__(self, error):
+        self.error = error
 
 
 def get(key, tplroot="qmail"):

@@ -165,41 +165,46 @@ def test_the_pillar_overrides_every_layer(modules, grains):
     assert lookup["sendmail_boot"] == "systemd"               # over os_family
 
 
-@pytest.mark.parametrize(("release", "refused"), [("11", True), ("12", False), ("13", False)])
-def test_tls_is_refused_where_debian_has_no_tlswrapper(modules, grains, release, refused):
-    debian(grains, release)
-    pillar = {**PILLAR, "tls": {"enable": True}}
-    if refused:
-        with pytest.raises(SaltInvocationError, match=r"^qmail:tls:enable: Debian 11 has "
-                                                      "no tlswrapper package"):
-            modules.qmail_settings.show(pillar=pillar)
-        # A host that has tlswrapper from elsewhere says so in its lookup.
-        pillar["lookup"] = {"service": {"tlswrapper_missing": ""}}
-    assert modules.qmail_settings.show(pillar=pillar)["tls"]["active"]
-    # Off, the same pillar is fine everywhere.
-    off = {**PILLAR, "tls": {"enable": False}}
-    assert not modules.qmail_settings.show(pillar=off)["tls"]["active"]
-
-
 AUTH_PATCH = {"url": "https://patches.example.org/notqmail-1.09-smtp-auth.patch",
               "hash": "sha256=c7627aca0af336b4fb1f05a3529696f2508caac2746f8afe05700520057aaf2f"}
 YESCRYPT = "$y$j9T$F5Jx5fExrKuJdvj4.HRbW.$iiO9F69OBDvIchQQ0VYIflVLmgIVdBrdJ4TsAJCyBpC"
+# A feature, the release whose layer refuses it, the pillar that asks for
+# it, the lookup key a host with the program from elsewhere clears, the
+# error, and where the merged settings say the feature is on.
+RELEASE_FACTS = {
+    "tls": ("11", {"tls": {"enable": True}}, "tlswrapper_missing",
+            r"^qmail:tls:enable: Debian 11 has no tlswrapper package", ("tls", "active")),
+    "submission": ("13", {"submission": {"enable": True, "users": {"alice": YESCRYPT}},
+                          "tls": {"enable": True, "smtps": True},
+                          "source": {"patches": [AUTH_PATCH]}}, "cvm_missing",
+                   r"^qmail:submission:enable: Debian 13 has no cvm package",
+                   ("submission", "enable")),
+}
 
 
-@pytest.mark.parametrize(("release", "refused"), [("12", False), ("13", True)])
-def test_submission_is_refused_where_debian_has_no_cvm(modules, grains, release, refused):
-    """Debian 13 has no cvm package (checked in its archive): a release
-    fact of osfinger/Debian-13.yaml, refused naming the key, as TLS is on 11."""
+# (submission on 11: refused for TLS first, the tls row's case.)
+@pytest.mark.parametrize(("feature", "release"), [
+    ("tls", "11"), ("tls", "12"), ("tls", "13"), ("submission", "12"), ("submission", "13")])
+def test_a_feature_is_refused_where_debian_lacks_its_package(modules, grains, feature,
+                                                             release):
+    """Debian 11 has no tlswrapper, Debian 13 no cvm (both checked in the
+    archives): release facts of osfinger/, refused naming the key."""
+    refused_on, asked, missing, error, (section, flag) = RELEASE_FACTS[feature]
     debian(grains, release)
-    pillar = {**PILLAR, "submission": {"enable": True, "users": {"alice": YESCRYPT}},
-              "tls": {"enable": True, "smtps": True}, "source": {"patches": [AUTH_PATCH]}}
-    if refused:
-        with pytest.raises(SaltInvocationError, match=r"^qmail:submission:enable: Debian 13 "
-                                                      "has no cvm package"):
+    pillar = {**PILLAR, **asked}
+    if release == refused_on:
+        with pytest.raises(SaltInvocationError, match=error):
             modules.qmail_settings.show(pillar=pillar)
-        # A host that has cvm from elsewhere says so in its lookup.
-        pillar["lookup"] = {"service": {"cvm_missing": ""}}
-    assert modules.qmail_settings.show(pillar=pillar)["submission"]["enable"]
+        # A host that has the program from elsewhere says so in its lookup.
+        pillar["lookup"] = {"service": {missing: ""}}
+    assert modules.qmail_settings.show(pillar=pillar)[section][flag]
+
+
+def test_tls_off_is_fine_on_every_release(modules, grains):
+    for release in ("11", "12", "13"):
+        debian(grains, release)
+        off = {**PILLAR, "tls": {"enable": False}}
+        assert not modules.qmail_settings.show(pillar=off)["tls"]["active"]
 
 
 def test_the_beacon_file_says_the_merged_role_home_and_port(merge):

@@ -501,9 +501,10 @@ def _this_run(tplroot):
     """The settings of this state run, merged once (callers copy)."""
     run = _run_context()
     key = f"qmail_settings.show:{tplroot}"
+    refused, error = __utils__["qmail_runcache.lookup"](run, f"{key}:refused")
+    if refused:
+        raise error
     found, settings = __utils__["qmail_runcache.lookup"](run, key)
-    if found and isinstance(settings, Refused):
-        raise settings.error
     if not found:
         try:
             settings = merge(*_parameters(tplroot),
@@ -511,17 +512,10 @@ def _this_run(tplroot):
         except (SaltInvocationError, CommandExecutionError) as exc:
             # Refused once is refused for the whole run: the other SLS files
             # of the run fail with the same error without checking it again.
-            __utils__["qmail_runcache.store"](run, key, Refused(exc))
+            __utils__["qmail_runcache.store"](run, f"{key}:refused", exc)
             raise
         __utils__["qmail_runcache.store"](run, key, settings)
     return settings
-
-
-class Refused:
-    """A run's settings that were refused (the error to raise again)."""
-
-    def __init__(self, error):
-        self.error = error
 
 
 def get(key, tplroot="qmail"):

@@ -271,7 +271,13 @@ class LabMaster:
         files = {f: {"/etc/salt/minion": self.minion_config(f)} for f in fqdns}
         since = time.time()
         hosts = self.lab.create_hosts(fqdns, image, files=files, release=release, ipv6=ipv6)
-        self.wait_minions([h.fqdn for h in hosts], timeout=timeout, since=since)
+        try:
+            self.wait_minions([h.fqdn for h in hosts], timeout=timeout, since=since)
+        except BaseException:
+            # Nobody gets these hosts to remove: a failed start must not
+            # leave their names taken for the next module of this lab.
+            self.remove_hosts(hosts)
+            raise
         return hosts
 
     def restart_host(self, host: Host, timeout: float = 90) -> None:

@@ -19,6 +19,8 @@ the ledger lists, then forgets it. Everything else named by a setting stays.
         - kind: dirs
 """
 
+from salt.exceptions import CommandExecutionError
+
 __virtualname__ = "qmail_ledger"
 
 
@@ -113,9 +115,15 @@ def restored(name, ledger=None):
         ret["comment"] = f"package {name} would be put back and forgotten"
         return ret
     if not present:
-        if not __salt__["qmail_ledger.put_back"](name):
+        try:
+            back = __salt__["qmail_ledger.put_back"](name)
+        except CommandExecutionError as exc:  # apt's own words: no candidate, ...
+            back, why = False, f": {exc}"
+        else:
+            why = ""
+        if not back:
             ret["result"] = False
-            ret["comment"] = f"package {name} could not be installed again"
+            ret["comment"] = f"package {name} could not be installed again{why}"
             return ret
         ret["changes"]["installed"] = name
     __salt__["qmail_ledger.forget"]("displaced", name, ledger=ledger)

@@ -28,8 +28,31 @@ def __virtual__():
     return (False, "the qmail_submission execution module is not loaded")
 
 
-def _ret(name):
-    return {"name": name, "result": True, "changes": {}, "comment": ""}
+def _managed(name, changes, write, already, would, done):
+    """The shape both states share: ``changes()`` (the diff, no secrets),
+    nothing to do -> ``already``; test mode -> ``would``; else ``write()``
+    and ``done(its result)``. An error of either call fails the state."""
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    try:
+        found = changes()
+    except Exception as exc:  # pylint: disable=broad-except
+        ret.update(result=False, comment=str(exc))
+        return ret
+    if not found:
+        ret["comment"] = already
+        return ret
+    ret["changes"] = found
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["comment"] = would
+        return ret
+    try:
+        written = write()
+    except Exception as exc:  # pylint: disable=broad-except
+        ret.update(result=False, changes={}, comment=f"{name}: {exc}")
+        return ret
+    ret["comment"] = done(written)
+    return ret
 
 
 def passwd_managed(name, users, account="qmaild", home=None):
@@ -38,28 +61,17 @@ def passwd_managed(name, users, account="qmaild", home=None):
     crypt hash), with ``account``'s uid and gid, owned by ``account``, mode
     0400. qmail-smtpsd reads it per login: a change needs no restart.
     """
-    ret = _ret(name)
     try:
         users = __salt__["qmail_submission.checked_users"](users)
-        changes = __salt__["qmail_submission.passwd_changes"](name, users, account, home)
     except Exception as exc:  # pylint: disable=broad-except
-        ret.update(result=False, comment=str(exc))
-        return ret
-    if not changes:
-        ret["comment"] = f"{name} holds the {len(users)} submission user(s) already"
-        return ret
-    ret["changes"] = changes
-    if __opts__["test"]:
-        ret["result"] = None
-        ret["comment"] = f"{name} would be written ({len(users)} user(s))"
-        return ret
-    try:
-        __salt__["qmail_submission.write_passwd"](name, users, account, home)
-    except Exception as exc:  # pylint: disable=broad-except
-        ret.update(result=False, changes={}, comment=f"{name}: {exc}")
-        return ret
-    ret["comment"] = f"{name} written ({len(users)} user(s)); the next login reads it"
-    return ret
+        return {"name": name, "result": False, "changes": {}, "comment": str(exc)}
+    return _managed(
+        name,
+        lambda: __salt__["qmail_submission.passwd_changes"](name, users, account, home),
+        lambda: __salt__["qmail_submission.write_passwd"](name, users, account, home),
+        already=f"{name} holds the {len(users)} submission user(s) already",
+        would=f"{name} would be written ({len(users)} user(s))",
+        done=lambda _: f"{name} written ({len(users)} user(s)); the next login reads it")
 
 
 def authsenders_managed(name, account="qmailr", host=None, port=None, user=None):
@@ -70,26 +82,12 @@ def authsenders_managed(name, account="qmailr", host=None, port=None, user=None)
     file. Owner ``account``, mode 0400. With an empty host, the formula's
     file is removed (another one is left).
     """
-    ret = _ret(name)
-    try:
-        changes = __salt__["qmail_submission.authsenders_changes"](
-            name, account, host, port, user)
-    except Exception as exc:  # pylint: disable=broad-except
-        ret.update(result=False, comment=str(exc))
-        return ret
-    if not changes:
-        ret["comment"] = (f"{name} holds the smarthost's credentials already" if host
-                          else f"no smarthost: {name} is not the formula's or absent")
-        return ret
-    ret["changes"] = changes
-    if __opts__["test"]:
-        ret["result"] = None
-        ret["comment"] = f"{name} would be {'removed' if not host else 'written'}"
-        return ret
-    try:
-        done = __salt__["qmail_submission.write_authsenders"](name, account, host, port, user)
-    except Exception as exc:  # pylint: disable=broad-except
-        ret.update(result=False, changes={}, comment=f"{name}: {exc}")
-        return ret
-    ret["comment"] = f"{name} {done}; qmail-remote reads it per delivery"
-    return ret
+    return _managed(
+        name,
+        lambda: __salt__["qmail_submission.authsenders_changes"](name, account, host, port,
+                                                                 user),
+        lambda: __salt__["qmail_submission.write_authsenders"](name, account, host, port, user),
+        already=(f"{name} holds the smarthost's credentials already" if host
+                 else f"no smarthost: {name} is not the formula's or absent"),
+        would=f"{name} would be {'removed' if not host else 'written'}",
+        done=lambda how: f"{name} {how}; qmail-remote reads it per delivery")

@@ -55,6 +55,36 @@ def rcpt(ip: str, recipient: str, port: int = 25, host: Host | None = None) -> i
     return answer["rcpt"]
 
 
+# Both scripts below: connect (implicit TLS from the first byte, the
+# certificate checked for the spool's name, not its address, or plain for
+# STARTTLS); the script makes ``ctx`` first, this starts ``out``.
+_CONNECT = """\
+out = {}
+s = smtplib.SMTP(timeout=a["io_timeout"], local_hostname=a["helo"])
+if a["implicit"]:
+    raw = socket.create_connection((a["ip"], a["port"]), timeout=a["io_timeout"])
+    s.sock = ctx.wrap_socket(raw, server_hostname=a["name"])
+    out["greeting"] = s.getreply()[0]
+else:
+    out["greeting"] = s.connect(a["ip"], a["port"])[0]
+"""
+
+
+def _run_script(script: str, args: dict, what: str, host: Host | None,
+                timeout: float) -> dict:
+    """Run ``script`` with ``args`` (JSON) on this machine or on ``host``;
+    its JSON output, or ConnectionError with the client's last error line."""
+    argv = ["python3", "-c", script, json.dumps(args)]
+    if host is None:
+        argv[0] = sys.executable
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    else:
+        proc = host.run(argv, timeout=timeout)
+    if proc.returncode != 0:
+        raise ConnectionError(f"{what}: {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout)
+
+
 # One SMTP session over TLS, as a client program makes it: STARTTLS on the
 # SMTP port or implicit TLS (RFC 8314), the server's certificate verified
 # against a CA (with the host name) or only fetched (a self-signed one is
@@ -69,15 +99,7 @@ else:
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-out = {}
-s = smtplib.SMTP(timeout=30, local_hostname="checker.example")
-if a["implicit"]:
-    # TLS from the first byte, verified for the spool's name (not its address)
-    raw = socket.create_connection((a["ip"], a["port"]), timeout=30)
-    s.sock = ctx.wrap_socket(raw, server_hostname=a["name"])
-    out["greeting"] = s.getreply()[0]
-else:
-    out["greeting"] = s.connect(a["ip"], a["port"])[0]
+""" + _CONNECT + """if not a["implicit"]:
     s._host = a["name"]  # what starttls verifies the certificate against
     s.ehlo()
     out["starttls_offered"] = s.has_extn("starttls")
@@ -117,17 +139,8 @@ def tls_session(ip: str, name: str, port: int = 25, implicit: bool = False,
     verification raises ConnectionError with the client's error."""
     args = {"ip": ip, "name": name, "port": port, "implicit": implicit, "ca": ca,
             "rcpts": list(rcpts), "message": message, "sender": sender,
-            "pause_file": pause_file}
-    argv = ["python3", "-c", _TLS_SCRIPT, json.dumps(args)]
-    if host is None:
-        argv[0] = sys.executable
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    else:
-        proc = host.run(argv, timeout=timeout)
-    if proc.returncode != 0:
-        raise ConnectionError(f"SMTP over TLS to {ip}:{port}: "
-                              f"{proc.stderr.strip().splitlines()[-1:]}")
-    return json.loads(proc.stdout)
+            "pause_file": pause_file, "io_timeout": 30, "helo": "checker.example"}
+    return _run_script(_TLS_SCRIPT, args, f"SMTP over TLS to {ip}:{port}", host, timeout)
 
 
 # One session as a mail client makes it for submission (issue 22): EHLO's
@@ -139,15 +152,7 @@ a = json.loads(sys.argv[1])
 ctx = ssl.create_default_context()
 ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE
-out = {}
-s = smtplib.SMTP(timeout=60, local_hostname="client.example")
-if a["implicit"]:
-    raw = socket.create_connection((a["ip"], a["port"]), timeout=60)
-    s.sock = ctx.wrap_socket(raw, server_hostname=a["name"])
-    out["greeting"] = s.getreply()[0]
-else:
-    out["greeting"] = s.connect(a["ip"], a["port"])[0]
-s.ehlo()
+""" + _CONNECT + """s.ehlo()
 out["ehlo"] = {k: v for k, v in s.esmtp_features.items()}
 if a["starttls"]:
     s._host = a["name"]
@@ -187,13 +192,6 @@ def auth_session(ip: str, name: str, port: int = 465, implicit: bool = True,
     ``rcpt`` list and ``data`` the reply codes of what was asked."""
     args = {"ip": ip, "name": name, "port": port, "implicit": implicit,
             "starttls": starttls, "login": list(login) if login else None,
-            "method": method, "sender": sender, "rcpts": list(rcpts), "message": message}
-    argv = ["python3", "-c", _AUTH_SCRIPT, json.dumps(args)]
-    if host is None:
-        argv[0] = sys.executable
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    else:
-        proc = host.run(argv, timeout=timeout)
-    if proc.returncode != 0:
-        raise ConnectionError(f"SMTP to {ip}:{port}: {proc.stderr.strip().splitlines()[-1:]}")
-    return json.loads(proc.stdout)
+            "method": method, "sender": sender, "rcpts": list(rcpts), "message": message,
+            "io_timeout": 60, "helo": "client.example"}
+    return _run_script(_AUTH_SCRIPT, args, f"SMTP to {ip}:{port}", host, timeout)

@@ -34,7 +34,8 @@ __virtualname__ = "qmail_service"
 SEND = "qmail-send"
 SMTPD = "qmail-smtpd"
 SMTPSD = "qmail-smtpsd"  # implicit TLS (qmail:tls:smtps)
-SERVICES = (SEND, SMTPD, SMTPSD)
+FILTERD = "qmail-filterd"  # qmail:filter's chain
+SERVICES = (SEND, SMTPD, SMTPSD, FILTERD)
 
 
 def __virtual__():

@@ -418,9 +418,14 @@ def _filter_settings(settings, v):
     its folder is one the formula owns, as TLS's (``/etc/qmail*``)."""
     __utils__["qmail_filter.derive"](settings, v, __utils__["qmail_filter_keys.check"])
     lookup = settings["lookup"]
+    scratch = __utils__["qmail_owner.scratch_roots"](__opts__.get("qmail_scratch_roots"))
     __utils__["qmail_owner.place"](
         lookup["filter"]["dir"], "qmail:lookup:filter:dir", "tls", settings["owns"],
-        lookup["home"], __utils__["qmail_owner.scratch_roots"](__opts__.get("qmail_scratch_roots")))
+        lookup["home"], scratch)
+    # The daemon makes its socket's folder (and removes it when it stops).
+    __utils__["qmail_owner.place"](
+        os.path.dirname(lookup["filter"]["socket"]), "qmail:lookup:filter:socket", "runtime",
+        settings["owns"], lookup["home"], scratch)
 
 
 def _parameters(tplroot="qmail"):

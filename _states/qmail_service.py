@@ -62,6 +62,8 @@ __virtualname__ = "qmail_service"
 SEND = "qmail-send"
 SMTPD = "qmail-smtpd"
 SMTPSD = "qmail-smtpsd"  # implicit TLS (qmail:tls:smtps)
+FILTERD = "qmail-filterd"  # qmail:filter's chain
+SERVICES = (SEND, SMTPD, SMTPSD, FILTERD)
 
 
 def __virtual__():
@@ -106,8 +108,8 @@ def _backend(supervisor, **paths):
 
 def _check_name(name, supervisor, **paths):
     """The backend of ``supervisor``, once it is known to run ``name``."""
-    if name not in (SEND, SMTPD, SMTPSD):
-        raise SaltInvocationError(f"name: {name!r} is not one of {SEND}, {SMTPD}, {SMTPSD}")
+    if name not in SERVICES:
+        raise SaltInvocationError(f"name: {name!r} is not one of {', '.join(SERVICES)}")
     backend = _backend(supervisor, **paths)
     why = backend.refusal(name)
     if why:
@@ -126,7 +128,7 @@ def running(name, supervisor, home, service_dir=None, daemontools_bin=None, enab
     everything anew, may take the place of a restart.
 
     name
-        ``qmail-send`` or ``qmail-smtpd``.
+        ``qmail-send``, ``qmail-smtpd``, ``qmail-smtpsd`` or ``qmail-filterd``.
     supervisor
         ``systemd``, ``daemontools`` or ``bootscript``.
     home

@@ -4,8 +4,9 @@
 schema's one owner) with its validators; every error names the full pillar
 key.
 
-The chain is the formula's own program (``files/default/filter/qmail-filter``)
-that qmail-smtpd runs through ``QMAILQUEUE`` instead of qmail-queue: notqmail
+The chain is the formula's own daemon (``files/default/filter/qmail-filterd``,
+under qmail:service:supervisor) and its client ``qmail-filter``, which
+qmail-smtpd runs through ``QMAILQUEUE`` instead of qmail-queue: notqmail
 1.09 and netqmail 1.06 honour that variable, qmail-1.03 does not.
 """
 
@@ -14,6 +15,9 @@ import os
 from salt.exceptions import SaltInvocationError
 
 STEPS = ("dkim", "spf", "spamassassin")
+DAEMON = "qmail-filterd"
+# Where qmail-filterd can run (the boot script starts only qmail-send).
+DAEMON_SUPERVISORS = ("systemd", "daemontools")
 # The presets whose qmail-smtpd and qmail-inject run $QMAILQUEUE.
 QMAILQUEUE_PRESETS = ("notqmail-1.09", "netqmail-1.06")
 # Only notqmail 1.09's qmail.c reads a refusal's own text from fd 6 (exit 82).
@@ -43,7 +47,7 @@ def split_key_file(name):
 def _check_lookup(lookup, v):
     key = "qmail:lookup:filter"
     lookup["dir"] = v("system_file")(lookup["dir"], f"{key}:dir")
-    for name in ("python", "spamc"):
+    for name in ("python", "perl", "spamc", "socket"):
         lookup[name] = v("path")(lookup[name], f"{key}:{name}")
     for name, packages in lookup["packages"].items():
         where = f"{key}:packages:{name}"
@@ -129,6 +133,10 @@ def derive(settings, v, check_key):
         v("fail")(f"{key}:steps", f"qmail:source:preset {preset} does not run QMAILQUEUE "
                                   "(notqmail-1.09 and netqmail-1.06 do): the chain cannot "
                                   "be installed; take one of those or no steps")
+    if steps and settings["service"]["supervisor"] not in DAEMON_SUPERVISORS:
+        v("fail")(f"{key}:steps", "the chain runs as a daemon (qmail-filterd) that needs "
+                                  "qmail:service:supervisor systemd or daemontools, not "
+                                  f"{settings['service']['supervisor']}")
     if steps and settings["role"] != "spool":
         v("fail")(f"{key}:steps", "a client hands all its mail to the spool, which runs the "
                                   "chain (and signs): no steps on a client")
@@ -159,13 +167,27 @@ def derive(settings, v, check_key):
     filt["active"] = bool(steps)
     filt["files"] = {"dir": directory, "keys": keys_dir,
                      "program": os.path.join(directory, "qmail-filter"),
+                     "daemon": os.path.join(directory, DAEMON),
+                     "client_conf": os.path.join(directory, "qmail-filter.conf"),
                      "config": os.path.join(directory, "filter.json")}
     filt["config"] = {
         "qmail_queue": os.path.join(home, "bin", "qmail-queue"),
         "custom_errors": preset in CUSTOM_ERROR_PRESETS,
         "steps": [dict(per_step[name], name=name, timeout=filt["timeout"]) for name in steps],
     }
+    # The client's settings (qmail-filter.conf): it waits for the whole
+    # chain, each step at most `timeout`, and some more.
+    filt["client_conf"] = "".join(f"{name}={value}\n" for name, value in (
+        ("socket", lookup["socket"]), ("qmail_queue", filt["config"]["qmail_queue"]),
+        ("custom_errors", int(filt["config"]["custom_errors"])),
+        ("timeout", filt["timeout"] * max(len(steps), 1) + 30)))
+    filt["daemon"] = {"name": DAEMON, "socket": lookup["socket"],
+                      "socket_dir": os.path.dirname(lookup["socket"]),
+                      "socket_name": os.path.basename(lookup["socket"]),
+                      "user": settings["lookup"]["users"]["qmaild"]}
     filt["dkim_keys"] = keys if "dkim" in steps else {}
+    if not steps:  # a chain taken away: its daemon runs no more
+        settings["service"]["smtpd_stopped"].append(DAEMON)
     filt["packages"] = sorted({p for name in steps for p in lookup["packages"].get(name, [])})
     filt["spamd"] = lookup["spamd_service"] if "spamassassin" in steps else ""
     # What qmail-smtpd's wrapper exports (empty: qmail-queue as always).

@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 SEND = "qmail-send"
 SMTPD = "qmail-smtpd"
 SMTPSD = "qmail-smtpsd"  # implicit TLS (qmail:tls:smtps)
-SERVICES = (SEND, SMTPD, SMTPSD)
+FILTERD = "qmail-filterd"  # qmail:filter's chain
+SERVICES = (SEND, SMTPD, SMTPSD, FILTERD)
 
 
 def tail(path, lines):

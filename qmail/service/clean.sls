@@ -10,9 +10,11 @@
 {%- set service_args = {"home": home, "service_dir": paths.service_dir,
                         "daemontools_bin": paths.daemontools_bin} %}
 
-{#- qmail-smtpd first (it hands mail to qmail-send), then qmail-send. #}
+{#- qmail-smtpd first (it hands mail to qmail-filterd and qmail-send), then
+    qmail-filterd, then qmail-send. #}
 {%- for name, supervisors in [("smtpd", ["systemd", "daemontools"]),
                               ("smtpsd", ["systemd", "daemontools"]),
+                              ("filterd", ["systemd", "daemontools"]),
                               ("send", ["systemd", "daemontools", "bootscript"])] %}
 {%-   for under in supervisors %}
 
@@ -23,7 +25,7 @@
 {%-     for key, value in service_args | dictsort %}
     - {{ key | json }}: {{ value | json }}
 {%-     endfor %}
-{%-     if name == "send" %}
+{%-     if name in ("send", "filterd") %}
     - require:
       - qmail_service: qmail-service-clean-smtpd-*
       - qmail_service: qmail-service-clean-smtpsd-*
@@ -80,10 +82,12 @@ qmail-service-clean-inetd-qmail_service-inetd_reloaded:
 {%- for file in [paths.unit_dir ~ "/qmail-send.service",
                  paths.unit_dir ~ "/qmail-smtpd.service",
                  paths.unit_dir ~ "/qmail-smtpsd.service",
+                 paths.unit_dir ~ "/qmail-filterd.service",
                  paths.unit_dir ~ "/qmail-svscan.service",
                  paths.service_dir ~ "/qmail-send",
                  paths.service_dir ~ "/qmail-smtpd",
                  paths.service_dir ~ "/qmail-smtpsd",
+                 paths.service_dir ~ "/qmail-filterd",
                  home ~ "/supervise",
                  qmail.beacon.file] %}
 
@@ -93,6 +97,7 @@ qmail-service-clean-inetd-qmail_service-inetd_reloaded:
     - require:
       - service: qmail-service-clean-svscan-service-dead
       - qmail_service: qmail-service-clean-send-*
+      - qmail_service: qmail-service-clean-filterd-*
 {%- endfor %}
 
 {#- Folders and files at places the pillar names: only what the ledger lists
@@ -147,4 +152,5 @@ qmail-service-clean-systemd-daemon-reload-cmd-run:
       - file: {{ ("qmail-service-clean-" ~ ((paths.unit_dir ~ "/qmail-send.service") | replace("/", "-") | trim("-")) ~ "-file-absent") | json }}
       - file: {{ ("qmail-service-clean-" ~ ((paths.unit_dir ~ "/qmail-smtpd.service") | replace("/", "-") | trim("-")) ~ "-file-absent") | json }}
       - file: {{ ("qmail-service-clean-" ~ ((paths.unit_dir ~ "/qmail-smtpsd.service") | replace("/", "-") | trim("-")) ~ "-file-absent") | json }}
+      - file: {{ ("qmail-service-clean-" ~ ((paths.unit_dir ~ "/qmail-filterd.service") | replace("/", "-") | trim("-")) ~ "-file-absent") | json }}
       - file: {{ ("qmail-service-clean-" ~ ((paths.unit_dir ~ "/qmail-svscan.service") | replace("/", "-") | trim("-")) ~ "-file-absent") | json }}

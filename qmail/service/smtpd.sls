@@ -291,7 +291,8 @@ qmail-service-smtpd-ipv6-package-pkg-installed:
 {%- endfor %}
 
 {#- Whatever runs no more: no qmail-smtpd on a client or under inetd, no
-    qmail-smtpsd without qmail:tls:smtps, under whichever supervisor ran it. #}
+    qmail-smtpsd without qmail:tls:smtps, no qmail-filterd without
+    qmail:filter, under whichever supervisor ran it. #}
 {%- for name in qmail.service.smtpd_stopped %}
 {%-   for under in ["systemd", "daemontools"] %}
 

@@ -1,22 +1,28 @@
 """
-The chain's program (qmail/files/default/filter/qmail-filter) run for real
-by Debian's python3 with python3-dkim, as qmail-smtpd runs it: message on
-fd 0, envelope on fd 1, fd 6 for notqmail's refusal text, and a stand-in
-qmail-queue (a shell script) that stores what it gets. The lab tests
-(test/e2e/test_filter_lab.py) run it under real qmail.
+The chain for real: the daemon (qmail/files/default/filter/qmail-filterd,
+Debian's python3 with python3-dkim) listening on a socket in the test's
+folder, and its client qmail-filter (perl) run as qmail-smtpd runs a
+QMAILQUEUE program: message on fd 0, envelope on fd 1, fd 6 for notqmail's
+refusal text, and a stand-in qmail-queue (a shell script) that stores what
+it gets. The lab tests (test/e2e/test_filter_lab.py) run them under real
+qmail and a real supervisor.
 """
 
 import json
 import os
 import pathlib
+import pwd
 import shutil
 import subprocess
 
 import pytest
 
+from lab.wait import wait_until
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
-PROGRAM = REPO / "qmail/files/default/filter/qmail-filter"
+FILES = REPO / "qmail/files/default/filter"
 PYTHON = "/usr/bin/python3"
+PERL = "/usr/bin/perl"
 MESSAGE = (b"From: Some One <someone@example.org>\nTo: x@outside.example\n"
            b"Subject: hello\nDate: Sun, 06 Dec 2026 07:00:00 +0000\n"
            b"Message-ID: <1@example.org>\n\nbody line\n")
@@ -34,13 +40,17 @@ pytestmark = pytest.mark.skipif(not _has("dkim"), reason="needs Debian's python3
 
 @pytest.fixture
 def chain(tmp_path, loaders):
-    """A filter folder: the program, a key made by qmail_filter_keys, and a
-    stand-in qmail-queue that stores fd 0 and fd 1 and exits as told."""
+    """A filter folder: the daemon running (as this user), its client, a key
+    made by qmail_filter_keys, and a stand-in qmail-queue that stores fd 0
+    and fd 1 and exits as told."""
     folder = tmp_path / "filter"
     folder.mkdir()
+    for name, interpreter in (("qmail-filterd", ("python", PYTHON)),
+                              ("qmail-filter", ("perl", PERL))):
+        (folder / name).write_text((FILES / name).read_text().replace(
+            "{{ %s }}" % interpreter[0], interpreter[1]))
+        (folder / name).chmod(0o755)
     program = folder / "qmail-filter"
-    program.write_text(PROGRAM.read_text().replace("{{ python }}", PYTHON))
-    program.chmod(0o755)
     keyfile = folder / "s1.example.org.key"
     keyfile.write_bytes(loaders.utils["qmail_filter_keys.generate"]("rsa"))
     out = tmp_path / "queued"
@@ -48,14 +58,31 @@ def chain(tmp_path, loaders):
     queue.write_text(f"#!/bin/sh\ncat > {out}.msg\ncat <&1 > {out}.env\n"
                      f"exit ${{QQ_EXIT:-0}}\n")
     queue.chmod(0o755)
+    socket = tmp_path / "run" / "socket"
+    (folder / "filter.json").write_text(json.dumps({"steps": []}))
+    me = pwd.getpwuid(os.getuid()).pw_name  # the test's files are this user's alone
+    daemon = subprocess.Popen([str(folder / "qmail-filterd"), str(socket), me],
+                              stderr=subprocess.PIPE)
+    wait_until(lambda: socket.exists() or daemon.poll() is not None, 30,
+               what="qmail-filterd listening")
+    assert daemon.poll() is None, daemon.stderr.read()
+
+    def client_conf(custom):
+        (folder / "qmail-filter.conf").write_text(
+            f"socket={socket}\nqmail_queue={queue}\ncustom_errors={int(custom)}\n"
+            "timeout=60\n")
 
     class Chain:
         key = keyfile
+        process = daemon
         record = loaders.utils["qmail_filter_keys.record"](keyfile.read_bytes())
 
         def configure(self, steps, custom=True):
+            """filter.json for the daemon (read again when it changes), the
+            client's conf."""
             (folder / "filter.json").write_text(json.dumps({
                 "qmail_queue": str(queue), "custom_errors": custom, "steps": steps}))
+            client_conf(custom)
 
         def run(self, env, message=MESSAGE, envelope=ENVELOPE):
             """Exit code, the stored message (None: nothing queued), fd 6's text."""
@@ -87,7 +114,10 @@ def chain(tmp_path, loaders):
     the_chain = Chain()
     the_chain.dkim = {"name": "dkim", "required": True, "timeout": 10, "domains": {
         "example.org": {"selector": "s1", "algorithm": "rsa", "file": str(keyfile)}}}
-    return the_chain
+    yield the_chain
+    daemon.terminate()
+    daemon.wait(30)
+    assert not socket.exists()  # removed on TERM
 
 
 RELAY = {"TCPREMOTEIP": "10.0.0.2", "RELAYCLIENT": "", "PATH": "/usr/bin:/bin"}
@@ -158,6 +188,15 @@ def test_spamd_unreachable_tempfails(chain, tmp_path):
     assert (code, queued) == (82, None) and text.startswith("Zspamassassin failed")
 
 
+def test_daemon_down_is_a_temporary_refusal_and_nothing_queued(chain):
+    chain.configure([chain.dkim])
+    chain.process.terminate()
+    chain.process.wait(30)
+    code, queued, text = chain.run(RELAY)
+    assert (code, queued) == (82, None)
+    assert text.startswith("Zqmail-filterd is not running") and "(#4.3.0)" in text
+
+
 def test_bad_envelope_is_a_read_error(chain):
     chain.configure([chain.dkim])
     assert chain.run(RELAY, envelope=b"garbage")[:2] == (54, None)
@@ -198,7 +237,7 @@ except prog.Refused as r:
     ("someone@soft.example", "reject", {"header": "Received-SPF: softfail"}),
 ])
 def test_spf_step_refuses_fail_only_when_configured(chain, tmp_path, sender, mode, expect):
-    program = tmp_path / "filter" / "qmail-filter"
+    program = tmp_path / "filter" / "qmail-filterd"
     proc = subprocess.run([PYTHON, "-c", SPF_SCRIPT, str(program), sender, mode],
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr

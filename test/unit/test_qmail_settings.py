@@ -117,7 +117,7 @@ def test_tls_command_lines_are_data(merge):
                              "tls": {"enable": True}})
     assert timed["service"]["smtpd_services"][0]["program"][1:3] == ["-t", "300"]
     assert not smtpd["drop"] and not smtpsd["drop"]
-    assert settings["service"]["smtpd_stopped"] == []
+    assert settings["service"]["smtpd_stopped"] == ["qmail-filterd"]  # no qmail:filter
     client = merge("Debian", {"role": "client", "me": "hostname.cla.kobe-u.ac.jp",
                               "spool": "ccs.cla.kobe-u.ac.jp", "tls": {"enable": True}})
     assert client["service"]["smtpd_services"] == [] and not client["tls"]["active"]

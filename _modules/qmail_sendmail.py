@@ -148,14 +148,15 @@ def _service_available(service):
         return False
 
 
-def _binaries(paths, journal, frontend):
+def _binaries(paths, journal, frontend, also=()):
     """Every file a sendmail process may run from: the real files behind
-    ``paths``, the binaries saved in the journal, and their ``.bak``."""
-    front = os.path.realpath(frontend) if frontend else None
+    ``paths``, the binaries saved in the journal, and their ``.bak``; never
+    one of qmail's front ends (``frontend``, ``also``)."""
+    fronts = {os.path.realpath(f) for f in ([frontend] if frontend else []) + list(also)}
     found = set()
     for path in paths:
         real = os.path.realpath(path)
-        if real != front:
+        if real not in fronts:
             found.update((real, real + ".bak"))
     for real in read_journal(journal)["binaries"] if journal else ():
         found.update((real, real + ".bak"))
@@ -174,7 +175,7 @@ def listeners(ports=None):
     return __utils__["qmail_procs.listeners"](_ports(ports))
 
 
-def processes(paths, ports=None, journal=None, frontend=None):
+def processes(paths, ports=None, journal=None, frontend=None, also=()):
     """
     Return the running sendmail processes: those running one of the files
     behind ``paths`` (or their saved ``.bak``), and those named ``sendmail*``
@@ -191,11 +192,13 @@ def processes(paths, ports=None, journal=None, frontend=None):
     ports = _ports(ports)
     journal = _v("optional")(journal, "journal", "path")
     frontend = _v("optional")(frontend, "frontend", "path")
-    return __utils__["qmail_procs.programs"](_binaries(paths, journal, frontend), "sendmail",
+    also = _v("each")(also, "also", "path")
+    return __utils__["qmail_procs.programs"](_binaries(paths, journal, frontend, also),
+                                             "sendmail",
                                              ports, __salt__["cmd.run_stdout"])
 
 
-def stop(services, paths, ports=None, journal=None, frontend=None, test=False):
+def stop(services, paths, ports=None, journal=None, frontend=None, test=False, also=()):
     """
     Stop every sendmail process: ask the service manager to stop
     ``services`` first, then send SIGTERM to what is left, SIGKILL after
@@ -209,7 +212,7 @@ def stop(services, paths, ports=None, journal=None, frontend=None, test=False):
     """
     services = _v("each")(services, "services", "service_name")
     journal = _journal(journal)
-    running = processes(paths, ports, journal, frontend)
+    running = processes(paths, ports, journal, frontend, also)
     if not running:
         return {}
     changes = {"processes": {"old": [f"{p['pid']} {p['comm']}" for p in running],
@@ -227,7 +230,7 @@ def stop(services, paths, ports=None, journal=None, frontend=None, test=False):
         except CommandExecutionError:
             pass  # the processes are checked below in any case
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        left = [p["pid"] for p in processes(paths, ports, journal, frontend)]
+        left = [p["pid"] for p in processes(paths, ports, journal, frontend, also)]
         for pid in left:
             # SIGKILL means sendmail ignored SIGTERM for STOP_TIMEOUT seconds:
             # worth a warning in the minion's log.
@@ -243,7 +246,7 @@ def stop(services, paths, ports=None, journal=None, frontend=None, test=False):
             time.sleep(0.1)
         if not left:
             break
-    left = processes(paths, ports, journal, frontend)
+    left = processes(paths, ports, journal, frontend, also)
     if left:
         raise CommandExecutionError(
             "sendmail still runs after SIGKILL: "
@@ -358,7 +361,7 @@ def _restore_boot(journal, data, test):
 # --------------------------------------------------------------------------
 # The binary
 # --------------------------------------------------------------------------
-def neutralise(path, frontend, journal=None, sendmail_paths=(), test=False):
+def neutralise(path, frontend, journal=None, sendmail_paths=(), test=False, also=()):
     """
     ``chmod 0`` the sendmail binary behind ``path`` (symlinks and
     alternatives resolved to the real file) and rename it to
@@ -368,7 +371,8 @@ def neutralise(path, frontend, journal=None, sendmail_paths=(), test=False):
     is never overwritten: that is an error to settle by hand. The file's
     mode, owner and sha256 are saved in ``journal`` first. In test mode, a
     file that a path listed before ``path`` in ``sendmail_paths`` leads to
-    counts as moved already.
+    counts as moved already. ``also``: qmail's other front ends (a path
+    leading to one is left alone too).
 
     CLI Example::
 
@@ -376,9 +380,10 @@ def neutralise(path, frontend, journal=None, sendmail_paths=(), test=False):
     """
     path = _v("system_file")(path, "path")
     frontend = _v("path")(frontend, "frontend")
+    also = _v("each")(also, "also", "path")
     sendmail_paths = _v("each")(sendmail_paths, "sendmail_paths", "system_file")
     journal = _journal(journal)
-    return _paths("neutralise")(_tools(journal), path, frontend, sendmail_paths, test)
+    return _paths("neutralise")(_tools(journal), path, frontend, sendmail_paths, test, also)
 
 
 # --------------------------------------------------------------------------
@@ -570,11 +575,12 @@ def status(paths=None, ports=None, frontend=None, journal=None, queues=None):
     """
     paths = _v("each")(paths or _setting("lookup:sendmail_paths"), "paths", "system_file")
     frontend = _v("path")(frontend or _setting("sendmail:frontend"), "frontend")
+    also = _setting("sendmail:also")
     journal = _journal(journal)
     return {
-        "paths": {p: {"leads_to": os.path.realpath(p), "qmail": _paths("is_qmail")(p, frontend)}
-                  for p in paths},
-        "processes": processes(paths, ports, journal, frontend),
+        "paths": {p: {"leads_to": os.path.realpath(p),
+                      "qmail": _paths("is_qmail")(p, frontend, also)} for p in paths},
+        "processes": processes(paths, ports, journal, frontend, also),
         "listeners": listeners(ports),
         "journal": read_journal(journal),
         # sendmail's queues: messages not (yet) handed over to qmail.

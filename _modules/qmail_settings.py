@@ -234,6 +234,7 @@ def _sendmail_settings(settings):
     alternatives = lookup["sendmail_alternatives"]
     settings["sendmail"] = {
         "frontend": os.path.join(home, "bin", "sendmail"),
+        "also": [],  # qmail's other front ends (qmail_filter.derive)
         "qread": os.path.join(home, "bin", "qmail-qread"),
         "journal": lookup["sendmail_journal"],
         "mailer_conf": [lookup["sendmail_mailer_conf"]] if lookup["sendmail_mailer_conf"] else [],

@@ -68,7 +68,7 @@ def _apply(name, function, done, would, did, *args, **kwargs):
     return ret
 
 
-def stopped(name, services, paths, ports=None, frontend=None, journal=None):
+def stopped(name, services, paths, ports=None, frontend=None, journal=None, also=()):
     """
     No sendmail process runs: ``services`` are stopped through the service
     manager, then whatever still runs one of the sendmail binaries behind
@@ -86,10 +86,13 @@ def stopped(name, services, paths, ports=None, frontend=None, journal=None):
         The ports sendmail listens on (default: ``lookup:sendmail_ports``).
     frontend
         qmail's front end, which is not sendmail.
+    also
+        qmail's other front ends (qmail:filter's wrapper, or qmail's own
+        sendmail while the wrapper is the front end): not sendmail either.
     """
     return _apply(name, "stop", "No sendmail process runs", "sendmail would be stopped",
                   "sendmail stopped", services, paths, ports=ports, journal=journal,
-                  frontend=frontend)
+                  frontend=frontend, also=also)
 
 
 def boot_disabled(name, method, services=(), path=None, journal=None):
@@ -110,7 +113,7 @@ def boot_disabled(name, method, services=(), path=None, journal=None):
                   method, services=services, path=path, journal=journal)
 
 
-def neutralised(name, frontend, sendmail_paths=(), journal=None):
+def neutralised(name, frontend, sendmail_paths=(), journal=None, also=()):
     """
     The sendmail binary behind ``name`` has mode 0 and sits at
     ``<real file>.bak`` (seed: ``chmod 0``, ``mv sendmail sendmail.bak``).
@@ -120,11 +123,14 @@ def neutralised(name, frontend, sendmail_paths=(), journal=None):
     sendmail_paths
         All the paths handled, in order (for exact predictions in test mode
         when several lead to the same file).
+    also
+        qmail's other front ends: a path leading to one is left alone too.
     """
     return _apply(name, "neutralise", f"No sendmail binary behind {name}",
                   f"The sendmail binary behind {name} would be kept as .bak, mode 0",
                   f"The sendmail binary behind {name} is kept as .bak, mode 0",
-                  name, frontend, journal=journal, sendmail_paths=sendmail_paths)
+                  name, frontend, journal=journal, sendmail_paths=sendmail_paths,
+                  also=also)
 
 
 def frontend_linked(name, frontend, sendmail_paths=(), links=(), alternative_links=(),

@@ -114,6 +114,21 @@ def _check_dkim(dkim, settings, v, check_key, keys_dir):
     return signing, keys
 
 
+def _sendmail_wrapper(settings, filt, wrapper):
+    """With a chain, the host's sendmail is a wrapper that exports
+    QMAILQUEUE (mail injected locally is signed too); both it and qmail's
+    own sendmail are qmail's front ends either way (``also``): neither is
+    ever taken for sendmail's binary, whichever is linked."""
+    sendmail = settings["sendmail"]
+    qmail_own = sendmail["frontend"]
+    filt["sendmail"] = {}
+    if filt["active"]:
+        filt["sendmail"] = {"path": wrapper, "sendmail": qmail_own,
+                            "qmailqueue": filt["qmailqueue"]}
+        sendmail["frontend"] = wrapper
+    sendmail["also"] = [f for f in (qmail_own, wrapper) if f != sendmail["frontend"]]
+
+
 def derive(settings, v, check_key):
     """Check ``settings["filter"]`` (and ``lookup:filter``) and add what the
     SLS files need: ``active``, ``files``, ``config`` (filter.json),
@@ -192,4 +207,5 @@ def derive(settings, v, check_key):
     filt["spamd"] = lookup["spamd_service"] if "spamassassin" in steps else ""
     # What qmail-smtpd's wrapper exports (empty: qmail-queue as always).
     filt["qmailqueue"] = filt["files"]["program"] if steps else ""
+    _sendmail_wrapper(settings, filt, os.path.join(directory, "sendmail"))
     return filt

@@ -24,10 +24,13 @@ from salt.exceptions import CommandExecutionError
 MAILER_CONF_ENTRIES = (("sendmail", "sendmail"), ("send-mail", "sendmail"),
                        ("mailq", "qmail-qread"))
 
-def is_qmail(path, frontend):
+def is_qmail(path, frontend, also=()):
+    """Whether ``path`` leads to qmail's ``frontend`` (or a program beside
+    it) or to one of qmail's other front ends ``also`` (qmail:filter's
+    wrapper, or qmail's own sendmail while the wrapper is the front end)."""
     real = os.path.realpath(path)
-    return real == os.path.realpath(frontend) or real.startswith(
-        os.path.realpath(os.path.dirname(frontend)) + os.sep)
+    return any(real == os.path.realpath(front) or real.startswith(
+        os.path.realpath(os.path.dirname(front)) + os.sep) for front in (frontend, *also))
 
 
 def alternatives_groups(path):
@@ -138,11 +141,11 @@ def restore_mailer_conf(tools, data, test):
     return changes
 
 
-def neutralise(tools, path, frontend, sendmail_paths, test):
+def neutralise(tools, path, frontend, sendmail_paths, test, also=()):
     """``qmail_sendmail.neutralise`` once its arguments are checked: the
     binary behind ``path`` to ``<real file>.bak``, mode 0, saved first
     (``tools.save``), with the alternatives groups it goes through."""
-    if is_qmail(path, frontend):
+    if is_qmail(path, frontend, also):
         return {}
     real = os.path.realpath(path)
     bak = real + ".bak"

@@ -28,7 +28,7 @@ GROUPS = ("qmail", "nofiles")
 TOFS_KEYS = ("rc", "send-run", "qmail-send.service", "qmail-svscan.service", "log-run",
              "smtpd", "tcp.smtp", "smtpd-run", "qmail-smtpd.service", "submission",
              "authenticated", "qmail-filter", "qmail-filterd", "qmail-filterd.service",
-             "filterd-run")
+             "filterd-run", "sendmail-wrapper")
 _ALT_NAME_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 _PROGRAM_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"  # a file in <home>/bin
 

@@ -228,6 +228,24 @@ qmail-filter-program-file-managed:
     - require:
       - file: qmail-filter-client-conf-file-managed
       - qmail_service: {{ (sid ~ "-qmail_service-running") | json }}
+{%-   if filter.sendmail %}
+
+# The host's sendmail front end (qmail.sendmail links it): qmail's own,
+# with QMAILQUEUE exported, so that local injection is filtered and signed.
+qmail-filter-sendmail-file-managed:
+  file.managed:
+    - name: {{ filter.sendmail.path | json }}
+    - source: {{ salt["qmail_tofs.files_switch"](["filter/sendmail"], "sendmail-wrapper", qmail.tofs) | json }}
+    - template: jinja
+    - user: root
+    - group: {{ qmail.lookup.rootgroup | json }}
+    - mode: '0755'
+    - context:
+        qmailqueue: {{ filter.sendmail.qmailqueue | json }}
+        sendmail: {{ filter.sendmail.sendmail | json }}
+    - require:
+      - file: qmail-filter-program-file-managed
+{%-   endif %}
 {%-   if filter.spamd %}
 
 qmail-filter-spamd-service-running:

@@ -6,6 +6,13 @@
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
 {%- set sendmail = qmail.sendmail %}
+{#- With qmail:filter the front end is its wrapper (qmail.filter writes it). #}
+{%- set wrapper = qmail.filter.sendmail %}
+{%- if wrapper %}
+
+include:
+  - {{ (tplroot ~ ".filter") | json }}
+{%- endif %}
 
 qmail-sendmail-processes-qmail_sendmail-stopped:
   qmail_sendmail.stopped:
@@ -14,6 +21,7 @@ qmail-sendmail-processes-qmail_sendmail-stopped:
     - paths: {{ qmail.lookup.sendmail_paths | json }}
     - ports: {{ qmail.lookup.sendmail_ports | json }}
     - frontend: {{ sendmail.frontend | json }}
+    - also: {{ sendmail.also | json }}
     - journal: {{ sendmail.journal | json }}
 
 qmail-sendmail-boot-qmail_sendmail-boot_disabled:
@@ -32,6 +40,7 @@ qmail-sendmail-boot-qmail_sendmail-boot_disabled:
   qmail_sendmail.neutralised:
     - name: {{ path | json }}
     - frontend: {{ sendmail.frontend | json }}
+    - also: {{ sendmail.also | json }}
     - sendmail_paths: {{ qmail.lookup.sendmail_paths | json }}
     - journal: {{ sendmail.journal | json }}
     - require:
@@ -64,6 +73,9 @@ qmail-sendmail-queue-qmail_mqueue-handed_over:
     - journal: {{ sendmail.journal | json }}
     - require:
       - qmail_sendmail: qmail-sendmail-binary-*
+{%-   if wrapper %}
+      - file: qmail-filter-sendmail-file-managed
+{%-   endif %}
 {%- endfor %}
 
 {%- for path in qmail.lookup.sendmail_links %}
@@ -78,6 +90,9 @@ qmail-sendmail-queue-qmail_mqueue-handed_over:
     - journal: {{ sendmail.journal | json }}
     - require:
       - qmail_sendmail: qmail-sendmail-binary-*
+{%-   if wrapper %}
+      - file: qmail-filter-sendmail-file-managed
+{%-   endif %}
 {%- endfor %}
 
 {%- for path in sendmail.mailer_conf %}
@@ -90,6 +105,9 @@ qmail-sendmail-mailer-conf-qmail_sendmail-mailer_conf_managed:
     - journal: {{ sendmail.journal | json }}
     - require:
       - qmail_sendmail: qmail-sendmail-binary-*
+{%-   if wrapper %}
+      - file: qmail-filter-sendmail-file-managed
+{%-   endif %}
 {%- endfor %}
 
 {#- Debian: a package that provides mail-transport-agent, built with

@@ -12,8 +12,10 @@ SpamAssassin from the image's local archive.
 What a user checks: the client's message arrives at the MX with a
 DKIM-Signature that dkimpy verifies against the record of
 ``qmail_dkim.dns_record`` (as the only DNS answer), the rest of the message
-as sent; mail from outside is not signed; a key the filter cannot read
-gives the client 4xx, the message waits in the client's queue and arrives
+as sent; so does mail injected on the spool by a user who cannot read the
+key; mail from outside is not signed; with qmail-filterd stopped the
+client's message waits (4xx) and arrives once after the next apply starts
+it; a key the filter cannot read gives the client 4xx, the message waits in the client's queue and arrives
 exactly once when the key is put right; a new selector signs, the old one
 stays published until removed; spamd tags GTUBE, refuses it at a score,
 and when stopped makes senders wait (4xx), the message arriving once after
@@ -170,9 +172,16 @@ def test_the_key_is_qmailds_alone_and_its_record_is_in_the_comment(flab):
     assert name == f"s1._domainkey.{SPOOL}" and record.startswith("v=DKIM1; k=rsa; p=")
     assert f'{name} TXT "{record}"' in state["comment"]
     assert "PRIVATE" not in json.dumps(flab.first_apply[SPOOL])
-    # qmail-smtpd's wrapper hands messages to the chain.
+    # qmail-smtpd's wrapper hands messages to the chain's client, which
+    # hands them to qmail-filterd: running as qmaild (the key's owner).
     assert "QMAILQUEUE=/etc/qmail-filter/qmail-filter" in flab.spool.read_file(
         "/var/qmail/supervise/qmail-smtpd/smtpd")
+    assert flab.call(SPOOL, "qmail_service.status")["qmail-filterd"]["running"]
+    users = flab.spool.run(["ps", "-o", "user=", "-C", "python3"], check=True).stdout.split()
+    assert "qmaild" in users
+    # This host's sendmail is the wrapper that exports QMAILQUEUE.
+    assert flab.spool.run(["readlink", "/usr/sbin/sendmail"]).stdout.strip() == \
+        "/etc/qmail-filter/sendmail"
 
 
 def test_relay_client_mail_arrives_signed_and_otherwise_unchanged(flab):
@@ -188,6 +197,38 @@ def test_relay_client_mail_arrives_signed_and_otherwise_unchanged(flab):
         assert line in text.splitlines()
     # A changed body no longer verifies.
     assert flab.verified_selector(text.replace("line three", "line 3"), "s1") == ""
+
+
+def test_mail_injected_on_the_spool_by_any_user_is_signed(flab):
+    """cron's or a script's mail: /usr/sbin/sendmail as a user without any
+    right to the key (qmaild's, 0400) is signed by qmail-filterd."""
+    subject = f"local {uuid.uuid4().hex}"
+    proc = flab.spool.run(["/usr/sbin/sendmail", f"someone@{MX}"], user="someone",
+                          input=flab.message(subject))
+    assert proc.returncode == 0, proc.stderr
+    text = flab.arrived(flab.mx, subject)
+    assert flab.verified_selector(text, "s1") == "s1"
+    assert "invoked by uid" in text  # qmail-queue ran as the user, not as qmaild
+    uid = flab.spool.run(["id", "-u", "someone"], check=True).stdout.strip()
+    assert f"invoked by uid {uid}" in text
+
+
+def test_qmail_filterd_stopped_defers_and_the_message_arrives_once_after_the_apply(flab):
+    flab.spool.run(["systemctl", "stop", "qmail-filterd"], check=True)
+    subject = f"filterd down {uuid.uuid4().hex}"
+    flab.send(flab.client, f"someone@{MX}", flab.message(subject))
+    log = wait_until(lambda: [line for line in flab.call(CLIENT, "qmail_service.logs",
+                                                         "qmail-send", lines=300)
+                              if "deferral" in line and "qmail-filterd" in line], 120,
+                     what="the client's deferral naming qmail-filterd")
+    assert "4.3.0" in log[-1]
+    assert flab.queue_count(CLIENT) == 1 and not flab.mx.delivered(MAILDIR, subject)
+    ret = flab.apply(target=SPOOL)
+    assert changed(ret)[SPOOL] == ["qmail-filter-daemon-qmail_service-running"]
+    flab.call(CLIENT, "qmail_service.flush")
+    assert flab.verified_selector(flab.arrived(flab.mx, subject), "s1") == "s1"
+    wait_until(lambda: flab.queue_count(CLIENT) == 0, 60, what="the client's queue empty")
+    assert len(flab.mx.delivered(MAILDIR, subject)) == 1
 
 
 def test_mail_from_outside_is_not_signed(flab):
@@ -322,6 +363,10 @@ def test_spf_fail_is_refused_when_set_and_softfail_only_tagged(flab, stub_dns):
 
 def test_clean_removes_the_filter_folder_the_ledger_lists(flab):
     assert flab.call(SPOOL, "qmail_ledger.lists", "dirs", "/etc/qmail-filter") is True
+    assert flab.call(SPOOL, "qmail_ledger.lists", "dirs", "/run/qmail-filterd") is True
     flab.apply("qmail.clean", target=SPOOL)
     assert not flab.spool.exists("/etc/qmail-filter")
+    assert not flab.spool.exists("/run/qmail-filterd")
+    assert not flab.spool.exists("/etc/systemd/system/qmail-filterd.service")
+    assert "qmail-filterd" not in flab.spool.run(["ps", "-eo", "args"]).stdout
     assert flab.call(SPOOL, "qmail_ledger.lists", "dirs", "/etc/qmail-filter") is False

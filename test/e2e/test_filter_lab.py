@@ -15,14 +15,15 @@ DKIM-Signature that dkimpy verifies against the record of
 as sent; so does mail injected on the spool by a user who cannot read the
 key; mail from outside is not signed; with qmail-filterd stopped the
 client's message waits (4xx) and arrives once after the next apply starts
-it; a key the filter cannot read gives the client 4xx, the message waits in the client's queue and arrives
-exactly once when the key is put right; a new selector signs, the old one
-stays published until removed; spamd tags GTUBE, refuses it at a score,
-and when stopped makes senders wait (4xx), the message arriving once after
-the restart; with SPF's ``fail`` set to reject, a sender whose domain's
-record fails is refused and a softfail only tagged (the two records served
-by a stub DNS server on ``mx`` that forwards every other question to the
-lab's resolver). A second apply changes nothing.
+it; a key the filter cannot read gives the client 4xx, the message waits in
+the client's queue and arrives exactly once when the key is put right; a
+new selector signs, the old one stays published until removed; spamd tags
+GTUBE, refuses it at a score, and when stopped makes senders wait (4xx),
+the message arriving once after the restart; with SPF's ``fail`` set to
+reject, a sender whose domain's record fails is refused and a softfail only
+tagged (the two records served by a stub DNS server on ``mx`` that forwards
+every other question to the lab's resolver). A second apply changes
+nothing.
 
 The tests share the hosts and run in this file's order.
 """

@@ -9,7 +9,9 @@ What a sysadmin would check: the processes run under the chosen supervisor
 and come back after a kill; control changes HUP (same PID) or restart;
 without ``rcpthosts`` the spool takes no mail and qmail-smtpd does not come
 back; mail flows from the boot-script client to the daemontools spool; a
-second apply changes nothing; ``qmail.clean`` stops everything.
+second apply changes nothing; ``qmail:filter``'s daemon runs under
+daemontools too (supervise, multilog) and signs the client's mail;
+``qmail.clean`` stops everything.
 """
 
 import uuid
@@ -36,6 +38,7 @@ class Hosts(Fleet):
         self.source = source
         self.build = build  # lab.buildcache: the tree compiled once
         self.spool_control = {}
+        self.spool_filter = {}
 
     def pillars(self):
         spool = {"role": "spool", "source": self.source, "build": self.build,
@@ -43,6 +46,8 @@ class Hosts(Fleet):
                  "relay_clients": [f"{self.client.ip}/32"]}
         if self.spool_control:
             spool["control"] = dict(self.spool_control)
+        if self.spool_filter:
+            spool["filter"] = dict(self.spool_filter)
         client = {"role": "client", "spool": SPOOL, "source": self.source, "build": self.build,
                   "service": {"supervisor": "bootscript"}}
         return {SPOOL: {"qmail": spool}, CLIENT: {"qmail": client}}
@@ -181,11 +186,36 @@ def test_second_apply_changes_nothing(supervised):
     assert changed(supervised.apply()) == {SPOOL: [], CLIENT: []}
 
 
+def test_filter_daemon_runs_under_daemontools_and_signs(supervised):
+    spool = supervised.spool
+    supervised.spool_filter = {"steps": ["dkim"], "dkim": {"domains": {SPOOL: {"keys": {
+        "s1": ""}}}}}
+    supervised.master.set_pillar(supervised.pillars())
+    ret = supervised.apply(target=[SPOOL])
+    assert "qmail-filter-daemon-qmail_service-running" in changed(ret)[SPOOL]
+    wait_until(lambda: ": up (pid" in supervised.svstat("qmail-filterd"), 30,
+               what="qmail-filterd up")
+    pid = supervised.call(SPOOL, "qmail_service.status")["qmail-filterd"]["pid"]
+    assert parent_command(spool, pid) == "supervise"
+    subject = f"signed-under-daemontools {uuid.uuid4().hex}"
+    proc = supervised.client.run(["/usr/sbin/sendmail", "someone"],
+                                 input=f"From: someone@{SPOOL}\nSubject: {subject}\n\nhi\n")
+    assert proc.returncode == 0, proc.stderr
+    (found,) = wait_until(lambda: spool.delivered(MAILDIR, subject), 60,
+                          what="delivery to the spool")
+    assert f"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d={SPOOL};" in \
+        spool.read_file(found)
+    # Its log through multilog, as qmail-send's.
+    assert "dkim: signed" in spool.read_file("/var/log/qmail/qmail-filterd/current")
+    assert changed(supervised.apply(target=[SPOOL])) == {SPOOL: []}
+
+
 def test_clean_stops_every_supervisor(supervised):
     supervised.apply("qmail.clean")
     for host in (supervised.spool, supervised.client):
         for name in ("qmail-send", "supervise", "svscan", "tcpserver"):
             assert not host.run(["pgrep", "-x", name]).stdout, (host.fqdn, name)
+        assert not host.run(["pgrep", "-f", "qmail-filterd"]).stdout
         assert host.exists("/var/qmail/queue/mess")
     assert not supervised.spool.exists("/etc/service/qmail-send")
     assert not supervised.spool.exists("/etc/systemd/system/qmail-svscan.service")

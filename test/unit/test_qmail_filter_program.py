@@ -45,10 +45,9 @@ def chain(tmp_path, loaders):
     and fd 1 and exits as told."""
     folder = tmp_path / "filter"
     folder.mkdir()
-    for name, interpreter in (("qmail-filterd", ("python", PYTHON)),
-                              ("qmail-filter", ("perl", PERL))):
-        (folder / name).write_text((FILES / name).read_text().replace(
-            "{{ %s }}" % interpreter[0], interpreter[1]))
+    for name, variable, interpreter in (("qmail-filterd", "{{ python }}", PYTHON),
+                                        ("qmail-filter", "{{ perl }}", PERL)):
+        (folder / name).write_text((FILES / name).read_text().replace(variable, interpreter))
         (folder / name).chmod(0o755)
     program = folder / "qmail-filter"
     keyfile = folder / "s1.example.org.key"

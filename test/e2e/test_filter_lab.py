@@ -137,6 +137,27 @@ class FilterLab(Fleet):
         assert proc.returncode == 0, proc.stderr
         return proc.stdout.strip()
 
+    def deferred_on_client(self, subject, naming):
+        """The client's message ``subject`` to the MX deferred by the spool:
+        its qmail-send's deferral names ``naming`` and says 4.3.0; the
+        message waits in the client's queue."""
+        self.send(self.client, f"someone@{MX}", self.message(subject))
+        log = wait_until(lambda: [line for line in self.call(CLIENT, "qmail_service.logs",
+                                                             "qmail-send", lines=300)
+                                  if "deferral" in line and naming in line], 120,
+                         what=f"the client's deferral naming {naming}")
+        assert "4.3.0" in log[-1]
+        assert self.queue_count(CLIENT) == 1 and not self.mx.delivered(MAILDIR, subject)
+
+    def delivered_once_after_apply(self, subject, state_id):
+        """The next apply of the spool changes ``state_id`` alone; the
+        client's retry then brings ``subject`` to the MX once, signed."""
+        assert changed(self.apply(target=SPOOL))[SPOOL] == [state_id]
+        self.call(CLIENT, "qmail_service.flush")
+        assert self.verified_selector(self.arrived(self.mx, subject), "s1") == "s1"
+        wait_until(lambda: self.queue_count(CLIENT) == 0, 60, what="the client's queue empty")
+        assert len(self.mx.delivered(MAILDIR, subject)) == 1
+
     def queue_count(self, fqdn):
         return self.call(fqdn, "qmail_service.queue_status")["messages"]
 
@@ -217,19 +238,8 @@ def test_mail_injected_on_the_spool_by_any_user_is_signed(flab):
 def test_qmail_filterd_stopped_defers_and_the_message_arrives_once_after_the_apply(flab):
     flab.spool.run(["systemctl", "stop", "qmail-filterd"], check=True)
     subject = f"filterd down {uuid.uuid4().hex}"
-    flab.send(flab.client, f"someone@{MX}", flab.message(subject))
-    log = wait_until(lambda: [line for line in flab.call(CLIENT, "qmail_service.logs",
-                                                         "qmail-send", lines=300)
-                              if "deferral" in line and "qmail-filterd" in line], 120,
-                     what="the client's deferral naming qmail-filterd")
-    assert "4.3.0" in log[-1]
-    assert flab.queue_count(CLIENT) == 1 and not flab.mx.delivered(MAILDIR, subject)
-    ret = flab.apply(target=SPOOL)
-    assert changed(ret)[SPOOL] == ["qmail-filter-daemon-qmail_service-running"]
-    flab.call(CLIENT, "qmail_service.flush")
-    assert flab.verified_selector(flab.arrived(flab.mx, subject), "s1") == "s1"
-    wait_until(lambda: flab.queue_count(CLIENT) == 0, 60, what="the client's queue empty")
-    assert len(flab.mx.delivered(MAILDIR, subject)) == 1
+    flab.deferred_on_client(subject, "qmail-filterd")
+    flab.delivered_once_after_apply(subject, "qmail-filter-daemon-qmail_service-running")
 
 
 def test_mail_from_outside_is_not_signed(flab):
@@ -242,25 +252,11 @@ def test_mail_from_outside_is_not_signed(flab):
 
 
 def test_unreadable_key_defers_and_the_message_arrives_once_when_fixed(flab):
-    key = f"{KEYS}/s1.{SPOOL}.key"
-    flab.spool.run(["chmod", "000", key], check=True)
+    flab.spool.run(["chmod", "000", f"{KEYS}/s1.{SPOOL}.key"], check=True)
     subject = f"deferred {uuid.uuid4().hex}"
-    flab.send(flab.client, f"someone@{MX}", flab.message(subject))
-    log = wait_until(lambda: [line for line in flab.call(CLIENT, "qmail_service.logs",
-                                                         "qmail-send", lines=300)
-                              if "deferral" in line and "dkim" in line], 120,
-                     what="the client's deferral naming the dkim step")
-    assert "4.3.0" in log[-1]
-    assert flab.queue_count(CLIENT) == 1
-    assert not flab.mx.delivered(MAILDIR, subject)
+    flab.deferred_on_client(subject, "dkim")
     # The key put right by the next apply; the client retries now.
-    ret = flab.apply(target=SPOOL)
-    assert changed(ret)[SPOOL] == ["qmail-filter-dkim-keys-qmail_dkim-keys_managed"]
-    flab.call(CLIENT, "qmail_service.flush")
-    text = flab.arrived(flab.mx, subject)
-    assert flab.verified_selector(text, "s1") == "s1"
-    wait_until(lambda: flab.queue_count(CLIENT) == 0, 60, what="the client's queue empty")
-    assert len(flab.mx.delivered(MAILDIR, subject)) == 1
+    flab.delivered_once_after_apply(subject, "qmail-filter-dkim-keys-qmail_dkim-keys_managed")
 
 
 def test_second_apply_changes_nothing(flab):

@@ -52,7 +52,8 @@ SENDMAIL_PACKAGES = ["sendmail", "openbsd-inetd"]
 # sees there.
 ARCHIVE_PACKAGES = [
     SENDMAIL_PACKAGES,
-    ["cvm", "ucspi-tcp-ipv6", "python3-dkim", "python3-spf", "spamc", "spamd", "patch"],
+    ["cvm", "ucspi-tcp-ipv6", "python3-dkim", "python3-cryptography", "python3-spf", "spamc",
+     "spamd", "patch"],
     ["postfix"],
     # Installed in the image already, and removed by ucspi-tcp-ipv6: the
     # .deb that qmail.service.clean installs again (hence --reinstall).

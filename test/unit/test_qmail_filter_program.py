@@ -35,7 +35,7 @@ def _has(module):
 
 
 pytestmark = pytest.mark.skipif(not _has("dkim"), reason="needs Debian's python3-dkim "
-                                "(apt-get install python3-dkim python3-spf)")
+                                "(bin/host-packages installs it)")
 
 
 @pytest.fixture
@@ -132,6 +132,35 @@ def test_relay_client_mail_is_signed_and_verifies(chain):
     assert b"s=s1" in queued and queued.endswith(MESSAGE)  # the rest unchanged
     assert chain.verify(queued)
     assert not chain.verify(queued.replace(b"body line", b"body 1ine"))
+
+
+def test_rsa_is_openssls_and_the_signature_the_same(tmp_path, loaders):
+    """With python3-cryptography the daemon hands dkimpy's RSA step to
+    OpenSSL: the signature is byte for byte dkimpy's own (PKCS#1 v1.5 is
+    deterministic), and dkimpy verifies it."""
+    key = loaders.utils["qmail_filter_keys.generate"]("rsa")
+    record = loaders.utils["qmail_filter_keys.record"](key)
+    (tmp_path / "key").write_bytes(key)
+    script = (
+        "import importlib.machinery, re, sys, time\n"
+        "time.time = lambda: 1796549000.0  # one t= for both signatures\n"
+        "prog = importlib.machinery.SourceFileLoader('prog', sys.argv[1]).load_module()\n"
+        "dkim = prog.import_dkim()\n"
+        "import dkim.crypto\n"
+        "assert dkim.RSASSA_PKCS1_v1_5_sign is not dkim.crypto.RSASSA_PKCS1_v1_5_sign\n"
+        "key, msg = open(sys.argv[2], 'rb').read(), sys.stdin.buffer.read()\n"
+        "args = dict(canonicalize=(b'relaxed', b'relaxed'), linesep=b'\\n')\n"
+        "fast = dkim.sign(msg, b's1', b'example.org', key, **args)\n"
+        "dkim.RSASSA_PKCS1_v1_5_sign = dkim.crypto.RSASSA_PKCS1_v1_5_sign\n"
+        "slow = dkim.sign(msg, b's1', b'example.org', key, **args)\n"
+        "b = lambda s: re.search(rb'\\bb=([^;]*)$', s.replace(b'\\n ', b''), re.S).group(1)\n"
+        "assert b(fast) == b(slow), (fast, slow)\n"
+        "rec = sys.argv[3].encode()\n"
+        "assert dkim.verify(fast + msg, dnsfunc=lambda name, timeout=5: rec)\n")
+    proc = subprocess.run([PYTHON, "-c", script, str(FILES / "qmail-filterd"),
+                           str(tmp_path / "key"), record], input=MESSAGE,
+                          capture_output=True, check=False)
+    assert proc.returncode == 0, proc.stderr.decode()
 
 
 def test_an_ed25519_key_signs_and_verifies(chain, loaders):

@@ -499,8 +499,8 @@ def control_settings(home=None):
 def status(supervisor=None, service_dir=None, daemontools_bin=None):
     """
     Whether qmail-send runs (and its PID) and whether qmail-smtpd (and
-    qmail-smtpsd, implicit TLS) run under tcpserver, under the given
-    supervisor.
+    qmail-smtpsd, implicit TLS) run under tcpserver, and qmail:filter's
+    qmail-filterd, under the given supervisor.
 
     CLI Example::
 
@@ -519,7 +519,7 @@ def status(supervisor=None, service_dir=None, daemontools_bin=None):
 def logs(service=SEND, lines=50, supervisor=None, log_dir=None):
     """
     The last ``lines`` lines of ``service``'s log (qmail-send, qmail-smtpd,
-    qmail-smtpsd), as a list of strings, oldest first: under systemd from
+    qmail-smtpsd, qmail-filterd), as a list of strings, oldest first: under systemd from
     the journal of its unit (``journalctl -u``; qmail-send's splogger lines
     and tcpserver's connection lines are there); under daemontools from
     multilog's ``<log_dir>/<service>/current`` and the files it rotated

@@ -192,7 +192,7 @@ def enabled(name, supervisor):
     service directory's link, the boot script): nothing to do here.
 
     name
-        ``qmail-send``, ``qmail-smtpd`` or ``qmail-smtpsd``.
+        ``qmail-send``, ``qmail-smtpd``, ``qmail-smtpsd`` or ``qmail-filterd``.
     supervisor
         ``systemd``, ``daemontools`` or ``bootscript``.
     """
@@ -377,7 +377,7 @@ def log_restarted(name, supervisor, service_dir=None, daemontools_bin=None):
     itself it changes nothing; other supervisors have no multilog.
 
     name
-        ``qmail-send``, ``qmail-smtpd`` or ``qmail-smtpsd``.
+        ``qmail-send``, ``qmail-smtpd``, ``qmail-smtpsd`` or ``qmail-filterd``.
     supervisor
         ``daemontools`` (anything else: nothing to do).
     """

@@ -268,3 +268,47 @@ def test_journal_is_written_atomically_with_mode_0600(states, tree):
     assert tree.journal.stat().st_mode & 0o777 == 0o600
     assert [p.name for p in tree.journal.parent.iterdir()] == ["sendmail.json"]
 
+
+
+def test_switching_to_the_filter_wrapper_and_back_never_takes_either_for_sendmail(
+        states, tree, test_mode):
+    """qmail:filter makes the host's sendmail a wrapper (issue 23) and
+    turning it off makes it qmail's own again: with the other passed as
+    ``also``, neither is ever kept as .bak, and the journal still holds the
+    links' first targets (sendmail's alternatives) for qmail.sendmail.clean."""
+    tree.install_frontend()
+    wrapper = tree.root / "etc/qmail-filter/sendmail"
+    wrapper.parent.mkdir(parents=True)
+    wrapper.write_text("#!/bin/sh\nexec qmail-sendmail \"$@\"\n")
+    os.chmod(wrapper, 0o755)
+    _neutralise_all(states, tree)
+    _link_all(states, tree)  # qmail's own front end, as before the filter
+    first_targets = json.loads(tree.journal.read_text())["links"]
+    for front, other in ((wrapper, tree.frontend), (tree.frontend, wrapper)):
+        before = tree.snapshot()
+        for path in (tree.sbin, tree.lib):
+            ret = states.qmail_sendmail.neutralised(
+                name=str(path), frontend=str(front), also=[str(other)],
+                journal=str(tree.journal), test=test_mode)
+            assert (ret.result, ret.changes) == (True, {}), ret.comment
+            ret = states.qmail_sendmail.stopped(
+                name="sendmail", services=[], paths=[str(path)], frontend=str(front),
+                also=[str(other)], journal=str(tree.journal), test=test_mode)
+            assert ret.changes == {}
+            ret = states.qmail_sendmail.frontend_linked(
+                name=str(path), frontend=str(front), journal=str(tree.journal),
+                test=test_mode)
+            assert ret.changes == {str(path): {"old": str(other), "new": str(front)}}
+        if test_mode:
+            assert tree.snapshot() == before
+            return
+        assert os.readlink(tree.sbin) == os.readlink(tree.lib) == str(front)
+        for kept in (wrapper, tree.frontend):
+            assert kept.stat().st_mode & 0o7777 == 0o755
+            assert not kept.with_name(kept.name + ".bak").exists()
+    assert json.loads(tree.journal.read_text())["links"] == first_targets
+    # Without ``also``, qmail's own sendmail (linked now) would be taken for
+    # sendmail's binary once the wrapper is the front end.
+    ret = states.qmail_sendmail.neutralised(name=str(tree.sbin), frontend=str(wrapper),
+                                            journal=str(tree.journal), test=True)
+    assert str(tree.frontend) in ret.changes

@@ -10,8 +10,20 @@ and test files) followed by the repository checkout (the formula at
 ``pillar_roots`` is a temporary directory whose top.sls gives every minion a
 pillar file of its own (see ``set_pillar``).
 
-Salt commands go through the master's ``salt`` CLI with ``--out=json
---static``, exactly as a user would type them.
+Salt commands are the master's ``salt`` CLI with ``--out=json --static``,
+exactly as a user would type them. ``salt`` and ``salt-key`` run in one
+long-lived helper process per master (``lab/saltclient.py``: the CLI's own
+parser and ``--static`` code, without a new Python process per command,
+which cost 0.6 s of CPU each); it answers as the CLI process would (stdout,
+stderr, return code). ``QMAIL_LAB_SALT_CLI=1`` runs the ``salt`` and
+``salt-key`` scripts instead, one process per command: the reference the
+helper is checked against, and the way back if Salt's CLI code changes
+under it. A helper per master, not a ``LocalClient`` in the test's process:
+Salt keeps process-wide caches (opts, event/IPC clients, crypto keys), and
+a pytest worker creates and destroys many masters; with one client
+process shared between them, late lab setups saw no ``test.ping``
+answers (README "Tests"). Commands whose CLI behaviour is itself used
+(``salt --async`` in the kill trials, ``salt-run``) always run the script.
 """
 
 from __future__ import annotations
@@ -33,6 +45,10 @@ import yaml
 from . import config, formula
 from .host import Host
 from .lab import Lab
+from .saltclient import SaltClient, SaltClientError
+
+#: ``QMAIL_LAB_SALT_CLI=1``: every command through the CLI scripts (module docstring).
+USE_CLI = os.environ.get("QMAIL_LAB_SALT_CLI", "") not in ("", "0")
 
 
 def loopback_event_listener():
@@ -91,6 +107,10 @@ class SaltError(RuntimeError):
     """A salt command failed or minions did not answer."""
 
 
+class SaltClientGone(SaltError):
+    """The master's helper process (lab/saltclient.py) died or did not answer."""
+
+
 def _minion_sls_name(minion_id: str) -> str:
     return "minions." + minion_id.replace(".", "_").replace("-", "_")
 
@@ -118,6 +138,8 @@ class LabMaster:
         self._write_pillar_top()
         self.set_top(top if top is not None else {"base": {"*": ["qmail"]}})
         self._own = []  # things to stop when we made the factories manager
+        self._client: SaltClient | None = None  # started by the first command
+        self._client_lock = threading.Lock()
         self.factories = factories or self._make_factories()
         self.daemon = self.factories.salt_master_daemon(
             f"qmail-lab-{lab.session}",
@@ -201,6 +223,10 @@ class LabMaster:
 
     def stop(self) -> None:
         """Stop the master (and our private helpers) and remove its temp dir."""
+        with self._client_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.stop()
         self.daemon.terminate()
         try:  # hand salt's deferred log records over now, not at exit to a closed stderr
             from salt._logging.impl import shutdown_temp_handler
@@ -294,7 +320,7 @@ class LabMaster:
 
     def _forget_keys(self, ids: Iterable[str]) -> None:
         for minion_id in ids:
-            self._cli("salt-key", "-y", "-d", minion_id)
+            self._command("salt-key", "-y", "-d", minion_id)
 
     def wait_minions(self, ids: Sequence[str], timeout: float = 90,
                      since: float | None = None) -> None:
@@ -313,6 +339,8 @@ class LabMaster:
         while missing:
             try:
                 ret = self.salt(sorted(missing), "test.ping", timeout=3, check=False)
+            except SaltClientGone:
+                raise  # not a minion that is still starting
             except SaltError:
                 ret = {}
             missing -= {m for m, v in ret.items() if v is True}
@@ -328,6 +356,23 @@ class LabMaster:
         env = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning")
         return subprocess.run([str(script), "-c", self.config_dir, *args], env=env,
                               capture_output=True, text=True, timeout=timeout)
+
+    def _command(self, name: str, *args: str, timeout: float = 600
+                 ) -> subprocess.CompletedProcess:
+        """``salt`` or ``salt-key`` with ``args``: through the master's helper
+        process (lab/saltclient.py), or the script with ``QMAIL_LAB_SALT_CLI``.
+        Raises SaltError with the helper's stderr if the helper is gone."""
+        if USE_CLI:
+            return self._cli(name, *args, timeout=timeout)
+        with self._client_lock:
+            if self._client is None:
+                env = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning")
+                self._client = SaltClient(self.config_dir, str(self.tmp / "saltclient.log"), env)
+            client = self._client
+        try:
+            return client.run(name, list(args), timeout=timeout)
+        except SaltClientError as exc:
+            raise SaltClientGone(str(exc)) from exc
 
     @contextlib.contextmanager
     def watch_events(self, tagmatch: str, timeout: float = 60):
@@ -368,7 +413,7 @@ class LabMaster:
         argv = ["--out=json", "--static", f"--timeout={int(timeout)}", *flags, target, fun]
         argv += [a if isinstance(a, str) else json.dumps(a) for a in args]
         argv += [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in kwargs.items()]
-        proc = self._cli("salt", *argv, timeout=timeout + 60)
+        proc = self._command("salt", *argv, timeout=timeout + 60)
         try:
             data = json.loads(proc.stdout) if proc.stdout.strip() else {}
         except json.JSONDecodeError as exc:

@@ -184,6 +184,7 @@ def derive(settings, v, check_key):
                      "program": os.path.join(directory, "qmail-filter"),
                      "daemon": os.path.join(directory, DAEMON),
                      "client_conf": os.path.join(directory, "qmail-filter.conf"),
+                     "sendmail": os.path.join(directory, "sendmail"),
                      "config": os.path.join(directory, "filter.json")}
     filt["config"] = {
         "qmail_queue": os.path.join(home, "bin", "qmail-queue"),
@@ -207,5 +208,5 @@ def derive(settings, v, check_key):
     filt["spamd"] = lookup["spamd_service"] if "spamassassin" in steps else ""
     # What qmail-smtpd's wrapper exports (empty: qmail-queue as always).
     filt["qmailqueue"] = filt["files"]["program"] if steps else ""
-    _sendmail_wrapper(settings, filt, os.path.join(directory, "sendmail"))
+    _sendmail_wrapper(settings, filt, filt["files"]["sendmail"])
     return filt

@@ -40,18 +40,18 @@ e2e: venv
 # so lab modules run side by side while others wait on boots and SMTP.
 JOBS ?= 3
 test: lint
-	$(PY) -m pytest -rs -m "not slow" -n $(JOBS) --dist loadfile test
+	$(PY) -m pytest -rfEs -m "not slow" -n $(JOBS) --dist loadfile test
 
 # The same as test, and each module's wall time written to
 # test/durations.json (the schedule: longest modules first), then the
 # figures per folder and the ten slowest modules (bench/bench_suite.py).
 test-times: lint
-	$(PY) -m pytest -rs -m "not slow" -n $(JOBS) --dist loadfile --store-durations test
+	$(PY) -m pytest -rfEs -m "not slow" -n $(JOBS) --dist loadfile --store-durations test
 	$(PY) -m bench suite
 
 # Everything, the long lab runs marked `slow` included.
 test-all: lint
-	$(PY) -m pytest -rs -n $(JOBS) --dist loadfile test
+	$(PY) -m pytest -rfEs -n $(JOBS) --dist loadfile test
 
 bench: venv
 	$(PY) -m bench

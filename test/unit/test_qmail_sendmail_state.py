@@ -7,9 +7,10 @@ import json
 import os
 import shutil
 import subprocess
-import time
 
 import pytest
+
+from lab.wait import wait_until
 
 
 class Tree:
@@ -179,11 +180,27 @@ def test_neutralised_fails_when_both_binary_and_bak_exist(states, tree, test_mod
     assert tree.snapshot() == before
 
 
+def _start_sendmail(tree):
+    """Run the tree's sendmail (a copy of sleep) and return once it has
+    exec'd: before that the child still runs Python, which no module takes
+    for sendmail."""
+    proc = subprocess.Popen([str(tree.sbin), "60"])
+    wait_until(lambda: _exe(proc.pid) == os.path.realpath(tree.sbin), timeout=60, interval=0.02,
+               what=f"pid {proc.pid} running {tree.sbin}")
+    return proc
+
+
+def _exe(pid):
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None
+
+
 def test_stopped_kills_what_runs_sendmail(states, tree, test_mode):
     # The tree's sendmail is a copy of sleep: running it stands for the daemon.
-    proc = subprocess.Popen([str(tree.sbin), "60"])
+    proc = _start_sendmail(tree)
     try:
-        time.sleep(0.2)
         ret = states.qmail_sendmail.stopped(
             name="sendmail", services=["qmail-test-no-such-service"],
             paths=[str(tree.sbin), str(tree.lib)], ports=[], frontend=str(tree.frontend),
@@ -205,9 +222,8 @@ def test_stopped_kills_what_runs_sendmail(states, tree, test_mode):
 
 def test_stopped_finds_a_daemon_running_from_the_bak(states, tree):
     """After the binary is moved, a daemon started before still runs it."""
-    proc = subprocess.Popen([str(tree.sbin), "60"])
+    proc = _start_sendmail(tree)
     try:
-        time.sleep(0.2)
         _neutralise_all(states, tree)
         ret = states.qmail_sendmail.stopped(
             name="sendmail", services=[], paths=[str(tree.sbin)], ports=[],

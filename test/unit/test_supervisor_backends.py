@@ -73,7 +73,7 @@ fi
 """
 
 
-def wait_for(check, timeout=10, what="it"):
+def wait_for(check, timeout=60, what="it"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         got = check()
@@ -179,7 +179,7 @@ def harness(request, loaders, tmp_path):
 
     def launch():
         if kind != "inetd":
-            return backend.start(service, timeout=15)
+            return backend.start(service, timeout=60)
         spawned.append(subprocess.Popen([str(program)], start_new_session=True))
         return wait_for(lambda: backend.pid(service), what="inetd up")
 
@@ -208,7 +208,7 @@ def test_no_pid_when_not_running(harness):
 @MANAGING
 def test_start_makes_it_run_and_gives_its_pid(harness):
     backend, service = harness["backend"], harness["service"]
-    pid = backend.start(service, timeout=15)
+    pid = backend.start(service, timeout=60)
     assert harness["alive"](pid)
     assert backend.pid(service) == pid
     assert backend.start(service) == pid  # running: left alone
@@ -218,17 +218,17 @@ def test_start_makes_it_run_and_gives_its_pid(harness):
 def test_stop_makes_it_stop(harness):
     backend, service = harness["backend"], harness["service"]
     pid = harness["launch"]()
-    assert backend.stop(service, timeout=15) is True
+    assert backend.stop(service, timeout=60) is True
     wait_for(lambda: not harness["alive"](pid), what=f"{pid} gone")
     assert backend.pid(service) is None
-    assert backend.stop(service, timeout=15) is False
+    assert backend.stop(service, timeout=60) is False
 
 
 @MANAGING
 def test_restart_gives_a_new_pid(harness):
     backend, service = harness["backend"], harness["service"]
     old = harness["launch"]()
-    new = backend.restart(service, timeout=15)
+    new = backend.restart(service, timeout=60)
     assert new not in (None, old)
     assert backend.pid(service) == new
     wait_for(lambda: not harness["alive"](old), what=f"{old} gone")
@@ -236,7 +236,7 @@ def test_restart_gives_a_new_pid(harness):
 
 @MANAGING
 def test_restart_of_a_stopped_service_starts_it(harness):
-    pid = harness["backend"].restart(harness["service"], timeout=15)
+    pid = harness["backend"].restart(harness["service"], timeout=60)
     assert pid and harness["backend"].pid(harness["service"]) == pid
 
 

@@ -8,7 +8,11 @@ wall time, longest first, lets the short ones fill the gaps.
 ``--store-durations`` (``make test-times``) writes each module's time (the
 sum of its tests' setup, call and teardown, module fixtures included) into
 the file. The file is kept in the repository; a module it does not know yet
-goes first (it may be long), then the rest by time.
+goes first (it may be long), then the rest by time. pytest-xdist (3.6 and
+later) would put the modules with the most tests first instead (its
+``--loadscope-reorder``, on by default), which sent the lab modules, few
+tests each but minutes long, to the end of the run: ``configure`` turns that
+off.
 """
 
 from __future__ import annotations
@@ -60,7 +64,10 @@ class _Recorder:
 
 
 def configure(config):
-    """Called from the root conftest's ``pytest_configure``; records on the
-    controller only (xdist workers report to it)."""
+    """Called from the root conftest's ``pytest_configure``: keeps this
+    order under ``--dist loadfile``; records on the controller only (xdist
+    workers report to it)."""
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
     if config.getoption("store_durations") and not hasattr(config, "workerinput"):
         config.pluginmanager.register(_Recorder(), "qmail-durations")

@@ -29,6 +29,7 @@ __virtualname__ = "qmail_fleet"
 SHARE_DIR = "qmail-build"  # below salt://<builder>/ (minionfs)
 POLL_SECONDS = 3
 ANNOUNCE_GRACE = 60  # seconds a host waits for a builder that has not said "building"
+FETCH_TRIES = 3  # a file the master lists but failed to serve is asked for again
 # qmail_build.build_id: the preset's name and a digest.
 _BUILD_ID_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
 
@@ -65,8 +66,29 @@ def _url(builder, build_id, ext):
     return f"salt://{builder}/{SHARE_DIR}/{build_id}.{ext}"
 
 
+def _listed(url):
+    """Whether the master lists ``url``'s file."""
+    path = url[len("salt://"):]
+    return path in (__salt__["cp.list_master"](prefix=os.path.dirname(path)) or ())
+
+
+def _fetch(function, url):
+    """``cp.<function>(url)``, asked again while the master lists a file it
+    did not serve. Salt's minionfs hashes a pushed file on its first request
+    into a cache folder it creates without ``exist_ok``: when two master
+    workers do that at once, one request fails. A fleet's hosts ask for a
+    new tree together, and the one that got the error would compile it."""
+    got = __salt__[function](url)
+    for _ in range(FETCH_TRIES - 1):
+        if got or not _listed(url):
+            break
+        log.info("the master lists %s but did not serve it: asking again", url)
+        got = __salt__[function](url)
+    return got
+
+
 def _json(builder, build_id, ext):
-    text = __salt__["cp.get_file_str"](_url(builder, build_id, ext))
+    text = _fetch("cp.get_file_str", _url(builder, build_id, ext))
     if not text:
         return None
     try:
@@ -179,7 +201,7 @@ def install(builder, manifest, workdir, home):
     _v("fields")(manifest, "manifest", ("id", "sha256"))
     build_id = _build_id(manifest["id"], "manifest:id")
     workdir, home = _v("own_dir")(workdir, "workdir"), _v("own_dir")(home, "home")
-    path = __salt__["cp.cache_file"](_url(builder, build_id, "tar.gz"))
+    path = _fetch("cp.cache_file", _url(builder, build_id, "tar.gz"))
     if not path or salt.utils.hashutils.get_hash(path, form="sha256") != manifest.get("sha256"):
         return None
     stage = os.path.join(workdir, "stage")

@@ -19,8 +19,10 @@ $(VENV)/.installed: requirements.txt | deps
 
 lint: venv
 	$(VENV)/bin/ruff check _modules _states _utils _beacons test bench lab
-	# What runs on minions must run on Debian 11's Python 3.9 too.
-	$(VENV)/bin/vermin -q -t=3.9- --no-tips --violations --eval-annotations _modules _states _utils _beacons
+	# What runs on minions must run on Debian 11's Python 3.9 too. vermin
+	# takes bytes.decode for Python 2's str.decode (a false "incompatible").
+	$(VENV)/bin/vermin -q -t=3.9- --no-tips --violations --eval-annotations \
+		--exclude str.decode _modules _states _utils _beacons
 	$(VENV)/bin/yamllint -s qmail pillar.example .yamllint
 	find qmail -name '*.sls' | xargs $(VENV)/bin/salt-lint
 

@@ -119,6 +119,31 @@ def chain(tmp_path, loaders):
     assert not socket.exists()  # removed on TERM
 
 
+def test_a_stop_while_the_steps_modules_load_removes_the_socket(tmp_path):
+    """The socket exists before dkimpy and pyspf are loaded: a TERM then
+    (systemctl stop right after a start) still removes it. A stand-in dkim
+    whose import never ends holds the daemon in that moment."""
+    stub = tmp_path / "stub"
+    stub.mkdir()
+    (stub / "dkim.py").write_text("import time\ntime.sleep(600)\n")
+    socket = tmp_path / "run" / "socket"
+    me = pwd.getpwuid(os.getuid()).pw_name
+    daemon = subprocess.Popen([
+        PYTHON, "-I", "-c",
+        "import runpy, sys\nsys.path.insert(0, sys.argv[1])\nsys.argv = sys.argv[2:]\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n",
+        str(stub), str(FILES / "qmail-filterd"), str(socket), me])
+    try:
+        wait_until(lambda: socket.exists() or daemon.poll() is not None, 60,
+                   interval=0.05, what="qmail-filterd bound")
+        daemon.terminate()
+        assert daemon.wait(30) == 0
+        assert not socket.exists()
+    finally:
+        daemon.kill()
+        daemon.wait()
+
+
 RELAY = {"TCPREMOTEIP": "10.0.0.2", "RELAYCLIENT": "", "PATH": "/usr/bin:/bin"}
 INBOUND = {"TCPREMOTEIP": "192.0.2.7", "PATH": "/usr/bin:/bin"}
 

@@ -60,6 +60,32 @@ def recorded(name, kind, ledger=None, only=None, marker=None, maintainer=None, s
     return ret
 
 
+def intended(name, kind, ledger=None):
+    """
+    ``name`` (an account or group the next state creates) is in the ledger
+    before it exists. Recorded only after it, an apply killed in between
+    left the formula's own group unlisted and without members yet, and the
+    next render refused it as somebody else's. What exists already is left
+    to ``recorded``, which adopts only what proves to be qmail's.
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    if __salt__["qmail_ledger.lists"](kind, name, ledger=ledger):
+        ret["comment"] = f"{kind} {name} is in the ledger"
+        return ret
+    if __salt__["qmail_ledger.present"](kind, name):
+        ret["comment"] = (f"{kind} {name} exists: recorded after its state only if it "
+                          "proves to be qmail's")
+        return ret
+    ret["changes"] = {"recorded": {kind: name}}
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["comment"] = f"{kind} {name} would be recorded in the ledger before it is created"
+        return ret
+    __salt__["qmail_ledger.record"](kind, name, ledger=ledger)
+    ret["comment"] = f"{kind} {name} recorded in the ledger before it is created"
+    return ret
+
+
 def removed(name, kind, ledger=None, only=None, marker=None, maintainer=None):
     """
     ``name`` is removed from the host and forgotten, if the ledger lists

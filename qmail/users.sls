@@ -5,6 +5,20 @@
 {%- set tplroot = tpldir.split("/")[0] %}
 {%- from tplroot ~ "/map.jinja" import qmail with context %}
 
+{#- Each account is in the ledger before it is created (issue 20's kill
+    trial: an apply killed after group.present, before the record, left the
+    formula's own empty group unlisted, and the next render refused it). #}
+{%- for kind, entries in [("groups", qmail.accounts_groups), ("users", qmail.accounts_users)] %}
+{%-   for entry in entries %}
+
+{{ ("qmail-users-" ~ kind ~ "-qmail_ledger-intended-" ~ entry.key) | json }}:
+  qmail_ledger.intended:
+    - name: {{ entry.name | json }}
+    - kind: {{ kind | json }}
+    - ledger: {{ qmail.lookup.ledger | json }}
+{%-   endfor %}
+{%- endfor %}
+
 {%- for group in qmail.accounts_groups %}
 
 {{ ("qmail-users-group-present-" ~ group.key) | json }}:
@@ -14,6 +28,8 @@
 {%-   if group.gid %}
     - gid: {{ group.gid | json }}
 {%-   endif %}
+    - require:
+      - qmail_ledger: {{ ("qmail-users-groups-qmail_ledger-intended-" ~ group.key) | json }}
 {%- endfor %}
 
 {%- for user in qmail.accounts_users %}
@@ -32,6 +48,7 @@
 {%-   endif %}
     - require:
       - group: {{ ("qmail-users-group-present-" ~ user.group_key) | json }}
+      - qmail_ledger: {{ ("qmail-users-users-qmail_ledger-intended-" ~ user.key) | json }}
 {%- endfor %}
 
 {#- The ledger (issue 19): qmail.users.clean removes only these. An existing

@@ -137,3 +137,36 @@ def test_a_displaced_package_is_put_back_only_when_listed(states, modules, tmp_p
     assert ret.result is None
     assert ret.changes == {"installed": name, "forgotten": {"displaced": name}}
     assert modules.qmail_ledger.entries(ledger=ledger)["displaced"] == [name]
+
+
+def test_an_account_to_be_created_is_recorded_before_it_exists(states, tmp_path, test_mode):
+    """Write-ahead: a group the next state creates is listed first, so an
+    apply killed right after creating it leaves it listed (the next render
+    accepts it, clean removes it); an existing one is left to recorded."""
+    ledger = _ledger(tmp_path)
+    ret = states.qmail_ledger.intended(name="qmail-test-no-such-group", kind="groups",
+                                       ledger=ledger, test=test_mode)
+    assert ret.changes == {"recorded": {"groups": "qmail-test-no-such-group"}}
+    assert ret.result is (None if test_mode else True)
+    if test_mode:
+        assert not (tmp_path / "state").exists()
+        return
+    data = json.loads((tmp_path / "state" / "ledger.json").read_text())
+    assert data["groups"] == ["qmail-test-no-such-group"]
+    again = states.qmail_ledger.intended(name="qmail-test-no-such-group", kind="groups",
+                                         ledger=ledger)
+    assert again.result is True and again.changes == {}
+    # Never created (the apply was killed before): clean only forgets it.
+    gone = states.qmail_ledger.removed(name="qmail-test-no-such-group", kind="groups",
+                                       ledger=ledger)
+    assert gone.result is True and "removed" not in gone.changes
+    assert not (tmp_path / "state" / "ledger.json").exists()
+
+
+def test_an_existing_group_is_not_recorded_ahead(states, tmp_path, test_mode):
+    ledger = _ledger(tmp_path)
+    ret = states.qmail_ledger.intended(name="root", kind="groups", ledger=ledger,
+                                       test=test_mode)
+    assert ret.result is True and ret.changes == {}
+    assert "exists" in ret.comment
+    assert not (tmp_path / "state").exists()

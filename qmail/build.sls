@@ -16,11 +16,11 @@ qmail-build-source-qmail_build-source_verified:
     - source: {{ qmail.build_source | json }}
     - conf: {{ qmail.build_conf | json }}
     - require_in:
-{%- for group in qmail.accounts_groups %}
-      - group: {{ ("qmail-users-group-present-" ~ group.key) | json }}
-{%- endfor %}
-{%- for user in qmail.accounts_users %}
-      - user: {{ ("qmail-users-user-present-" ~ user.key) | json }}
+{#- (each account's state requires its ledger record: gated with it) #}
+{%- for kind, entries in [("groups", qmail.accounts_groups), ("users", qmail.accounts_users)] %}
+{%-   for entry in entries %}
+      - qmail_ledger: {{ ("qmail-users-" ~ kind ~ "-qmail_ledger-intended-" ~ entry.key) | json }}
+{%-   endfor %}
 {%- endfor %}
 
 {%- if qmail.build_source.patches %}
@@ -49,11 +49,11 @@ qmail-build-patches-qmail_patches-applicable:
       - qmail_build: qmail-build-source-qmail_build-source_verified
     - require_in:
       - qmail_build: qmail-build-tree-qmail_build-installed
-{%- for group in qmail.accounts_groups %}
-      - group: {{ ("qmail-users-group-present-" ~ group.key) | json }}
-{%- endfor %}
-{%- for user in qmail.accounts_users %}
-      - user: {{ ("qmail-users-user-present-" ~ user.key) | json }}
+{#- (each account's state requires its ledger record: gated with it) #}
+{%- for kind, entries in [("groups", qmail.accounts_groups), ("users", qmail.accounts_users)] %}
+{%-   for entry in entries %}
+      - qmail_ledger: {{ ("qmail-users-" ~ kind ~ "-qmail_ledger-intended-" ~ entry.key) | json }}
+{%-   endfor %}
 {%- endfor %}
 {%- endif %}
 

@@ -50,13 +50,18 @@ def recorded(name, kind, ledger=None, only=None, marker=None, maintainer=None, s
                           f"{kind} {name} was not made by the formula (it holds what the "
                           "formula did not write): not recorded, clean leaves it")
         return ret
+    return _record(ret, kind, name, ledger, "")
+
+
+def _record(ret, kind, name, ledger, when):
+    """Record ``name`` (or say it would, under test) in ``ret``."""
     ret["changes"] = {"recorded": {kind: name}}
     if __opts__["test"]:
         ret["result"] = None
-        ret["comment"] = f"{kind} {name} would be recorded in the ledger"
+        ret["comment"] = f"{kind} {name} would be recorded in the ledger{when}"
         return ret
     __salt__["qmail_ledger.record"](kind, name, ledger=ledger)
-    ret["comment"] = f"{kind} {name} recorded in the ledger"
+    ret["comment"] = f"{kind} {name} recorded in the ledger{when}"
     return ret
 
 
@@ -76,14 +81,7 @@ def intended(name, kind, ledger=None):
         ret["comment"] = (f"{kind} {name} exists: recorded after its state only if it "
                           "proves to be qmail's")
         return ret
-    ret["changes"] = {"recorded": {kind: name}}
-    if __opts__["test"]:
-        ret["result"] = None
-        ret["comment"] = f"{kind} {name} would be recorded in the ledger before it is created"
-        return ret
-    __salt__["qmail_ledger.record"](kind, name, ledger=ledger)
-    ret["comment"] = f"{kind} {name} recorded in the ledger before it is created"
-    return ret
+    return _record(ret, kind, name, ledger, " before it is created")
 
 
 def removed(name, kind, ledger=None, only=None, marker=None, maintainer=None):

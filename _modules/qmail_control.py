@@ -6,7 +6,7 @@ absent, the program that reads it, what it must be told after a change) is
 the catalogue in ``_utils/qmail_control_files.py``; ``normalize``,
 ``reload_action`` and ``derive`` here are its command-line face.
 ``qmail_settings.merge`` derives a host's control files from the same
-catalogue while map.jinja renders; the ``qmail_control`` states then call
+catalogue while the SLS files render; the ``qmail_control`` states then call
 ``check_changes``/``write`` and ``check_remove``/``remove`` here, and
 ``changed`` tells the service's reaction states which changes they react
 to. Writes are atomic (temporary file, fsync, rename) so qmail never reads

@@ -4,8 +4,8 @@ the ``qmail`` pillar, check every key, and derive what the states need
 (e.g. the control files of the host's role, qmail-smtpd's command lines).
 
 This module is the one reader of the pillar and the one owner of its
-schema. ``qmail/map.jinja`` calls ``show`` while rendering (merged once per
-state run), so a bad pillar value stops the whole run before the first
+schema. The SLS files (and ``qmail/map.jinja``) call ``show`` while
+rendering (merged once per state run), so a bad pillar value stops the whole run before the first
 state changes anything, with an error that starts with the full pillar
 key. The other execution modules ask ``get`` for a setting only when the
 caller left an argument out; this module calls none of them (no circle
@@ -481,13 +481,13 @@ def show(pillar=None, tplroot="qmail"):
     """
     Show the merged, checked settings for this minion, from the parameters
     shipped with the formula (``<tplroot>/parameters/``) and its pillar:
-    what the SLS files see (map.jinja calls this), with
+    what the SLS files see (each calls this, as map.jinja does), with
     ``smarthost:password`` redacted (``get`` gives it to the one state that
     writes it).
 
     Without ``pillar``, the result is computed once per state run: every SLS
-    file imports map.jinja, so a run asks for it about ten times, always
-    with the same parameters, grains and pillar.
+    file asks, so a run asks for it about ten times, always with the same
+    parameters, grains and pillar.
 
     CLI Example::
 

@@ -23,6 +23,8 @@ from salt.exceptions import CommandExecutionError
 
 __virtualname__ = "qmail_ledger"
 
+LISTED = "is in the ledger"
+
 
 def __virtual__():
     if "qmail_ledger.record" in __salt__:
@@ -30,58 +32,86 @@ def __virtual__():
     return (False, "the qmail_ledger execution module is not loaded")
 
 
-def recorded(name, kind, ledger=None, only=None, marker=None, maintainer=None, source=None):
+def recorded(name, kind, ledger=None, only=None, marker=None, maintainer=None, source=None,
+             entries=None):
     """
     ``name`` (a path, account, group or package) is in the ledger under
     ``kind``, when the host proves it is the formula's (see
     ``qmail_ledger.proves``; ``source``: the listed file ``name`` is
     compiled from); otherwise nothing is recorded and a clean will leave it
     (the state still succeeds, and says so).
+
+    entries
+        Several names of ``kind`` in one state (``name`` is then a label):
+        the accounts of qmail's INSTALL.ids, say.
     """
-    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
-    if __salt__["qmail_ledger.lists"](kind, name, ledger=ledger):
-        ret["comment"] = f"{kind} {name} is in the ledger"
-        return ret
-    if not __salt__["qmail_ledger.proves"](kind, name, only=only, marker=marker,
-                                           maintainer=maintainer, source=source,
-                                           ledger=ledger):
-        ret["comment"] = (f"package {name} is not installed: nothing for clean to put back"
+    def one(entry):
+        if __salt__["qmail_ledger.lists"](kind, entry, ledger=ledger):
+            return None, LISTED
+        if not __salt__["qmail_ledger.proves"](kind, entry, only=only, marker=marker,
+                                               maintainer=maintainer, source=source,
+                                               ledger=ledger):
+            return None, ("is not installed: nothing for clean to put back"
                           if kind == "displaced" else
-                          f"{kind} {name} was not made by the formula (it holds what the "
-                          "formula did not write): not recorded, clean leaves it")
-        return ret
-    return _record(ret, kind, name, ledger, "")
+                          "was not made by the formula (it holds what the formula did "
+                          "not write): not recorded, clean leaves it")
+        return entry, ""
+
+    return _record_each(name, kind, ledger, entries, one, "")
 
 
-def _record(ret, kind, name, ledger, when):
-    """Record ``name`` (or say it would, under test) in ``ret``."""
-    ret["changes"] = {"recorded": {kind: name}}
-    if __opts__["test"]:
-        ret["result"] = None
-        ret["comment"] = f"{kind} {name} would be recorded in the ledger{when}"
-        return ret
-    __salt__["qmail_ledger.record"](kind, name, ledger=ledger)
-    ret["comment"] = f"{kind} {name} recorded in the ledger{when}"
-    return ret
-
-
-def intended(name, kind, ledger=None):
+def intended(name, kind, ledger=None, entries=None):
     """
     ``name`` (an account or group the next state creates) is in the ledger
     before it exists. Recorded only after it, an apply killed in between
     left the formula's own group unlisted and without members yet, and the
     next render refused it as somebody else's. What exists already is left
     to ``recorded``, which adopts only what proves to be qmail's.
+
+    entries
+        Several names of ``kind`` in one state (``name`` is then a label).
     """
+    def one(entry):
+        if __salt__["qmail_ledger.lists"](kind, entry, ledger=ledger):
+            return None, LISTED
+        if __salt__["qmail_ledger.present"](kind, entry):
+            return None, "exists: recorded after its state only if it proves to be qmail's"
+        return entry, ""
+
+    return _record_each(name, kind, ledger, entries, one, " before it is created")
+
+
+def _record_each(name, kind, ledger, entries, decide, when):
+    """Record (or say it would, under test) each of ``entries`` (default:
+    ``name``) that ``decide`` returns; ``decide(entry)`` gives the entry to
+    record or None, and what to say when it records nothing."""
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
-    if __salt__["qmail_ledger.lists"](kind, name, ledger=ledger):
-        ret["comment"] = f"{kind} {name} is in the ledger"
+    names = [name] if entries is None else list(entries)
+    chosen, left = [], {}
+    for entry in names:
+        pick, why = decide(entry)
+        if pick is None:
+            left.setdefault(why, []).append(entry)
+        else:
+            chosen.append(pick)
+    if not chosen:
+        label = "package" if kind == "displaced" else kind
+        ret["comment"] = "; ".join(
+            f"{label} {', '.join(them)} "
+            f"{why.replace('is in', 'are in') if len(them) > 1 else why}"
+            for why, them in left.items())
         return ret
-    if __salt__["qmail_ledger.present"](kind, name):
-        ret["comment"] = (f"{kind} {name} exists: recorded after its state only if it "
-                          "proves to be qmail's")
+    recorded = chosen[0] if entries is None else chosen
+    ret["changes"] = {"recorded": {kind: recorded}}
+    listed = ", ".join(chosen)
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["comment"] = f"{kind} {listed} would be recorded in the ledger{when}"
         return ret
-    return _record(ret, kind, name, ledger, " before it is created")
+    for entry in chosen:
+        __salt__["qmail_ledger.record"](kind, entry, ledger=ledger)
+    ret["comment"] = f"{kind} {listed} recorded in the ledger{when}"
+    return ret
 
 
 def removed(name, kind, ledger=None, only=None, marker=None, maintainer=None):

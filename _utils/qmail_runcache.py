@@ -1,6 +1,6 @@
 """
-Values computed once per state run: every SLS file of the formula imports
-map.jinja and asks for the same settings and the same file server listing,
+Values computed once per state run: every SLS file of the formula asks
+``qmail_settings.show`` for the same settings and the same file server listing,
 and within one run neither can change.
 
 Salt's state module hands each run a copy of the loader's ``__context__``

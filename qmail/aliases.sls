@@ -3,7 +3,9 @@
 # ~alias/.qmail-root, .qmail-postmaster, .qmail-mailer-daemon (INSTALL.alias)
 # with their targets from pillar qmail:aliases; the Maildirs they deliver to.
 {%- set tplroot = tpldir.split("/")[0] %}
-{%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- set qmail = salt["qmail_settings.show"](tplroot=tplroot) if "qmail_settings.show" in salt
+                else raise("The qmail formula's execution modules are not on this minion: "
+                           "run `salt '*' saltutil.sync_all` first (README: Using the formula).") %}
 {%- set alias_home = qmail.lookup.home ~ "/alias" %}
 
 include:

@@ -4,7 +4,9 @@
 # (qmail_build.installed), or the builder's tree when the fleet shares one;
 # then <home>/rc, the script that starts qmail with the default delivery.
 {%- set tplroot = tpldir.split("/")[0] %}
-{%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- set qmail = salt["qmail_settings.show"](tplroot=tplroot) if "qmail_settings.show" in salt
+                else raise("The qmail formula's execution modules are not on this minion: "
+                           "run `salt '*' saltutil.sync_all` first (README: Using the formula).") %}
 
 include:
   - {{ (tplroot ~ ".users") | json }}
@@ -16,12 +18,9 @@ qmail-build-source-qmail_build-source_verified:
     - source: {{ qmail.build_source | json }}
     - conf: {{ qmail.build_conf | json }}
     - require_in:
-{#- (each account's state requires its ledger record: gated with it) #}
-{%- for kind, entries in [("groups", qmail.accounts_groups), ("users", qmail.accounts_users)] %}
-{%-   for entry in entries %}
-      - qmail_ledger: {{ ("qmail-users-" ~ kind ~ "-qmail_ledger-intended-" ~ entry.key) | json }}
-{%-   endfor %}
-{%- endfor %}
+{#- (the accounts' states require their ledger records: gated with them) #}
+      - qmail_ledger: qmail-users-groups-qmail_ledger-intended
+      - qmail_ledger: qmail-users-users-qmail_ledger-intended
 
 {%- if qmail.build_source.patches %}
 {%-   if qmail.lookup.patch_package %}
@@ -49,12 +48,9 @@ qmail-build-patches-qmail_patches-applicable:
       - qmail_build: qmail-build-source-qmail_build-source_verified
     - require_in:
       - qmail_build: qmail-build-tree-qmail_build-installed
-{#- (each account's state requires its ledger record: gated with it) #}
-{%- for kind, entries in [("groups", qmail.accounts_groups), ("users", qmail.accounts_users)] %}
-{%-   for entry in entries %}
-      - qmail_ledger: {{ ("qmail-users-" ~ kind ~ "-qmail_ledger-intended-" ~ entry.key) | json }}
-{%-   endfor %}
-{%- endfor %}
+{#- (the accounts' states require their ledger records: gated with them) #}
+      - qmail_ledger: qmail-users-groups-qmail_ledger-intended
+      - qmail_ledger: qmail-users-users-qmail_ledger-intended
 {%- endif %}
 
 # The ledger (issue 19): the workdir is the formula's when it makes it (or it

@@ -8,7 +8,9 @@
 # records to publish in the keys state's comment) and spamd for the
 # spamassassin step.
 {%- set tplroot = tpldir.split("/")[0] %}
-{%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- set qmail = salt["qmail_settings.show"](tplroot=tplroot) if "qmail_settings.show" in salt
+                else raise("The qmail formula's execution modules are not on this minion: "
+                           "run `salt '*' saltutil.sync_all` first (README: Using the formula).") %}
 {%- set filter = qmail.filter %}
 {%- set files = filter.files %}
 {%- set daemon = filter.daemon %}

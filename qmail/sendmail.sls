@@ -4,7 +4,9 @@
 # and keep it as sendmail.bak; §3: qmail's front end in its place. Each step
 # saves what it changes (lookup:sendmail_journal) for qmail.sendmail.clean.
 {%- set tplroot = tpldir.split("/")[0] %}
-{%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- set qmail = salt["qmail_settings.show"](tplroot=tplroot) if "qmail_settings.show" in salt
+                else raise("The qmail formula's execution modules are not on this minion: "
+                           "run `salt '*' saltutil.sync_all` first (README: Using the formula).") %}
 {%- set sendmail = qmail.sendmail %}
 {#- With qmail:filter the front end is its wrapper (qmail.filter writes it). #}
 {%- set wrapper = qmail.filter.sendmail %}

@@ -4,7 +4,9 @@
 # build installed (bin, boot, doc, man, rc, the build record and workdir).
 # queue/, control/, users/ and alias/ stay: mail is never removed silently.
 {%- set tplroot = tpldir.split("/")[0] %}
-{%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- set qmail = salt["qmail_settings.show"](tplroot=tplroot) if "qmail_settings.show" in salt
+                else raise("The qmail formula's execution modules are not on this minion: "
+                           "run `salt '*' saltutil.sync_all` first (README: Using the formula).") %}
 {%- if qmail.clean.remove_install %}
 
 {%-   for path in qmail.build_remove | reject("equalto", qmail.build.workdir) %}

@@ -5,7 +5,9 @@
 # stay (the system's). qmail.service.clean stops qmail-smtpd, then
 # qmail-filterd, first: no message meets a missing program.
 {%- set tplroot = tpldir.split("/")[0] %}
-{%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- set qmail = salt["qmail_settings.show"](tplroot=tplroot) if "qmail_settings.show" in salt
+                else raise("The qmail formula's execution modules are not on this minion: "
+                           "run `salt '*' saltutil.sync_all` first (README: Using the formula).") %}
 
 qmail-filter-clean-dir-qmail_ledger-removed:
   qmail_ledger.removed:

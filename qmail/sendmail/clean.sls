@@ -5,7 +5,9 @@
 # setting; sendmail is started again if it ran before, and gets the
 # messages qmail had not delivered yet.
 {%- set tplroot = tpldir.split("/")[0] %}
-{%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- set qmail = salt["qmail_settings.show"](tplroot=tplroot) if "qmail_settings.show" in salt
+                else raise("The qmail formula's execution modules are not on this minion: "
+                           "run `salt '*' saltutil.sync_all` first (README: Using the formula).") %}
 {%- set sendmail = qmail.sendmail %}
 
 qmail-sendmail-clean-qmail_sendmail-restored:

@@ -5,7 +5,9 @@
 # merged it: the beacon reads this file (its option `settings`), never the
 # pillar. Written on every host; the beacon itself is the user's to enable.
 {%- set tplroot = tpldir.split("/")[0] %}
-{%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- set qmail = salt["qmail_settings.show"](tplroot=tplroot) if "qmail_settings.show" in salt
+                else raise("The qmail formula's execution modules are not on this minion: "
+                           "run `salt '*' saltutil.sync_all` first (README: Using the formula).") %}
 
 qmail-service-beacon-settings-file-serialize:
   file.serialize:

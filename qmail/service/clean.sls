@@ -4,7 +4,9 @@
 # pillar may have changed since), and remove its files. The queue stays:
 # qmail-send is stopped with TERM, which lets deliveries under way finish.
 {%- set tplroot = tpldir.split("/")[0] %}
-{%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- set qmail = salt["qmail_settings.show"](tplroot=tplroot) if "qmail_settings.show" in salt
+                else raise("The qmail formula's execution modules are not on this minion: "
+                           "run `salt '*' saltutil.sync_all` first (README: Using the formula).") %}
 {%- set paths = qmail.lookup.service %}
 {%- set home = qmail.lookup.home %}
 {%- set service_args = {"home": home, "service_dir": paths.service_dir,

@@ -8,7 +8,9 @@
 # locals, virtualdomains; same PID) and qmail-newmrh (morercpthosts_compiled,
 # for qmail-smtpd). Files read per message are watched by nothing.
 {%- set tplroot = tpldir.split("/")[0] %}
-{%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- set qmail = salt["qmail_settings.show"](tplroot=tplroot) if "qmail_settings.show" in salt
+                else raise("The qmail formula's execution modules are not on this minion: "
+                           "run `salt '*' saltutil.sync_all` first (README: Using the formula).") %}
 {%- set supervisor = qmail.service.supervisor %}
 {%- set paths = qmail.lookup.service %}
 {%- set home = qmail.lookup.home %}

@@ -7,7 +7,9 @@
 # Both ways go through the wrapper that refuses mail while rcpthosts is
 # missing (an open relay otherwise).
 {%- set tplroot = tpldir.split("/")[0] %}
-{%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- set qmail = salt["qmail_settings.show"](tplroot=tplroot) if "qmail_settings.show" in salt
+                else raise("The qmail formula's execution modules are not on this minion: "
+                           "run `salt '*' saltutil.sync_all` first (README: Using the formula).") %}
 {%- set mode = qmail.service.smtpd_mode %}
 {%- set supervisor = qmail.service.supervisor %}
 {%- set paths = qmail.lookup.service %}

@@ -6,7 +6,9 @@
 # takes effect at the next login, without a restart. Port 25 never offers
 # AUTH. Included by qmail.service.smtpd.
 {%- set tplroot = tpldir.split("/")[0] %}
-{%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- set qmail = salt["qmail_settings.show"](tplroot=tplroot) if "qmail_settings.show" in salt
+                else raise("The qmail formula's execution modules are not on this minion: "
+                           "run `salt '*' saltutil.sync_all` first (README: Using the formula).") %}
 {%- set sub = qmail.submission %}
 {%- set paths = qmail.lookup.service %}
 {%- set home = qmail.lookup.home %}

@@ -8,7 +8,9 @@
 # certificate or the new one, and the next session gets the new one without
 # a restart (mail in flight is never cut).
 {%- set tplroot = tpldir.split("/")[0] %}
-{%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- set qmail = salt["qmail_settings.show"](tplroot=tplroot) if "qmail_settings.show" in salt
+                else raise("The qmail formula's execution modules are not on this minion: "
+                           "run `salt '*' saltutil.sync_all` first (README: Using the formula).") %}
 {%- set tls = qmail.tls %}
 {%- set files = tls.files %}
 {%- set paths = qmail.lookup.service %}

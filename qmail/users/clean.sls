@@ -4,7 +4,9 @@
 # tree, when pillar qmail:clean:remove_install asks for it, and only those
 # the ledger lists (the formula created them).
 {%- set tplroot = tpldir.split("/")[0] %}
-{%- from tplroot ~ "/map.jinja" import qmail with context %}
+{%- set qmail = salt["qmail_settings.show"](tplroot=tplroot) if "qmail_settings.show" in salt
+                else raise("The qmail formula's execution modules are not on this minion: "
+                           "run `salt '*' saltutil.sync_all` first (README: Using the formula).") %}
 {%- if qmail.clean.remove_install %}
 
 {%-   for user in qmail.accounts_users %}

@@ -170,3 +170,28 @@ def test_an_existing_group_is_not_recorded_ahead(states, tmp_path, test_mode):
     assert ret.result is True and ret.changes == {}
     assert "exists" in ret.comment
     assert not (tmp_path / "state").exists()
+
+
+def test_one_state_records_the_accounts_of_a_kind_ahead_and_after(states, tmp_path, test_mode):
+    """users.sls: one ``intended`` and one ``recorded`` per kind for all its
+    accounts. Ahead, only those still to be created; after, the existing
+    ones (the render-time check proved their shape); never one twice."""
+    ledger = _ledger(tmp_path)
+    absent = "qmail-test-no-such-group"
+    ahead = states.qmail_ledger.intended(name="qmail groups", kind="groups", ledger=ledger,
+                                         entries=[absent, "root"], test=test_mode)
+    assert ahead.changes == {"recorded": {"groups": [absent]}}
+    assert ahead.result is (None if test_mode else True)
+    assert absent in ahead.comment and "root" not in ahead.comment
+    if test_mode:
+        assert not (tmp_path / "state").exists()
+        return
+    after = states.qmail_ledger.recorded(name="qmail groups", kind="groups", ledger=ledger,
+                                         entries=[absent, "root"])
+    assert after.result is True and after.changes == {"recorded": {"groups": ["root"]}}
+    data = json.loads((tmp_path / "state" / "ledger.json").read_text())
+    assert sorted(data["groups"]) == sorted([absent, "root"])
+    again = states.qmail_ledger.recorded(name="qmail groups", kind="groups", ledger=ledger,
+                                         entries=[absent, "root"])
+    assert again.result is True and again.changes == {}
+    assert again.comment == f"groups {absent}, root are in the ledger"

@@ -103,7 +103,15 @@ def _backend(supervisor, **paths):
     return __utils__["qmail_supervisors.backend"](
         supervisor, run_all=__salt__["cmd.run_all"],
         pids_named=__utils__["qmail_procs.pids_named"], alive=__utils__["qmail_procs.alive"],
-        booted=__salt__["qmail_service.systemd_booted"](), path=path)
+        booted=__salt__["qmail_service.systemd_booted"](), path=path, units=_units())
+
+
+def _units():
+    """This state run's snapshot of qmail's systemd units (one ``systemctl
+    show`` for the run's states; ``_utils/qmail_supervisors.Systemd``)."""
+    run = __context__.value() if hasattr(__context__, "value") else __context__
+    found, units = __utils__["qmail_runcache.lookup"](run, "qmail_service:units")
+    return units if found else __utils__["qmail_runcache.store"](run, "qmail_service:units", {})
 
 
 def _check_name(name, supervisor, **paths):

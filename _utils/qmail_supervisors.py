@@ -186,17 +186,55 @@ class Supervisor:
 
 
 class Systemd(Supervisor):
-    """Units ``<service>.service``; its MainPID is the service's PID."""
+    """Units ``<service>.service``; its MainPID is the service's PID.
+
+    ``units``: a state run's snapshot (a dict the caller keeps for the run),
+    so the run's states ask ``systemctl show`` once for all of qmail's units
+    instead of once each (issue 21's converged cost). Only what the states
+    decide on is read from it; each action (start, stop, restart, enable,
+    disable, daemon-reload) reads afresh, and empties the snapshot for the
+    states after it."""
 
     name = "systemd"
+    PROPERTIES = "Id,LoadState,ActiveState,UnitFileState,MainPID,NeedDaemonReload"
+
+    def __init__(self, *args, units=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._units = units
 
     def unit(self, service):
         """LoadState, ActiveState, UnitFileState, MainPID, NeedDaemonReload."""
-        out = self.run(["systemctl", "show", f"{service}.service", "--property=LoadState,"
-                        "ActiveState,UnitFileState,MainPID,NeedDaemonReload"])["stdout"]
-        found = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-        found["MainPID"] = int(found.get("MainPID") or 0)
+        if self._units is None:
+            return self._show([service])[service]
+        if service not in self._units:
+            self._units.update(self._show(sorted(set(self.services) | {service})))
+        return dict(self._units[service])
+
+    def _show(self, services):
+        """{service: its properties}, in one ``systemctl show`` (a block per
+        unit, in the order asked, each naming its ``Id``)."""
+        out = self.run(["systemctl", "show", *(f"{s}.service" for s in services),
+                        f"--property={self.PROPERTIES}"])["stdout"]
+        blocks = out.strip().split("\n\n")
+        if len(blocks) != len(services):
+            raise CommandExecutionError(f"systemctl show answered {len(blocks)} blocks for "
+                                        f"{len(services)} units: {', '.join(services)}")
+        found = {}
+        for service, block in zip(services, blocks):
+            props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+            if props.pop("Id", f"{service}.service") != f"{service}.service":
+                raise CommandExecutionError(f"systemctl show: the block for {service} "
+                                            f"names another unit\n{block}")
+            props["MainPID"] = int(props.get("MainPID") or 0)
+            found[service] = props
         return found
+
+    def _acting(self):
+        """From here on this backend reads afresh, and the run's states after
+        it take a new snapshot: what it does changes what systemd says."""
+        if self._units is not None:
+            self._units.clear()
+            self._units = None
 
     def check(self, service):
         super().check(service)
@@ -213,18 +251,25 @@ class Systemd(Supervisor):
         pid = self.unit(service)["MainPID"]
         return [pid] if pid else []
 
+    def signal(self, service, sig):
+        self._acting()  # the PID systemd gives now
+        return super().signal(service, sig)
+
     def _systemctl(self, verb, service):
+        self._acting()
         log.info("qmail_supervisors: systemctl %s %s.service", verb, service)
         self.run(["systemctl", verb, f"{service}.service"])
 
     def _daemon_reload_if_needed(self, service):
         """systemd reads a new or changed unit file only after daemon-reload."""
+        self._acting()  # a unit file written since the snapshot needs it
         unit = self.unit(service)
         if unit.get("NeedDaemonReload") == "yes" or unit.get("LoadState") == "not-found":
             log.info("qmail_supervisors: systemctl daemon-reload (unit %s changed)", service)
             self.run(["systemctl", "daemon-reload"])
 
     def start(self, service, timeout=30):
+        self._acting()
         pid = self.pid(service)
         if pid:
             return pid
@@ -233,6 +278,7 @@ class Systemd(Supervisor):
         return self.wait_new_pid(None, service, timeout)
 
     def restart(self, service, timeout=120):
+        self._acting()
         old = self.pid(service)
         self._daemon_reload_if_needed(service)
         self._systemctl("restart", service)
@@ -241,6 +287,7 @@ class Systemd(Supervisor):
     def stop(self, service, timeout=120):
         if not self.booted:
             return False
+        self._acting()
         running = self.pid(service) is not None
         self._systemctl("stop", service)
         return running
@@ -472,14 +519,18 @@ def supervisors():
     return SUPERVISORS
 
 
-def backend(supervisor, run_all, pids_named, alive, booted, path):
+def backend(supervisor, run_all, pids_named, alive, booted, path, units=None):
     """
     The supervisor called ``supervisor``, chosen once: ``run_all`` is the
     caller's ``cmd.run_all``, ``pids_named``/``alive`` those of
     ``qmail_procs``, ``booted`` whether systemd runs this host
-    (``salt.utils.systemd.booted``), ``path(key)`` gives a path setting.
+    (``salt.utils.systemd.booted``), ``path(key)`` gives a path setting;
+    ``units`` (systemd) the state run's snapshot of qmail's units (a dict
+    kept for the run; see ``Systemd``).
     """
     if supervisor not in BACKENDS:
         raise SaltInvocationError(f"supervisor: {supervisor!r} is not one of "
                                   f"{', '.join(BACKENDS)}")
+    if supervisor == "systemd":
+        return Systemd(run_all, pids_named, alive, booted, path, units=units)
     return BACKENDS[supervisor](run_all, pids_named, alive, booted, path)

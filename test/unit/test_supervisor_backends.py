@@ -107,11 +107,9 @@ class FakeSystemctl:
         self.calls.append(argv[1:])
         verb, unit = argv[1], (argv[2] if len(argv) > 2 else None)
         out = ""
-        if verb == "show":
-            proc = self._running(unit)
-            out = (f"LoadState=loaded\nActiveState={'active' if proc else 'inactive'}\n"
-                   f"UnitFileState={'enabled' if unit in self.enabled else 'disabled'}\n"
-                   f"MainPID={proc.pid if proc else 0}\nNeedDaemonReload=no\n")
+        if verb == "show":  # a block per unit, in the order asked, as systemctl
+            out = "\n".join(self._show(name) for name in argv[2:]
+                            if not name.startswith("--"))
         elif verb in ("start", "restart"):
             if verb == "restart":
                 self._stop(unit)
@@ -126,6 +124,15 @@ class FakeSystemctl:
         elif verb != "daemon-reload":
             return {"retcode": 1, "stdout": "", "stderr": f"unknown verb {verb}"}
         return {"retcode": 0, "stdout": out, "stderr": ""}
+
+    def _show(self, unit):
+        proc = self._running(unit)
+        known = unit in self.procs or unit in self.enabled
+        return (f"MainPID={proc.pid if proc else 0}\nId={unit}\n"
+                f"LoadState={'loaded' if known else 'not-found'}\n"
+                f"ActiveState={'active' if proc else 'inactive'}\n"
+                f"UnitFileState={'enabled' if unit in self.enabled else 'disabled'}\n"
+                "NeedDaemonReload=no\n")
 
     def close(self):
         for unit in list(self.procs):
@@ -304,3 +311,47 @@ def test_only_qmail_send_runs_under_the_boot_script(loaders):
         "bootscript", run_all=None, pids_named=None, alive=None, booted=False, path=None)
     assert got.refusal("qmail-send") is None
     assert "inetd runs it" in got.refusal("qmail-smtpd")
+
+
+SYSTEMD_ONLY = pytest.mark.parametrize("harness", ["systemd"], indirect=True)
+
+
+def _in_run(loaders, harness, units):
+    """Another state of the same run: a backend on the run's snapshot."""
+    utils = loaders.utils
+    return utils["qmail_supervisors.backend"](
+        "systemd", run_all=harness["run_all"], pids_named=utils["qmail_procs.pids_named"],
+        alive=utils["qmail_procs.alive"], booted=True, path={}.__getitem__, units=units)
+
+
+def _shows(harness):
+    return [call for call in harness["run_all"].calls if call[0] == "show"]
+
+
+@SYSTEMD_ONLY
+def test_a_state_runs_states_ask_systemctl_show_once(loaders, harness):
+    """Issue 21's converged cost: the run's snapshot of qmail's units, taken
+    by the first state that asks, serves the others' decisions."""
+    service, units = harness["service"], {}
+    first = _in_run(loaders, harness, units)
+    assert first.enabled(service) is False and first.pid(service) is None
+    second = _in_run(loaders, harness, units)
+    assert second.dead_changes(service)[0] == {}  # nothing runs, nothing enabled
+    assert second.unit("qmail-send")["LoadState"] == "not-found"
+    (show,) = _shows(harness)
+    assert sorted(show[1:-1]) == sorted(f"{s}.service" for s in {
+        "qmail-send", "qmail-smtpd", "qmail-smtpsd", "qmail-filterd", service})
+
+
+@SYSTEMD_ONLY
+def test_what_a_state_does_is_seen_by_the_states_after_it(loaders, harness):
+    """An action reads afresh and empties the snapshot: a later state of the
+    run sees the service it started, then the one it stopped."""
+    service, units = harness["service"], {}
+    assert _in_run(loaders, harness, units).pid(service) is None  # snapshot: down
+    pid = _in_run(loaders, harness, units).start(service, timeout=60)
+    assert pid and _in_run(loaders, harness, units).pid(service) == pid
+    assert _in_run(loaders, harness, units).enable(service) is True
+    assert _in_run(loaders, harness, units).enabled(service) is True
+    assert _in_run(loaders, harness, units).stop(service) is True
+    assert _in_run(loaders, harness, units).pid(service) is None

@@ -220,7 +220,7 @@ class Systemd(Supervisor):
             raise CommandExecutionError(f"systemctl show answered {len(blocks)} blocks for "
                                         f"{len(services)} units: {', '.join(services)}")
         found = {}
-        for service, block in zip(services, blocks, strict=True):
+        for service, block in zip(services, blocks):  # noqa: B905 (lengths checked above)
             props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
             if props.pop("Id", f"{service}.service") != f"{service}.service":
                 raise CommandExecutionError(f"systemctl show: the block for {service} "

@@ -456,7 +456,9 @@ def _parameters(tplroot="qmail"):
     # One listing (the file server's, cached), then only the layer files
     # that exist: asking for a missing one would log an error every run.
     prefix = f"{tplroot}/parameters/"
-    present = {p[len(prefix):] for p in __salt__["cp.list_master"](prefix=prefix)}
+    listed = __utils__["qmail_runcache.listing"](_run_context(), __salt__["cp.list_master"],
+                                                 prefix, saltenv=__opts__.get("saltenv") or "base")
+    present = {p[len(prefix):] for p in listed}
     read = ["defaults.yaml"]
     layers = {}
     for grain in _yaml("map_jinja.yaml", True)["layers"]:

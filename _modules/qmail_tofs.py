@@ -74,11 +74,8 @@ def files_switch(files, key, tofs=None, saltenv="base"):
     tried = candidates(files, key, tofs)
     top = f"{tofs['path_prefix']}/{tofs['dirs']['files']}"
     run = __context__.value() if hasattr(__context__, "value") else __context__
-    key = f"qmail_tofs.listed:{saltenv}:{top}"
-    found, listed = __utils__["qmail_runcache.lookup"](run, key)
-    if not found:
-        listed = __utils__["qmail_runcache.store"](
-            run, key, set(__salt__["cp.list_master"](saltenv=saltenv, prefix=top)))
+    listed = __utils__["qmail_runcache.listing"](run, __salt__["cp.list_master"], top,
+                                                 saltenv=saltenv)
     for source in tried:
         if source[len("salt://"):] in listed:
             return source

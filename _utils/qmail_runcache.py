@@ -23,3 +23,16 @@ def store(context, key, value):
     """Keep ``value`` for the rest of this run; returns it."""
     context[key] = (id(context), value)
     return value
+
+
+def listing(context, list_master, prefix, saltenv="base"):
+    """The file server's paths under ``prefix``, as a set: one
+    ``cp.list_master`` (``list_master``, the caller's) per run for its top
+    folder, so the parameters and the TOFS files of ``qmail/`` cost the run
+    one round trip to the master, not one each."""
+    top = prefix.strip("/").split("/")[0] + "/"
+    key = f"qmail_runcache.listing:{saltenv}:{top}"
+    found, listed = lookup(context, key)
+    if not found:
+        listed = store(context, key, frozenset(list_master(saltenv=saltenv, prefix=top)))
+    return {path for path in listed if path.startswith(prefix)}

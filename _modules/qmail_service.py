@@ -31,11 +31,14 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "qmail_service"
 
+# qmail-send is the default service of the functions below; the list of
+# services is the supervisors' (_utils/qmail_supervisors.py: services()).
 SEND = "qmail-send"
 SMTPD = "qmail-smtpd"
-SMTPSD = "qmail-smtpsd"  # implicit TLS (qmail:tls:smtps)
-FILTERD = "qmail-filterd"  # qmail:filter's chain
-SERVICES = (SEND, SMTPD, SMTPSD, FILTERD)
+
+
+def _services():
+    return __utils__["qmail_supervisors.services"]()
 
 
 def __virtual__():
@@ -302,7 +305,7 @@ def flush(supervisor=None, service_dir=None, daemontools_bin=None):
 
 def _checked(service, supervisor, **paths):
     """The supervisor, once it is known to run ``service`` here."""
-    _v("one_of")(service, SERVICES, "service")
+    _v("one_of")(service, _services(), "service")
     backend = _backend(supervisor, **paths)
     why = backend.refusal(service)
     if why:
@@ -357,7 +360,7 @@ def stop(supervisor=None, service_dir=None, timeout=120, daemontools_bin=None, s
 
         salt '*' qmail_service.stop supervisor=bootscript
     """
-    _v("one_of")(service, SERVICES, "service")  # bootscript: stops inetd's qmail-smtpd
+    _v("one_of")(service, _services(), "service")  # bootscript: stops inetd's qmail-smtpd
     timeout = _timeout(timeout)
     backend = _backend(supervisor, service_dir=service_dir, daemontools_bin=daemontools_bin)
     log.info("qmail_service: stopping %s under %s", service, backend.name)
@@ -508,7 +511,7 @@ def status(supervisor=None, service_dir=None, daemontools_bin=None):
     """
     backend = _backend(supervisor, service_dir=service_dir, daemontools_bin=daemontools_bin)
     result = {}
-    for name in SERVICES:
+    for name in _services():
         if backend.refusal(name) is None:
             pid = backend.pid(name)
             result[name] = {"running": pid is not None, "pid": pid}
@@ -532,6 +535,6 @@ def logs(service=SEND, lines=50, supervisor=None, log_dir=None):
         salt '*' qmail_service.logs qmail-smtpd lines=20 supervisor=daemontools \\
             log_dir=/var/log/qmail
     """
-    _v("one_of")(service, SERVICES, "service")
+    _v("one_of")(service, _services(), "service")
     lines = _v("integer")(lines, "lines", 1, 100000)
     return _backend(supervisor, log_dir=log_dir).logs(service, lines)

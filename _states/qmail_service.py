@@ -59,11 +59,7 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "qmail_service"
 
-SEND = "qmail-send"
-SMTPD = "qmail-smtpd"
-SMTPSD = "qmail-smtpsd"  # implicit TLS (qmail:tls:smtps)
-FILTERD = "qmail-filterd"  # qmail:filter's chain
-SERVICES = (SEND, SMTPD, SMTPSD, FILTERD)
+SEND = "qmail-send"  # the one service that re-reads files on SIGHUP
 
 
 def __virtual__():
@@ -116,8 +112,9 @@ def _units():
 
 def _check_name(name, supervisor, **paths):
     """The backend of ``supervisor``, once it is known to run ``name``."""
-    if name not in SERVICES:
-        raise SaltInvocationError(f"name: {name!r} is not one of {', '.join(SERVICES)}")
+    services = __utils__["qmail_supervisors.services"]()
+    if name not in services:
+        raise SaltInvocationError(f"name: {name!r} is not one of {', '.join(services)}")
     backend = _backend(supervisor, **paths)
     why = backend.refusal(name)
     if why:

@@ -513,6 +513,12 @@ BACKENDS = {cls.name: cls for cls in (Systemd, Daemontools, Bootscript, Inetd)}
 SUPERVISORS = ("systemd", "daemontools", "bootscript")
 
 
+def services():
+    """qmail's services a supervisor may run: the one list ``qmail_service``
+    (module and states) checks a service name against."""
+    return SERVICES
+
+
 def supervisors():
     """The values of ``qmail:service:supervisor``: the one list the settings
     and ``qmail_service`` check against."""

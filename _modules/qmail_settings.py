@@ -5,11 +5,11 @@ the ``qmail`` pillar, check every key, and derive what the states need
 
 This module is the one reader of the pillar and the one owner of its
 schema. The SLS files (and ``qmail/map.jinja``) call ``show`` while
-rendering (merged once per state run), so a bad pillar value stops the whole run before the first
-state changes anything, with an error that starts with the full pillar
-key. The other execution modules ask ``get`` for a setting only when the
-caller left an argument out; this module calls none of them (no circle
-through the loader): the checks and derivations per area are functions of
+rendering (merged once per state run), so a bad pillar value stops the
+whole run before the first state changes anything, with an error that
+starts with the full pillar key. The other execution modules ask ``get``
+for a setting only when the caller left an argument out; this module calls
+none of them (no circle through the loader): the checks and derivations per area are functions of
 ``_utils`` (``qmail_settings_lookup``, ``_build``, ``_mail``, ``_smtpd``,
 with the catalogues ``qmail_control_files``, ``qmail_build_inputs`` and
 ``qmail_tcprules``), all on the shared validators of

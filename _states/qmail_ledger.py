@@ -23,7 +23,8 @@ from salt.exceptions import CommandExecutionError
 
 __virtualname__ = "qmail_ledger"
 
-LISTED = "is in the ledger"
+# What a state says of names it leaves: (of one, of several).
+LISTED = ("is in the ledger", "are in the ledger")
 
 
 def __virtual__():
@@ -51,10 +52,13 @@ def recorded(name, kind, ledger=None, only=None, marker=None, maintainer=None, s
         if not __salt__["qmail_ledger.proves"](kind, entry, only=only, marker=marker,
                                                maintainer=maintainer, source=source,
                                                ledger=ledger):
-            return None, ("is not installed: nothing for clean to put back"
+            return None, (("is not installed: nothing for clean to put back",
+                           "are not installed: nothing for clean to put back")
                           if kind == "displaced" else
-                          "was not made by the formula (it holds what the formula did "
-                          "not write): not recorded, clean leaves it")
+                          ("was not made by the formula (it holds what the formula did "
+                           "not write): not recorded, clean leaves it",
+                           "were not made by the formula (they hold what the formula did "
+                           "not write): not recorded, clean leaves them"))
         return entry, ""
 
     return _record_each(name, kind, ledger, entries, one, "")
@@ -75,7 +79,9 @@ def intended(name, kind, ledger=None, entries=None):
         if __salt__["qmail_ledger.lists"](kind, entry, ledger=ledger):
             return None, LISTED
         if __salt__["qmail_ledger.present"](kind, entry):
-            return None, "exists: recorded after its state only if it proves to be qmail's"
+            return None, ("exists: recorded after its state only if it proves to be qmail's",
+                          "exist: recorded after their states only if they prove to be "
+                          "qmail's")
         return entry, ""
 
     return _record_each(name, kind, ledger, entries, one, " before it is created")
@@ -84,7 +90,7 @@ def intended(name, kind, ledger=None, entries=None):
 def _record_each(name, kind, ledger, entries, decide, when):
     """Record (or say it would, under test) each of ``entries`` (default:
     ``name``) that ``decide`` returns; ``decide(entry)`` gives the entry to
-    record or None, and what to say when it records nothing."""
+    record, or None and what to say of it (of one, of several)."""
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
     names = [name] if entries is None else list(entries)
     chosen, left = [], {}
@@ -96,10 +102,8 @@ def _record_each(name, kind, ledger, entries, decide, when):
             chosen.append(pick)
     if not chosen:
         label = "package" if kind == "displaced" else kind
-        ret["comment"] = "; ".join(
-            f"{label} {', '.join(them)} "
-            f"{why.replace('is in', 'are in') if len(them) > 1 else why}"
-            for why, them in left.items())
+        ret["comment"] = "; ".join(f"{label} {', '.join(them)} {why[len(them) > 1]}"
+                                   for why, them in left.items())
         return ret
     recorded = chosen[0] if entries is None else chosen
     ret["changes"] = {"recorded": {kind: recorded}}

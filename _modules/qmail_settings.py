@@ -3,17 +3,17 @@ The formula's settings: merge the parameters (``qmail/parameters/``) and
 the ``qmail`` pillar, check every key, and derive what the states need
 (e.g. the control files of the host's role, qmail-smtpd's command lines).
 
-This module is the one reader of the pillar and the one owner of its
-schema. The SLS files (and ``qmail/map.jinja``) call ``show`` while
-rendering (merged once per state run), so a bad pillar value stops the
-whole run before the first state changes anything, with an error that
-starts with the full pillar key. The other execution modules ask ``get``
-for a setting only when the caller left an argument out; this module calls
-none of them (no circle through the loader): the checks and derivations per area are functions of
-``_utils`` (``qmail_settings_lookup``, ``_build``, ``_mail``, ``_smtpd``,
-with the catalogues ``qmail_control_files``, ``qmail_build_inputs`` and
-``qmail_tcprules``), all on the shared validators of
-``_utils/qmail_validate.py``; what needs the minion (grains, the file
+This module is the one reader of the pillar and the one owner of its schema.
+The SLS files (and ``qmail/map.jinja``) call ``show`` while rendering
+(merged once per state run), so a bad pillar value stops the whole run
+before the first state changes anything, with an error that starts with the
+full pillar key. The other execution modules ask ``get`` for a setting only
+when the caller left an argument out; this module calls none of them (no
+circle through the loader): the checks and derivations per area are
+functions of ``_utils`` (``qmail_settings_lookup``, ``_build``, ``_mail``,
+``_smtpd``, with the catalogues ``qmail_control_files``,
+``qmail_build_inputs`` and ``qmail_tcprules``), all on the shared validators
+of ``_utils/qmail_validate.py``; what needs the minion (grains, the file
 server, the host's files and accounts: ``qmail_owner``) is called from here.
 
 ``null`` in the pillar means "the default" for every key, except the

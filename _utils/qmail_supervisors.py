@@ -64,7 +64,9 @@ class Supervisor:
     services = SERVICES  # the services it can run
     multilog = False  # each service with a log service of its own
 
-    def __init__(self, run_all, pids_named, alive, booted, path):
+    def __init__(self, run_all, pids_named, alive, booted, path, units=None):
+        # units: a state run's snapshot, for a supervisor that keeps one (Systemd)
+        self._units = units
         self._run_all = run_all
         self._pids_named = pids_named
         self._alive = alive
@@ -197,10 +199,6 @@ class Systemd(Supervisor):
 
     name = "systemd"
     PROPERTIES = "Id,LoadState,ActiveState,UnitFileState,MainPID,NeedDaemonReload"
-
-    def __init__(self, *args, units=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._units = units
 
     def unit(self, service):
         """LoadState, ActiveState, UnitFileState, MainPID, NeedDaemonReload."""
@@ -537,6 +535,4 @@ def backend(supervisor, run_all, pids_named, alive, booted, path, units=None):
     if supervisor not in BACKENDS:
         raise SaltInvocationError(f"supervisor: {supervisor!r} is not one of "
                                   f"{', '.join(BACKENDS)}")
-    if supervisor == "systemd":
-        return Systemd(run_all, pids_named, alive, booted, path, units=units)
-    return BACKENDS[supervisor](run_all, pids_named, alive, booted, path)
+    return BACKENDS[supervisor](run_all, pids_named, alive, booted, path, units=units)

@@ -241,6 +241,24 @@ def test_spamd_unreachable_tempfails(chain, tmp_path):
     assert (code, queued) == (82, None) and text.startswith("Zspamassassin failed")
 
 
+def test_a_step_that_never_answers_is_cut_at_its_timeout_and_tempfails(chain, tmp_path):
+    """A step that hangs (here a spamc that never returns) is stopped by the
+    step's own time limit: a temporary refusal when required, nothing queued;
+    passed on unchecked only when the step is not required."""
+    spamc = tmp_path / "spamc-hangs"
+    spamc.write_text("#!/bin/sh\nexec sleep 3600\n")
+    spamc.chmod(0o755)
+    step = {"name": "spamassassin", "required": True, "timeout": 1, "reject_score": 0,
+            "max_size": 512000, "user": "", "spamc": str(spamc), "host": "127.0.0.1",
+            "port": 1}
+    chain.configure([step])
+    code, queued, text = chain.run(INBOUND)
+    assert (code, queued) == (82, None)
+    assert text.startswith("Zspamassassin took longer than 1 s") and "(#4.3.0)" in text
+    chain.configure([dict(step, required=False)])
+    assert chain.run(INBOUND)[:2] == (0, MESSAGE)
+
+
 def test_daemon_down_is_a_temporary_refusal_and_nothing_queued(chain):
     chain.configure([chain.dkim])
     chain.process.terminate()

@@ -13,3 +13,13 @@ def pytest_configure(config):
     if server is not None:
         server.log_host = "127.0.0.1"
     durations.configure(config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """xdist's controller, before a worker starts (see durations)."""
+    durations.pytest_configure_node(node)
+
+
+def pytest_unconfigure(config):
+    durations.unconfigure(config)

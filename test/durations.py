@@ -13,6 +13,11 @@ later) would put the modules with the most tests first instead (its
 ``--loadscope-reorder``, on by default), which sent the lab modules, few
 tests each but minutes long, to the end of the run: ``configure`` turns that
 off.
+
+On a machine without the lab images, the controller starts building them
+in the background (``lab.prebuild``) and the modules that need no lab (not
+marked ``lab``) go first, in the same order among themselves, so that the
+workers test while debootstrap runs instead of all waiting on its lock.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from __future__ import annotations
 import collections
 import json
 import pathlib
+
+from lab import prebuild
 
 FILE = pathlib.Path(__file__).resolve().parent / "durations.json"
 
@@ -40,13 +47,27 @@ def pytest_addoption(parser):
                      help=f"write each test module's wall time to {FILE.name}")
 
 
+PREBUILD = "qmail_lab_prebuild"
+
+
+def _images_building(config) -> bool:
+    """The controller's word (passed to each worker, so that all collect in
+    the same order), or this process's own when it runs alone."""
+    if hasattr(config, "workerinput"):
+        return bool(config.workerinput.get(PREBUILD))
+    return getattr(config, PREBUILD, None) is not None
+
+
 def pytest_collection_modifyitems(session, config, items):
     known = load()
+    lab_last = _images_building(config)
     order = {}
     for index, item in enumerate(items):
         order.setdefault(_module(item.nodeid), index)
     # Unknown modules first (inf), then longest first; ties keep their order.
-    items.sort(key=lambda item: (-known.get(_module(item.nodeid), float("inf")),
+    # While the lab images are built, the modules that need none go first.
+    items.sort(key=lambda item: (lab_last and item.get_closest_marker("lab") is not None,
+                                 -known.get(_module(item.nodeid), float("inf")),
                                  order[_module(item.nodeid)]))
 
 
@@ -63,11 +84,36 @@ class _Recorder:
         FILE.write_text(json.dumps(dict(sorted(merged.items())), indent=1) + "\n")
 
 
+def _may_run_lab(config) -> bool:
+    """Whether this run may select lab tests: not for ``--collect-only``,
+    ``-m "not lab"``, or paths all under test/unit or test/integration."""
+    if config.option.collectonly or "not lab" in (config.option.markexpr or ""):
+        return False
+    here = FILE.parent
+    no_lab = (here / "unit", here / "integration")
+    paths = [pathlib.Path(config.invocation_params.dir, arg.split("::", 1)[0]).resolve()
+             for arg in config.args] or [here]
+    return any(not any(path.is_relative_to(folder) for folder in no_lab) for path in paths)
+
+
+def pytest_configure_node(node):
+    """xdist (controller): tell each worker whether the images are being built."""
+    node.workerinput[PREBUILD] = _images_building(node.config)
+
+
+def unconfigure(config):
+    """A background image build still running when the run ends is stopped."""
+    prebuild.stop(getattr(config, PREBUILD, None))
+
+
 def configure(config):
     """Called from the root conftest's ``pytest_configure``: keeps this
     order under ``--dist loadfile``; records on the controller only (xdist
-    workers report to it)."""
+    workers report to it); starts the background image build when lab
+    tests may run and images are missing (controller only)."""
     if hasattr(config.option, "loadscopereorder"):
         config.option.loadscopereorder = False
+    if not hasattr(config, "workerinput") and _may_run_lab(config):
+        setattr(config, PREBUILD, prebuild.start())
     if config.getoption("store_durations") and not hasattr(config, "workerinput"):
         config.pluginmanager.register(_Recorder(), "qmail-durations")

@@ -227,16 +227,25 @@ def test_unreadable_key_is_a_temporary_refusal_and_nothing_queued(chain):
     assert chain.run(RELAY)[:2] == (0, MESSAGE)
 
 
-def test_spamd_unreachable_tempfails(chain, tmp_path):
-    spamc = shutil.which("spamc")
-    if not spamc:  # stand-in: a spamc that cannot connect, as spamc -x exits
-        spamc = tmp_path / "spamc"
-        spamc.write_text("#!/bin/sh\necho 'connect to spamd failed' >&2\nexit 69\n")
-        spamc.chmod(0o755)
-    step = {"name": "spamassassin", "required": True, "timeout": 5, "reject_score": 0,
+def _spamassassin(spamc, timeout):
+    """The spamassassin step with ``spamc`` (a path) and a spamd port where
+    nothing listens."""
+    return {"name": "spamassassin", "required": True, "timeout": timeout, "reject_score": 0,
             "max_size": 512000, "user": "", "spamc": str(spamc), "host": "127.0.0.1",
             "port": 1}
-    chain.configure([step])
+
+
+def _stand_in(path, script):
+    path.write_text(f"#!/bin/sh\n{script}\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_spamd_unreachable_tempfails(chain, tmp_path):
+    # Debian's spamc, or a stand-in that cannot connect, as spamc -x exits.
+    spamc = shutil.which("spamc") or _stand_in(
+        tmp_path / "spamc", "echo 'connect to spamd failed' >&2\nexit 69")
+    chain.configure([_spamassassin(spamc, 5)])
     code, queued, text = chain.run(INBOUND)
     assert (code, queued) == (82, None) and text.startswith("Zspamassassin failed")
 
@@ -245,12 +254,7 @@ def test_a_step_that_never_answers_is_cut_at_its_timeout_and_tempfails(chain, tm
     """A step that hangs (here a spamc that never returns) is stopped by the
     step's own time limit: a temporary refusal when required, nothing queued;
     passed on unchecked only when the step is not required."""
-    spamc = tmp_path / "spamc-hangs"
-    spamc.write_text("#!/bin/sh\nexec sleep 3600\n")
-    spamc.chmod(0o755)
-    step = {"name": "spamassassin", "required": True, "timeout": 1, "reject_score": 0,
-            "max_size": 512000, "user": "", "spamc": str(spamc), "host": "127.0.0.1",
-            "port": 1}
+    step = _spamassassin(_stand_in(tmp_path / "spamc-hangs", "exec sleep 3600"), 1)
     chain.configure([step])
     code, queued, text = chain.run(INBOUND)
     assert (code, queued) == (82, None)

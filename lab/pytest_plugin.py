@@ -3,7 +3,7 @@
 Load it from a conftest with ``from lab.pytest_plugin import *`` (pytest
 refuses ``pytest_plugins`` outside the root conftest). Fixtures:
 
-``lab``            session: the ``Lab`` (network + images); fails with a clear
+``lab``            session: the ``Lab`` (network + base image); fails with a clear
                    message when podman cannot be used (deselect with -m 'not lab').
 ``lab_master``     session: a started ``LabMaster`` listening on the lab gateway.
 ``lab_hosts``      function: factory ``lab_hosts(fqdns, image="base", pillars=None,
@@ -74,13 +74,15 @@ def event_listener():
 
 @pytest.fixture(scope="session")
 def lab():
-    """The lab network, with both images built (or cached) and what older
-    recipes left pruned."""
+    """The lab network (its base image built or cached), what older recipes
+    left pruned. The other images are built when a host first needs them,
+    so that a module on base hosts need not wait for the sendmail image
+    (lab.prebuild may be making it in the background)."""
     reason = lab_podman.available()
     if reason:
         pytest.fail(f"lab tests need podman here: {reason}. "
                     "Install it, or deselect these tests with -m 'not lab'.", pytrace=False)
-    image.build_all()
+    image.prune()
     with Lab() as the_lab:
         yield the_lab
 

@@ -5,6 +5,8 @@ refuses ``pytest_plugins`` outside the root conftest). Fixtures:
 
 ``lab``            session: the ``Lab`` (network + base image); fails with a clear
                    message when podman cannot be used (deselect with -m 'not lab').
+``lab_left_empty`` module, autouse: a module that leaves hosts in the lab fails
+                   its teardown (and they are removed).
 ``lab_master``     session: a started ``LabMaster`` listening on the lab gateway.
 ``lab_hosts``      function: factory ``lab_hosts(fqdns, image="base", pillars=None,
                    release=None, ipv6=False) -> list[Host]``; ``release`` is a Debian
@@ -49,8 +51,9 @@ from .lab import Lab
 from .master import LabMaster, loopback_event_listener
 from .source import QmailSource
 
-__all__ = ["salt_factories_default_root_dir", "event_listener", "lab", "lab_master",
-           "lab_hosts", "lab_hosts_module", "qmail_source", "QmailSource", "source_or_skip"]
+__all__ = ["salt_factories_default_root_dir", "event_listener", "lab", "lab_left_empty",
+           "lab_master", "lab_hosts", "lab_hosts_module", "qmail_source", "QmailSource",
+           "source_or_skip"]
 
 
 @pytest.fixture(scope="session")
@@ -85,6 +88,19 @@ def lab():
     image.prune()
     with Lab() as the_lab:
         yield the_lab
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lab_left_empty(request, lab):
+    """After each lab module: no host of it is left in the worker's lab (the
+    next module may name the same hosts). One that is left is removed, and
+    the module that left it fails its teardown, named."""
+    yield
+    left = list(lab.hosts.values())
+    if left:
+        lab.remove_hosts(left)
+        pytest.fail(f"{request.module.__name__} left hosts in the lab: "
+                    f"{sorted(h.fqdn for h in left)}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

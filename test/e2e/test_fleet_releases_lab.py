@@ -46,23 +46,33 @@ def fleet(lab, qmail_source):
     with master:
         hosts = master.start_hosts(list(RELEASES), image="sendmail", release=RELEASES,
                                    timeout=300)
-        fleet = Fleet(master, hosts)
-        source = master.put_source(qmail_source)
-        share = {"share": {"builder": SPOOL, "wait": 600}}
-        relay = [f"{fleet.hosts[c].ip}/32" for c in CLIENTS]
-        pillars = {SPOOL: {"qmail": {"role": "spool", "source": source, "build": share,
-                                     "relay_clients": relay}}}
-        for client in CLIENTS:
-            pillars[client] = {"qmail": {"role": "client", "spool": SPOOL, "source": source,
-                                         "build": share}}
-        master.set_pillar(pillars)
-        master.salt(list(RELEASES), "saltutil.sync_all")
-        first = master.apply_ok(list(RELEASES), "qmail", timeout=1800)
-        fleet.builds = {fqdn: next(v["changes"] for v in states.values()
-                                   if v["__id__"] == BUILD)
-                        for fqdn, states in first.items()}
-        fleet.hosts[SPOOL].add_mail_user("someone")
-        yield fleet
+        try:
+            yield _applied(master, hosts, qmail_source)
+        finally:
+            # The worker's lab lives on: the next module there may name
+            # the same hosts.
+            master.remove_hosts(hosts)
+
+
+def _applied(master, hosts, qmail_source):
+    """The fleet with its pillar, synced and applied once."""
+    fleet = Fleet(master, hosts)
+    source = master.put_source(qmail_source)
+    share = {"share": {"builder": SPOOL, "wait": 600}}
+    relay = [f"{fleet.hosts[c].ip}/32" for c in CLIENTS]
+    pillars = {SPOOL: {"qmail": {"role": "spool", "source": source, "build": share,
+                                 "relay_clients": relay}}}
+    for client in CLIENTS:
+        pillars[client] = {"qmail": {"role": "client", "spool": SPOOL, "source": source,
+                                     "build": share}}
+    master.set_pillar(pillars)
+    master.salt(list(RELEASES), "saltutil.sync_all")
+    first = master.apply_ok(list(RELEASES), "qmail", timeout=1800)
+    fleet.builds = {fqdn: next(v["changes"] for v in states.values()
+                               if v["__id__"] == BUILD)
+                    for fqdn, states in first.items()}
+    fleet.hosts[SPOOL].add_mail_user("someone")
+    return fleet
 
 
 def test_every_host_runs_its_own_release(fleet):

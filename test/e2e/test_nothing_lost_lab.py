@@ -49,6 +49,7 @@ class MailFleet(Fleet):
         self.source = source
         self.build = build  # lab.buildcache: the tree compiled once
         self.control = {SPOOL: {}, CLIENT1: {}, CLIENT2: {}}
+        self.churn_rounds = 0  # over the module: each round's values are new
 
     def pillars(self):
         relay = [f"{self.hosts[c].ip}/32" for c in CLIENTS]
@@ -178,10 +179,12 @@ def test_messages_in_sendmails_queue_are_handed_over_and_arrive_once(fleet):
 
 
 def _churn(fleet, stop, log):
-    """HUPs, restarts and full re-applies until ``stop`` is set."""
-    round_ = 0
+    """HUPs, restarts and full re-applies until ``stop`` is set. The round
+    count is the fleet's: a value left by an earlier test's round would
+    change nothing (no HUP, no restart)."""
     while not stop.is_set():
-        round_ += 1
+        fleet.churn_rounds += 1
+        round_ = fleet.churn_rounds
         # locals: HUP on the spool (same PID).
         names = ["localhost.cla.kobe-u.ac.jp", SPOOL, f"alias{round_}.cla.kobe-u.ac.jp"]
         fleet.set_control(SPOOL, locals=names)
@@ -218,6 +221,8 @@ def test_restarts_and_reapplies_under_load_lose_and_duplicate_nothing(fleet, tot
     assert {"hup", "restart", "full"} <= set(kinds)
     assert any("qmail-service-send-hup-qmail_service-send_reloaded" in ids
                for kind, ids in log if kind == "hup")
+    assert any("qmail-service-send-qmail_service-running" in ids
+               for kind, by_host in log if kind == "restart" for ids in by_host.values())
     ids = fleet.wait_all(tag, total, 900)
     assert len(ids) == total, f"{len(ids)} delivered, {len(set(ids))} distinct"
     assert len(set(ids)) == total  # none twice

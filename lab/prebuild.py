@@ -4,7 +4,7 @@ A run on a machine without the lab images (a fresh CI machine, a new
 ``QMAIL_LAB_DIR``) spends minutes in debootstrap, mostly waiting for the
 disk and the archive, with every pytest worker waiting on the build lock of
 its first lab module. ``start`` (called once, by the controller) begins that
-build in a child process and says so; the schedule (test/durations.py) then
+build in a child process and returns it; the schedule (test/durations.py) then
 runs the modules that need no lab first, and the lab modules wait on the
 same lock as before (``image.build``), finding the images made.
 

@@ -1,6 +1,6 @@
 """
-Overridable files, the template-formula way ("TOFS"): which salt:// file a
-file state of the formula takes.
+Overridable files, the template-formula way ("TOFS"): which text a file
+state of the formula writes, or which salt:// file it takes.
 
 For each grain named in ``qmail:tofs:files_switch`` (default: the minion's
 ``id``, then its ``os_family``) the folder named by that grain's value comes
@@ -10,8 +10,11 @@ first, then ``default``::
     salt://qmail/files/Debian/service/smtpd-run
     salt://qmail/files/default/service/smtpd-run
 
-A file of your own in one of the first two (in your own file_roots, ahead of
-the formula's) replaces the formula's. ``qmail:tofs:source_files:<key>``
+A file of your own in one of them (in your own file_roots, ahead of the
+formula's) replaces the formula's: ``contents`` renders it with the state's
+values; with none, the formula's own text (``_utils/qmail_texts.py``) is
+written. The filter's two programs are files of the formula's
+``default`` folder (``files_switch``). ``qmail:tofs:source_files:<key>``
 replaces the file names tried for the state whose key is ``<key>``;
 ``qmail:tofs:path_prefix`` and ``qmail:tofs:dirs:files`` move the tree.
 
@@ -22,6 +25,8 @@ and compile a macro library.
 
 import functools
 import logging
+
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +77,54 @@ def files_switch(files, key, tofs=None, saltenv="base"):
     if tofs is None:
         tofs = __salt__["qmail_settings.get"]("tofs")
     tried = candidates(files, key, tofs)
-    top = f"{tofs['path_prefix']}/{tofs['dirs']['files']}"
-    run = __context__.value() if hasattr(__context__, "value") else __context__
-    listed = __utils__["qmail_runcache.listing"](run, __salt__["cp.list_master"], top,
-                                                 saltenv=saltenv)
+    listed = _listed(tofs, saltenv)
     for source in tried:
         if source[len("salt://"):] in listed:
             return source
     log.debug("no TOFS source of %s is listed; Salt tries %s", key, tried)
     return tried
+
+
+def _listed(tofs, saltenv):
+    """The files under the TOFS folder, one listing per state run."""
+    top = f"{tofs['path_prefix']}/{tofs['dirs']['files']}"
+    run = __context__.value() if hasattr(__context__, "value") else __context__
+    return __utils__["qmail_runcache.listing"](run, __salt__["cp.list_master"], top,
+                                               saltenv=saltenv)
+
+
+def contents(files, key, context, tofs=None, saltenv="base"):
+    """
+    The text of the file state ``key`` for the values ``context``: a file of
+    the site's own, the first of ``candidates`` that the file server lists,
+    rendered with Jinja as ``file.managed`` renders a template; when none is
+    listed, the formula's default text (``_utils/qmail_texts.py``, named by
+    the first of ``files``), which costs the apply no file server round trip.
+    When the listing is empty (another saltenv, a listing Salt could not
+    give), each candidate is asked for in turn.
+
+    CLI Example::
+
+        salt '*' qmail_tofs.contents '[service/send-run]' send-run '{home: /var/qmail}'
+    """
+    if not isinstance(context, dict):
+        raise SaltInvocationError(f"context: a mapping of the file's values, not {context!r}")
+    if tofs is None:
+        tofs = __salt__["qmail_settings.get"]("tofs")
+    tried = candidates(files, key, tofs)
+    listed = _listed(tofs, saltenv)
+    for source in tried:
+        if listed and source[len("salt://"):] not in listed:
+            continue
+        text = __salt__["cp.get_file_str"](source, saltenv=saltenv)
+        if text is not False:
+            return __salt__["file.apply_template_on_contents"](
+                text, template="jinja", context=context, defaults=None, saltenv=saltenv)
+    try:
+        default = __utils__["qmail_texts.text"](files[0], context)
+    except ValueError as exc:
+        raise SaltInvocationError(f"context: {exc}") from None
+    if default is None:
+        raise CommandExecutionError(f"{key}: no file of {tried} is on the file server, and "
+                                    f"the formula has no default text for {files[0]}")
+    return default

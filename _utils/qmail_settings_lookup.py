@@ -24,7 +24,7 @@ ACCOUNTS = {
 }
 GROUPS = ("qmail", "nofiles")
 # The file states whose sources qmail:tofs:source_files may replace (the
-# keys the SLS files give qmail_tofs.files_switch).
+# keys the SLS files give qmail_tofs.contents and qmail_tofs.files_switch).
 TOFS_KEYS = ("rc", "send-run", "qmail-send.service", "qmail-svscan.service", "log-run",
              "smtpd", "tcp.smtp", "smtpd-run", "qmail-smtpd.service", "submission",
              "authenticated", "qmail-filter", "qmail-filterd", "qmail-filterd.service",

@@ -85,12 +85,10 @@ qmail-build-tree-qmail_build-installed:
 qmail-build-rc-file-managed:
   file.managed:
     - name: {{ (qmail.lookup.home ~ '/rc') | json }}
-    - source: {{ salt["qmail_tofs.files_switch"](["build/rc.jinja"], "rc", qmail.tofs) | json }}
-    - template: jinja
-    - context:
-        home: {{ qmail.lookup.home | json }}
-        delivery_arg: {{ qmail.delivery_arg | json }}
-        logger: {{ qmail.service.send_logger | json }}
+    - contents: {{ salt["qmail_tofs.contents"](["build/rc.jinja"], "rc", {
+                     "home": qmail.lookup.home, "delivery_arg": qmail.delivery_arg,
+                     "logger": qmail.service.send_logger},
+                   qmail.tofs) | json }}
     - user: root
     - group: {{ qmail.lookup.rootgroup | json }}
     - mode: '0755'

@@ -118,12 +118,11 @@ qmail-filter-socket-dir-qmail_ledger-recorded:
 {{ (sid ~ "-unit-file-managed") | json }}:
   file.managed:
     - name: {{ (paths.unit_dir ~ "/" ~ daemon.name ~ ".service") | json }}
-    - source: {{ salt["qmail_tofs.files_switch"](["filter/qmail-filterd.service"], "qmail-filterd.service", qmail.tofs) | json }}
-    - template: jinja
+    - contents: {{ salt["qmail_tofs.contents"](["filter/qmail-filterd.service"], "qmail-filterd.service",
+                   context, qmail.tofs) | json }}
     - user: root
     - group: {{ qmail.lookup.rootgroup | json }}
     - mode: '0644'
-    - context: {{ context | json }}
 
 {{ (sid ~ "-qmail_service-enabled") | json }}:
   qmail_service.enabled:
@@ -138,13 +137,12 @@ qmail-filter-socket-dir-qmail_ledger-recorded:
 {{ (sid ~ "-run-file-managed") | json }}:
   file.managed:
     - name: {{ (dir ~ "/run") | json }}
-    - source: {{ salt["qmail_tofs.files_switch"](["filter/filterd-run"], "filterd-run", qmail.tofs) | json }}
-    - template: jinja
+    - contents: {{ salt["qmail_tofs.contents"](["filter/filterd-run"], "filterd-run",
+                   context, qmail.tofs) | json }}
     - user: root
     - group: {{ qmail.lookup.rootgroup | json }}
     - mode: '0755'
     - makedirs: true
-    - context: {{ context | json }}
 
 # multilog as qmaill into <log_dir>/qmail-filterd, as qmail-send's.
 {{ (sid ~ "-log-dir-file-directory") | json }}:
@@ -158,18 +156,15 @@ qmail-filter-socket-dir-qmail_ledger-recorded:
 {{ (sid ~ "-log-run-file-managed") | json }}:
   file.managed:
     - name: {{ (dir ~ "/log/run") | json }}
-    - source: {{ salt["qmail_tofs.files_switch"](["service/log-run"], "log-run", qmail.tofs) | json }}
-    - template: jinja
+    - contents: {{ salt["qmail_tofs.contents"](["service/log-run"], "log-run", {
+                     "daemontools_bin": paths.daemontools_bin, "user": qmail.lookup.users.qmaill,
+                     "size": qmail.service.log.size, "count": qmail.service.log.count,
+                     "log_dir": log_dir},
+                   qmail.tofs) | json }}
     - user: root
     - group: {{ qmail.lookup.rootgroup | json }}
     - mode: '0755'
     - makedirs: true
-    - context:
-        daemontools_bin: {{ paths.daemontools_bin | json }}
-        user: {{ qmail.lookup.users.qmaill | json }}
-        size: {{ qmail.service.log.size | json }}
-        count: {{ qmail.service.log.count | json }}
-        log_dir: {{ log_dir | json }}
 
 {{ (sid ~ "-link-file-symlink") | json }}:
   file.symlink:
@@ -237,14 +232,13 @@ qmail-filter-program-file-managed:
 qmail-filter-sendmail-file-managed:
   file.managed:
     - name: {{ filter.sendmail.path | json }}
-    - source: {{ salt["qmail_tofs.files_switch"](["filter/sendmail"], "sendmail-wrapper", qmail.tofs) | json }}
-    - template: jinja
+    - contents: {{ salt["qmail_tofs.contents"](["filter/sendmail"], "sendmail-wrapper", {
+                     "qmailqueue": filter.sendmail.qmailqueue,
+                     "sendmail": filter.sendmail.sendmail},
+                   qmail.tofs) | json }}
     - user: root
     - group: {{ qmail.lookup.rootgroup | json }}
     - mode: '0755'
-    - context:
-        qmailqueue: {{ filter.sendmail.qmailqueue | json }}
-        sendmail: {{ filter.sendmail.sendmail | json }}
     - require:
       - file: qmail-filter-program-file-managed
 {%-   endif %}

@@ -43,27 +43,25 @@ include:
 qmail-service-send-run-file-managed:
   file.managed:
     - name: {{ (home ~ "/supervise/qmail-send/run") | json }}
-    - source: {{ salt["qmail_tofs.files_switch"](["service/send-run"], "send-run", qmail.tofs) | json }}
-    - template: jinja
+    - contents: {{ salt["qmail_tofs.contents"](["service/send-run"], "send-run", {
+                     "home": home},
+                   qmail.tofs) | json }}
     - user: root
     - group: {{ qmail.lookup.rootgroup | json }}
     - mode: '0755'
     - makedirs: true
-    - context:
-        home: {{ home | json }}
 
 {%- if supervisor == "systemd" %}
 
 qmail-service-send-unit-file-managed:
   file.managed:
     - name: {{ (paths.unit_dir ~ "/qmail-send.service") | json }}
-    - source: {{ salt["qmail_tofs.files_switch"](["service/qmail-send.service"], "qmail-send.service", qmail.tofs) | json }}
-    - template: jinja
+    - contents: {{ salt["qmail_tofs.contents"](["service/qmail-send.service"], "qmail-send.service", {
+                     "home": home},
+                   qmail.tofs) | json }}
     - user: root
     - group: {{ qmail.lookup.rootgroup | json }}
     - mode: '0644'
-    - context:
-        home: {{ home | json }}
 
 {%- elif supervisor == "daemontools" %}
 
@@ -79,14 +77,12 @@ qmail-service-svscan-dir-file-directory:
 qmail-service-svscan-unit-file-managed:
   file.managed:
     - name: {{ (paths.unit_dir ~ "/qmail-svscan.service") | json }}
-    - source: {{ salt["qmail_tofs.files_switch"](["service/qmail-svscan.service"], "qmail-svscan.service", qmail.tofs) | json }}
-    - template: jinja
+    - contents: {{ salt["qmail_tofs.contents"](["service/qmail-svscan.service"], "qmail-svscan.service", {
+                     "service_dir": paths.service_dir, "daemontools_bin": paths.daemontools_bin},
+                   qmail.tofs) | json }}
     - user: root
     - group: {{ qmail.lookup.rootgroup | json }}
     - mode: '0644'
-    - context:
-        service_dir: {{ paths.service_dir | json }}
-        daemontools_bin: {{ paths.daemontools_bin | json }}
 
 qmail-service-svscan-service-running:
   service.running:
@@ -110,18 +106,15 @@ qmail-service-send-log-dir-file-directory:
 qmail-service-send-log-run-file-managed:
   file.managed:
     - name: {{ (home ~ "/supervise/qmail-send/log/run") | json }}
-    - source: {{ salt["qmail_tofs.files_switch"](["service/log-run"], "log-run", qmail.tofs) | json }}
-    - template: jinja
+    - contents: {{ salt["qmail_tofs.contents"](["service/log-run"], "log-run", {
+                     "daemontools_bin": paths.daemontools_bin, "user": qmail.lookup.users.qmaill,
+                     "size": qmail.service.log.size, "count": qmail.service.log.count,
+                     "log_dir": (paths.log_dir ~ "/qmail-send")},
+                   qmail.tofs) | json }}
     - user: root
     - group: {{ qmail.lookup.rootgroup | json }}
     - mode: '0755'
     - makedirs: true
-    - context:
-        daemontools_bin: {{ paths.daemontools_bin | json }}
-        user: {{ qmail.lookup.users.qmaill | json }}
-        size: {{ qmail.service.log.size | json }}
-        count: {{ qmail.service.log.count | json }}
-        log_dir: {{ (paths.log_dir ~ "/qmail-send") | json }}
 
 qmail-service-send-link-file-symlink:
   file.symlink:

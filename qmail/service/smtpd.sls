@@ -38,15 +38,13 @@ include:
 qmail-service-smtpd-wrapper-file-managed:
   file.managed:
     - name: {{ (home ~ "/supervise/qmail-smtpd/smtpd") | json }}
-    - source: {{ salt["qmail_tofs.files_switch"](["service/smtpd"], "smtpd", qmail.tofs) | json }}
-    - template: jinja
+    - contents: {{ salt["qmail_tofs.contents"](["service/smtpd"], "smtpd", {
+                     "home": home, "qmailqueue": qmail.filter.qmailqueue},
+                   qmail.tofs) | json }}
     - user: root
     - group: {{ qmail.lookup.rootgroup | json }}
     - mode: '0755'
     - makedirs: true
-    - context:
-        home: {{ home | json }}
-        qmailqueue: {{ qmail.filter.qmailqueue | json }}
 {%-   if qmail.filter.active %}
     # The chain is in place before qmail-smtpd is told to run it.
     - require:
@@ -81,15 +79,13 @@ qmail-service-smtpd-wrapper-file-managed:
 qmail-service-smtpd-rules-file-managed:
   file.managed:
     - name: {{ rules | json }}
-    - source: {{ salt["qmail_tofs.files_switch"](["service/tcp.smtp"], "tcp.smtp", qmail.tofs) | json }}
-    - template: jinja
+    - contents: {{ salt["qmail_tofs.contents"](["service/tcp.smtp"], "tcp.smtp", {
+                     "rules": rules, "tcp_rules": qmail.service.tcp_rules},
+                   qmail.tofs) | json }}
     - user: root
     - group: {{ qmail.lookup.rootgroup | json }}
     - mode: '0644'
     - makedirs: true
-    - context:
-        rules: {{ rules | json }}
-        tcp_rules: {{ qmail.service.tcp_rules | json }}
 
 qmail-service-smtpd-rules-cdb-qmail_service-tcp_rules_compiled:
   qmail_service.tcp_rules_compiled:
@@ -144,23 +140,16 @@ qmail-service-smtpd-ipv6-package-pkg-installed:
 {{ (prefix ~ "-run-file-managed") | json }}:
   file.managed:
     - name: {{ (dir ~ "/run") | json }}
-    - source: {{ salt["qmail_tofs.files_switch"](["service/smtpd-run"], "smtpd-run", qmail.tofs) | json }}
-    - template: jinja
+    - contents: {{ salt["qmail_tofs.contents"](["service/smtpd-run"], "smtpd-run", {
+                     "home": home, "rules": rules, "qmaild": qmail.lookup.users.qmaild,
+                     "ucspi_bin": paths.ucspi_bin, "port": svc.port,
+                     "concurrency": qmail.service.smtpd_concurrency, "program": svc.program,
+                     "drop": svc.drop, "tls": svc.tls, "listen": qmail.service.listen},
+                   qmail.tofs) | json }}
     - user: root
     - group: {{ qmail.lookup.rootgroup | json }}
     - mode: '0755'
     - makedirs: true
-    - context:
-        home: {{ home | json }}
-        rules: {{ rules | json }}
-        qmaild: {{ qmail.lookup.users.qmaild | json }}
-        ucspi_bin: {{ paths.ucspi_bin | json }}
-        port: {{ svc.port | json }}
-        concurrency: {{ qmail.service.smtpd_concurrency | json }}
-        program: {{ svc.program | json }}
-        drop: {{ svc.drop | json }}
-        tls: {{ svc.tls | json }}
-        listen: {{ qmail.service.listen | json }}
 {%-   if qmail.service.ipv6 %}
     # The new run script (listening on IPv6) restarts a tcpserver of the
     # IPv6 package.
@@ -173,16 +162,12 @@ qmail-service-smtpd-ipv6-package-pkg-installed:
 {{ (prefix ~ "-unit-file-managed") | json }}:
   file.managed:
     - name: {{ (paths.unit_dir ~ "/" ~ svc.name ~ ".service") | json }}
-    - source: {{ salt["qmail_tofs.files_switch"](["service/qmail-smtpd.service"], "qmail-smtpd.service", qmail.tofs) | json }}
-    - template: jinja
+    - contents: {{ salt["qmail_tofs.contents"](["service/qmail-smtpd.service"], "qmail-smtpd.service", {
+                     "home": home, "port": svc.port, "service": svc.name, "tls": svc.tls},
+                   qmail.tofs) | json }}
     - user: root
     - group: {{ qmail.lookup.rootgroup | json }}
     - mode: '0644'
-    - context:
-        home: {{ home | json }}
-        port: {{ svc.port | json }}
-        service: {{ svc.name | json }}
-        tls: {{ svc.tls | json }}
 
 {%-   elif supervisor == "daemontools" %}
 
@@ -201,18 +186,14 @@ qmail-service-smtpd-ipv6-package-pkg-installed:
 {{ (prefix ~ "-log-run-file-managed") | json }}:
   file.managed:
     - name: {{ (dir ~ "/log/run") | json }}
-    - source: {{ salt["qmail_tofs.files_switch"](["service/log-run"], "log-run", qmail.tofs) | json }}
-    - template: jinja
+    - contents: {{ salt["qmail_tofs.contents"](["service/log-run"], "log-run", {
+                     "daemontools_bin": paths.daemontools_bin, "user": qmail.lookup.users.qmaill,
+                     "size": log.size, "count": log.count, "log_dir": log_dir},
+                   qmail.tofs) | json }}
     - user: root
     - group: {{ qmail.lookup.rootgroup | json }}
     - mode: '0755'
     - makedirs: true
-    - context:
-        daemontools_bin: {{ paths.daemontools_bin | json }}
-        user: {{ qmail.lookup.users.qmaill | json }}
-        size: {{ log.size | json }}
-        count: {{ log.count | json }}
-        log_dir: {{ log_dir | json }}
 
 {{ (prefix ~ "-link-file-symlink") | json }}:
   file.symlink:

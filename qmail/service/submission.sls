@@ -33,18 +33,15 @@ qmail-service-submission-passwd-qmail_submission-passwd_managed:
 {{ ("qmail-service-submission-" ~ name ~ "-file-managed") | json }}:
   file.managed:
     - name: {{ file | json }}
-    - source: {{ salt["qmail_tofs.files_switch"](["service/" ~ name], name, qmail.tofs) | json }}
-    - template: jinja
+    - contents: {{ salt["qmail_tofs.contents"](["service/" ~ name], name, {
+                     "home": home, "passwd": sub.files.passwd,
+                     "authenticated": sub.files.authenticated, "cvm_bin": paths.cvm_bin,
+                     "qmailqueue": qmail.filter.qmailqueue},
+                   qmail.tofs) | json }}
     - user: root
     - group: {{ qmail.lookup.rootgroup | json }}
     - mode: '0755'
     - makedirs: true
-    - context:
-        home: {{ home | json }}
-        passwd: {{ sub.files.passwd | json }}
-        authenticated: {{ sub.files.authenticated | json }}
-        cvm_bin: {{ paths.cvm_bin | json }}
-        qmailqueue: {{ qmail.filter.qmailqueue | json }}
 {%-   if qmail.filter.active %}
     # Authenticated senders' mail goes through the chain (DKIM signs it).
     - require:

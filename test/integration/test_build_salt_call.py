@@ -76,7 +76,7 @@ def test_default_render(salt_call):
     rc = dict(kv for item in got["qmail-build-rc-file-managed"]["file"]
               if isinstance(item, dict) for kv in item.items())
     assert rc["name"] == f"{home}/rc" and rc["mode"] == "0755" and rc["user"] == "root"
-    assert rc["context"]["delivery_arg"] == "./Maildir/"
+    assert rc["contents"].endswith("qmail-start ./Maildir/ splogger qmail\n")
     for name in ("root", "postmaster", "mailer-daemon"):
         alias = dict(kv for item in got[f"qmail-aliases-qmail-{name}-file-managed"]["file"]
                      if isinstance(item, dict) for kv in item.items())
@@ -92,7 +92,7 @@ def test_seed_mailbox_delivery_and_forwarding_aliases(salt_call):
                                             "mailer-daemon": None}})
     rc = dict(kv for item in got["qmail-build-rc-file-managed"]["file"]
               if isinstance(item, dict) for kv in item.items())
-    assert rc["context"]["delivery_arg"] == "./Mailbox"
+    assert rc["contents"].endswith("qmail-start ./Mailbox splogger qmail\n")
     assert "qmail-aliases-qmail-mailer-daemon-file-absent" in got
     assert not any(k.startswith("qmail-aliases-maildir-") for k in got)
 

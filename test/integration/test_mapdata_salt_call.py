@@ -114,7 +114,10 @@ def test_a_file_of_the_minion_id_overrides_the_formulas(tmp_path, new_salt_call)
     minion.set_pillar({"qmail": {"me": "ccs.cla.kobe-u.ac.jp", "lookup": {"home": str(home)}}})
     ret = minion.run("state.show_sls", "qmail.service.smtpd")
     args = ret["qmail-service-smtpd-wrapper-file-managed"]["file"]
-    assert {"source": "salt://qmail/files/ccs.cla.kobe-u.ac.jp/service/smtpd"} in args
-    # The other files still come from the formula's default folder.
+    # The site's file, rendered with the formula's values.
+    assert {"contents": f"#!/bin/sh\n# site wrapper for {home}\nexec true\n"} in args
+    # The other files keep the formula's own text.
     args = ret["qmail-service-smtpd-run-file-managed"]["file"]
-    assert {"source": "salt://qmail/files/default/service/smtpd-run"} in args
+    run = next(arg["contents"] for arg in args if "contents" in arg)
+    assert run.startswith("#!/bin/sh\n# Managed by Salt (qmail.service)")
+    assert f"{home}/control/rcpthosts" in run

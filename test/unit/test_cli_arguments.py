@@ -178,6 +178,12 @@ CASES = [
     ("qmail_tofs.files_switch", [["x"], "x", dict(TOFS, files_switch=["id", "a b"])], {},
      "tofs:files_switch[1]"),
     ("qmail_tofs.files_switch", [["x"], "x\ny", TOFS], {}, "key"),
+    ("qmail_tofs.contents", [["service/send-run"], "send-run", ["home"], TOFS], {},
+     "context"),
+    ("qmail_tofs.contents", [["service/send-run"], "send-run", {"home": "/x", "port": 25},
+                             TOFS], {}, "context"),
+    ("qmail_tofs.contents", [["service/send-run"], "send run", {"home": "/x"}, TOFS], {},
+     "key"),
 ]
 
 

@@ -5,7 +5,6 @@ refusals. On real hosts: test/e2e/test_ipv6_lab.py."""
 import pathlib
 import shlex
 
-import jinja2
 import pytest
 import yaml
 from salt.exceptions import SaltInvocationError
@@ -130,14 +129,12 @@ def test_an_os_without_an_ipv6_tcpserver_package_is_refused(modules):
 @pytest.mark.parametrize("ipv6", [True, False])
 def test_the_run_script_binds_what_the_setting_says(modules, ipv6):
     """tcpserver's host word, right before the port, in the rendered run script."""
-    service = settings(modules, {"ipv6": ipv6})["service"]
-    env = jinja2.Environment()
-    env.filters["quote"] = shlex.quote
-    script = env.from_string(
-        (REPO / "qmail/files/default/service/smtpd-run").read_text()).render(
-        home="/var/qmail", rules="/etc/tcp.smtp", port=25, concurrency=40, qmaild="qmaild",
-        ucspi_bin="/usr/bin", program=["/var/qmail/supervise/qmail-smtpd/smtpd"], drop=True,
-        tls="none", listen=service["listen"])
+    merged = settings(modules, {"ipv6": ipv6})
+    script = modules.qmail_tofs.contents(["service/smtpd-run"], "smtpd-run", {
+        "home": "/var/qmail", "rules": "/etc/tcp.smtp", "port": 25, "concurrency": 40,
+        "qmaild": "qmaild", "ucspi_bin": "/usr/bin",
+        "program": ["/var/qmail/supervise/qmail-smtpd/smtpd"], "drop": True, "tls": "none",
+        "listen": merged["service"]["listen"]}, merged["tofs"])
     words = shlex.split(script.replace("\\\n", " ").split("exec /usr/bin/tcpserver")[1]
                         .splitlines()[0])
     assert words[-3:-1] == ["0" if ipv6 else "0.0.0.0", "25"]

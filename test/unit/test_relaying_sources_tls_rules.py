@@ -200,9 +200,10 @@ def test_tofs_keys_are_the_ones_the_sls_files_use(merge):
     used = set()
     for sls in (REPO / "qmail").rglob("*.sls"):
         text = sls.read_text()
-        used |= set(re.findall(r'qmail_tofs\.files_switch"\]\(\[[^]]*\], "([^"]+)"', text))
+        used |= set(re.findall(r'qmail_tofs\.(?:files_switch|contents)"\]\(\[[^]]*\], "([^"]+)"',
+                               text))
         # A loop's key (`for name, file in [("submission", ...), ...]`).
-        if re.search(r'qmail_tofs\.files_switch"\]\(\[[^]]*\], name,', text):
+        if re.search(r'qmail_tofs\.(?:files_switch|contents)"\]\(\[[^]]*\], name,', text):
             used |= set(re.findall(r'\("([\w-]+)", \w+\.files\.\w+\)', text))
     assert used == set(TOFS_KEYS)
     files = {"smtpd-run": ["service/smtpd-run"], "log-run": ["service/log-run"]}

@@ -1,30 +1,46 @@
 """
 The run scripts are shell: every value the formula puts in them as a word
-is shell-quoted (Salt's ``quote`` filter), so a value the checks let through
-stays one word and runs nothing. For the values the path policy allows,
-quoting changes no byte (converged hosts keep their scripts).
+is shell-quoted (``shlex.quote``, what Salt's ``quote`` filter does), so a
+value the checks let through stays one word and runs nothing. For the values
+the path policy allows, quoting changes no byte (converged hosts keep their
+scripts). The texts are the formula's defaults (``_utils/qmail_texts.py``),
+as ``qmail_tofs.contents`` gives them to the SLS files.
 """
 
+import importlib.util
 import pathlib
 import shlex
 import subprocess
 
-import jinja2
 import pytest
 
-SERVICE = pathlib.Path(__file__).resolve().parents[2] / "qmail" / "files" / "default" / "service"
+REPO = pathlib.Path(__file__).resolve().parents[2]
 HOSTILE = "/srv/q $(touch /tmp/qmail-shell-marker) `id`;x"
 CONTEXT = {"home": "/var/qmail", "rules": "/etc/tcp.smtp", "port": 25, "concurrency": 40,
            "qmaild": "qmaild", "ucspi_bin": "/usr/bin", "daemontools_bin": "/usr/bin",
            "program": ["/var/qmail/supervise/qmail-smtpd/smtpd"], "drop": True,
            "tls": "none", "user": "qmaill", "size": 1000000, "count": 10,
            "log_dir": "/var/log/qmail/qmail-send", "listen": "0.0.0.0"}
+NAMES = {"smtpd-run": ("home", "rules", "qmaild", "ucspi_bin", "port", "concurrency",
+                       "program", "drop", "tls", "listen"),
+         "smtpd": ("home",), "send-run": ("home",),
+         "log-run": ("daemontools_bin", "user", "size", "count", "log_dir")}
 
 
-def _render(name, quote=shlex.quote, **values):
-    env = jinja2.Environment(keep_trailing_newline=True)
-    env.filters["quote"] = quote  # shlex.quote is what Salt's own quote filter does
-    return env.from_string((SERVICE / name).read_text()).render(**dict(CONTEXT, **values))
+@pytest.fixture
+def texts():
+    """_utils/qmail_texts.py as a plain module (it is pure)."""
+    spec = importlib.util.spec_from_file_location("qmail_texts",
+                                                  REPO / "_utils" / "qmail_texts.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _render(texts, name, **values):
+    context = {key: value for key, value in dict(CONTEXT, **values).items()
+               if key in NAMES[name]}
+    return texts.text(f"service/{name}", context)
 
 
 def _exec_words(script):
@@ -35,8 +51,8 @@ def _exec_words(script):
 
 
 @pytest.mark.parametrize("drop", [True, False])
-def test_smtpd_run_keeps_each_value_one_word(drop):
-    script = _render("smtpd-run", drop=drop, ucspi_bin=HOSTILE, rules=HOSTILE,
+def test_smtpd_run_keeps_each_value_one_word(texts, drop):
+    script = _render(texts, "smtpd-run", drop=drop, ucspi_bin=HOSTILE, rules=HOSTILE,
                      program=[HOSTILE, "-x"])
     subprocess.run(["sh", "-n"], input=script, text=True, check=True)
     words = _exec_words(script)
@@ -50,14 +66,17 @@ def test_smtpd_run_keeps_each_value_one_word(drop):
     ("send-run", "home", HOSTILE + "/rc"),
     ("log-run", "log_dir", HOSTILE),
 ])
-def test_other_scripts_keep_each_value_one_word(name, key, expected):
-    script = _render(name, **{key: HOSTILE})
+def test_other_scripts_keep_each_value_one_word(texts, name, key, expected):
+    script = _render(texts, name, **{key: HOSTILE})
     subprocess.run(["sh", "-n"], input=script, text=True, check=True)
     assert expected in _exec_words(script)
 
 
-def test_quoting_changes_nothing_for_checked_values():
+def test_quoting_changes_nothing_for_checked_values(texts, monkeypatch):
     """The formula's own values are made of shell-safe characters."""
-    for name in ("smtpd-run", "smtpd", "send-run", "log-run"):
+    for name in NAMES:
         for drop in (True, False):
-            assert _render(name, drop=drop) == _render(name, quote=str, drop=drop)
+            quoted = _render(texts, name, drop=drop)
+            with monkeypatch.context() as patch:
+                patch.setattr(texts, "_q", str)
+                assert _render(texts, name, drop=drop) == quoted

@@ -90,11 +90,15 @@ class Host:
         return self.run(["test", "-e", path]).returncode == 0
 
     def wait_booted(self, timeout: float = 180) -> str:
-        """Wait until systemd is up (running or degraded); return its state."""
+        """Wait until systemd is up (running or degraded); return its state.
+        ``--wait`` blocks until the boot is over, so a host usually takes one
+        exec; the loop covers the moments before systemd answers at all."""
         deadline = time.monotonic() + timeout
         state = ""
         while time.monotonic() < deadline:
-            proc = self.run(["systemctl", "is-system-running"], timeout=30)
+            left = max(1, int(deadline - time.monotonic()))
+            proc = self.run(["timeout", str(left), "systemctl", "is-system-running", "--wait"],
+                            timeout=left + 30)
             state = proc.stdout.strip()
             if state in ("running", "degraded"):
                 return state

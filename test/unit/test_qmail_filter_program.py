@@ -13,6 +13,7 @@ import os
 import pathlib
 import pwd
 import shutil
+import signal
 import subprocess
 
 import pytest
@@ -117,6 +118,18 @@ def chain(tmp_path, loaders):
     daemon.terminate()
     daemon.wait(30)
     assert not socket.exists()  # removed on TERM
+
+
+def test_a_stop_reaps_the_workers_before_the_daemon_ends(chain):
+    """A supervisor that waits for the service's last process (systemd on a
+    cgroup v1 host without empty-cgroup events) sees the workers go with
+    the daemon: none of them is left once its main process has ended."""
+    daemon = chain.process
+    children = pathlib.Path(f"/proc/{daemon.pid}/task/{daemon.pid}/children")
+    workers = wait_until(lambda: children.read_text().split(), 30, what="the workers")
+    daemon.send_signal(signal.SIGTERM)
+    daemon.wait(30)
+    assert [pid for pid in workers if pathlib.Path(f"/proc/{pid}").exists()] == []
 
 
 def test_a_stop_while_the_steps_modules_load_removes_the_socket(tmp_path):

@@ -23,6 +23,11 @@ def _q(value):
     return shlex.quote(str(value))
 
 
+def _script(sls):
+    """A shell script's first lines: the interpreter, then whose it is."""
+    return "#!/bin/sh\n" + HEADER.format(sls)
+
+
 def rc(home, delivery_arg, logger="splogger qmail"):
     """``<home>/rc``: qmail-start with the default delivery, to syslog
     through splogger (``logger``) or, empty, to stdout for multilog."""
@@ -37,14 +42,14 @@ def rc(home, delivery_arg, logger="splogger qmail"):
 
 def send_run(home):
     """The supervised qmail-send: exec rc."""
-    return ("#!/bin/sh\n" + HEADER.format("service")
+    return (_script("service")
             + "# qmail-send and its helpers, as <home>/rc starts them; rc sets PATH itself.\n"
             f"exec 2>&1\nexec /bin/sh {_q(home + '/rc')}\n")
 
 
 def log_run(daemontools_bin, user, size, count, log_dir):
     """A service's logger: multilog as ``user`` into ``log_dir``."""
-    return ("#!/bin/sh\n" + HEADER.format("service")
+    return (_script("service")
             + f"# multilog as {user}: timestamps, {count} files of {size} bytes in {log_dir}.\n"
             f"exec {_q(daemontools_bin + '/setuidgid')} {_q(user)} \\\n"
             f"    {_q(daemontools_bin + '/multilog')} t {_q(f's{size}')} {_q(f'n{count}')}"
@@ -103,7 +108,7 @@ def _qmailqueue(qmailqueue, why):
 
 def smtpd(home, qmailqueue=""):
     """qmail-smtpd for one connection, refused while rcpthosts is missing."""
-    return ("#!/bin/sh\n" + HEADER.format("service")
+    return (_script("service")
             + "# qmail-smtpd for one connection (from tcpserver or from inetd's tcp-env).\n"
             "# Without rcpthosts qmail-smtpd takes mail for any domain (an open relay):\n"
             "# checked per connection, so removing the file later cannot open the relay.\n"
@@ -130,7 +135,7 @@ def smtpd_run(home, rules, qmaild, ucspi_bin, port, concurrency, program, drop, 
     rcpthosts is missing; as qmaild from the start (``drop``), or root for
     tlswrapper's key process with qmail-smtpd as qmaild."""
     words = " ".join(_q(word) for word in program)
-    head = ("#!/bin/sh\n" + HEADER.format("service")
+    head = (_script("service")
             + f"# qmail-smtpd under tcpserver on port {port}, with the relay rules of"
             f" {rules}.cdb.\n"
             f"# Host {listen}: 0 is IPv4 and IPv6 (qmail:ipv6, ucspi-tcp-ipv6), 0.0.0.0 IPv4"
@@ -158,7 +163,7 @@ def smtpd_run(home, rules, qmaild, ucspi_bin, port, concurrency, program, drop, 
 
 def submission(home, passwd, authenticated, cvm_bin, qmailqueue=""):
     """qmail-smtpd for one qmail-smtpsd connection, SMTP AUTH required."""
-    return ("#!/bin/sh\n" + HEADER.format("service")
+    return (_script("service")
             + "# qmail-smtpd for one connection of qmail-smtpsd (implicit TLS, from\n"
             "# tlswrapper) with SMTP AUTH required (qmail:submission): MAIL before a good\n"
             "# AUTH gets 530; after it the client may relay. The passwords are crypt\n"
@@ -177,7 +182,7 @@ def submission(home, passwd, authenticated, cvm_bin, qmailqueue=""):
 
 def authenticated(**_):
     """Run after a good login on qmail-smtpsd: logs the user's name."""
-    return ("#!/bin/sh\n" + HEADER.format("service")
+    return (_script("service")
             + "# Run by cvm-checkpassword after a good login on qmail-smtpsd: the log\n"
             "# names the user (the password is never seen here).\n"
             'echo "qmail-smtpsd: AUTH ok: user ${USER:-?} from ${TCPREMOTEIP:-?}" >&2\n'
@@ -186,7 +191,7 @@ def authenticated(**_):
 
 def filterd_run(python, daemon, socket, user):
     """The supervised qmail-filterd (daemontools)."""
-    return ("#!/bin/sh\n" + HEADER.format("filter")
+    return (_script("filter")
             + f"# qmail-filterd, started as root: it binds its socket, then becomes {user}.\n"
             f"exec 2>&1\nexec {_q(python)} -I {_q(daemon)} {_q(socket)} {_q(user)}\n")
 
@@ -203,7 +208,7 @@ def qmail_filterd_service(python, daemon, socket, user):
 
 def filter_sendmail(qmailqueue, sendmail):
     """The host's sendmail while qmail:filter runs: qmail's, with QMAILQUEUE."""
-    return ("#!/bin/sh\n" + HEADER.format("filter")
+    return (_script("filter")
             + "# This host's sendmail while qmail:filter runs: qmail-inject honours\n"
             "# QMAILQUEUE only from its environment, so mail injected here (cron, mail(1),\n"
             "# scripts) goes through the chain as qmail-smtpd's does, and DKIM signs it.\n"

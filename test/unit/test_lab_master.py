@@ -34,3 +34,28 @@ def test_formula_from_serves_another_tree_then_the_checkout_again(tmp_path):
     with pytest.raises(RuntimeError), master.formula_from(old):
         raise RuntimeError("an apply failed")
     assert _links(view) == before
+
+
+def test_set_pillar_refreshes_only_the_minions_whose_pillar_changed(tmp_path):
+    """A fixture hands every host's pillar again when it changes one: only
+    that host's minion is told to refresh, and a dict changed in place and
+    handed again counts as a change."""
+    master = LabMaster.__new__(LabMaster)  # no daemon: the pillar files only
+    master.pillar_root = tmp_path
+    (tmp_path / "minions").mkdir()
+    master.pillars = {}
+    told = []
+    master.salt = lambda target, fun, *args, **kwargs: told.append((list(target), fun))
+    spool = {"qmail": {"role": "spool"}}
+    client = {"qmail": {"role": "client", "spool": "spool.example"}}
+    master.set_pillar({"spool.example": spool, "client.example": client}, refresh=False)
+    assert told == []
+    master.set_pillar({"spool.example": spool, "client.example": client})
+    assert told == []
+    spool["qmail"]["relay_clients"] = ["192.0.2.1/32"]
+    master.set_pillar({"spool.example": spool, "client.example": client})
+    assert told == [(["spool.example"], "saltutil.refresh_pillar")]
+    assert "192.0.2.1/32" in (tmp_path / "minions" / "spool_example.sls").read_text()
+    master.set_pillar({"new.example": {}})
+    assert told[-1] == (["new.example"], "saltutil.refresh_pillar")
+

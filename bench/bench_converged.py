@@ -11,6 +11,7 @@ client (postfix from the image's local apt archive).
 | ``qmail.control`` | converged |
 | ``qmail`` | converged, the whole formula |
 | rendering ``qmail`` | ``state.show_sls qmail``: the same SLS tree rendered, no state run |
+| no rendering | ``qmail``'s tree as one plain ``#!json`` SLS (the floor of any render) |
 | ``postfix`` | the peer's state, converged (package, service) |
 | ``postfix.config`` | the peer with its ``main.cf``/``master.cf`` (includes ``postfix``) |
 | first apply | ``state.apply qmail`` on the fresh host (users, build, ..., service) |
@@ -43,6 +44,7 @@ of each formula. Printed, never asserted.
 """
 
 import datetime
+import json
 import os
 import pathlib
 import re
@@ -160,6 +162,20 @@ def _builtins_sls(settings):
     return "\n".join(lines) + "\n"
 
 
+def _unrendered_sls(master):
+    """The converged spool's ``qmail`` tree as Salt renders it
+    (``state.show_sls``), written back as one ``#!json`` SLS: the same 64
+    states with their arguments, no Jinja, no settings, one file. What an
+    apply of those states costs with no rendering at all."""
+    high = master.salt(SPOOL, "state.show_sls", "qmail")[SPOOL]
+    if not isinstance(high, dict):
+        raise RuntimeError(f"state.show_sls qmail: {high}")
+    plain = {sid: {fun: [arg for arg in args if not (isinstance(arg, dict) and "order" in arg)]
+                   for fun, args in body.items() if not fun.startswith("__")}
+             for sid, body in high.items()}
+    return "#!json\n" + json.dumps(plain, indent=1) + "\n"
+
+
 def _peer_formula(master):
     """``git archive`` the peer's ``postfix/`` into the master's file root;
     return its commit, or None (said why) when there is no snapshot."""
@@ -224,10 +240,11 @@ def main():
         settings = master.salt(SPOOL, "qmail_settings.show")[SPOOL]
         master.put_file("bench_builtins.sls", _builtins_sls(settings))
         master.salt(SPOOL, "state.apply", "bench_builtins")  # converge (same bytes)
+        master.put_file("bench_unrendered.sls", _unrendered_sls(master))
 
         rows = {"trivial": (SPOOL, "bench_trivial"), "builtins": (SPOOL, "bench_builtins"),
                 "control": (SPOOL, "qmail.control"), "qmail": (SPOOL, "qmail"),
-                "render": (SPOOL, "qmail")}
+                "unrendered": (SPOOL, "bench_unrendered"), "render": (SPOOL, "qmail")}
         if peer_commit:
             rows.update({"peer_trivial": (PEER, "bench_trivial"),
                          "postfix": (PEER, "postfix"),
@@ -261,6 +278,7 @@ def main():
         labels = {"trivial": "one-state trivial apply (spool host)",
                   "builtins": "the spool's control step with Salt built-ins",
                   "control": "`qmail.control`", "qmail": "**`qmail` (whole formula)**",
+                  "unrendered": "the same states, no rendering (one plain JSON SLS)",
                   "render": "rendering `qmail` only (`state.show_sls`, no state run)",
                   "peer_trivial": "one-state trivial apply (peer host)",
                   "postfix": "**peer: postfix-formula `postfix`**",
@@ -287,7 +305,8 @@ def main():
         print(f"  | a bare `make setup check` of the same tarball on that host | {bare:.1f} s "
               "| - | - | - | - | - |", flush=True)
         print("  the minion's job, median ms: | before states | states | after |")
-        for key in ("trivial", "qmail", "peer_trivial", "postfix", "postfix_config"):
+        for key in ("trivial", "qmail", "unrendered", "peer_trivial", "postfix",
+                    "postfix_config"):
             if key in rows:
                 print(f"    {rows[key][1]:<16} on {rows[key][0]:<28} | {phase(key, 1):6.0f} | "
                       f"{phase(key, 2):6.0f} | {phase(key, 3):6.0f}")

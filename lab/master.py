@@ -495,7 +495,7 @@ class LabMaster:
         With ``refresh``, run ``saltutil.refresh_pillar`` on those of them
         whose data changed: a module's fixture hands every host's pillar
         again when it changes one, and a refresh of an unchanged pillar cost
-        a minion a job and a reload of its modules (about 0.4 s of CPU).
+        a minion a job and a reload of its modules (about 0.5 s of CPU).
         The data is kept as a copy, so that a caller changing its dict in
         place and handing it again is seen as a change.
         """

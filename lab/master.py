@@ -502,11 +502,13 @@ class LabMaster:
         changed = []
         for minion_id, data in pillars.items():
             data = copy.deepcopy(data)
-            if self.pillars.get(minion_id, _NO_PILLAR) != data:
-                changed.append(minion_id)
+            if self.pillars.get(minion_id, _NO_PILLAR) == data:
+                continue  # its file already says this
+            changed.append(minion_id)
             self.pillars[minion_id] = data
             name = _minion_sls_name(minion_id).replace(".", "/") + ".sls"
             (self.pillar_root / name).write_text(yaml.safe_dump(data or {}))
-        self._write_pillar_top()
+        if changed:
+            self._write_pillar_top()
         if refresh and changed:
             self.salt(sorted(changed), "saltutil.refresh_pillar", wait=True)

@@ -90,7 +90,7 @@ def _compile(master, source, release: str, folder: pathlib.Path, patches=()) -> 
                         "build": {"share": {"builder": builder, "wait": 0}}}}
     (host,) = master.start_hosts([builder], pillars={builder: pillar}, release=release)
     try:
-        master.salt(builder, "saltutil.sync_all")
+        master.sync_formula(builder)
         ret = master.apply_ok(builder, "qmail.build", timeout=1800)[builder]
         built = next(v for v in ret.values()
                      if v["__id__"] == "qmail-build-tree-qmail_build-installed")

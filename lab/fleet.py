@@ -29,7 +29,7 @@ class Fleet:
         Maildir that qmail delivers to."""
         if pillars is not None:
             self.master.set_pillar(pillars)
-        self.master.salt(list(self.hosts), "saltutil.sync_all")
+        self.master.sync_formula(list(self.hosts))
         self.first_apply = self.apply(target=list(self.hosts))
         self._check_prebuilt()
         for fqdn, user in (mail_users or {}).items():

@@ -27,7 +27,7 @@ Example (a module sharing two hosts; see test/e2e/test_lab_control.py)::
         fqdn = "ccs.cla.kobe-u.ac.jp"
         (host,) = lab_hosts_module([fqdn], image="sendmail",
                                    pillars={fqdn: {"qmail": {"role": "spool"}}})
-        lab_master.salt(fqdn, "saltutil.sync_all")
+        lab_master.sync_formula(fqdn)
         return host
 
     def test_something(lab_master, spool):

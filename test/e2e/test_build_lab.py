@@ -98,7 +98,7 @@ def hosts(share_master):
     def start(fqdns, pillars):
         new = share_master.start_hosts(fqdns, pillars=pillars)
         started.extend(new)
-        share_master.salt(list(fqdns), "saltutil.sync_all", tgt_type="list")
+        share_master.sync_formula(list(fqdns))
         return new
     yield start
     share_master.remove_hosts(started)

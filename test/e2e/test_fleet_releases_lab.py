@@ -66,7 +66,7 @@ def _applied(master, hosts, qmail_source):
         pillars[client] = {"qmail": {"role": "client", "spool": SPOOL, "source": source,
                                      "build": share}}
     master.set_pillar(pillars)
-    master.salt(list(RELEASES), "saltutil.sync_all")
+    master.sync_formula(list(RELEASES))
     first = master.apply_ok(list(RELEASES), "qmail", timeout=1800)
     fleet.builds = {fqdn: next(v["changes"] for v in states.values()
                                if v["__id__"] == BUILD)

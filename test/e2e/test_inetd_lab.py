@@ -56,7 +56,7 @@ def test_client_drops_a_legacy_smtpd_line_from_inetd_conf(lab_master, lab_hosts)
     """No qmail needed: ``qmail.service.smtpd`` on a legacy client."""
     pillar = {"qmail": {"role": "client", "spool": SPOOL}}
     (host,) = lab_hosts([CLIENT], image="sendmail", pillars={CLIENT: pillar})
-    lab_master.salt(CLIENT, "saltutil.sync_all")
+    lab_master.sync_formula(CLIENT)
     # Debian's sendmail holds port 25: let it finish starting, then end it
     # (its init script's stop is not to be trusted; qmail.sendmail knows that).
     wait_until(lambda: 25 in host.listeners(), 120, what="sendmail on port 25")

@@ -247,7 +247,7 @@ def test_killed_first_apply_converges_and_clean_restores_sendmail(
         # a busy machine can miss the lab's 60 s boot limit.
         hosts = [host for name in names
                  for host in lab_hosts([name], image="sendmail", pillars={name: pillar})]
-        lab_master.salt(names, "saltutil.sync_all")
+        lab_master.sync_formula(names)
         original_sha = hosts[0].run(f"sha256sum < {SENDMAIL}").stdout.split()[0]
         befores = {}
         for host in hosts:

@@ -125,7 +125,7 @@ def fleet(lab_master, lab_hosts_module, qmail_source):
     the_lab = MailFleet(lab_master, hosts, lab_master.put_source(qmail_source),
                    lab_master.prebuilt(qmail_source))
     lab_master.set_pillar(the_lab.pillars())
-    lab_master.salt([h.fqdn for h in hosts], "saltutil.sync_all")
+    lab_master.sync_formula([h.fqdn for h in hosts])
     the_lab.spool.add_mail_user("someone")
     return the_lab
 

@@ -109,7 +109,7 @@ def hosts(share_master, stack):
     fqdns = [FLEET1, FLEET2, OTHER]
     started = share_master.start_hosts(fqdns, pillars={f: pillar(stack, []) for f in fqdns})
     try:
-        share_master.salt(fqdns, "saltutil.sync_all", tgt_type="list")
+        share_master.sync_formula(fqdns)
         yield {h.fqdn: h for h in started}
     finally:
         share_master.remove_hosts(started)

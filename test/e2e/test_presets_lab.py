@@ -66,7 +66,7 @@ def test_preset_builds_runs_and_delivers(lab_master, lab_hosts, preset, fixed):
     pillar = {"qmail": {"role": "spool",
                         "source": {"preset": preset, **lab_master.put_source(source)}}}
     (host,) = lab_hosts([FQDN], image="base", pillars={FQDN: pillar})
-    lab_master.salt(FQDN, "saltutil.sync_all")
+    lab_master.sync_formula(FQDN)
     first = lab_master.apply_ok(FQDN, "qmail", timeout=1800)[FQDN]
     log = build_log(host, first)
     assert [fix in log for fix in FIXES] == [fixed, fixed]
@@ -90,7 +90,7 @@ def presets_side_by_side(request, lab_master, lab_hosts_module):
             "preset": preset, **lab_master.put_source(source)}}}
     hosts = lab_hosts_module(list(pillars), image="base", pillars=pillars, release=release)
     targets = list(pillars)
-    lab_master.salt(targets, "saltutil.sync_all")
+    lab_master.sync_formula(targets)
     first = lab_master.apply_ok(targets, "qmail", timeout=1800)
     yield release, {preset: (next(h for h in hosts if h.fqdn == fqdn), first[fqdn])
                     for preset, fqdn in fqdns.items()}

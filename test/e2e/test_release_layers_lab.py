@@ -31,7 +31,7 @@ SUBMISSION = {"me": "ccs.cla.kobe-u.ac.jp", "tls": {"enable": True, "smtps": Tru
                                      pytest.param("13", id="debian13")])
 def test_each_release_merges_its_own_layer(lab_master, lab_hosts, release):
     (host,) = lab_hosts(["ccs.cla.kobe-u.ac.jp"], image="base", release=release)
-    lab_master.salt(host.fqdn, "saltutil.sync_all")
+    lab_master.sync_formula(host.fqdn)
     (grain,) = lab_master.salt(host.fqdn, "grains.get", "osfinger").values()
     assert grain == f"Debian-{release}"
     (files,) = lab_master.salt(host.fqdn, "qmail_settings.get", "parameters").values()

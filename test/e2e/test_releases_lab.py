@@ -51,7 +51,7 @@ def fleet(request, lab_master, qmail_source):
             SPOOL: {"qmail": {"role": "spool", "source": source, "build": build,
                               "relay_clients": relay}},
             CLIENT1: {"qmail": client}, CLIENT2: {"qmail": client}})
-        lab_master.salt([SPOOL, CLIENT1, CLIENT2], "saltutil.sync_all")
+        lab_master.sync_formula([SPOOL, CLIENT1, CLIENT2])
         fleet.sendmail_before = {
             fqdn: host.run("readlink -f /usr/sbin/sendmail").stdout.strip()
             for fqdn, host in fleet.hosts.items()}

@@ -42,7 +42,7 @@ def host_factory(lab_master, lab_hosts):
     def start(name, image="base", pillar=None):
         fqdn = f"{name}.cla.kobe-u.ac.jp"
         (host,) = lab_hosts([fqdn], image=image, pillars={fqdn: pillar or {"qmail": {}}})
-        lab_master.salt(fqdn, "saltutil.sync_all")
+        lab_master.sync_formula(fqdn)
         return host
 
     return start

@@ -76,7 +76,7 @@ def host(lab_master, lab_hosts_module, qmail_source):
     pillar = {"qmail": {"role": "spool", "me": FQDN,
                         "source": lab_master.put_source(qmail_source)}}
     (host,) = lab_hosts_module([FQDN], image="base", pillars={FQDN: pillar})
-    lab_master.salt(FQDN, "saltutil.sync_all")
+    lab_master.sync_formula(FQDN)
     return host
 
 

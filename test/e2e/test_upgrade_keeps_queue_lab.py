@@ -39,7 +39,7 @@ def test_preset_upgrade_to_notqmail_keeps_200_queued_messages(
     hosts = {h.fqdn: h for h in lab_hosts([SPOOL, CLIENT], pillars=pillars(old_source))}
     spool, client = hosts[SPOOL], hosts[CLIENT]
     fleet = Fleet(lab_master, hosts.values())
-    lab_master.salt([SPOOL, CLIENT], "saltutil.sync_all")
+    lab_master.sync_formula([SPOOL, CLIENT])
     spool.add_mail_user("someone")
     fleet.apply(target=[SPOOL, CLIENT])
     assert preset in client.read_file("/var/qmail/.qmail-build.json")

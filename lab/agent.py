@@ -38,6 +38,10 @@ null = os.open(os.devnull, os.O_RDWR)
 os.dup2(null, 1)
 os.dup2(null, 2)
 lock = threading.Lock()
+# The environment podman exec gave, as the kernel keeps it: Python may have
+# added LC_CTYPE to os.environ (PEP 538), which a command must not see.
+with open("/proc/self/environ", "rb") as f:
+    env = dict(v.split(b"=", 1) for v in f.read().split(b"\0") if b"=" in v)
 
 def answer(reply):
     with lock:
@@ -70,7 +74,7 @@ def serve(req):
     try:
         try:
             proc = subprocess.Popen(req["argv"], stdin=stdin, stdout=out, stderr=err,
-                                    start_new_session=True)
+                                    env=env, start_new_session=True)
         except OSError as exc:
             rc = 127 if isinstance(exc, FileNotFoundError) else 126
             msg = "lab-agent: %s: %s\n" % (req["argv"][0], exc.strerror)

@@ -94,46 +94,15 @@ def _cache_jinja_compiles():
     jinja2.Environment.compile = compile_once
 
 
-def _cache_loader_file_maps():
-    """List each set of module folders once per process: Salt builds about
-    twenty loaders per call, and each lists its folders again (``os.scandir``
-    of every file of salt/modules, salt/states...: a quarter of a render).
-    The listing depends only on the folders' contents, so a folder's mtime
-    is part of the key: a call that syncs modules gets a new listing."""
-    import salt.loader.lazy  # pylint: disable=import-outside-toplevel
-
-    loader = salt.loader.lazy.LazyLoader
-    refresh = loader._refresh_file_mapping  # noqa: SLF001
-    cache = {}
-
-    def mtime(path):
-        try:
-            return os.stat(path).st_mtime_ns
-        except OSError:
-            return None
-
-    def refresh_once(self):
-        key = (tuple((d, mtime(d)) for d in self.module_dirs), tuple(self.suffix_order),
-               self.opts.get("cython_enable", True), self.opts.get("enable_zip_modules", True),
-               tuple(self.opts.get("optimization_order") or ()))
-        if key not in cache:
-            refresh(self)
-            cache[key] = (dict(self.suffix_map), list(self.suffix_order),
-                          dict(self.file_mapping))
-        suffix_map, suffix_order, file_mapping = cache[key]
-        self.suffix_map.update(suffix_map)
-        self.suffix_order[:] = suffix_order
-        self.file_mapping = dict(file_mapping)
-
-    loader._refresh_file_mapping = refresh_once  # noqa: SLF001
-
-
 def main(config_dir, cases_path, results_path):
     # Nothing reads this process's log, and Salt's trace/debug records cost
     # a sixth of every render when made; errors come back in the results.
     logging.disable(logging.INFO)
     _cache_jinja_compiles()
-    _cache_loader_file_maps()
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+    import salt_listing  # pylint: disable=import-outside-toplevel (test/salt_listing.py)
+
+    salt_listing.install()
     import salt.client  # pylint: disable=import-outside-toplevel
     import salt.config  # pylint: disable=import-outside-toplevel
 

@@ -4,9 +4,14 @@ import pathlib
 
 import pytest
 import salt.config
+import salt_listing
 from saltfactories.utils.functional import Loaders
 
 from lab import formula
+
+# Each state call of a test builds Salt's loaders again, and each lists its
+# module folders again: 40% of the unit tests' time, listed once instead.
+salt_listing.install()
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 

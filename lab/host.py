@@ -114,6 +114,11 @@ class Host:
         if rc != 0:
             raise HostError(f"{self.fqdn}: cannot write {path}: {err.decode()}")
 
+    def stop_runner(self) -> None:
+        """End the host's command runner (lab/agent.py); the next command
+        starts it again. For measuring a host without it."""
+        self._agent.close()
+
     def read_file(self, path: str) -> str:
         """Return the text of ``path`` in the host."""
         return self.run(["cat", path], check=True).stdout

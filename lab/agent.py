@@ -26,6 +26,8 @@ import subprocess
 import tempfile
 import threading
 
+from . import replies
+
 #: The runner, for the host's /usr/bin/python3 (3.9 on Debian 11).
 _RUNNER = r"""
 import base64, ctypes, json, os, signal, subprocess, sys, threading
@@ -140,13 +142,7 @@ class Agent:
         return proc
 
     def _read(self, proc: subprocess.Popen) -> None:
-        for line in proc.stdout:
-            reply = json.loads(line)
-            with self._lock:
-                slot = self._pending.pop(reply.get("id"), None)
-            if slot is not None:
-                slot[1] = reply
-                slot[0].set()
+        replies.dispatch(proc.stdout, self._lock, self._pending)
         proc.wait()
         with self._lock:
             if self._proc is proc:

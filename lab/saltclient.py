@@ -266,13 +266,9 @@ class SaltClient:
         return text or "(nothing on its stderr)"
 
     def _read(self, proc: subprocess.Popen) -> None:
-        for line in proc.stdout:
-            reply = json.loads(line)
-            with self._lock:
-                slot = self._pending.pop(reply.get("id"), None)
-            if slot is not None:
-                slot[1] = reply
-                slot[0].set()
+        from . import replies  # the client side only: this file also runs as the helper
+
+        replies.dispatch(proc.stdout, self._lock, self._pending)
         rc = proc.wait()
         with self._lock:
             if self._proc is proc:

@@ -71,22 +71,8 @@ class Host:
         non-zero exit status when ``check`` is true.
         """
         argv = ["sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
-        proc = None
-        if not (user or PODMAN_EXEC):
-            data = None if input is None else input.encode()
-            try:
-                rc, out, err = self._agent.run(argv, data, timeout)
-                proc = subprocess.CompletedProcess(argv, rc, _text(out), _text(err))
-            except AgentUnavailable:
-                pass  # not running: podman's own answer below
-            except AgentGone as exc:
-                raise HostError(f"{self.fqdn}: {cmd!r}: {exc}") from exc
-        if proc is None:
-            opts = ["-i"] if input is not None else []
-            if user:
-                opts += ["--user", user]
-            proc = self.podman("exec", *opts, self.name, *argv, check=False, input=input,
-                               timeout=timeout)
+        rc, out, err = self._exec(argv, None if input is None else input.encode(), timeout, user)
+        proc = subprocess.CompletedProcess(argv, rc, _text(out), _text(err))
         if check and proc.returncode != 0:
             raise HostError(f"{self.fqdn}: {cmd!r} -> {proc.returncode}\n"
                             f"{proc.stdout}\n{proc.stderr}")
@@ -99,20 +85,28 @@ class Host:
         q = shlex.quote(path)
         argv = ["sh", "-c", f"mkdir -p $(dirname {q}) && cat > {q} && "
                             f"chmod {mode:o} {q} && chown {owner} {q}"]
-        rc, err = None, b""
-        if not PODMAN_EXEC:
+        rc, _, err = self._exec(argv, data, 600)
+        if rc != 0:
+            raise HostError(f"{self.fqdn}: cannot write {path}: {err.decode()}")
+
+    def _exec(self, argv: list[str], input: bytes | None, timeout: float | None,
+              user: str | None = None) -> tuple[int, bytes, bytes]:
+        """Run ``argv`` in the host: through its runner (lab/agent.py), or
+        its own ``podman exec`` with ``user``, ``QMAIL_LAB_PODMAN_EXEC`` or
+        when the container does not run (podman's own answer then)."""
+        if not (user or PODMAN_EXEC):
             try:
-                rc, _, err = self._agent.run(argv, data, 600)
+                return self._agent.run(argv, input, timeout)
             except AgentUnavailable:
                 pass
             except AgentGone as exc:
-                raise HostError(f"{self.fqdn}: cannot write {path}: {exc}") from exc
-        if rc is None:
-            proc = subprocess.run(self.podman.argv("exec", "-i", self.name, *argv),
-                                  env=self.podman.env, input=data, capture_output=True)
-            rc, err = proc.returncode, proc.stderr
-        if rc != 0:
-            raise HostError(f"{self.fqdn}: cannot write {path}: {err.decode()}")
+                raise HostError(f"{self.fqdn}: {argv!r}: {exc}") from exc
+        opts = ["-i"] if input is not None else []
+        if user:
+            opts += ["--user", user]
+        proc = self.podman("exec", *opts, self.name, *argv, check=False, input=input,
+                           timeout=timeout, text=False)
+        return proc.returncode, proc.stdout, proc.stderr
 
     def stop_runner(self) -> None:
         """End the host's command runner (lab/agent.py); the next command

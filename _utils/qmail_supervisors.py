@@ -393,17 +393,41 @@ class Daemontools(Supervisor):
         link = self._dir(service)
         if os.path.lexists(link):
             changes["link"] = {"old": link, "new": None}
-        supervise = os.path.join(self.path("home"), "supervise", service)
-        if os.path.isdir(supervise) and os.access(self._bin("svok"), os.X_OK) \
-                and self._supervised(supervise):
-            changes["running"] = {"old": True, "new": False}
+        if os.access(self._bin("svok"), os.X_OK):
+            for key, folder in self._supervise_folders(service):
+                if os.path.isdir(folder) and self._supervised(folder):
+                    changes[key] = {"old": True, "new": False}
         return changes, None
 
-    def make_dead(self, service, changes):
+    def make_dead(self, service, changes, timeout=120):
         if "link" in changes:
             os.unlink(changes["link"]["old"])  # svscan starts no new supervise for it
-        if "running" in changes:
-            self._svc("-dx", os.path.join(self.path("home"), "supervise", service))
+        # The service, then its log (daemontools' removal recipe, `svc -dx .
+        # log`), each until its supervise has exited: the service's last lines
+        # reach the log, and nothing is left for whoever stops svscan to kill
+        # (systemd waits for the unit's cgroup to empty; where its notice of
+        # that is lost, as in containers on cgroup v1, it waits TimeoutStopSec).
+        for key, folder in self._supervise_folders(service):
+            if key in changes:
+                self._svc("-dx", folder)
+                self._wait_unsupervised(folder, timeout)
+
+    def _supervise_folders(self, service):
+        """(change key, folder) of the service's supervise and its log's."""
+        folder = os.path.join(self.path("home"), "supervise", service)
+        return (("running", folder), ("log_running", os.path.join(folder, "log")))
+
+    def _wait_unsupervised(self, folder, timeout):
+        """Until no supervise runs for ``folder`` (qmail-send may take a
+        while: TERM lets deliveries under way finish). False at ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while self._supervised(folder):
+            if time.monotonic() > deadline:
+                log.warning("qmail_supervisors: supervise still runs for %s after %s s",
+                            folder, timeout)
+                return False
+            time.sleep(0.1)
+        return True
 
     def restart_log(self, service):
         folder = os.path.join(self._dir(service), "log")

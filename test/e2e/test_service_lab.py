@@ -212,9 +212,15 @@ def test_filter_daemon_runs_under_daemontools_and_signs(supervised):
 
 
 def test_clean_stops_every_supervisor(supervised):
-    supervised.apply("qmail.clean")
+    ret = supervised.apply("qmail.clean")
+    # Under daemontools each service goes with its log (`svc -dx . log`),
+    # before svscan's unit is stopped: nothing is left for systemd to kill.
+    stopped = {v["__id__"]: v["changes"] for v in ret[SPOOL].values()}
+    for name in ("send", "smtpd", "filterd"):
+        changes = stopped[f"qmail-service-clean-{name}-daemontools-qmail_service-dead"]
+        assert changes.get("log_running") == {"old": True, "new": False}, (name, changes)
     for host in (supervised.spool, supervised.client):
-        for name in ("qmail-send", "supervise", "svscan", "tcpserver"):
+        for name in ("qmail-send", "supervise", "svscan", "tcpserver", "multilog"):
             assert not host.run(["pgrep", "-x", name]).stdout, (host.fqdn, name)
         assert not host.run(["pgrep", "-f", "qmail-filterd"]).stdout
         assert host.exists("/var/qmail/queue/mess")

@@ -289,6 +289,22 @@ def test_dead_stops_what_runs_and_then_finds_nothing(harness):
     assert backend.dead_changes(service)[0] == {}  # daemontools: the link went too
 
 
+@pytest.mark.parametrize("harness", ["daemontools"], indirect=True)
+def test_daemontools_dead_stops_the_log_service_too(harness, tmp_path):
+    """daemontools' removal recipe (``svc -dx . log``): the log's supervise
+    exits too, so nothing of the service is left running under svscan."""
+    backend, service = harness["backend"], harness["service"]
+    log_folder = tmp_path / "home" / "supervise" / service / "log"
+    log_folder.mkdir()
+    harness["launch"]()
+    changes, _ = backend.dead_changes(service)
+    assert changes["log_running"] == {"old": True, "new": False}
+    backend.make_dead(service, changes)
+    svok = str(tmp_path / "daemontools" / "svok")
+    assert subprocess.run([svok, str(log_folder)], check=False).returncode != 0
+    assert backend.dead_changes(service)[0] == {}
+
+
 @pytest.mark.parametrize("harness", ["inetd"], indirect=True)
 def test_inetd_is_not_the_formula_s_to_start(harness):
     for action in ("start", "stop", "restart"):

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from . import image as image_mod
 from .agent import Agent, AgentGone, AgentUnavailable
 from .podman import Podman
+from .wait import wait_until
 
 #: ``QMAIL_LAB_PODMAN_EXEC=1``: every command through its own ``podman exec``
 #: (the reference the runner of lab/agent.py is checked against).
@@ -146,6 +147,13 @@ class Host:
             port = int(fields[3].rsplit(":", 1)[1])
             ports.setdefault(port, set()).update(re.findall(r'"([^"]+)",pid=', line))
         return ports
+
+    def wait_listening(self, port: int, timeout: float = 60) -> None:
+        """Until something listens on TCP ``port``: ``systemctl start`` of a
+        unit returns before its daemon has bound the port, and mail sent to
+        it at once would be refused and retried only much later."""
+        wait_until(lambda: port in self.listeners(), timeout,
+                   what=f"{self.fqdn} listening on port {port}")
 
     def add_mail_user(self, name: str) -> str:
         """Create the user ``name`` with the Maildir that qmail's default

@@ -242,6 +242,7 @@ def test_mail_queued_on_a_client_survives_its_reboot(fleet):
     assert client.service_active("qmail-send")
     assert fleet.queue_count(CLIENT2) == 50
     fleet.spool.run(["systemctl", "start", "qmail-smtpd"], check=True)
+    fleet.spool.wait_listening(25)
     fleet.call(CLIENT2, "qmail_service.flush")
     ids = fleet.wait_all(tag, 50, 300)
     assert sorted(ids) == sorted(f"<{n}.{tag}@{CLIENT2}>" for n in range(50))
@@ -302,6 +303,7 @@ def test_clean_gives_what_qmail_still_holds_to_sendmail(fleet):
     wait_until(lambda: 25 in client.listeners(), 120, what="sendmail back on port 25")
 
     fleet.spool.run(["systemctl", "start", "qmail-smtpd"], check=True)
+    fleet.spool.wait_listening(25)
     client.run("/usr/sbin/sendmail -q; /usr/sbin/sendmail -Ac -q", check=True)
     ids = fleet.wait_all(tag, 10, 300)
     assert sorted(ids) == sorted(f"<{n}.{tag}@{CLIENT2}>" for n in range(10))

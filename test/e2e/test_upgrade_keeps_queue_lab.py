@@ -67,6 +67,7 @@ def test_preset_upgrade_to_notqmail_keeps_200_queued_messages(
     assert queued() == COUNT  # nothing lost in the install
 
     spool.run(["systemctl", "start", "qmail-smtpd"], check=True)
+    spool.wait_listening(25)
     fleet.call(CLIENT, "qmail_service.flush")
 
     def arrived():

@@ -10,10 +10,11 @@ and test files) followed by the repository checkout (the formula at
 ``pillar_roots`` is a temporary directory whose top.sls gives every minion a
 pillar file of its own (see ``set_pillar``).
 
-Salt commands are the master's ``salt`` CLI with ``--out=json --static``,
-exactly as a user would type them. ``salt`` and ``salt-key`` run in one
-long-lived helper process per master (``lab/saltclient.py``: the CLI's own
-parser and ``--static`` code, without a new Python process per command,
+Salt commands are the master's ``salt`` CLI with ``--out=json``, exactly as
+a user would type them (one JSON document per minion, merged here; not
+``--static``, whose batch code pings every minion before each command).
+``salt`` and ``salt-key`` run in one long-lived helper process per master
+(``lab/saltclient.py``: the CLI's own classes, without a new Python process per command,
 which cost 0.6 s of CPU each); it answers as the CLI process would (stdout,
 stderr, return code). ``QMAIL_LAB_SALT_CLI=1`` runs the ``salt`` and
 ``salt-key`` scripts instead, one process per command: the reference the
@@ -113,6 +114,26 @@ class SaltError(RuntimeError):
 
 class SaltClientGone(SaltError):
     """The master's helper process (lab/saltclient.py) died or did not answer."""
+
+
+#: What ``salt`` prints, before an empty ``{}``, when no minion matches.
+_NO_MATCH = "No minions matched the target. No command was sent, no jid was assigned.\n"
+
+
+def _json_documents(text: str) -> dict:
+    """The returns ``salt --out=json`` printed, one JSON object per minion,
+    merged into one dict (``{}`` for no output or no minion matched)."""
+    text = text.removeprefix(_NO_MATCH)
+    decoder, merged, pos = json.JSONDecoder(), {}, 0
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos == len(text):
+            return merged
+        doc, pos = decoder.raw_decode(text, pos)
+        if not isinstance(doc, dict):
+            raise json.JSONDecodeError("not one object per minion", text, pos)
+        merged.update(doc)
 
 
 def _minion_sls_name(minion_id: str) -> str:
@@ -433,12 +454,12 @@ class LabMaster:
         self._formula_view()
         flags = {"glob": [], "list": ["-L"], "pcre": ["-E"], "grain": ["-G"],
                  "compound": ["-C"], "pillar": ["-I"]}[tgt_type]
-        argv = ["--out=json", "--static", f"--timeout={int(timeout)}", *flags, target, fun]
+        argv = ["--out=json", f"--timeout={int(timeout)}", *flags, target, fun]
         argv += [a if isinstance(a, str) else json.dumps(a) for a in args]
         argv += [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in kwargs.items()]
         proc = self._command("salt", *argv, timeout=timeout + 60)
         try:
-            data = json.loads(proc.stdout) if proc.stdout.strip() else {}
+            data = _json_documents(proc.stdout)
         except json.JSONDecodeError as exc:
             raise SaltError(f"salt {' '.join(argv)}: no JSON\n"
                             f"{proc.stdout}\n{proc.stderr}") from exc

@@ -11,14 +11,15 @@ side, as the CLI processes did.
 
 What runs is the CLI's own code, minus the process start:
 
-- ``salt``: Salt's ``SaltCMDOptionParser`` reads ``argv`` exactly as the
-  ``salt`` script would (``-c``, target flags, ``parse_input`` of the
-  arguments), then what ``salt --static`` does (``SaltCMD._run_batch``): a
-  ``salt.cli.batch.Batch`` over 100% of the minions, the returns merged,
-  printed with the outputter that ``--out`` names, and rc 2 with
-  ``ERROR: No return received`` when nothing came back. Only ``--static``
-  is served; anything else is refused (rc 2), not guessed. Parsing skips
-  only Salt's logging set-up, done once per process (``_parser``).
+- ``salt``: Salt's own ``SaltCMD`` (the class the ``salt`` script runs):
+  its parser reads ``argv`` exactly as the script would (``-c``, target
+  flags, ``parse_input`` of the arguments), then its ``_run`` publishes the
+  job, prints each minion's return with the outputter ``--out`` names (one
+  JSON document per minion with ``--out=json``) and exits as the script
+  does. Parsing skips only Salt's logging set-up, done once per process
+  (``_parser``). The lab does not pass ``--static``: that runs Salt's batch
+  code, which pings every targeted minion (a ``test.ping`` job) before each
+  command.
 - ``salt-key``: ``SaltKeyOptionParser`` and ``salt.key.KeyCLI``, as the
   ``salt-key`` script.
 
@@ -108,32 +109,13 @@ class _PerThread(io.TextIOBase):
 
 
 def _run_salt(argv: list[str], parse_lock: threading.Lock) -> None:
-    """``salt`` as the script runs it with ``--static`` (``SaltCMD._run``,
-    its ``_run_batch`` and ``_output_ret``)."""
-    import salt.cli.batch
-    import salt.output
-    import salt.utils.parsers
-    from salt.exceptions import SaltClientError
+    """``salt`` as the script runs it (``SaltCMD._run``)."""
+    import salt.cli.salt
 
     with parse_lock:  # Salt's parsers touch process-wide state: one at a time
-        parser = _parser(salt.utils.parsers.SaltCMDOptionParser)
+        parser = _parser(salt.cli.salt.SaltCMD)
         parser.parse_args(argv)
-    config = parser.config
-    if not parser.options.static or parser.options.batch or config.get("async"):
-        sys.stderr.write(f"lab.saltclient serves `salt --static` only, not {argv}\n")
-        sys.exit(2)
-    config["batch"] = "100%"
-    try:
-        batch = salt.cli.batch.Batch(config, eauth={}, quiet=True)
-    except SaltClientError:
-        sys.exit(2)
-    ret: dict = {}
-    for res, _ in batch.run():
-        ret.update(res)
-    salt.output.display_output(ret, out="", opts=config, _retcode=0)
-    if not ret:
-        sys.stderr.write("ERROR: No return received\n")
-        sys.exit(2)
+    parser._run()  # noqa: SLF001 - what SaltCMD.run does after parsing, but tracing
 
 
 def _run_salt_key(argv: list[str], parse_lock: threading.Lock) -> None:
@@ -196,13 +178,11 @@ def _serve(config_dir: str) -> None:
     # Import Salt's client side and set up its logging as the ``salt`` CLI
     # does, once, before the first request (the parse of a command that is
     # not run): its console handler then writes to sys.stderr above.
-    import salt.cli.batch  # noqa: F401
+    import salt.cli.salt
     import salt.key  # noqa: F401
     import salt.output  # noqa: F401
-    import salt.utils.parsers
 
-    salt.utils.parsers.SaltCMDOptionParser().parse_args(
-        ["-c", config_dir, "--out=json", "--static", "*", "test.ping"])
+    salt.cli.salt.SaltCMD().parse_args(["-c", config_dir, "--out=json", "*", "test.ping"])
 
     with write_lock:
         proto.write(json.dumps({"ready": config_dir}) + "\n")

@@ -5,11 +5,12 @@ symlinks) serves another tree's ``qmail`` and ``_*`` folders inside the
 No master is started: only the view is exercised.
 """
 
+import json
 import os
 
 import pytest
 
-from lab.master import LabMaster
+from lab.master import _NO_MATCH, LabMaster, _json_documents
 
 
 def _links(view):
@@ -59,3 +60,22 @@ def test_set_pillar_refreshes_only_the_minions_whose_pillar_changed(tmp_path):
     master.set_pillar({"new.example": {}})
     assert told[-1] == (["new.example"], "saltutil.refresh_pillar")
 
+
+
+def test_salt_json_output_is_one_document_per_minion_merged():
+    """``salt --out=json`` (not ``--static``) prints one JSON object per
+    minion as each returns, with Salt's json outputter; the lab merges them.
+    No minion matched: Salt's sentence, then ``{}``."""
+    import salt.config
+    import salt.output
+
+    opts = salt.config.master_config(None)
+    docs = [{"a.example": {"state_|-x": {"result": True}}}, {"b.example": "Minion did not"
+                                                             " return. [No response]"}]
+    text = "".join(salt.output.out_format(doc, "json", opts) + "\n" for doc in docs)
+    assert text.count("\n{") == 1  # two documents, the second on a line of its own
+    assert _json_documents(text) == {**docs[0], **docs[1]}
+    assert _json_documents("") == {}
+    assert _json_documents(_NO_MATCH + "{}\n") == {}
+    with pytest.raises(json.JSONDecodeError):
+        _json_documents('{"a.example": true}\n[1]\n')

@@ -182,6 +182,10 @@ class LabMaster:
                 "fileserver_list_cache_time": 0,
                 "timeout": 30,
                 "gather_job_timeout": 15,
+                # Sized for a lab of a few hosts on a few cores: each request
+                # worker costs ~0.6 s of CPU to start (Salt's default is 5;
+                # salt-factories' `peer` setting makes 3 the least).
+                "worker_threads": 3,
                 "log_level_logfile": "info",
                 # Fleet builds the formula's way (README: Build once per
                 # fleet): builders cp.push their trees, minionfs serves them;

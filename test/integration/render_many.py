@@ -99,8 +99,8 @@ def main(config_dir, cases_path, results_path):
     # a sixth of every render when made; errors come back in the results.
     logging.disable(logging.INFO)
     _cache_jinja_compiles()
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-    import salt_listing  # pylint: disable=import-outside-toplevel (test/salt_listing.py)
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+    from lab import salt_listing  # pylint: disable=import-outside-toplevel
 
     salt_listing.install()
     import salt.client  # pylint: disable=import-outside-toplevel

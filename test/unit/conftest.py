@@ -4,10 +4,9 @@ import pathlib
 
 import pytest
 import salt.config
-import salt_listing
 from saltfactories.utils.functional import Loaders
 
-from lab import formula
+from lab import formula, salt_listing
 
 # Each state call of a test builds Salt's loaders again, and each lists its
 # module folders again: 40% of the unit tests' time, listed once instead.

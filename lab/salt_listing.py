@@ -1,5 +1,6 @@
-"""Salt's loaders, made cheaper for the tests that build many of them in one
-process (the unit tests' ``Loaders``, ``render_many.py``): ``install()``.
+"""Salt's loaders, made cheaper for the processes of the tests that build
+many of them (the unit tests' ``Loaders``, ``render_many.py``, the lab's
+salt helper ``lab/saltclient.py``): ``install()``.
 What is loaded and run is unchanged; only the listing of module folders is
 remembered."""
 

@@ -8,8 +8,11 @@ so /etc/salt and /var/qmail are never touched.
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 
 import pytest
 import yaml
@@ -19,6 +22,47 @@ from lab import formula
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SALT_CALL = pathlib.Path(sys.executable).with_name("salt-call")
+
+
+class SaltCallServer:
+    """``salt-call`` through ``salt_call_server.py`` (a fork per call of a
+    process that imported Salt once); ``run`` returns a
+    ``subprocess.CompletedProcess`` as running the script would. One per
+    pytest worker, started on its first call."""
+
+    def __init__(self):
+        self._proc = None
+        self._lock = threading.Lock()
+        self._tmp = pathlib.Path(tempfile.mkdtemp(prefix="salt-call-server-"))
+
+    def run(self, argv, env):
+        with self._lock:
+            if self._proc is None:
+                self._proc = subprocess.Popen(
+                    [sys.executable, str(HERE / "salt_call_server.py")], stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, text=True, bufsize=1, env=env)
+                ready = self._proc.stdout.readline()
+                assert ready.startswith('{"ready"'), f"salt_call_server did not start: {ready}"
+            out, err = self._tmp / "stdout", self._tmp / "stderr"
+            self._proc.stdin.write(json.dumps({"argv": argv, "env": env, "cwd": os.getcwd(),
+                                               "stdout": str(out), "stderr": str(err)}) + "\n")
+            self._proc.stdin.flush()
+            answer = self._proc.stdout.readline()
+            assert answer, "salt_call_server is gone"
+            return subprocess.CompletedProcess(["salt-call", *argv], json.loads(answer)["rc"],
+                                               out.read_text(), err.read_text())
+
+    def stop(self):
+        with self._lock:
+            if self._proc is not None:
+                self._proc.stdin.close()
+                self._proc.wait(30)
+                self._proc = None
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+#: None: each call runs the salt-call script (QMAIL_SALT_CALL_PROCESS=1).
+SERVER = None if os.environ.get("QMAIL_SALT_CALL_PROCESS") == "1" else SaltCallServer()
 
 
 class SaltCall:
@@ -69,7 +113,10 @@ class SaltCall:
         cmd = [str(SALT_CALL), "--local", "-c", str(self.root), "--out=json", "-l", "quiet",
                *args]
         env = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning")
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        if SERVER is None:
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        else:
+            proc = SERVER.run(cmd[1:], env)
         try:
             data = json.loads(proc.stdout)["local"]
         except (ValueError, KeyError):
@@ -108,6 +155,14 @@ class SaltCall:
         if exclude:
             args.append("exclude=" + json.dumps([{"id": i} for i in exclude]))
         return self.run(*args, check=check)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def salt_call_server():
+    """The worker's salt-call server, stopped at the end of the session."""
+    yield SERVER
+    if SERVER is not None:
+        SERVER.stop()
 
 
 @pytest.fixture(scope="session")

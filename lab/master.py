@@ -180,6 +180,9 @@ class LabMaster:
                 # sls found" when two minions sync at once). The formula view
                 # is small, so walking it per request is cheap.
                 "fileserver_list_cache_time": 0,
+                # Python's caches beside the checkout's modules (the tests
+                # load them) are not the formula's files: never served.
+                "file_ignore_glob": ["*.pyc"],
                 "timeout": 30,
                 "gather_job_timeout": 15,
                 # Sized for a lab of a few hosts on a few cores: each request

@@ -30,7 +30,7 @@ def _child(request):
         out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(out, fd)
         os.close(out)
-    os.closerange(3, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1024)
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the server's pipes among them
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
@@ -43,10 +43,12 @@ def _child(request):
         import salt.scripts  # noqa: PLC0415 - imported already, in the server
 
         salt.scripts.salt_call()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        if not isinstance(exc.code, int) and exc.code is not None:
+    except SystemExit as exc:  # as Python exits: a number, or a message and 1
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:
             sys.stderr.write(f"{exc.code}\n")
+            code = 1
     except BaseException:  # noqa: BLE001 - what the script dies of, with its traceback
         import traceback  # noqa: PLC0415
 

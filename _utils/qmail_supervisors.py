@@ -42,6 +42,19 @@ FILTERD = "qmail-filterd"  # qmail:filter's chain
 SERVICES = (SEND, SMTPD, SMTPSD, FILTERD)
 
 
+def _until(check, timeout, interval):
+    """Call ``check`` every ``interval`` s until it returns something true
+    (returned), or None once ``timeout`` s have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(interval)
+
+
 def tail(path, lines):
     """The last ``lines`` lines of file ``path`` (read from its end)."""
     with open(path, "rb") as handle:
@@ -90,21 +103,17 @@ class Supervisor:
         return proc
 
     def wait_gone(self, pid, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self._alive(pid):
-                return True
-            time.sleep(0.1)
-        return False
+        return _until(lambda: not self._alive(pid), timeout, 0.1) is not None
 
     def wait_new_pid(self, old, service, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def new_pid():
             pid = self.pid(service)
-            if pid and pid != old:
-                return pid
-            time.sleep(0.2)
-        raise CommandExecutionError(f"{service} did not come back within {timeout} s")
+            return pid if pid and pid != old else None
+
+        pid = _until(new_pid, timeout, 0.2)
+        if pid is None:
+            raise CommandExecutionError(f"{service} did not come back within {timeout} s")
+        return pid
 
     # -- the interface -------------------------------------------------------
     def refusal(self, service):
@@ -356,11 +365,9 @@ class Daemontools(Supervisor):
         if pid:
             return pid
         folder = self._dir(service)
-        deadline = time.monotonic() + 30  # svscan looks for new services every 5 s
-        while not self._supervised(folder):
-            if time.monotonic() > deadline:
-                raise CommandExecutionError(f"supervise is not running for {folder} after 30 s")
-            time.sleep(0.5)
+        # svscan looks for new services every 5 s
+        if _until(lambda: self._supervised(folder), 30, 0.5) is None:
+            raise CommandExecutionError(f"supervise is not running for {folder} after 30 s")
         self._svc("-u", folder)
         return self.wait_new_pid(None, service, timeout)
 
@@ -420,13 +427,10 @@ class Daemontools(Supervisor):
     def _wait_unsupervised(self, folder, timeout):
         """Until no supervise runs for ``folder`` (qmail-send may take a
         while: TERM lets deliveries under way finish). False at ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while self._supervised(folder):
-            if time.monotonic() > deadline:
-                log.warning("qmail_supervisors: supervise still runs for %s after %s s",
-                            folder, timeout)
-                return False
-            time.sleep(0.1)
+        if _until(lambda: not self._supervised(folder), timeout, 0.1) is None:
+            log.warning("qmail_supervisors: supervise still runs for %s after %s s",
+                        folder, timeout)
+            return False
         return True
 
     def restart_log(self, service):

@@ -283,7 +283,7 @@ GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
 def test_spamassassin_tags_gtube_and_refuses_it_at_a_score(flab):
     flab.set_filter(steps=["dkim", "spamassassin"])
-    wait_until(lambda: 783 in flab.spool.listeners(), 120, what="spamd listening")
+    flab.spool.wait_listening(783, 120)
     subject = f"gtube {uuid.uuid4().hex}"
     codes = flab.smtp_from(flab.mx, f"someone@{SPOOL}",
                           flab.message(subject, sender=f"someone@{MX}", to=f"someone@{SPOOL}",
@@ -309,7 +309,7 @@ def test_spamd_stopped_defers_and_the_message_arrives_once_after_restart(flab):
     assert flab.queue_count(MX) == 1 and not flab.spool.delivered(MAILDIR, subject)
     ret = flab.apply(target=SPOOL)  # service.running starts spamd again
     assert "qmail-filter-spamd-service-running" in changed(ret)[SPOOL]
-    wait_until(lambda: 783 in flab.spool.listeners(), 120, what="spamd listening again")
+    flab.spool.wait_listening(783, 120)
     flab.call(MX, "qmail_service.flush")
     text = flab.arrived(flab.spool, subject)
     assert "X-Spam-Status: No" in text

@@ -59,7 +59,7 @@ def test_client_drops_a_legacy_smtpd_line_from_inetd_conf(lab_master, lab_hosts)
     lab_master.sync_formula(CLIENT)
     # Debian's sendmail holds port 25: let it finish starting, then end it
     # (its init script's stop is not to be trusted; qmail.sendmail knows that).
-    wait_until(lambda: 25 in host.listeners(), 120, what="sendmail on port 25")
+    host.wait_listening(25, 120)
     host.run("/etc/init.d/sendmail stop; pkill -x sendmail-mta; pkill -x sendmail-msp")
     wait_until(lambda: 25 not in host.listeners(), 30, what="sendmail off port 25")
     original = add_legacy_lines(host)

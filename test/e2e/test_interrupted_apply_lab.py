@@ -148,7 +148,7 @@ def _queue_two_messages(host):
     if 25 not in host.listeners():
         # Its SysV script says "active" even with the daemon gone: restart.
         host.run(["systemctl", "restart", "sendmail"])
-    wait_until(lambda: 25 in host.listeners(), 240, what=f"{host.fqdn}: sendmail on port 25")
+    host.wait_listening(25, 240)
     for n in (1, 2):
         host.run(f"printf 'Message-ID: <{n}.stuck@{host.fqdn}>\\nSubject: stuck {n}\\n\\nx\\n'"
                  f" | /usr/sbin/sendmail -odq -f root@{host.fqdn} someone@{host.fqdn}",

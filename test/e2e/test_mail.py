@@ -285,7 +285,7 @@ def test_clean_stops_qmail_keeps_the_queue_and_gives_back_sendmail(mail):
     assert not mail.spool.exists("/etc/systemd/system/qmail-smtpd.service")
     # Debian's sendmail is back and works.
     spool = mail.spool
-    wait_until(lambda: 25 in spool.listeners(), 120, what="sendmail listening on 25")
+    spool.wait_listening(25, 120)
     banner = spool.run(["python3", "-c", "import socket; "
                         "print(socket.create_connection(('127.0.0.1', 25)).recv(200).decode())"],
                        check=True).stdout

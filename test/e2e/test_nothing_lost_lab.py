@@ -137,7 +137,7 @@ def test_messages_in_sendmails_queue_are_handed_over_and_arrive_once(fleet):
     # The spool refuses connections: the client's sendmail must keep its mail.
     stop_sendmail(fleet.spool)
     client.run(["systemctl", "start", "sendmail"], check=True)
-    wait_until(lambda: 25 in client.listeners(), 120, what="the client's sendmail on port 25")
+    client.wait_listening(25, 120)
     submit(client, f"alice@{CLIENT1}", [f"{n}.{tag}@{CLIENT1}" for n in range(10)], tag)
     wait_until(lambda: client.run("ls /var/spool/mqueue | grep -c ^qf").stdout.strip() == "10",
                60, what="10 messages in sendmail's MTA queue")
@@ -300,7 +300,7 @@ def test_clean_gives_what_qmail_still_holds_to_sendmail(fleet):
                  if v["__id__"] == "qmail-sendmail-clean-queue-qmail_mqueue-handed_back")
     assert state["changes"] == {"handed_back": 10}, state
     assert not client.run("find /var/qmail/queue/mess -type f").stdout  # none left behind
-    wait_until(lambda: 25 in client.listeners(), 120, what="sendmail back on port 25")
+    client.wait_listening(25, 120)
 
     fleet.spool.run(["systemctl", "start", "qmail-smtpd"], check=True)
     fleet.spool.wait_listening(25)

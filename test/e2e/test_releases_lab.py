@@ -114,7 +114,7 @@ def test_clean_gives_the_releases_sendmail_back(fleet):
         assert host.run("readlink -f /usr/sbin/sendmail").stdout.strip() \
             == fleet.sendmail_before[fqdn], fqdn
     spool = fleet.hosts[SPOOL]
-    wait_until(lambda: 25 in spool.listeners(), 120, what="sendmail listening on 25")
+    spool.wait_listening(25, 120)
     code, text = smtp.greeting("127.0.0.1", host=spool)
     assert code == 220 and "Sendmail" in text
     verify = spool.run(["/usr/sbin/sendmail", "-bv", "root"], check=True).stdout

@@ -105,7 +105,7 @@ class SubmissionLab(Fleet):
         self.isp.run(["systemd-run", "--unit=isp-submission-587", "/usr/bin/tcpserver", "-R",
                       "-H", "-u", uid, "-g", gid, "0", "587", "/bin/sh",
                       "/var/qmail/supervise/qmail-smtpsd/submission"], check=True)
-        wait_until(lambda: 587 in self.isp.listeners(), 60, what="the ISP's port 587")
+        self.isp.wait_listening(587, 60)
 
 
 @pytest.fixture(scope="module")

@@ -9,17 +9,23 @@ export PYTHONWARNINGS := ignore::DeprecationWarning
 # them each time cost a sixth of the unit and integration tests' CPU.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: deps venv lint test test-all test-times unit integration e2e demo demo-clean images bench clean
+.PHONY: deps venv lock lint test test-all test-times unit integration e2e demo demo-clean images bench clean
 
 deps:
 	bin/host-packages
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt | deps
+# The packages of requirements.lock (bin/venv-packages: from a wheel cache
+# beside the lab's images once it is made, without resolving anew).
+$(VENV)/.installed: requirements.txt requirements.lock | deps
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet -r requirements.txt
+	$(PYTHON) bin/venv-packages install $(VENV)
 	touch $@
+
+# requirements.txt resolved anew into requirements.lock (after editing it).
+lock:
+	$(PYTHON) bin/venv-packages lock
 
 lint: venv
 	$(VENV)/bin/ruff check _modules _states _utils _beacons test bench lab

@@ -174,6 +174,8 @@ def _needs_py39_fix(release: str) -> bool:
     return (major, minor) < (3, 10)
 
 
+#: The name sendmail's TLS certificate in the image is made for.
+SENDMAIL_IMAGE_NAME = "sendmail-image.lab.invalid"
 # Runs in the chroot of a copy of the base tree.
 SENDMAIL_SETUP = f"""\
 set -eu
@@ -189,6 +191,17 @@ update-rc.d sendmail defaults >/dev/null
 if [ -f /usr/lib/systemd/system/sendmail.service ]; then
     systemctl enable --quiet sendmail.service
 fi
+# What sendmail's first start does (its init script's `make all` in
+# /etc/mail: the databases, and update_tls's keys and DSA parameters with
+# openssl), done once here, as on a legacy machine that has run sendmail:
+# not again at the boot of every host made from this image. update_tls
+# names its certificate `hostname -f`: a name of the image's own, which
+# /etc/hosts resolves while it runs (no DNS here).
+cp -p /etc/hosts /etc/hosts.lab-image
+echo "127.0.1.1 {SENDMAIL_IMAGE_NAME} {SENDMAIL_IMAGE_NAME.split('.')[0]}" >> /etc/hosts
+unshare --uts sh -c 'hostname {SENDMAIL_IMAGE_NAME} && make all -s -C /etc/mail' >/dev/null
+mv /etc/hosts.lab-image /etc/hosts
+test -s /etc/mail/tls/sendmail-common.key
 apt-get clean
 """
 

@@ -168,6 +168,12 @@ class Host:
         proc = self.run(f"grep -l -r -F -x {shlex.quote('Subject: ' + subject)} {maildir}/new")
         return proc.stdout.split()
 
+    def qmail_queue_empty(self, home: str = "/var/qmail") -> bool:
+        """True if ``qmail-qstat`` counts no message, queued or not yet
+        preprocessed."""
+        lines = self.run([f"{home}/bin/qmail-qstat"]).stdout.splitlines()
+        return len(lines) == 2 and all(line.endswith(": 0") for line in lines)
+
     def service_active(self, unit: str) -> bool:
         """True if the systemd ``unit`` is active."""
         return self.run(["systemctl", "is-active", "--quiet", unit]).returncode == 0

@@ -177,11 +177,6 @@ def _sendmail_binary(host, original_sha):
     return path
 
 
-def _queue_empty(host):
-    lines = host.run("/var/qmail/bin/qmail-qstat").stdout.splitlines()
-    return len(lines) == 2 and all(line.endswith(": 0") for line in lines)
-
-
 def _trial(master, host, pillar_moment, original_sha, before, report):
     target, event, value = pillar_moment
     start = host.run(["stat", "-c", "%s", "/var/log/salt/minion"], check=True).stdout.strip()
@@ -216,7 +211,7 @@ def _trial(master, host, pillar_moment, original_sha, before, report):
         return host.run(f"grep -h -r -F 'stuck@' {MAILDIR}/new").stdout.split("\n")[:-1]
     wait_until(lambda: len(delivered()) >= 2, 120, what="the 2 stuck messages delivered")
     # Once qmail's queue is empty no copy can follow: then count exactly.
-    wait_until(lambda: _queue_empty(host), 120, what="qmail's queue empty")
+    wait_until(host.qmail_queue_empty, 120, what="qmail's queue empty")
     assert sorted(delivered()) == [f"Message-ID: <{n}.stuck@{host.fqdn}>" for n in (1, 2)]
     again = master.apply_ok(host.fqdn, "qmail")[host.fqdn]
     assert sorted(v["__id__"] for v in again.values() if v["changes"]) == []

@@ -181,11 +181,11 @@ def _serve(config_dir: str) -> None:
     import salt.cli.salt
     import salt.key  # noqa: F401
     import salt.output  # noqa: F401
-    import salt_listing  # lab/salt_listing.py: this file runs as a script from lab/
+    import salt_speedups  # lab/salt_speedups.py: this file runs as a script from lab/
 
     # Each command builds a LocalClient, whose loaders list Salt's module
     # folders again (a third of the helper's CPU a command); listed once.
-    salt_listing.install()
+    salt_speedups.install()
 
     salt.cli.salt.SaltCMD().parse_args(["-c", config_dir, "--out=json", "*", "test.ping"])
 

@@ -172,27 +172,30 @@ def test_highstate_full_qmail_on_a_cold_host(lab_master, lab_hosts, qmail_source
     assert host.read_file(f"{CONTROL}/me") == f"{fqdn}\n"
 
 
-@pytest.mark.parametrize("sls", ["qmail.control", "qmail"])
-def test_test_mode_changes_nothing_on_a_fresh_host(request, lab_master, lab_hosts, sls):
-    """(d) ``state.apply SLS test=True`` on a fresh host leaves the disk as it was.
-
-    ``qmail`` (everything, sendmail's neutralisation included) needs a qmail
-    source in the pillar to render its build step, so it needs QMAIL_SOURCE.
-    """
+@pytest.fixture(scope="module")
+def fresh(lab_master, lab_hosts_module, qmail_source):
+    """A fresh legacy host, its modules synced: the ``test=True`` runs below
+    share it, each proving that it is still as it was."""
     fqdn = "dryrun.cla.kobe-u.ac.jp"
-    pillar = {"qmail": {"role": "client", "spool": SPOOL}}
-    if sls == "qmail":
-        source = request.getfixturevalue("qmail_source")
-        pillar["qmail"]["source"] = lab_master.put_source(source)
-    (host,) = lab_hosts([fqdn], image="sendmail", pillars={fqdn: pillar})
+    # ``qmail`` (everything, sendmail's neutralisation included) needs a
+    # qmail source in the pillar to render its build step.
+    pillar = {"qmail": {"role": "client", "spool": SPOOL,
+                        "source": lab_master.put_source(qmail_source)}}
+    (host,) = lab_hosts_module([fqdn], image="sendmail", pillars={fqdn: pillar})
     lab_master.salt(fqdn, "saltutil.sync_all")
-    before = disk_listing(host)
-    ret = lab_master.salt(fqdn, "state.apply", sls, test=True, timeout=600)
-    results = state_results(ret, fqdn)
+    return host
+
+
+@pytest.mark.parametrize("sls", ["qmail.control", "qmail"])
+def test_test_mode_changes_nothing_on_a_fresh_host(lab_master, fresh, sls):
+    """(d) ``state.apply SLS test=True`` on a fresh host leaves the disk as it was."""
+    before = disk_listing(fresh)
+    ret = lab_master.salt(fresh.fqdn, "state.apply", sls, test=True, timeout=600)
+    results = state_results(ret, fresh.fqdn)
     # test mode predicts changes (result None) or finds nothing to do (True)
     assert results and not [sid for sid, r in results.items() if r["result"] is False], results
     assert any(r["result"] is None for r in results.values())
-    after = disk_listing(host)
+    after = disk_listing(fresh)
     diff = {p: (before.get(p), after.get(p)) for p in before.keys() | after.keys()
             if before.get(p) != after.get(p)}
     assert diff == {}

@@ -13,7 +13,8 @@ booting systemd, from the lab's images):
 - Debian's dummy ``mail-transport-agent`` package on a host without an MTA;
 - FreeBSD, RedHat (new: mta alternative; old: /etc/sysconfig/sendmail) and
   IRIX files laid at their real paths into a host whose ``os_family`` grain
-  says so: exact contents after apply, second apply, clean.
+  says so: exact contents after apply, second apply, clean. One host takes
+  the four systems in turn, its files removed after each.
 
 Where qmail's front end is needed without a full qmail build, a two-line
 shell script is laid at /var/qmail/bin/sendmail: it stands for the build's
@@ -314,15 +315,43 @@ WATCHED = ("/etc/rc.conf", "/etc/defaults/rc.conf", "/etc/mail/mailer.conf",
            "/etc/alternatives/mta-mailq", "/usr/bin/mailq")
 
 
+#: Not in the plain image: made by the systems' files or the formula.
+MADE = ("/etc/defaults", "/etc/config", "/etc/sysconfig", "/etc/mail",
+        "/usr/libexec/sendmail", "/var/lib/qmail-formula", "/var/lib/dpkg/alternatives/mta")
+#: Removes what a system's files and the formula's records leave on the
+#: shared host, whatever its test did, so that the next system starts from
+#: the plain image: the mta alternatives group first (its links are among
+#: WATCHED), then every path of WATCHED and MADE.
+RESET = ("update-alternatives --remove-all mta 2>/dev/null; rm -rf "
+         + " ".join(shlex.quote(p) for p in WATCHED + MADE))
+
+
+@pytest.fixture(scope="module")
+def other_host(lab_master, lab_hosts_module):
+    """One plain host for the other systems, each in turn with its own
+    ``os_family`` grain, pillar and files."""
+    fqdn = "other.cla.kobe-u.ac.jp"
+    (host,) = lab_hosts_module([fqdn], image="base", pillars={fqdn: {"qmail": {}}})
+    lab_master.sync_formula(fqdn)
+    lay_frontend(host)
+    assert set(file_state(host, *WATCHED, *MADE).values()) == {"absent"}
+    return host
+
+
+@pytest.fixture
+def system_host(other_host):
+    yield other_host
+    other_host.run(RESET, check=True)
+    assert set(file_state(other_host, *WATCHED, *MADE).values()) == {"absent"}
+
+
 @pytest.mark.parametrize("system", list(SYSTEMS))
-def test_other_systems_files_on_a_lab_host(lab_master, host_factory, system):
-    master = lab_master
+def test_other_systems_files_on_a_lab_host(lab_master, system_host, system):
+    master, host = lab_master, system_host
     family, lookup, lay = SYSTEMS[system]
-    name = system.lower().replace("-", "")
-    host = host_factory(name, image="base", pillar={"qmail": {"lookup": lookup}})
+    master.set_pillar({host.fqdn: {"qmail": {"lookup": lookup}}})
     master.salt(host.fqdn, "grains.setval", "os_family", family)
     master.salt(host.fqdn, "saltutil.refresh_grains")
-    lay_frontend(host)
     texts, files = lay(host)
     before = file_state(host, *WATCHED)
     before_texts = {p: host.read_file(p) for p in texts}

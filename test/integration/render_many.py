@@ -100,9 +100,9 @@ def main(config_dir, cases_path, results_path):
     logging.disable(logging.INFO)
     _cache_jinja_compiles()
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
-    from lab import salt_listing  # pylint: disable=import-outside-toplevel
+    from lab import salt_speedups  # pylint: disable=import-outside-toplevel
 
-    salt_listing.install()
+    salt_speedups.install()
     import salt.client  # pylint: disable=import-outside-toplevel
     import salt.config  # pylint: disable=import-outside-toplevel
 

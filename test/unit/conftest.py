@@ -6,11 +6,11 @@ import pytest
 import salt.config
 from saltfactories.utils.functional import Loaders
 
-from lab import formula, salt_listing
+from lab import formula, salt_speedups
 
 # Each state call of a test builds Salt's loaders again, and each lists its
 # module folders again: 40% of the unit tests' time, listed once instead.
-salt_listing.install()
+salt_speedups.install()
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 

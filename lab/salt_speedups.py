@@ -1,13 +1,20 @@
 """Salt's loaders, made cheaper for the processes of the tests that build
 many of them (the unit tests' ``Loaders``, ``render_many.py``, the lab's
 salt helper ``lab/saltclient.py``): ``install()``.
-What is loaded and run is unchanged; only the listing of module folders is
-remembered."""
+What is loaded and run is unchanged: a folder's listing is remembered, and
+the truth of an opts mapping is found without counting it. Lab hosts and
+masters run Salt as it is."""
 
 import os
 
 
 def install():
+    """Both remedies below, once per process."""
+    _list_module_folders_once()
+    _opts_truth_without_counting()
+
+
+def _list_module_folders_once():
     """List each set of module folders once per process: Salt builds about
     twenty loaders per call, and each lists its folders again (``os.scandir``
     of every file of salt/modules, salt/states...: a quarter of a render).
@@ -40,3 +47,23 @@ def install():
         self.file_mapping = dict(file_mapping)
 
     loader._refresh_file_mapping = refresh_once  # noqa: SLF001
+
+
+def _opts_truth_without_counting():
+    """Salt 3008's copy-on-write opts (``salt.utils.optsdict.OptsDict``)
+    has no ``__bool__``, so Python asks ``__len__``, which tests each of
+    the ~600 keys through the whole parent chain; ``OptsDict.__init__``
+    asks it of its parent (``if parent and ...``) for every copy, and Salt
+    copies opts for each loader: a fifth of a render in
+    ``render_many.py``. Non-empty means one live key, found at the first."""
+    import salt.utils.optsdict  # noqa: PLC0415 - Salt only when asked
+
+    opts_dict = salt.utils.optsdict.OptsDict
+    if "__bool__" in vars(opts_dict):
+        return  # a Salt that has its own
+
+    def truth(self):
+        with self._ensure_lock():  # noqa: SLF001
+            return any(key in self for key in self._get_all_keys())  # noqa: SLF001
+
+    opts_dict.__bool__ = truth

@@ -16,11 +16,11 @@ deps:
 
 venv: $(VENV)/.installed
 
-# The packages of requirements.lock (bin/venv-packages: from a wheel cache
-# beside the lab's images once it is made, without resolving anew).
+# The packages of requirements.lock (bin/venv-packages: the venv of this
+# lock kept beside the lab's images once it is made, $(VENV) a link to it;
+# made from a wheel cache kept there too, without resolving anew).
 $(VENV)/.installed: requirements.txt requirements.lock | deps
-	$(PYTHON) -m venv $(VENV)
-	$(PYTHON) bin/venv-packages install $(VENV)
+	$(PYTHON) bin/venv-packages venv $(VENV)
 	touch $@
 
 # requirements.txt resolved anew into requirements.lock (after editing it).

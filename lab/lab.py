@@ -320,7 +320,9 @@ def clean(podman: Podman | None = None, all_: bool = False) -> list[str]:
     """Remove every lab container and network (all sessions).
 
     With ``all_`` also remove the lab's images, image build trees and
-    wheelhouse (the next run rebuilds them). Then restore the machine state.
+    wheelhouse, the venvs and their wheels (the next run rebuilds them; a
+    `.venv` linked to the lab dir is made anew by `make venv`). Then restore
+    the machine state.
     """
     podman = podman or Podman()
     ids = [c["Id"] for c in podman.containers()]
@@ -342,6 +344,6 @@ def clean(podman: Podman | None = None, all_: bool = False) -> list[str]:
             done.append(f"kept {root}: still mounted: {', '.join(mounts)}")
         else:
             shutil.rmtree(root, ignore_errors=True)
-            done.append(f"removed {root} (images, build trees, wheelhouse, podman storage, "
+            done.append(f"removed {root} (images, build trees, wheelhouse, venvs, podman storage, "
                         "compiled qmail trees)")
     return done

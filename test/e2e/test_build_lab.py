@@ -9,20 +9,16 @@ conf change that rebuilds without losing the queue or the control files.
 Two fresh client hosts check that a wrong hash leaves no trace, then that a
 fleet installs with one compile between them (builder + minionfs).
 
-This module runs its own master: sharing needs ``file_recv: True`` and the
-``minionfs`` file server backend, which the suite's session master does not
-enable.
+Sharing needs ``file_recv: True`` and the ``minionfs`` file server backend:
+the suite's master has both (the lab's compiled trees are served that way).
 """
 
 from __future__ import annotations
 
 import json
-import pathlib
 import time
 
 import pytest
-
-from lab.master import LabMaster
 
 pytestmark = pytest.mark.lab
 
@@ -66,16 +62,10 @@ HIER = {
 
 
 @pytest.fixture(scope="module")
-def share_master(qmail_source, lab):
-    """A master of this module's own, with file_recv and minionfs (skips first
-    when there is no QMAIL_SOURCE)."""
-    master = LabMaster(lab)  # its own factories: another master id and root
-    extra = pathlib.Path(master.config_dir) / "master.d"
-    extra.mkdir(exist_ok=True)
-    (extra / "qmail-build-share.conf").write_text(
-        "file_recv: true\nfileserver_backend: [roots, minionfs]\n")
-    with master:
-        yield master
+def share_master(qmail_source, lab_master):
+    """The suite's master, whose ``file_recv`` and ``minionfs`` a fleet
+    share needs (lab.master; skips first when there is no qmail source)."""
+    return lab_master
 
 
 @pytest.fixture(scope="module")

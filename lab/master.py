@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -364,10 +365,15 @@ class LabMaster:
         self.wait_minions([host.fqdn], timeout=timeout, since=since)
 
     def remove_hosts(self, hosts: Iterable[Host]) -> None:
-        """Remove hosts and their keys (so that ``salt '*'`` does not wait for them)."""
+        """Remove hosts and their keys (so that ``salt '*'`` does not wait for
+        them), and what they pushed: Salt keeps a minion's pushed files when
+        its key goes, and a later module's host of the same name, a builder,
+        would find the trees of this one already published."""
         hosts = list(hosts)
         self.lab.remove_hosts(hosts)
         self._forget_keys([h.fqdn for h in hosts])
+        for host in hosts:
+            shutil.rmtree(self.minion_files(host.fqdn), ignore_errors=True)
 
     def _forget_keys(self, ids: Iterable[str]) -> None:
         for minion_id in ids:

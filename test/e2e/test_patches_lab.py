@@ -15,8 +15,8 @@ its own), and adding the AUTH patch to it is one new install, predicted by
 ``test=True``, of the fleet's AUTH tree: the share is keyed by the stack.
 
 ``patch`` is in the base image's apt archive, not installed: the formula's
-``pkg.installed`` installs it with apt. This module runs its own master:
-sharing needs ``file_recv`` and ``minionfs``.
+``pkg.installed`` installs it with apt. Sharing needs ``file_recv`` and
+``minionfs``: the suite's master has both.
 """
 
 from __future__ import annotations
@@ -24,14 +24,12 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import pathlib
 import subprocess
 import tarfile
 
 import pytest
 
 from lab import source as lab_source
-from lab.master import LabMaster
 
 pytestmark = pytest.mark.lab
 
@@ -51,15 +49,10 @@ EHLO_LINE = 'smtp_greet("250-"); out("\\r\\n250-PIPELINING\\r\\n250 8BITMIME\\r\
 
 
 @pytest.fixture(scope="module")
-def share_master(qmail_source, lab):
-    """A master of this module's own, with file_recv and minionfs."""
-    master = LabMaster(lab)
-    extra = pathlib.Path(master.config_dir) / "master.d"
-    extra.mkdir(exist_ok=True)
-    (extra / "qmail-build-share.conf").write_text(
-        "file_recv: true\nfileserver_backend: [roots, minionfs]\n")
-    with master:
-        yield master
+def share_master(qmail_source, lab_master):
+    """The suite's master, whose ``file_recv`` and ``minionfs`` a fleet
+    share needs (lab.master)."""
+    return lab_master
 
 
 def conflicting_patch(qmail_source) -> str:

@@ -53,6 +53,18 @@ from .saltclient import SaltClient, SaltClientError
 #: A minion given no pillar data yet (``set_pillar``: {} is data).
 _NO_PILLAR = object()
 
+#: Functions that read no pillar the minion holds in memory: the state
+#: functions compile it afresh for their run, the others do not read it.
+_PILLAR_UNREAD = ("state.", "saltutil.sync_", "saltutil.refresh_", "saltutil.running",
+                  "test.ping", "grains.")
+
+
+def _reads_pillar(fun: str) -> bool:
+    """Whether ``fun`` (or one of a comma-joined list) may read the minion's
+    pillar in memory, so that a change ``set_pillar`` made must be there."""
+    return any(not name.startswith(_PILLAR_UNREAD) for name in fun.split(","))
+
+
 #: ``QMAIL_LAB_SALT_CLI=1``: every command through the CLI scripts (module docstring).
 USE_CLI = os.environ.get("QMAIL_LAB_SALT_CLI", "") not in ("", "0")
 
@@ -161,6 +173,8 @@ class LabMaster:
         self.file_root.mkdir()
         self.formula_root = self._formula_view()
         self.pillars: dict[str, dict] = {}
+        #: Minions whose pillar changed since their last refresh (``set_pillar``).
+        self._stale: set[str] = set()
         self._write_pillar_top()
         self.set_top(top if top is not None else {"base": {"*": ["qmail"]}})
         self._own = []  # things to stop when we made the factories manager
@@ -372,6 +386,7 @@ class LabMaster:
         hosts = list(hosts)
         self.lab.remove_hosts(hosts)
         self._forget_keys([h.fqdn for h in hosts])
+        self._stale -= {h.fqdn for h in hosts}
         for host in hosts:
             shutil.rmtree(self.minion_files(host.fqdn), ignore_errors=True)
 
@@ -462,6 +477,8 @@ class LabMaster:
         ``pillar={...}``, ``test=True``). With ``check``, raise SaltError when a
         targeted minion gives no answer or the command cannot be run.
         """
+        if self._stale and _reads_pillar(fun):
+            self._refresh_stale()
         if not isinstance(target, str):
             target, tgt_type = ",".join(target), "list"
         self._formula_view()
@@ -545,10 +562,13 @@ class LabMaster:
     def set_pillar(self, pillars: dict[str, dict], refresh: bool = True) -> None:
         """Give each minion in ``pillars`` exactly that pillar data.
 
-        With ``refresh``, run ``saltutil.refresh_pillar`` on those of them
-        whose data changed: a module's fixture hands every host's pillar
-        again when it changes one, and a refresh of an unchanged pillar cost
-        a minion a job and a reload of its modules (about 0.5 s of CPU).
+        With ``refresh``, those of them whose data changed get
+        ``saltutil.refresh_pillar`` before the next command that reads a
+        minion's pillar in memory (see ``_reads_pillar``): a module's
+        fixture hands every host's pillar again when it changes one, most
+        changes are followed by a ``state.apply``, which compiles the pillar
+        afresh for its run, and a refresh costs a minion a job and a reload
+        of its modules (about 0.5 s of CPU).
         The data is kept as a copy, so that a caller changing its dict in
         place and handing it again is seen as a change.
         """
@@ -563,5 +583,10 @@ class LabMaster:
             (self.pillar_root / name).write_text(yaml.safe_dump(data or {}))
         if changed:
             self._write_pillar_top()
-        if refresh and changed:
-            self.salt(sorted(changed), "saltutil.refresh_pillar", wait=True)
+        if refresh:
+            self._stale.update(changed)
+
+    def _refresh_stale(self) -> None:
+        """``saltutil.refresh_pillar`` on the minions ``set_pillar`` changed."""
+        stale, self._stale = sorted(self._stale), set()
+        self.salt(stale, "saltutil.refresh_pillar", wait=True)

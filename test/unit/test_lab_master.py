@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from lab.master import _NO_MATCH, LabMaster, _json_documents
+from lab.master import _NO_MATCH, LabMaster, _json_documents, _reads_pillar
 
 
 def _links(view):
@@ -39,27 +39,40 @@ def test_formula_from_serves_another_tree_then_the_checkout_again(tmp_path):
 
 def test_set_pillar_refreshes_only_the_minions_whose_pillar_changed(tmp_path):
     """A fixture hands every host's pillar again when it changes one: only
-    that host's minion is told to refresh, and a dict changed in place and
-    handed again counts as a change."""
+    that host's minion is to refresh, and a dict changed in place and
+    handed again counts as a change. The refresh waits for a command that
+    reads the pillar in memory (below), then runs once for all of them."""
     master = LabMaster.__new__(LabMaster)  # no daemon: the pillar files only
     master.pillar_root = tmp_path
     (tmp_path / "minions").mkdir()
-    master.pillars = {}
+    master.pillars, master._stale = {}, set()
     told = []
     master.salt = lambda target, fun, *args, **kwargs: told.append((list(target), fun))
     spool = {"qmail": {"role": "spool"}}
     client = {"qmail": {"role": "client", "spool": "spool.example"}}
     master.set_pillar({"spool.example": spool, "client.example": client}, refresh=False)
-    assert told == []
     master.set_pillar({"spool.example": spool, "client.example": client})
-    assert told == []
+    assert master._stale == set()
     spool["qmail"]["relay_clients"] = ["192.0.2.1/32"]
     master.set_pillar({"spool.example": spool, "client.example": client})
-    assert told == [(["spool.example"], "saltutil.refresh_pillar")]
     assert "192.0.2.1/32" in (tmp_path / "minions" / "spool_example.sls").read_text()
     master.set_pillar({"new.example": {}})
-    assert told[-1] == (["new.example"], "saltutil.refresh_pillar")
+    assert master._stale == {"spool.example", "new.example"} and told == []
+    master._refresh_stale()
+    assert told == [(["new.example", "spool.example"], "saltutil.refresh_pillar")]
+    assert master._stale == set()
 
+
+@pytest.mark.parametrize(("fun", "reads"), [
+    ("state.apply", False), ("state.sls_id", False), ("test.ping", False),
+    ("saltutil.sync_utils,saltutil.sync_modules", False), ("saltutil.refresh_pillar", False),
+    ("saltutil.running", False), ("grains.setval", False),
+    ("qmail_service.queue_status", True), ("pillar.get", True), ("cmd.run", True),
+    ("saltutil.sync_utils,qmail_service.logs", True)])
+def test_which_commands_get_the_changed_pillar_first(fun, reads):
+    """State functions compile the pillar afresh for their run; execution
+    modules read the minion's pillar in memory (the formula's settings)."""
+    assert _reads_pillar(fun) is reads
 
 
 def test_salt_json_output_is_one_document_per_minion_merged():

@@ -478,7 +478,7 @@ class LabMaster:
         targeted minion gives no answer or the command cannot be run.
         """
         if self._stale and _reads_pillar(fun):
-            self._refresh_stale()
+            self.refresh_pillars()
         if not isinstance(target, str):
             target, tgt_type = ",".join(target), "list"
         self._formula_view()
@@ -564,11 +564,12 @@ class LabMaster:
 
         With ``refresh``, those of them whose data changed get
         ``saltutil.refresh_pillar`` before the next command that reads a
-        minion's pillar in memory (see ``_reads_pillar``): a module's
-        fixture hands every host's pillar again when it changes one, most
-        changes are followed by a ``state.apply``, which compiles the pillar
-        afresh for its run, and a refresh costs a minion a job and a reload
-        of its modules (about 0.5 s of CPU).
+        minion's pillar in memory (see ``_reads_pillar``), or at
+        ``refresh_pillars``: a module's fixture hands every host's pillar
+        again when it changes one, most changes are followed by a
+        ``state.apply``, which compiles the pillar afresh for its run, and a
+        refresh costs a minion a job and a reload of its modules (about
+        0.5 s of CPU).
         The data is kept as a copy, so that a caller changing its dict in
         place and handing it again is seen as a change.
         """
@@ -586,7 +587,10 @@ class LabMaster:
         if refresh:
             self._stale.update(changed)
 
-    def _refresh_stale(self) -> None:
-        """``saltutil.refresh_pillar`` on the minions ``set_pillar`` changed."""
+    def refresh_pillars(self) -> None:
+        """``saltutil.refresh_pillar`` now on the minions whose pillar
+        ``set_pillar`` changed since (for what a minion takes from the
+        pillar it holds without a command: beacons, its schedule)."""
         stale, self._stale = sorted(self._stale), set()
-        self.salt(stale, "saltutil.refresh_pillar", wait=True)
+        if stale:
+            self.salt(stale, "saltutil.refresh_pillar", wait=True)

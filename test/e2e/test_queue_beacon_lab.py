@@ -49,7 +49,11 @@ def fleet(lab_master, lab_hosts_module, qmail_source):
         pillars[client] = {"qmail": {"role": "client", "spool": SPOOL, "source": source,
                                      "build": build},
                            "beacons": {"qmail_queue": beacon}}
-    return fleet.converge(pillars, mail_users={SPOOL: "someone"})
+    fleet.converge(pillars, mail_users={SPOOL: "someone"})
+    # The minions take their beacons from the pillar they hold: refreshed
+    # now, as a user's ``saltutil.refresh_pillar`` after the change would.
+    lab_master.refresh_pillars()
+    return fleet
 
 
 def test_the_formula_writes_what_the_beacon_reads(fleet):

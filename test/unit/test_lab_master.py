@@ -58,7 +58,7 @@ def test_set_pillar_refreshes_only_the_minions_whose_pillar_changed(tmp_path):
     assert "192.0.2.1/32" in (tmp_path / "minions" / "spool_example.sls").read_text()
     master.set_pillar({"new.example": {}})
     assert master._stale == {"spool.example", "new.example"} and told == []
-    master._refresh_stale()
+    master.refresh_pillars()
     assert told == [(["new.example", "spool.example"], "saltutil.refresh_pillar")]
     assert master._stale == set()
 

@@ -62,16 +62,9 @@ HIER = {
 
 
 @pytest.fixture(scope="module")
-def share_master(qmail_source, lab_master):
-    """The suite's master, whose ``file_recv`` and ``minionfs`` a fleet
-    share needs (lab.master; skips first when there is no qmail source)."""
-    return lab_master
-
-
-@pytest.fixture(scope="module")
-def pillar_for(share_master, qmail_source):
+def pillar_for(lab_master, qmail_source):
     """Pillar factory: the tarball on the master's file server, plus ``extra``."""
-    source = share_master.put_source(qmail_source)
+    source = lab_master.put_source(qmail_source)
 
     def make(**extra):
         qmail = {"source": dict(source)}
@@ -82,16 +75,16 @@ def pillar_for(share_master, qmail_source):
 
 
 @pytest.fixture(scope="module")
-def hosts(share_master):
+def hosts(lab_master):
     started = []
 
     def start(fqdns, pillars):
-        new = share_master.start_hosts(fqdns, pillars=pillars)
+        new = lab_master.start_hosts(fqdns, pillars=pillars)
         started.extend(new)
-        share_master.sync_formula(list(fqdns))
+        lab_master.sync_formula(list(fqdns))
         return new
     yield start
-    share_master.remove_hosts(started)
+    lab_master.remove_hosts(started)
 
 
 def apply(master, minions, **kwargs):
@@ -115,9 +108,9 @@ def stat_of(host, path):
 
 
 @pytest.fixture(scope="module")
-def spool(share_master, hosts, pillar_for):
+def spool(lab_master, hosts, pillar_for):
     (host,) = hosts([SPOOL], {SPOOL: pillar_for()})
-    ret, seconds = apply(share_master, [SPOOL])
+    ret, seconds = apply(lab_master, [SPOOL])
     return {"host": host, "first": ret[SPOOL], "seconds": seconds}
 
 
@@ -169,10 +162,10 @@ def test_aliases_and_rc(spool):
     host.run(["sh", "-n", "/var/qmail/rc"], check=True)
 
 
-def test_second_apply_compiles_nothing(share_master, spool):
+def test_second_apply_compiles_nothing(lab_master, spool):
     host = spool["host"]
     log_before = host.run(["stat", "-c", "%Y", "/var/cache/qmail-build/build.log"]).stdout
-    ret, _ = apply(share_master, [SPOOL])
+    ret, _ = apply(lab_master, [SPOOL])
     results = ret[SPOOL]
     assert not failures(results)
     assert {k: r["changes"] for k, r in results.items() if r["changes"]} == {}
@@ -182,7 +175,7 @@ def test_second_apply_compiles_nothing(share_master, spool):
     assert results[BUILD]["duration"] < spool["first"][BUILD]["duration"] / 10
 
 
-def test_conf_change_rebuilds_keeping_queue_and_control(share_master, spool, pillar_for):
+def test_conf_change_rebuilds_keeping_queue_and_control(lab_master, spool, pillar_for):
     host = spool["host"]
     host.run("echo ccs.cla.kobe-u.ac.jp > /var/qmail/control/me", check=True)
     host.run("printf 'To: someone@example.org\\nSubject: wait\\n\\nqueued\\n' | "
@@ -191,8 +184,8 @@ def test_conf_change_rebuilds_keeping_queue_and_control(share_master, spool, pil
                       check=True).stdout
     assert queued.count("mess/") == 1
     trigger = host.run(["stat", "-c", "%i", "/var/qmail/queue/lock/trigger"]).stdout
-    share_master.set_pillar({SPOOL: pillar_for(build={"conf": {"spawn": 100}})})
-    ret, _ = apply(share_master, [SPOOL])
+    lab_master.set_pillar({SPOOL: pillar_for(build={"conf": {"spawn": 100}})})
+    ret, _ = apply(lab_master, [SPOOL])
     results = ret[SPOOL]
     assert not failures(results), failures(results)
     build = results[BUILD]["changes"]
@@ -206,21 +199,21 @@ def test_conf_change_rebuilds_keeping_queue_and_control(share_master, spool, pil
     assert "silent concurrency limit: 100." in out
 
 
-def test_clean_removes_the_tree_only_when_asked_and_never_the_queue(share_master, spool,
+def test_clean_removes_the_tree_only_when_asked_and_never_the_queue(lab_master, spool,
                                                                      pillar_for):
     host = spool["host"]
     queued = host.run("cd /var/qmail/queue && find mess info remote -type f | sort",
                       check=True).stdout
     assert queued
     sls = "qmail.aliases.clean,qmail.build.clean,qmail.users.clean"
-    ret = share_master.salt(SPOOL, "state.apply", sls)[SPOOL]
+    ret = lab_master.salt(SPOOL, "state.apply", sls)[SPOOL]
     assert not failures(ret), failures(ret)
     assert not host.exists("/var/qmail/alias/.qmail-root")  # the formula's alias files go
     for kept in ("/var/qmail/bin/qmail-queue", "/var/qmail/rc", "/var/qmail/alias/Maildir"):
         assert host.exists(kept), kept
     host.run(["getent", "passwd", "qmailq"], check=True)
-    share_master.set_pillar({SPOOL: pillar_for(clean={"remove_install": True})})
-    ret = share_master.salt(SPOOL, "state.apply", sls)[SPOOL]
+    lab_master.set_pillar({SPOOL: pillar_for(clean={"remove_install": True})})
+    ret = lab_master.salt(SPOOL, "state.apply", sls)[SPOOL]
     assert not failures(ret), failures(ret)
     for gone in ("bin", "boot", "doc", "man", "rc", ".qmail-build.json"):
         assert not host.exists(f"/var/qmail/{gone}"), gone
@@ -238,12 +231,12 @@ def clients(hosts, pillar_for):
     return hosts([CLIENT1, CLIENT2], {CLIENT1: shared, CLIENT2: shared})
 
 
-def test_wrong_hash_fails_and_leaves_no_trace(share_master, clients, pillar_for):
+def test_wrong_hash_fails_and_leaves_no_trace(lab_master, clients, pillar_for):
     client1 = clients[0]
     bad = pillar_for(build={"share": {"builder": CLIENT1, "wait": 300}})
     bad["qmail"]["source"]["hash"] = "sha256=" + "0" * 64
-    share_master.set_pillar({CLIENT1: bad})
-    ret, _ = apply(share_master, [CLIENT1])
+    lab_master.set_pillar({CLIENT1: bad})
+    ret, _ = apply(lab_master, [CLIENT1])
     results = ret[CLIENT1]
     assert results[VERIFY]["result"] is False
     assert results[VERIFY]["comment"].startswith("qmail:source:hash:")
@@ -256,9 +249,9 @@ def test_wrong_hash_fails_and_leaves_no_trace(share_master, clients, pillar_for)
     assert client1.run(["getent", "group", "nofiles"]).returncode == 2
 
 
-def test_test_mode_on_a_fresh_host_changes_nothing(share_master, clients):
+def test_test_mode_on_a_fresh_host_changes_nothing(lab_master, clients):
     client2 = clients[1]
-    ret = share_master.salt([CLIENT2], "state.apply", SLS, tgt_type="list", test=True,
+    ret = lab_master.salt([CLIENT2], "state.apply", SLS, tgt_type="list", test=True,
                             check=False)[CLIENT2]
     assert {k: r["comment"] for k, r in ret.items() if r["result"] is False} == {}
     assert ret[BUILD]["result"] is None
@@ -269,13 +262,13 @@ def test_test_mode_on_a_fresh_host_changes_nothing(share_master, clients):
     assert client2.run(["getent", "passwd", "qmailq"]).returncode == 2
 
 
-def test_fleet_of_two_installs_with_one_compile(share_master, clients, pillar_for):
+def test_fleet_of_two_installs_with_one_compile(lab_master, clients, pillar_for):
     client1, client2 = clients
     # Other account ids on the second host: the shared tree maps owners by name.
     client2.run(["useradd", "--system", "--no-create-home", "unrelated"], check=True)
     shared = pillar_for(build={"share": {"builder": CLIENT1, "wait": 300}})
-    share_master.set_pillar({CLIENT1: shared, CLIENT2: shared})
-    ret, _ = apply(share_master, [CLIENT1, CLIENT2])
+    lab_master.set_pillar({CLIENT1: shared, CLIENT2: shared})
+    ret, _ = apply(lab_master, [CLIENT1, CLIENT2])
     for minion in (CLIENT1, CLIENT2):
         assert not failures(ret[minion]), (minion, failures(ret[minion]))
     built, installed = ret[CLIENT1][BUILD]["changes"], ret[CLIENT2][BUILD]["changes"]
@@ -290,6 +283,6 @@ def test_fleet_of_two_installs_with_one_compile(share_master, clients, pillar_fo
         host.run(["/var/qmail/bin/qmail-showctl"], check=True)
     record = json.loads(client2.read_file("/var/qmail/.qmail-build.json"))
     assert record["installed_from"] == f"shared:{CLIENT1}"
-    again, _ = apply(share_master, [CLIENT1, CLIENT2])
+    again, _ = apply(lab_master, [CLIENT1, CLIENT2])
     for minion in (CLIENT1, CLIENT2):
         assert {k: r["changes"] for k, r in again[minion].items() if r["changes"]} == {}

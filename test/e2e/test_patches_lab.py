@@ -48,13 +48,6 @@ RECORD = "/var/qmail/.qmail-build.json"
 EHLO_LINE = 'smtp_greet("250-"); out("\\r\\n250-PIPELINING\\r\\n250 8BITMIME\\r\\n");'
 
 
-@pytest.fixture(scope="module")
-def share_master(qmail_source, lab_master):
-    """The suite's master, whose ``file_recv`` and ``minionfs`` a fleet
-    share needs (lab.master)."""
-    return lab_master
-
-
 def conflicting_patch(qmail_source) -> str:
     """A patch of the release's own qmail-smtpd.c that rewrites the EHLO line
     the AUTH patch rewrites: it applies to the plain tree, not after AUTH."""
@@ -68,7 +61,7 @@ def conflicting_patch(qmail_source) -> str:
 
 
 @pytest.fixture(scope="module")
-def stack(share_master, qmail_source, tmp_path_factory):
+def stack(lab_master, qmail_source, tmp_path_factory):
     """The source and the patches as the master serves them."""
     try:
         auth_patch = lab_source.smtp_auth_patch()
@@ -84,9 +77,9 @@ def stack(share_master, qmail_source, tmp_path_factory):
                             str(srcdir)], input=conflict, capture_output=True, text=True)
     assert alone.returncode == 0, alone.stdout
     return {
-        "source": share_master.put_source(qmail_source),
-        "auth": share_master.put_patch(auth_patch),
-        "conflict": {"url": share_master.put_file("patches/conflict.patch", conflict),
+        "source": lab_master.put_source(qmail_source),
+        "auth": lab_master.put_patch(auth_patch),
+        "conflict": {"url": lab_master.put_file("patches/conflict.patch", conflict),
                      "hash": "sha256=" + hashlib.sha256(conflict.encode()).hexdigest()},
     }
 
@@ -98,14 +91,14 @@ def pillar(stack, patches, wait=600):
 
 
 @pytest.fixture(scope="module")
-def hosts(share_master, stack):
+def hosts(lab_master, stack):
     fqdns = [FLEET1, FLEET2, OTHER]
-    started = share_master.start_hosts(fqdns, pillars={f: pillar(stack, []) for f in fqdns})
+    started = lab_master.start_hosts(fqdns, pillars={f: pillar(stack, []) for f in fqdns})
     try:
-        share_master.sync_formula(fqdns)
+        lab_master.sync_formula(fqdns)
         yield {h.fqdn: h for h in started}
     finally:
-        share_master.remove_hosts(started)
+        lab_master.remove_hosts(started)
 
 
 def apply(master, minions, test=False):
@@ -143,11 +136,11 @@ def state_of(host):
                     " 2>&1; true").stdout
 
 
-def test_a_wrong_patch_hash_extracts_nothing(share_master, stack, hosts):
+def test_a_wrong_patch_hash_extracts_nothing(lab_master, stack, hosts):
     host = hosts[OTHER]
     bad = dict(stack["auth"], hash="sha256=" + "0" * 64)
-    share_master.set_pillar({OTHER: pillar(stack, [bad], wait=0)})
-    results = apply(share_master, [OTHER])[OTHER]
+    lab_master.set_pillar({OTHER: pillar(stack, [bad], wait=0)})
+    results = apply(lab_master, [OTHER])[OTHER]
     assert results[VERIFY]["result"] is False
     assert results[VERIFY]["comment"].startswith("qmail:source:patches:0:hash: ")
     assert changed(results) == {}
@@ -158,10 +151,10 @@ def test_a_wrong_patch_hash_extracts_nothing(share_master, stack, hosts):
     assert host.run(["dpkg-query", "-W", "patch"]).returncode != 0  # not even patch(1)
 
 
-def test_a_conflicting_second_patch_is_named(share_master, stack, hosts):
+def test_a_conflicting_second_patch_is_named(lab_master, stack, hosts):
     host = hosts[OTHER]
-    share_master.set_pillar({OTHER: pillar(stack, [stack["auth"], stack["conflict"]], wait=0)})
-    results = apply(share_master, [OTHER])[OTHER]
+    lab_master.set_pillar({OTHER: pillar(stack, [stack["auth"], stack["conflict"]], wait=0)})
+    results = apply(lab_master, [OTHER])[OTHER]
     assert results[TRY]["result"] is False
     assert results[TRY]["comment"].startswith("qmail:source:patches:1: "), results[TRY]
     assert "on top of qmail:source:patches:0..0" in results[TRY]["comment"]
@@ -175,10 +168,10 @@ def test_a_conflicting_second_patch_is_named(share_master, stack, hosts):
     assert not host.run("ls /tmp | grep qmail-patches").stdout  # the scratch copy is gone
 
 
-def test_a_fleet_with_one_stack_compiles_once(share_master, stack, hosts):
+def test_a_fleet_with_one_stack_compiles_once(lab_master, stack, hosts):
     fleet = [FLEET1, FLEET2]
-    share_master.set_pillar({f: pillar(stack, [stack["auth"]]) for f in fleet})
-    predicted = apply(share_master, fleet, test=True)
+    lab_master.set_pillar({f: pillar(stack, [stack["auth"]]) for f in fleet})
+    predicted = apply(lab_master, fleet, test=True)
     identity = [{"hash": stack["auth"]["hash"], "strip": 1}]
     for minion in fleet:
         assert failures(predicted[minion]) == {}, failures(predicted[minion])
@@ -186,7 +179,7 @@ def test_a_fleet_with_one_stack_compiles_once(share_master, stack, hosts):
         assert predicted[minion][BUILD]["changes"]["installed"]["new"]["patches"] == identity
         assert not hosts[minion].exists("/var/qmail")
         assert hosts[minion].run(["dpkg-query", "-W", "patch"]).returncode != 0
-    ret = apply(share_master, fleet)
+    ret = apply(lab_master, fleet)
     for minion in fleet:
         assert failures(ret[minion]) == {}, (minion, failures(ret[minion]))
         assert ret[minion][TRY]["comment"].startswith("the 1 patches apply")
@@ -201,15 +194,15 @@ def test_a_fleet_with_one_stack_compiles_once(share_master, stack, hosts):
         assert record["patches"] == identity
         assert "250-AUTH LOGIN PLAIN" in ehlo(hosts[minion]).splitlines()
         assert "AUTH" not in ehlo(hosts[minion], smtpauth=False)
-    again = apply(share_master, fleet)
+    again = apply(lab_master, fleet)
     for minion in fleet:
         assert changed(again[minion]) == {}, (minion, changed(again[minion]))
 
 
-def test_a_host_with_another_stack_compiles_its_own(share_master, stack, hosts):
+def test_a_host_with_another_stack_compiles_its_own(lab_master, stack, hosts):
     host = hosts[OTHER]
-    share_master.set_pillar({OTHER: pillar(stack, [], wait=0)})
-    ret = apply(share_master, [OTHER])[OTHER]
+    lab_master.set_pillar({OTHER: pillar(stack, [], wait=0)})
+    ret = apply(lab_master, [OTHER])[OTHER]
     assert failures(ret) == {}, failures(ret)
     built = ret[BUILD]["changes"]
     assert built["compiled"] is True and built["from"] == "compiled"
@@ -217,19 +210,19 @@ def test_a_host_with_another_stack_compiles_its_own(share_master, stack, hosts):
     assert "AUTH" not in ehlo(host)  # plain notqmail: no AUTH whatever SMTPAUTH says
 
 
-def test_adding_the_auth_patch_rebuilds_once(share_master, stack, hosts):
+def test_adding_the_auth_patch_rebuilds_once(lab_master, stack, hosts):
     host = hosts[OTHER]
-    share_master.set_pillar({OTHER: pillar(stack, [stack["auth"]], wait=0)})
+    lab_master.set_pillar({OTHER: pillar(stack, [stack["auth"]], wait=0)})
     before = state_of(host)
-    predicted = apply(share_master, [OTHER], test=True)[OTHER]
+    predicted = apply(lab_master, [OTHER], test=True)[OTHER]
     assert predicted[BUILD]["result"] is None
     change = predicted[BUILD]["changes"]["installed"]
     assert "patches" not in change["old"]
     assert change["new"]["patches"] == [{"hash": stack["auth"]["hash"], "strip": 1}]
     assert state_of(host) == before and "AUTH" not in ehlo(host)
-    ret = apply(share_master, [OTHER])[OTHER]
+    ret = apply(lab_master, [OTHER])[OTHER]
     assert failures(ret) == {}, failures(ret)
     # The fleet built this stack already: the share is keyed by it.
     assert ret[BUILD]["changes"]["from"] == f"shared:{FLEET1}"
     assert "250-AUTH LOGIN PLAIN" in ehlo(host).splitlines()
-    assert changed(apply(share_master, [OTHER])[OTHER]) == {}
+    assert changed(apply(lab_master, [OTHER])[OTHER]) == {}

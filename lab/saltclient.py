@@ -184,8 +184,9 @@ def _serve(config_dir: str) -> None:
     import salt_speedups  # lab/salt_speedups.py: this file runs as a script from lab/
 
     # Each command builds a LocalClient, whose loaders list Salt's module
-    # folders again (a third of the helper's CPU a command); listed once.
-    salt_speedups.install()
+    # folders again (a third of the helper's CPU a command): listed once;
+    # and a command waits on the bus for its returns, not in a polling loop.
+    salt_speedups.install_client()
 
     salt.cli.salt.SaltCMD().parse_args(["-c", config_dir, "--out=json", "*", "test.ping"])
 

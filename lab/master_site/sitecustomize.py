@@ -1,8 +1,10 @@
 """Imported by Python at the start of each lab salt-master (``LabMaster``
-puts this folder first on the master's ``PYTHONPATH``): the master's loaders
-list Salt's module folders once (lab/salt_speedups.py). The master compiles
-a pillar for every state run and builds a dozen loaders to do it; listing
-their folders again each time was a third of its request workers' CPU.
+puts this folder first on the master's ``PYTHONPATH``): lab/salt_speedups.py's
+``install()``, so that the master's loaders list Salt's module folders once
+and its opts mappings answer ``bool()`` without counting their keys. The
+master compiles a pillar for every state run and builds a dozen loaders to
+do it; listing their folders again each time was a third of its request
+workers' CPU.
 The system's own sitecustomize, which this one hides, runs after it."""
 
 import importlib.machinery

@@ -151,7 +151,7 @@ def _json_documents(text: str) -> dict:
 
 def _with_speedups(environ: dict) -> dict:
     """``environ`` for a lab master: lab/master_site first on its
-    ``PYTHONPATH`` (its loaders list Salt's module folders once)."""
+    ``PYTHONPATH`` (lab/salt_speedups.py's ``install()`` at its start)."""
     site = str(pathlib.Path(__file__).resolve().parent / "master_site")
     path = [site, *filter(None, environ.get("PYTHONPATH", "").split(os.pathsep))]
     return {**environ, "PYTHONPATH": os.pathsep.join(path)}

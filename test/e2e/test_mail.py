@@ -17,6 +17,7 @@ The tests share one mail system and run in this file's order.
 
 import concurrent.futures
 import shlex
+import time
 import uuid
 
 import pytest
@@ -145,7 +146,23 @@ def test_500_messages_from_both_clients_all_arrive(mail):
         out = mail.spool.run(f"grep -l -r -F 'Subject: {tag} ' {MAILDIR}/new | wc -l").stdout
         return int(out) == 2 * per_client
 
-    wait_until(arrived, 600, interval=2, what="500 messages in the spool's Maildir")
+    # A relay lookup the lab's DNS fails while another lab's hosts come or
+    # go is a deferral ("couldn't find any host by that name", #4.1.2),
+    # retried by qmail-send's schedule minutes later: the clients are
+    # flushed while the spool waits, as a sysadmin would, so that the run
+    # waits for the messages and not for that schedule.
+    flushed = {"at": time.monotonic()}
+
+    def arrived_or_flush():
+        if arrived():
+            return True
+        if time.monotonic() - flushed["at"] >= 10:
+            for fqdn in (CLIENT1, CLIENT2):
+                mail.call(fqdn, "qmail_service.flush")
+            flushed["at"] = time.monotonic()
+        return False
+
+    wait_until(arrived_or_flush, 600, interval=2, what="500 messages in the spool's Maildir")
     subjects = mail.spool.run(
         f"grep -h -r -F 'Subject: {tag} ' {MAILDIR}/new | sort -u | wc -l").stdout
     assert int(subjects) == 2 * per_client  # every one, none twice
